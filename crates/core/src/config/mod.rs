@@ -1,0 +1,279 @@
+//! Configuration: the typed form everything after loading sees, and [`load`], which parses
+//! YAML, expands `${VAR}`, and validates everything in one pass (all problems at once).
+//!
+//! ```yaml
+//! vault_sources:
+//!   - mount: secret/base/
+//! targets:
+//!   - name: prod
+//!     type: aws_secretsmanager
+//!     region: us-east-1
+//!     imports: [base]
+//! ```
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use zeroize::Zeroize;
+
+use crate::diag::Diagnostics;
+use crate::graph::Graph;
+
+pub use validate::{check_region, check_role_arn, check_vault_address, parse_duration};
+
+/// A credential from the config (AppRole secret id, token). `Debug` redacts; zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(s: impl Into<String>) -> Self {
+        Sensitive(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sensitive(redacted)")
+    }
+}
+impl Drop for Sensitive {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub vault: VaultSettings,
+    pub sources: Vec<SourceConfig>,
+    pub merge_store: Option<MergeStoreConfig>,
+    pub targets: Vec<TargetConfig>,
+    pub discovery: Option<DiscoveryConfig>,
+    pub metrics: MetricsConfig,
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Targets, sources and imports resolved into a checked DAG.
+    pub graph: Graph,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VaultSettings {
+    /// `None`: take `VAULT_ADDR` from the environment at run time.
+    pub address: Option<String>,
+    pub namespace: Option<String>,
+    /// `None`: take credentials from the environment at run time (`VAULT_TOKEN`, or
+    /// `VAULT_ROLE_ID` + `VAULT_SECRET_ID`).
+    pub auth: Option<VaultAuth>,
+    pub concurrency: usize,
+    pub ca_cert: Option<String>,
+}
+
+pub const DEFAULT_VAULT_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub enum VaultAuth {
+    /// `None`: the token comes from `VAULT_TOKEN`.
+    Token(Option<Sensitive>),
+    AppRole {
+        role_id: Sensitive,
+        secret_id: Sensitive,
+        mount: String,
+    },
+    Kubernetes {
+        role: String,
+        jwt_path: String,
+        mount: String,
+    },
+}
+
+/// A Vault KV v2 source: `mount` is the full path as written (`secret/base/`), always ending
+/// in `/`. Which part is the KV mount is asked of Vault at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub name: String,
+    pub mount: String,
+    pub max_secrets: usize,
+    pub queue_compaction_threshold: usize,
+    pub max_depth: usize,
+}
+
+pub const DEFAULT_MAX_SECRETS: usize = 10_000;
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeStoreConfig {
+    S3 {
+        bucket: String,
+        /// Empty or ending in `/`.
+        prefix: String,
+        region: Option<String>,
+        kms_key_id: Option<String>,
+    },
+    Vault {
+        /// The KV v2 mount and optional sub-path, ending in `/`.
+        mount: String,
+    },
+}
+
+/// One target: where a desired state goes and how it is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    pub name: String,
+    pub imports: Vec<String>,
+    pub overrides: Map<String, Value>,
+    pub backend: TargetBackend,
+}
+
+/// The registry of target kinds: one variant per backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetBackend {
+    AwsSecretsManager(AwsSmTarget),
+}
+
+impl TargetBackend {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
+        }
+    }
+}
+
+pub const TARGET_TYPES: &[&str] = &["aws_secretsmanager"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSmTarget {
+    pub region: String,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub secret_prefix: String,
+    pub delete_orphans: bool,
+    pub deletion_recovery_days: u32,
+    pub force_delete: bool,
+    pub max_deletes: usize,
+    pub adopt: bool,
+    pub concurrency: usize,
+    pub writes_per_second: u32,
+}
+
+pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
+pub const DEFAULT_MAX_DELETES: usize = 50;
+pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
+pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryConfig {
+    pub kind: DiscoveryKind,
+    pub filters: Vec<DiscoveryFilter>,
+    pub match_all: bool,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub region: Option<String>,
+    pub statuses: Vec<String>,
+    pub cache_ttl: Duration,
+    pub template: TargetTemplate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryKind {
+    AwsOrganizations,
+    IdentityCenter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiscoveryFilter {
+    /// Tag key and accepted values (`*` wildcards allowed).
+    Tag {
+        key: String,
+        values: Vec<String>,
+    },
+    Ou {
+        id: String,
+        include_nested: bool,
+    },
+    PermissionSet {
+        name: String,
+    },
+}
+
+/// How a discovered account becomes a target. `{account_id}` and `{account_name}` are
+/// substituted in `name`, `role_arn` and `secret_prefix`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTemplate {
+    pub name: String,
+    pub imports: Vec<String>,
+    pub role_arn: String,
+    pub region: Option<String>,
+    pub secret_prefix: String,
+    pub overrides: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            port: 9090,
+            path: "/metrics".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitBreakerConfig {
+    pub enabled: bool,
+    pub failure_threshold: u32,
+    pub timeout: Duration,
+    pub max_requests: u32,
+    pub window: Duration,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            enabled: true,
+            failure_threshold: 5,
+            timeout: Duration::from_secs(30),
+            max_requests: 1,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+    /// Source names by name, for lookups.
+    pub fn sources_by_name(&self) -> BTreeMap<&str, &SourceConfig> {
+        self.sources.iter().map(|s| (s.name.as_str(), s)).collect()
+    }
+}
+
+/// The result of loading: the config when there were no errors, and every diagnostic
+/// (warnings too) either way.
+pub struct Loaded {
+    pub config: Option<Config>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Parses, expands and validates a config. `env` looks up environment variables for
+/// `${VAR}`; pass `|k| std::env::var(k).ok()` from the binary.
+pub fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    validate::load(source, env)
+}

@@ -1,0 +1,940 @@
+//! Lowers [`RawConfig`] into [`Config`], collecting every problem.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::raw::*;
+use super::*;
+use crate::de::{Spanned, from_node};
+use crate::diag::{Diagnostic, Diagnostics, Pos, closest};
+use crate::graph::{Graph, GraphInput};
+
+pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let (node, mut diags) = crate::yaml::parse(source, env);
+    let Some(node) = node else {
+        return Loaded {
+            config: None,
+            diagnostics: diags,
+        };
+    };
+    let (raw, de_diags) = from_node::<RawConfig>(&node);
+    let type_error_pos: Vec<Pos> = de_diags.0.iter().filter_map(|d| d.pos).collect();
+    diags.0.extend(de_diags.0);
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(e) => {
+            diags.push(Diagnostic::error(None, "", e.to_string()));
+            return Loaded {
+                config: None,
+                diagnostics: diags,
+            };
+        }
+    };
+    let mut v = Validator {
+        diags: Diagnostics::default(),
+    };
+    let config = v.config(raw);
+    // A value with a type error was replaced by a placeholder; don't report it twice.
+    v.diags
+        .0
+        .retain(|d| d.pos.is_none_or(|p| !type_error_pos.contains(&p)));
+    diags.0.extend(v.diags.0);
+    diags.sort();
+    Loaded {
+        config: if diags.has_errors() {
+            None
+        } else {
+            Some(config)
+        },
+        diagnostics: diags,
+    }
+}
+
+struct Validator {
+    diags: Diagnostics,
+}
+
+fn at<T>(s: &Spanned<T>) -> Option<Pos> {
+    (s.pos.line > 0).then_some(s.pos)
+}
+
+impl Validator {
+    fn error<T>(&mut self, s: &Spanned<T>, msg: impl Into<String>, help: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::error(at(s), s.key.clone(), msg).with_help(help));
+    }
+
+    fn missing(&mut self, parent: Option<Pos>, key: &str, what: &str) {
+        self.diags.push(
+            Diagnostic::error(
+                parent,
+                key,
+                format!(
+                    "missing required key `{key}`",
+                    key = key.rsplit('.').next().unwrap_or(key)
+                ),
+            )
+            .with_help(format!(
+                "add `{}: …` ({what})",
+                key.rsplit('.').next().unwrap_or(key)
+            )),
+        );
+    }
+
+    fn positive(&mut self, s: &Option<Spanned<u64>>, default: u64) -> u64 {
+        match s {
+            None => default,
+            Some(v) if v.value == 0 => {
+                self.error(
+                    v,
+                    format!("`{}` must be greater than 0", v.key),
+                    "use a positive number or remove the key for the default",
+                );
+                default
+            }
+            Some(v) => v.value,
+        }
+    }
+
+    fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
+        match s {
+            None => default,
+            Some(v) => match parse_duration(&v.value) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.error(
+                        v,
+                        "duration must be greater than zero",
+                        "write e.g. `30s`, `5m` or `1h`",
+                    );
+                    default
+                }
+                Err(e) => {
+                    self.error(
+                        v,
+                        e,
+                        "write a duration such as `500ms`, `30s`, `5m`, `1h` or `1h30m`",
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn region(&mut self, s: &Spanned<String>) {
+        if let Err(e) = check_region(&s.value) {
+            self.error(s, e, "use an AWS region name such as `us-east-1`");
+        }
+    }
+
+    fn role_arn(&mut self, s: &Option<Spanned<String>>) -> Option<String> {
+        let s = s.as_ref()?;
+        if let Err(e) = check_role_arn(&s.value) {
+            self.error(
+                s,
+                e,
+                "write it as `arn:aws:iam::<12-digit account id>:role/<name>`",
+            );
+        }
+        Some(s.value.clone())
+    }
+
+    fn one_of(&mut self, s: &Spanned<String>, allowed: &[&str], what: &str) -> bool {
+        if allowed.contains(&s.value.as_str()) {
+            return true;
+        }
+        let help = match closest(&s.value, allowed.iter().copied()) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("use one of: {}", allowed.join(", ")),
+        };
+        self.error(s, format!("unknown {what} `{}`", s.value), help);
+        false
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let vault = raw
+            .vault
+            .map(|v| self.vault(v))
+            .unwrap_or_else(|| VaultSettings {
+                concurrency: DEFAULT_VAULT_CONCURRENCY,
+                ..Default::default()
+            });
+        let sources = self.sources(raw.vault_sources);
+        let merge_store = raw.merge_store.and_then(|m| self.merge_store(m));
+        let (targets, inputs) = self.targets(raw.targets, &sources);
+        let discovery = raw.discovery.and_then(|d| self.discovery(d));
+        let metrics = raw.metrics.map(|m| self.metrics(m)).unwrap_or_default();
+        let circuit_breaker = raw
+            .circuit_breaker
+            .map(|c| self.circuit_breaker(c))
+            .unwrap_or_default();
+
+        let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+        let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
+        self.diags.0.extend(graph_diags);
+        Config {
+            vault,
+            sources,
+            merge_store,
+            targets,
+            discovery,
+            metrics,
+            circuit_breaker,
+            graph,
+        }
+    }
+
+    fn vault(&mut self, v: Spanned<RawVault>) -> VaultSettings {
+        let raw = v.value;
+        if let Some(a) = &raw.address
+            && let Err(e) = check_vault_address(&a.value)
+        {
+            self.error(
+                a,
+                e,
+                "use https:// (plain http:// is only accepted for loopback addresses)",
+            );
+        }
+        let auth = raw.auth.and_then(|a| self.vault_auth(a));
+        VaultSettings {
+            address: raw.address.map(|a| a.value),
+            namespace: raw.namespace.map(|n| n.value),
+            auth,
+            concurrency: self.positive(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY as u64) as usize,
+            ca_cert: raw.ca_cert.map(|c| c.value),
+        }
+    }
+
+    fn vault_auth(&mut self, a: Spanned<RawVaultAuth>) -> Option<VaultAuth> {
+        let pos = at(&a);
+        let key = a.key.clone();
+        let raw = a.value;
+        let count = raw.token.is_some() as u8
+            + raw.approle.is_some() as u8
+            + raw.kubernetes.is_some() as u8;
+        if count != 1 {
+            self.diags.push(
+                Diagnostic::error(
+                    pos,
+                    key,
+                    "`vault.auth` must hold exactly one of `token`, `approle`, `kubernetes`",
+                )
+                .with_help("keep one auth method"),
+            );
+            return None;
+        }
+        if let Some(t) = raw.token {
+            return Some(VaultAuth::Token(
+                t.value.token.map(|t| Sensitive::new(t.value.clone())),
+            ));
+        }
+        if let Some(ar) = raw.approle {
+            let p = at(&ar);
+            let r = ar.value;
+            let mount = r
+                .mount
+                .map(|m| m.value.trim_matches('/').to_string())
+                .unwrap_or_else(|| "approle".into());
+            match (r.role_id, r.secret_id) {
+                (Some(role), Some(secret)) => {
+                    return Some(VaultAuth::AppRole {
+                        role_id: Sensitive::new(role.value.clone()),
+                        secret_id: Sensitive::new(secret.value.clone()),
+                        mount,
+                    });
+                }
+                (role, secret) => {
+                    if role.is_none() {
+                        self.missing(
+                            p,
+                            "vault.auth.approle.role_id",
+                            "or set it as `${VAULT_ROLE_ID}`",
+                        );
+                    }
+                    if secret.is_none() {
+                        self.missing(
+                            p,
+                            "vault.auth.approle.secret_id",
+                            "or set it as `${VAULT_SECRET_ID}`",
+                        );
+                    }
+                    return None;
+                }
+            }
+        }
+        let k = raw.kubernetes?;
+        let p = at(&k);
+        let k = k.value;
+        let Some(role) = k.role else {
+            self.missing(
+                p,
+                "vault.auth.kubernetes.role",
+                "the Vault role bound to this service account",
+            );
+            return None;
+        };
+        Some(VaultAuth::Kubernetes {
+            role: role.value.clone(),
+            jwt_path: k
+                .jwt_path
+                .map(|j| j.value)
+                .unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount/token".into()),
+            mount: k
+                .mount
+                .map(|m| m.value.trim_matches('/').to_string())
+                .unwrap_or_else(|| "kubernetes".into()),
+        })
+    }
+
+    fn sources(&mut self, raw: Option<Spanned<Vec<Spanned<RawSource>>>>) -> Vec<SourceConfig> {
+        let mut out: Vec<SourceConfig> = Vec::new();
+        let mut names: Vec<(String, Option<Pos>)> = Vec::new();
+        for (i, s) in raw
+            .map(|r| r.value)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let pos = at(&s);
+            let r = s.value;
+            let Some(mount) = r.mount else {
+                self.missing(
+                    pos,
+                    &format!("vault_sources[{i}].mount"),
+                    "the KV v2 mount and optional sub-path, e.g. `secret/base/`",
+                );
+                continue;
+            };
+            let normalized = format!("{}/", mount.value.trim_matches('/'));
+            if let Err(e) = check_vault_path(&mount.value) {
+                self.error(&mount, e, "write the mount as `mount/sub/path/`");
+                continue;
+            }
+            if normalized == "/" {
+                self.error(
+                    &mount,
+                    "mount is empty",
+                    "write the KV v2 mount, e.g. `secret/`",
+                );
+                continue;
+            }
+            let name = match &r.name {
+                Some(n) => {
+                    if let Err(e) = check_name(&n.value) {
+                        self.error(n, e, "use letters, digits, `.`, `_` and `-`");
+                    }
+                    n.value.clone()
+                }
+                None => normalized
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+                let first = first
+                    .map(|p| format!(" (first at {p})"))
+                    .unwrap_or_default();
+                self.diags.push(
+                    Diagnostic::error(
+                        pos,
+                        format!("vault_sources[{i}]"),
+                        format!("duplicate source name `{name}`{first}"),
+                    )
+                    .with_help("give one of them a distinct `name:`"),
+                );
+            }
+            names.push((name.clone(), pos));
+            let max_secrets = self.positive(&r.max_secrets, DEFAULT_MAX_SECRETS as u64) as usize;
+            let default_threshold = (max_secrets / 100).clamp(1, 1000);
+            let threshold =
+                self.positive(&r.queue_compaction_threshold, default_threshold as u64) as usize;
+            let max_depth = self.positive(&r.max_depth, DEFAULT_MAX_DEPTH as u64) as usize;
+            out.push(SourceConfig {
+                name,
+                mount: normalized,
+                max_secrets,
+                queue_compaction_threshold: threshold,
+                max_depth,
+            });
+        }
+        out
+    }
+
+    fn merge_store(&mut self, m: Spanned<RawMergeStore>) -> Option<MergeStoreConfig> {
+        let pos = at(&m);
+        let r = m.value;
+        let enabled = r.enabled.as_ref().is_none_or(|e| e.value);
+        let Some(kind) = r.kind else {
+            self.missing(pos, "merge_store.type", "`s3` or `vault`");
+            return None;
+        };
+        if !self.one_of(&kind, &["s3", "vault"], "merge store type") {
+            return None;
+        }
+        let prefix = r
+            .prefix
+            .as_ref()
+            .map(|p| p.value.trim_matches('/').to_string())
+            .unwrap_or_default();
+        if let Some(p) = &r.prefix
+            && let Err(e) = check_vault_path(&p.value)
+        {
+            self.error(p, e, "write the prefix as `path/to/prefix/`");
+        }
+        let prefix = if prefix.is_empty() {
+            prefix
+        } else {
+            format!("{prefix}/")
+        };
+        let store = match kind.value.as_str() {
+            "s3" => {
+                for (k, v) in [("mount", r.mount.is_some())] {
+                    if v {
+                        self.diags.push(
+                            Diagnostic::error(
+                                pos,
+                                format!("merge_store.{k}"),
+                                format!("`{k}` applies to `type: vault` only"),
+                            )
+                            .with_help("remove it"),
+                        );
+                    }
+                }
+                let Some(bucket) = r.bucket else {
+                    self.missing(
+                        pos,
+                        "merge_store.bucket",
+                        "the S3 bucket that holds merged bundles",
+                    );
+                    return None;
+                };
+                if let Err(e) = check_bucket(&bucket.value) {
+                    self.error(
+                        &bucket,
+                        e,
+                        "S3 bucket names are 3-63 lowercase letters, digits, `.` and `-`",
+                    );
+                }
+                if let Some(rg) = &r.region {
+                    self.region(rg);
+                }
+                MergeStoreConfig::S3 {
+                    bucket: bucket.value.clone(),
+                    prefix,
+                    region: r.region.map(|r| r.value),
+                    kms_key_id: r.kms_key_id.map(|k| k.value),
+                }
+            }
+            _ => {
+                for (k, v) in [
+                    ("bucket", r.bucket.is_some()),
+                    ("region", r.region.is_some()),
+                    ("kms_key_id", r.kms_key_id.is_some()),
+                ] {
+                    if v {
+                        self.diags.push(
+                            Diagnostic::error(
+                                pos,
+                                format!("merge_store.{k}"),
+                                format!("`{k}` applies to `type: s3` only"),
+                            )
+                            .with_help("remove it"),
+                        );
+                    }
+                }
+                let Some(mount) = r.mount else {
+                    self.missing(
+                        pos,
+                        "merge_store.mount",
+                        "the Vault KV v2 mount for merged bundles",
+                    );
+                    return None;
+                };
+                if let Err(e) = check_vault_path(&mount.value) {
+                    self.error(&mount, e, "write the mount as `mount/sub/path/`");
+                }
+                MergeStoreConfig::Vault {
+                    mount: format!("{}/{prefix}", mount.value.trim_matches('/')),
+                }
+            }
+        };
+        enabled.then_some(store)
+    }
+
+    fn targets(
+        &mut self,
+        raw: Option<Spanned<Vec<Spanned<RawTarget>>>>,
+        sources: &[SourceConfig],
+    ) -> (Vec<TargetConfig>, Vec<GraphInput>) {
+        let mut out = Vec::new();
+        let mut inputs = Vec::new();
+        let mut names: Vec<(String, Option<Pos>)> = Vec::new();
+        let raw = raw.map(|r| r.value).unwrap_or_default();
+        for (i, t) in raw.into_iter().enumerate() {
+            let pos = at(&t);
+            let r = t.value;
+            let Some(name) = r.name else {
+                self.missing(pos, &format!("targets[{i}].name"), "a unique target name");
+                continue;
+            };
+            if let Err(e) = check_name(&name.value) {
+                self.error(&name, e, "use letters, digits, `.`, `_` and `-`");
+            }
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name.value) {
+                let first = first
+                    .map(|p| format!(" (first at {p})"))
+                    .unwrap_or_default();
+                self.error(
+                    &name,
+                    format!("duplicate target name `{}`{first}", name.value),
+                    "target names must be unique",
+                );
+            }
+            if sources.iter().any(|s| s.name == name.value) {
+                self.diags.push(
+                    Diagnostic::warning(at(&name), name.key.clone(), format!("target `{}` has the same name as a Vault source; imports of this name mean the target", name.value))
+                        .with_help("rename one of them, or give the source a distinct `name:`"),
+                );
+            }
+            names.push((name.value.clone(), at(&name)));
+            let kind_ok = match &r.kind {
+                None => {
+                    self.missing(pos, &format!("targets[{i}].type"), "`aws_secretsmanager`");
+                    false
+                }
+                Some(k) => self.one_of(k, TARGET_TYPES, "target type"),
+            };
+            let imports: Vec<(String, Option<Pos>)> = r
+                .imports
+                .map(|i| i.value)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| {
+                    let p = at(&s);
+                    (s.value, p)
+                })
+                .collect();
+            let overrides = self.overrides(&r.overrides);
+            let region = match &r.region {
+                Some(rg) => {
+                    self.region(rg);
+                    rg.value.clone()
+                }
+                None => {
+                    self.missing(
+                        pos,
+                        &format!("targets[{i}].region"),
+                        "the AWS region, e.g. `us-east-1`",
+                    );
+                    String::new()
+                }
+            };
+            let role_arn = self.role_arn(&r.role_arn);
+            let secret_prefix = r
+                .secret_prefix
+                .as_ref()
+                .map(|p| p.value.clone())
+                .unwrap_or_default();
+            if let Some(p) = &r.secret_prefix
+                && let Err(e) = crate::naming::check_prefix(&p.value)
+            {
+                self.error(p, e, "secret names may use letters, digits and `/_+=.@-`");
+            }
+            let recovery = match &r.deletion_recovery_days {
+                Some(d) if !(7..=30).contains(&d.value) => {
+                    self.error(d, "`deletion_recovery_days` must be between 7 and 30", "AWS accepts 7 to 30 days; use `force_delete: true` to delete without recovery");
+                    DEFAULT_RECOVERY_DAYS
+                }
+                Some(d) => d.value as u32,
+                None => DEFAULT_RECOVERY_DAYS,
+            };
+            let max_deletes = self.positive(&r.max_deletes, DEFAULT_MAX_DELETES as u64) as usize;
+            let concurrency =
+                self.positive(&r.concurrency, DEFAULT_TARGET_CONCURRENCY as u64) as usize;
+            let wps = self.positive(&r.writes_per_second, DEFAULT_WRITES_PER_SECOND as u64) as u32;
+            inputs.push(GraphInput {
+                name: name.value.clone(),
+                pos: at(&name),
+                imports: imports.clone(),
+            });
+            if kind_ok {
+                out.push(TargetConfig {
+                    name: name.value.clone(),
+                    imports: imports.into_iter().map(|(n, _)| n).collect(),
+                    overrides,
+                    backend: TargetBackend::AwsSecretsManager(AwsSmTarget {
+                        region,
+                        role_arn,
+                        external_id: r.external_id.map(|e| e.value),
+                        secret_prefix,
+                        delete_orphans: r.delete_orphans.is_some_and(|d| d.value),
+                        deletion_recovery_days: recovery,
+                        force_delete: r.force_delete.is_some_and(|d| d.value),
+                        max_deletes,
+                        adopt: r.adopt.is_some_and(|d| d.value),
+                        concurrency,
+                        writes_per_second: wps,
+                    }),
+                });
+            }
+        }
+        (out, inputs)
+    }
+
+    fn overrides(&mut self, o: &Option<Spanned<Value>>) -> Map<String, Value> {
+        match o {
+            None => Map::new(),
+            Some(s) => match &s.value {
+                Value::Object(m) => m.clone(),
+                Value::Null => Map::new(),
+                _ => {
+                    self.error(
+                        s,
+                        "`overrides` must be a map",
+                        "write `overrides: { key: value }`",
+                    );
+                    Map::new()
+                }
+            },
+        }
+    }
+
+    fn discovery(&mut self, d: Spanned<RawDiscovery>) -> Option<DiscoveryConfig> {
+        let pos = at(&d);
+        let r = d.value;
+        let enabled = r.enabled.as_ref().is_none_or(|e| e.value);
+        let kind = match &r.kind {
+            None => {
+                self.missing(
+                    pos,
+                    "discovery.type",
+                    "`aws_organizations` or `identity_center`",
+                );
+                None
+            }
+            Some(k) => self
+                .one_of(
+                    k,
+                    &["aws_organizations", "identity_center"],
+                    "discovery type",
+                )
+                .then(|| match k.value.as_str() {
+                    "aws_organizations" => DiscoveryKind::AwsOrganizations,
+                    _ => DiscoveryKind::IdentityCenter,
+                }),
+        };
+        let mut filters = Vec::new();
+        for f in r.filters.map(|f| f.value).unwrap_or_default() {
+            let fp = at(&f);
+            let key = f.key.clone();
+            let fr = f.value;
+            let count =
+                fr.tag.is_some() as u8 + fr.ou.is_some() as u8 + fr.permission_set.is_some() as u8;
+            if count != 1 {
+                self.diags.push(
+                    Diagnostic::error(
+                        fp,
+                        key,
+                        "a filter needs exactly one of `tag`, `ou`, `permission_set`",
+                    )
+                    .with_help("split it into one filter per condition"),
+                );
+                continue;
+            }
+            if let Some(tag) = fr.tag {
+                let values: Vec<String> = fr
+                    .values
+                    .map(|v| v.value.into_iter().map(|s| s.value).collect())
+                    .unwrap_or_default();
+                if values.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            fp,
+                            format!("{key}.values"),
+                            "a tag filter needs `values`",
+                        )
+                        .with_help("list the accepted values; `*` matches any"),
+                    );
+                }
+                filters.push(DiscoveryFilter::Tag {
+                    key: tag.value,
+                    values,
+                });
+            } else if let Some(ou) = fr.ou {
+                if !(ou.value.starts_with("ou-") || ou.value.starts_with("r-")) {
+                    self.error(
+                        &ou,
+                        format!("`{}` is not an organizational unit id", ou.value),
+                        "OU ids look like `ou-abcd-12345678` (or `r-abcd` for the root)",
+                    );
+                }
+                filters.push(DiscoveryFilter::Ou {
+                    id: ou.value,
+                    include_nested: fr.include_nested.is_none_or(|n| n.value),
+                });
+            } else if let Some(ps) = fr.permission_set {
+                filters.push(DiscoveryFilter::PermissionSet { name: ps.value });
+            }
+        }
+        let match_all = match &r.match_mode {
+            None => true,
+            Some(m) => self.one_of(m, &["and", "or"], "match mode") && m.value == "and",
+        };
+        let role_arn = self.role_arn(&r.role_arn);
+        if let Some(rg) = &r.region {
+            self.region(rg);
+        }
+        let statuses: Vec<String> = match r.statuses {
+            None => vec!["ACTIVE".into()],
+            Some(s) => s
+                .value
+                .into_iter()
+                .filter_map(|st| {
+                    self.one_of(
+                        &st,
+                        &["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"],
+                        "account status",
+                    )
+                    .then_some(st.value)
+                })
+                .collect(),
+        };
+        let cache_ttl = self.duration(&r.cache_ttl, Duration::from_secs(3600));
+        let template = match r.target_template {
+            None => TargetTemplate {
+                name: "{account_name}".into(),
+                imports: Vec::new(),
+                role_arn: "arn:aws:iam::{account_id}:role/SecretSync".into(),
+                region: None,
+                secret_prefix: String::new(),
+                overrides: Map::new(),
+            },
+            Some(t) => {
+                let t = t.value;
+                TargetTemplate {
+                    name: t
+                        .name
+                        .map(|n| n.value)
+                        .unwrap_or_else(|| "{account_name}".into()),
+                    imports: t
+                        .imports
+                        .map(|i| i.value.into_iter().map(|s| s.value).collect())
+                        .unwrap_or_default(),
+                    role_arn: t
+                        .role_arn
+                        .map(|r| r.value)
+                        .unwrap_or_else(|| "arn:aws:iam::{account_id}:role/SecretSync".into()),
+                    region: t.region.map(|r| {
+                        self.region(&r);
+                        r.value
+                    }),
+                    secret_prefix: t.secret_prefix.map(|p| p.value).unwrap_or_default(),
+                    overrides: self.overrides(&t.overrides),
+                }
+            }
+        };
+        let kind = kind?;
+        enabled.then_some(DiscoveryConfig {
+            kind,
+            filters,
+            match_all,
+            role_arn,
+            external_id: r.external_id.map(|e| e.value),
+            region: r.region.map(|r| r.value),
+            statuses,
+            cache_ttl,
+            template,
+        })
+    }
+
+    fn metrics(&mut self, m: Spanned<RawMetrics>) -> MetricsConfig {
+        let r = m.value;
+        let port = match &r.port {
+            Some(p) if p.value == 0 || p.value > 65535 => {
+                self.error(
+                    p,
+                    "port must be between 1 and 65535",
+                    "pick a free TCP port, e.g. 9090",
+                );
+                9090
+            }
+            Some(p) => p.value as u16,
+            None => 9090,
+        };
+        let path = match &r.path {
+            Some(p) if !p.value.starts_with('/') => {
+                self.error(
+                    p,
+                    "metrics path must start with `/`",
+                    "write e.g. `/metrics`",
+                );
+                "/metrics".into()
+            }
+            Some(p) => p.value.clone(),
+            None => "/metrics".into(),
+        };
+        MetricsConfig {
+            enabled: r.enabled.is_none_or(|e| e.value),
+            port,
+            path,
+        }
+    }
+
+    fn circuit_breaker(&mut self, c: Spanned<RawCircuitBreaker>) -> CircuitBreakerConfig {
+        let r = c.value;
+        let d = CircuitBreakerConfig::default();
+        CircuitBreakerConfig {
+            enabled: r.enabled.is_none_or(|e| e.value),
+            failure_threshold: self.positive(&r.failure_threshold, d.failure_threshold as u64)
+                as u32,
+            timeout: self.duration(&r.timeout, d.timeout),
+            max_requests: self.positive(&r.max_requests, d.max_requests as u64) as u32,
+            window: self.duration(&r.window, d.window),
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, `2d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration");
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("`{s}` has a number without a unit"))?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            _ => return Err(format!("`{s}` has an unknown unit `{unit}`")),
+        };
+    }
+    Ok(total)
+}
+
+/// AWS region names: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`.
+pub fn check_region(r: &str) -> Result<(), String> {
+    let parts: Vec<&str> = r.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{r}` is not an AWS region"))
+    }
+}
+
+/// IAM role ARNs: `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+pub fn check_role_arn(arn: &str) -> Result<(), String> {
+    let bad = || format!("`{arn}` is not an IAM role ARN");
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6
+        || parts[0] != "arn"
+        || !["aws", "aws-cn", "aws-us-gov"].contains(&parts[1])
+        || parts[2] != "iam"
+        || !parts[3].is_empty()
+    {
+        return Err(bad());
+    }
+    if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{arn}` does not have a 12-digit account id"));
+    }
+    let Some(name) = parts[5].strip_prefix("role/") else {
+        return Err(bad());
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+    if ok { Ok(()) } else { Err(bad()) }
+}
+
+/// Vault addresses: https, or http to a loopback host.
+pub fn check_vault_address(addr: &str) -> Result<(), String> {
+    let (scheme, rest) = addr
+        .split_once("://")
+        .ok_or_else(|| format!("`{addr}` is not a URL"))?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = if let Some(h) = host.strip_prefix('[') {
+        h.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    if host.is_empty() {
+        return Err(format!("`{addr}` has no host"));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if host == "localhost" || host.starts_with("127.") || host == "::1" => Ok(()),
+        "http" => Err(format!(
+            "`{addr}` uses plain http to a non-loopback host; secrets would cross the network unencrypted"
+        )),
+        _ => Err(format!("`{addr}` must start with https://")),
+    }
+}
+
+fn check_name(n: &str) -> Result<(), String> {
+    if n.is_empty()
+        || n.len() > 128
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(format!("`{n}` is not a valid name"));
+    }
+    Ok(())
+}
+
+/// Vault paths in config: no `..`, NUL, `//`, or backslash.
+fn check_vault_path(p: &str) -> Result<(), String> {
+    if p.split('/').any(|s| s == "..")
+        || p.contains('\0')
+        || p.trim_start_matches('/').contains("//")
+        || p.contains('\\')
+    {
+        return Err(format!(
+            "`{}` contains `..`, `//`, NUL or `\\`",
+            p.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+fn check_bucket(b: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{b}` is not a valid S3 bucket name"))
+    }
+}

@@ -1,0 +1,513 @@
+//! A serde `Deserializer` over a positioned YAML [`Node`] tree that keeps going after a
+//! problem: unknown keys and wrong types are recorded as diagnostics (with line, column and
+//! the nearest valid key) and deserialization continues with a placeholder, so one run
+//! reports every problem. Raw config types use `Option` fields, so a missing key is `None`
+//! and the validator, not serde, decides whether it was required.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, closest};
+use crate::yaml::{Node, NodeKind};
+
+const SPANNED: &str = "$__secretsync_spanned";
+const SPANNED_FIELDS: &[&str] = &["$__pos_line", "$__pos_col", "$__key", "$__value"];
+
+/// A value with the position and key path it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub pos: Pos,
+    pub key: String,
+    pub value: T,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T) -> Self {
+        Spanned {
+            pos: Pos::default(),
+            key: String::new(),
+            value,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Spanned<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positioned value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Spanned<T>, A::Error> {
+                let mut line = 0usize;
+                let mut col = 0usize;
+                let mut key = String::new();
+                let mut value = None;
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "$__pos_line" => line = map.next_value()?,
+                        "$__pos_col" => col = map.next_value()?,
+                        "$__key" => key = map.next_value()?,
+                        _ => value = Some(map.next_value()?),
+                    }
+                }
+                let value = value.ok_or_else(|| de::Error::custom("missing spanned value"))?;
+                Ok(Spanned {
+                    pos: Pos { line, col },
+                    key,
+                    value,
+                })
+            }
+        }
+        d.deserialize_struct(SPANNED, SPANNED_FIELDS, V(std::marker::PhantomData))
+    }
+}
+
+/// Error type; only raised for internal misuse, since problems in the input become diagnostics.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Error {}
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+}
+
+/// Deserializes `T` from `node`, returning it with every problem found on the way.
+pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> (Result<T, Error>, Diagnostics) {
+    let diags = RefCell::new(Diagnostics::default());
+    let result = T::deserialize(NodeDe {
+        node,
+        path: String::new(),
+        diags: &diags,
+    });
+    (result, diags.into_inner())
+}
+
+struct NodeDe<'a, 'c> {
+    node: &'a Node,
+    path: String,
+    diags: &'c RefCell<Diagnostics>,
+}
+
+impl NodeDe<'_, '_> {
+    fn mismatch(&self, expected: &str) {
+        self.diags.borrow_mut().push(
+            Diagnostic::error(
+                Some(self.node.pos),
+                self.path.clone(),
+                format!("expected {expected}, found {}", self.node.kind.describe()),
+            )
+            .with_help(format!("write {expected} here")),
+        );
+    }
+}
+
+fn child_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+macro_rules! de_unsigned {
+    ($name:ident, $visit:ident, $ty:ty) => {
+        fn $name<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+            match self.node.kind {
+                NodeKind::Int(i) if i >= 0 && <$ty>::try_from(i).is_ok() => {
+                    v.$visit(<$ty>::try_from(i).unwrap_or_default())
+                }
+                _ => {
+                    self.mismatch("a non-negative whole number");
+                    v.$visit(0)
+                }
+            }
+        }
+    };
+}
+
+impl<'a> Deserializer<'a> for NodeDe<'a, '_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match &self.node.kind {
+            NodeKind::Null => v.visit_unit(),
+            NodeKind::Bool(b) => v.visit_bool(*b),
+            NodeKind::Int(i) => v.visit_i64(*i),
+            NodeKind::Float(f) => v.visit_f64(*f),
+            NodeKind::Str(s) => v.visit_str(s),
+            NodeKind::Seq(items) => v.visit_seq(Seq {
+                items: items.iter().enumerate(),
+                path: self.path,
+                diags: self.diags,
+            }),
+            NodeKind::Map(entries) => v.visit_map(Map {
+                entries: entries.iter().collect::<Vec<_>>().into_iter(),
+                fields: None,
+                pending: None,
+                path: self.path,
+                diags: self.diags,
+            }),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match self.node.kind {
+            NodeKind::Bool(b) => v.visit_bool(b),
+            _ => {
+                self.mismatch("`true` or `false`");
+                v.visit_bool(false)
+            }
+        }
+    }
+
+    de_unsigned!(deserialize_u8, visit_u8, u8);
+    de_unsigned!(deserialize_u16, visit_u16, u16);
+    de_unsigned!(deserialize_u32, visit_u32, u32);
+    de_unsigned!(deserialize_u64, visit_u64, u64);
+
+    fn deserialize_i64<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match self.node.kind {
+            NodeKind::Int(i) => v.visit_i64(i),
+            _ => {
+                self.mismatch("a whole number");
+                v.visit_i64(0)
+            }
+        }
+    }
+
+    fn deserialize_f64<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match self.node.kind {
+            NodeKind::Int(i) => v.visit_f64(i as f64),
+            NodeKind::Float(f) => v.visit_f64(f),
+            _ => {
+                self.mismatch("a number");
+                v.visit_f64(0.0)
+            }
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match &self.node.kind {
+            NodeKind::Str(s) => v.visit_str(s),
+            NodeKind::Int(i) => v.visit_string(i.to_string()),
+            NodeKind::Float(f) => v.visit_string(f.to_string()),
+            NodeKind::Bool(b) => v.visit_string(b.to_string()),
+            _ => {
+                self.mismatch("a string");
+                v.visit_str("")
+            }
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        self.deserialize_string(v)
+    }
+
+    fn deserialize_identifier<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        v.visit_string(self.node.key_str())
+    }
+
+    fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match self.node.kind {
+            NodeKind::Null => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match &self.node.kind {
+            NodeKind::Seq(items) => v.visit_seq(Seq {
+                items: items.iter().enumerate(),
+                path: self.path,
+                diags: self.diags,
+            }),
+            _ => {
+                self.mismatch("a list");
+                v.visit_seq(Seq {
+                    items: [].iter().enumerate(),
+                    path: self.path,
+                    diags: self.diags,
+                })
+            }
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        match &self.node.kind {
+            NodeKind::Map(entries) => v.visit_map(Map {
+                entries: entries.iter().collect::<Vec<_>>().into_iter(),
+                fields: None,
+                pending: None,
+                path: self.path,
+                diags: self.diags,
+            }),
+            _ => {
+                self.mismatch("a map");
+                v.visit_map(Map {
+                    entries: Vec::new().into_iter(),
+                    fields: None,
+                    pending: None,
+                    path: self.path,
+                    diags: self.diags,
+                })
+            }
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        if name == SPANNED {
+            return v.visit_map(SpannedAccess { de: self, step: 0 });
+        }
+        match &self.node.kind {
+            NodeKind::Map(entries) => {
+                // Report duplicate keys: YAML allows them to parse, but the second silently wins.
+                let mut seen = std::collections::BTreeSet::new();
+                let mut unique = Vec::new();
+                for entry in entries {
+                    let k = &entry.0;
+                    if seen.insert(k.key_str()) {
+                        unique.push(entry);
+                    } else {
+                        self.diags.borrow_mut().push(
+                            Diagnostic::error(
+                                Some(k.pos),
+                                child_path(&self.path, &k.key_str()),
+                                format!("key `{}` appears twice", k.key_str()),
+                            )
+                            .with_help("keep one of them"),
+                        );
+                    }
+                }
+                v.visit_map(Map {
+                    entries: unique.into_iter(),
+                    fields: Some(fields),
+                    pending: None,
+                    path: self.path,
+                    diags: self.diags,
+                })
+            }
+            _ => {
+                self.mismatch("a map");
+                v.visit_map(Map {
+                    entries: Vec::new().into_iter(),
+                    fields: Some(fields),
+                    pending: None,
+                    path: self.path,
+                    diags: self.diags,
+                })
+            }
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Error> {
+        v.visit_unit()
+    }
+
+    fn deserialize_enum<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        match &self.node.kind {
+            NodeKind::Str(s) => v.visit_enum(s.as_str().into_deserializer()),
+            _ => Err(Error(format!(
+                "expected a string at {}, found {}",
+                self.node.pos,
+                self.node.kind.describe()
+            ))),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        <W: Visitor<'a>>
+        i8 i16 i32 i128 u128 f32 char bytes byte_buf unit unit_struct newtype_struct tuple
+        tuple_struct
+    }
+}
+
+struct Seq<'a, 'c, I: Iterator<Item = (usize, &'a Node)>> {
+    items: I,
+    path: String,
+    diags: &'c RefCell<Diagnostics>,
+}
+
+impl<'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'a> for Seq<'a, '_, I> {
+    type Error = Error;
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        match self.items.next() {
+            None => Ok(None),
+            Some((i, node)) => {
+                let path = format!("{}[{i}]", self.path);
+                seed.deserialize(NodeDe {
+                    node,
+                    path,
+                    diags: self.diags,
+                })
+                .map(Some)
+            }
+        }
+    }
+}
+
+struct Map<'a, 'c> {
+    entries: std::vec::IntoIter<&'a (Node, Node)>,
+    fields: Option<&'static [&'static str]>,
+    pending: Option<(&'a Node, String)>,
+    path: String,
+    diags: &'c RefCell<Diagnostics>,
+}
+
+impl<'a> MapAccess<'a> for Map<'a, '_> {
+    type Error = Error;
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        for (k, val) in self.entries.by_ref() {
+            let key = k.key_str();
+            if let Some(fields) = self.fields
+                && !fields.contains(&key.as_str())
+            {
+                let mut d = Diagnostic::error(
+                    Some(k.pos),
+                    child_path(&self.path, &key),
+                    format!("unknown key `{key}`"),
+                );
+                d = match closest(&key, fields.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("valid keys here: {}", fields.join(", "))),
+                };
+                self.diags.borrow_mut().push(d);
+                continue;
+            }
+            let path = child_path(&self.path, &key);
+            self.pending = Some((val, path));
+            return seed
+                .deserialize(NodeDe {
+                    node: k,
+                    path: self.path.clone(),
+                    diags: self.diags,
+                })
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let (node, path) = self
+            .pending
+            .take()
+            .ok_or_else(|| Error("value requested before key".into()))?;
+        seed.deserialize(NodeDe {
+            node,
+            path,
+            diags: self.diags,
+        })
+    }
+}
+
+struct SpannedAccess<'a, 'c> {
+    de: NodeDe<'a, 'c>,
+    step: usize,
+}
+
+impl<'a> MapAccess<'a> for SpannedAccess<'a, '_> {
+    type Error = Error;
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        match SPANNED_FIELDS.get(self.step) {
+            Some(name) => seed.deserialize((*name).into_deserializer()).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let step = self.step;
+        self.step += 1;
+        match step {
+            0 => seed.deserialize((self.de.node.pos.line as u64).into_deserializer()),
+            1 => seed.deserialize((self.de.node.pos.col as u64).into_deserializer()),
+            2 => seed.deserialize(self.de.path.clone().into_deserializer()),
+            _ => seed.deserialize(NodeDe {
+                node: self.de.node,
+                path: self.de.path.clone(),
+                diags: self.de.diags,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Inner {
+        port: Option<u16>,
+        name: Option<Spanned<String>>,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Outer {
+        inner: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+        free: Option<serde_json::Value>,
+    }
+
+    fn check(src: &str) -> (Outer, Vec<String>) {
+        let (node, d) = parse(src, &|_| None);
+        assert!(d.0.is_empty());
+        let node = node.unwrap();
+        let (r, diags) = from_node::<Outer>(&node);
+        (r.unwrap(), diags.0.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn collects_every_unknown_key_and_type_error() {
+        let (out, diags) =
+            check("inner:\n  prot: 1\n  port: x\nlist:\n  - nme: a\n  - name: b\nfree: {a: [1]}\n");
+        assert_eq!(diags.len(), 3, "{diags:#?}");
+        assert!(diags[0].contains("line 2, column 3") && diags[0].contains("did you mean `port`?"));
+        assert!(
+            diags[1].contains("line 3")
+                && diags[1].contains("expected a non-negative whole number")
+        );
+        assert!(diags[2].contains("list[0].nme") && diags[2].contains("did you mean `name`?"));
+        let name = out.list[1].name.as_ref().unwrap();
+        assert_eq!(
+            (name.pos.line, name.key.as_str(), name.value.as_str()),
+            (6, "list[1].name", "b")
+        );
+        assert_eq!(out.free, Some(serde_json::json!({"a": [1]})));
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported() {
+        let (_, diags) = check("inner:\n  port: 1\n  port: 2\n");
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].contains("appears twice"));
+    }
+}

@@ -1,0 +1,13 @@
+//! SecretSync's pure core: the secret model, configuration loading and validation, deep
+//! merge, the inheritance graph and the merge phase's fold. Nothing here does network or
+//! filesystem IO, reads the clock or the environment, or awaits.
+
+pub mod config;
+pub mod de;
+pub mod diag;
+pub mod graph;
+pub mod merge;
+pub mod naming;
+pub mod plan;
+pub mod secret;
+pub mod yaml;
