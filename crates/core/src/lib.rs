@@ -6,6 +6,7 @@ pub mod config;
 pub mod de;
 pub mod diag;
 pub mod graph;
+pub mod mask;
 pub mod merge;
 pub mod naming;
 pub mod plan;

@@ -1,1 +1,9 @@
-pub use secretsync_core;
+//! SecretSync's engine: everything that talks to Vault and AWS, and the pipeline that drives
+//! the pure core (`secretsync-core`) between them.
+
+pub mod error;
+pub mod pipeline;
+pub mod vault;
+
+pub use error::{Error, ErrorKind, Result};
+pub use secretsync_core as core;

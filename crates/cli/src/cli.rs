@@ -1,0 +1,138 @@
+//! Command-line arguments, lowered once into typed settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::filter::LevelFilter;
+
+/// Keeps AWS Secrets Manager exactly in line with HashiCorp Vault (KV v2).
+///
+/// Reads Vault sources, deep-merges them into each target's desired state (targets can
+/// inherit from other targets), shows a masked plan, and applies only the differences.
+#[derive(Parser, Debug)]
+#[command(name = "secretsync", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// How much to log (to stderr). Secret values are never logged at any level.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info, env = "SECRETSYNC_LOG_LEVEL")]
+    pub log_level: LogLevel,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SECRETSYNC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the pipeline: merge Vault sources into each target's desired state, then sync.
+    Pipeline(PipelineArgs),
+    /// Check a config file without contacting anything; lists every problem at once.
+    Validate(ValidateArgs),
+    /// Show sources, targets by level and the execution order.
+    Graph(GraphArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArg {
+    /// The YAML config file.
+    #[arg(long, short = 'c', env = "SECRETSYNC_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Compute and show the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after the merge phase (writes the merge store unless --dry-run).
+    #[arg(long, conflicts_with = "sync_only")]
+    pub merge_only: bool,
+    /// Sync what is in the merge store, without reading Vault.
+    #[arg(long)]
+    pub sync_only: bool,
+    /// Only these targets (comma separated); their dependencies are merged, not synced.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Output format for results on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Reveal secret values in the output (masked by default).
+    #[arg(long)]
+    pub show_values: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+/// Logs go to stderr. Only SecretSync's own crates log below `warn`: dependencies (the AWS
+/// SDK, HTTP stacks) stay at `warn` so no request or response body is ever logged.
+pub fn init_logging(g: &Global) {
+    let level = match g.log_level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+    };
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.min(level).into())
+        .parse_lossy(format!(
+            "secretsync={level},secretsync_engine={level},secretsync_core={level}"
+        ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match g.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}

@@ -1,0 +1,258 @@
+//! Command implementations: each returns an exit code or an error to print once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use secretsync_core::config::{self, Config, MergeStoreConfig, TargetBackend};
+use secretsync_core::graph::Import;
+use secretsync_core::mask::mask_value;
+use secretsync_core::secret::Bundle;
+use secretsync_engine::pipeline;
+use secretsync_engine::vault::VaultClient;
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
+
+/// An error with a specific exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for Failure {}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Loads and validates the config, printing every diagnostic to stderr.
+fn load_config(path: &std::path::Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file `{}`", path.display()))?;
+    let loaded = config::load(&text, &env);
+    let name = path.display();
+    for d in &loaded.diagnostics.0 {
+        eprintln!("{name}: {d}");
+    }
+    match loaded.config {
+        Some(c) => Ok(c),
+        None => {
+            let n = loaded.diagnostics.errors().count();
+            anyhow::bail!(
+                "{name}: {n} error{} in the config; fix {} and run again",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it" } else { "them" }
+            )
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => validate(a),
+        Command::Graph(a) => graph(a),
+        Command::Pipeline(a) => pipeline_cmd(a).await,
+    }
+}
+
+fn validate(a: ValidateArgs) -> Result<ExitCode> {
+    let c = load_config(&a.config.config)?;
+    let store = match &c.merge_store {
+        None => "none".to_string(),
+        Some(MergeStoreConfig::S3 { bucket, prefix, .. }) => format!("s3://{bucket}/{prefix}"),
+        Some(MergeStoreConfig::Vault { mount }) => format!("vault {mount}"),
+    };
+    let discovery = c
+        .discovery
+        .as_ref()
+        .map_or("off".to_string(), |d| format!("{:?}", d.kind));
+    println!(
+        "config OK: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}",
+        c.sources.len(),
+        plural(c.sources.len()),
+        c.targets.len(),
+        plural(c.targets.len()),
+        c.graph.levels.len(),
+        plural(c.graph.levels.len())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn graph(a: GraphArgs) -> Result<ExitCode> {
+    let c = load_config(&a.config.config)?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        GraphFormat::Json => {
+            let v = json!({
+                "sources": c.sources.iter().map(|s| json!({"name": s.name, "mount": s.mount, "max_secrets": s.max_secrets})).collect::<Vec<_>>(),
+                "targets": c.targets.iter().map(|t| json!({"name": t.name, "type": t.backend.type_name(), "imports": c.graph.imports.get(&t.name)})).collect::<Vec<_>>(),
+                "levels": c.graph.levels,
+                "order": c.graph.order,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        GraphFormat::Dot => {
+            writeln!(out, "digraph secretsync {{\n  rankdir=LR;")?;
+            for s in &c.sources {
+                writeln!(
+                    out,
+                    "  \"source:{}\" [shape=cylinder, label=\"{}\\n{}\"];",
+                    s.name, s.name, s.mount
+                )?;
+            }
+            for t in &c.targets {
+                writeln!(
+                    out,
+                    "  \"target:{}\" [shape=box, label=\"{}\"];",
+                    t.name, t.name
+                )?;
+                for imp in c.graph.imports.get(&t.name).into_iter().flatten() {
+                    let from = match imp {
+                        Import::Target(n) => format!("target:{n}"),
+                        Import::Source(n) => format!("source:{n}"),
+                        Import::Stored(n) => format!("stored:{n}"),
+                    };
+                    writeln!(out, "  \"{from}\" -> \"target:{}\";", t.name)?;
+                }
+            }
+            writeln!(out, "}}")?;
+        }
+        GraphFormat::Text => {
+            writeln!(out, "sources:")?;
+            for s in &c.sources {
+                writeln!(
+                    out,
+                    "  {} ({}, max {} secrets)",
+                    s.name, s.mount, s.max_secrets
+                )?;
+            }
+            writeln!(out, "targets by level:")?;
+            for (i, level) in c.graph.levels.iter().enumerate() {
+                writeln!(out, "  level {i}:")?;
+                for name in level {
+                    let imports: Vec<String> = c
+                        .graph
+                        .imports
+                        .get(name)
+                        .into_iter()
+                        .flatten()
+                        .map(|i| match i {
+                            Import::Target(n) => format!("target {n}"),
+                            Import::Source(n) => format!("source {n}"),
+                            Import::Stored(n) => format!("stored {n}"),
+                        })
+                        .collect();
+                    let kind = c
+                        .target(name)
+                        .map(|t| match &t.backend {
+                            TargetBackend::AwsSecretsManager(a) => {
+                                format!("aws_secretsmanager {}", a.region)
+                            }
+                        })
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "    {name} [{kind}] <- {}",
+                        if imports.is_empty() {
+                            "(nothing)".into()
+                        } else {
+                            imports.join(", ")
+                        }
+                    )?;
+                }
+            }
+            writeln!(out, "execution order: {}", c.graph.order.join(" -> "))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(c.graph.order.clone());
+    }
+    for r in requested {
+        if c.target(r).is_none() {
+            let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+            anyhow::bail!(
+                "--targets names unknown target `{r}`; known targets: {}",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(c.graph
+        .order
+        .iter()
+        .filter(|n| requested.contains(n))
+        .cloned()
+        .collect())
+}
+
+async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
+    let c = load_config(&a.config.config)?;
+    let selected = selected_targets(&c, &a.targets)?;
+    if !a.merge_only {
+        anyhow::bail!("the sync phase is not available yet; run with --merge-only");
+    }
+    let vault = VaultClient::connect(&c.vault, &env).await?;
+    let desired = pipeline::merge_phase(&c, &vault, &selected, &BTreeMap::new()).await?;
+    print_desired(&desired, &selected, a.output, a.show_values)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_bundle(b: &Bundle, show: bool) -> Value {
+    Value::Object(
+        b.iter()
+            .map(|(path, v)| {
+                let raw = Value::Object(v.expose().clone());
+                (path.clone(), if show { raw } else { mask_value(&raw) })
+            })
+            .collect(),
+    )
+}
+
+fn print_desired(
+    desired: &BTreeMap<String, Bundle>,
+    selected: &[String],
+    output: Output,
+    show: bool,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            let targets: serde_json::Map<String, Value> = selected
+                .iter()
+                .filter_map(|t| desired.get(t).map(|b| (t.clone(), render_bundle(b, show))))
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json!({ "targets": targets }))?
+            )?;
+        }
+        Output::Text => {
+            for t in selected {
+                let Some(b) = desired.get(t) else { continue };
+                writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
+                for (path, v) in b {
+                    let raw = Value::Object(v.expose().clone());
+                    let shown = if show { raw } else { mask_value(&raw) };
+                    writeln!(out, "  {path} = {shown}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1262 @@
+//! The config loader through the crate's public API: YAML text (and an environment) in,
+//! typed [`Config`] or rendered diagnostics out.
+//!
+//! [`check`] renders every diagnostic of one load, one per line, followed by whether a
+//! config came out (`=> accepted` / `=> rejected`); most tests snapshot that text. Tests that
+//! need the typed config use [`accepted`]. Both go through [`load`], the single caller of
+//! `config::load`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use secretsync_core::config::{
+    self, AwsSmTarget, CircuitBreakerConfig, Config, DiscoveryConfig, DiscoveryFilter,
+    DiscoveryKind, Loaded, MergeStoreConfig, MetricsConfig, SourceConfig, TargetBackend,
+    TargetConfig, TargetTemplate, VaultAuth,
+};
+use secretsync_core::graph::Import;
+use serde_json::json;
+
+/// A value that must never show up in a diagnostic or a `Debug` rendering.
+const SENTINEL: &str = "sentinel-secret-7f3a";
+
+const DESIGN_EXAMPLE: &str = include_str!("fixtures/design-example.yaml");
+
+/// The environment the design example needs.
+const APPROLE_ENV: &[(&str, &str)] = &[
+    ("VAULT_ROLE_ID", "role-id-0001"),
+    ("VAULT_SECRET_ID", SENTINEL),
+];
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Loaded {
+    let lookup = |k: &str| {
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.to_string())
+    };
+    config::load(yaml, &lookup)
+}
+
+/// Every diagnostic of one load, one per line, then `=> accepted` or `=> rejected`.
+fn check(yaml: &str, env: &[(&str, &str)]) -> String {
+    let loaded = load(yaml, env);
+    let mut out = String::new();
+    for d in &loaded.diagnostics.0 {
+        writeln!(out, "{d}").unwrap();
+    }
+    let verdict = if loaded.config.is_some() {
+        "accepted"
+    } else {
+        "rejected"
+    };
+    writeln!(out, "=> {verdict}").unwrap();
+    // A config comes out exactly when there are no errors.
+    assert_eq!(
+        loaded.config.is_some(),
+        !loaded.diagnostics.has_errors(),
+        "{out}"
+    );
+    out
+}
+
+/// The typed config of a load that must succeed without any diagnostic, warnings included.
+fn accepted(yaml: &str, env: &[(&str, &str)]) -> Config {
+    let loaded = load(yaml, env);
+    assert!(
+        loaded.diagnostics.0.is_empty(),
+        "unexpected diagnostics:\n{}",
+        loaded.diagnostics
+    );
+    loaded.config.expect("no errors, so a config")
+}
+
+/// Strips the first newline and the common indentation, so that line 1 of the YAML is the
+/// first line after `r#"` and line numbers in diagnostics match what the test shows.
+fn yaml(s: &str) -> String {
+    let s = s.strip_prefix('\n').unwrap_or(s);
+    let indent = s
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    s.lines()
+        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// A small valid config: one source `base`, one target `prod` importing it.
+const MINIMAL: &str = "\
+vault_sources:
+  - mount: secret/base/
+targets:
+  - name: prod
+    type: aws_secretsmanager
+    region: us-east-1
+    imports: [base]
+";
+
+// ---------------------------------------------------------------------------------------
+// 1. The documented example.
+
+#[test]
+fn design_example_loads_without_diagnostics() {
+    assert_eq!(check(DESIGN_EXAMPLE, APPROLE_ENV), "=> accepted\n");
+}
+
+#[test]
+fn design_example_without_its_env_names_both_variables() {
+    let out = check(DESIGN_EXAMPLE, &[]);
+    assert!(out.contains("`VAULT_ROLE_ID` is not set"), "{out}");
+    assert!(out.contains("`VAULT_SECRET_ID` is not set"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn design_example_means_what_it_says() {
+    let c = accepted(DESIGN_EXAMPLE, APPROLE_ENV);
+
+    assert_eq!(
+        c.vault.address.as_deref(),
+        Some("https://vault.example.com")
+    );
+    assert_eq!(c.vault.namespace, None);
+    match &c.vault.auth {
+        Some(VaultAuth::AppRole {
+            role_id,
+            secret_id,
+            mount,
+        }) => {
+            assert_eq!(role_id.expose(), "role-id-0001");
+            assert_eq!(secret_id.expose(), SENTINEL);
+            assert_eq!(mount, "approle");
+        }
+        other => panic!("expected AppRole auth, got {other:?}"),
+    }
+
+    assert_eq!(
+        c.sources,
+        [
+            SourceConfig {
+                name: "base".into(),
+                mount: "secret/base/".into(),
+                max_secrets: 10_000,
+                queue_compaction_threshold: 500,
+                max_depth: config::DEFAULT_MAX_DEPTH,
+            },
+            SourceConfig {
+                name: "production".into(),
+                mount: "secret/production/".into(),
+                max_secrets: 5_000,
+                // min(1000, 5000 / 100)
+                queue_compaction_threshold: 50,
+                max_depth: config::DEFAULT_MAX_DEPTH,
+            },
+        ]
+    );
+
+    assert_eq!(
+        c.merge_store,
+        Some(MergeStoreConfig::S3 {
+            bucket: "my-secrets-merge-store".into(),
+            prefix: "merged/".into(),
+            region: Some("us-east-1".into()),
+            kms_key_id: None,
+        })
+    );
+
+    let aws = |region: &str, role_arn: &str| {
+        TargetBackend::AwsSecretsManager(AwsSmTarget {
+            region: region.into(),
+            role_arn: Some(role_arn.into()),
+            external_id: None,
+            secret_prefix: String::new(),
+            delete_orphans: false,
+            deletion_recovery_days: config::DEFAULT_RECOVERY_DAYS,
+            force_delete: false,
+            max_deletes: config::DEFAULT_MAX_DELETES,
+            adopt: false,
+            concurrency: config::DEFAULT_TARGET_CONCURRENCY,
+            writes_per_second: config::DEFAULT_WRITES_PER_SECOND,
+        })
+    };
+    let overrides = |env: &str| match json!({ "environment": env }) {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        c.targets,
+        [
+            TargetConfig {
+                name: "production-us-east-1".into(),
+                imports: vec!["base".into(), "production".into()],
+                overrides: overrides("production"),
+                backend: aws("us-east-1", "arn:aws:iam::123456789012:role/SecretSync"),
+            },
+            TargetConfig {
+                name: "staging-us-west-2".into(),
+                imports: vec!["production-us-east-1".into()],
+                overrides: overrides("staging"),
+                backend: aws("us-west-2", "arn:aws:iam::987654321098:role/SecretSync"),
+            },
+        ]
+    );
+
+    assert_eq!(c.graph.order, ["production-us-east-1", "staging-us-west-2"]);
+    assert_eq!(
+        c.graph.levels,
+        [["production-us-east-1"], ["staging-us-west-2"]]
+    );
+    assert_eq!(
+        c.graph.imports["production-us-east-1"],
+        [
+            Import::Source("base".into()),
+            Import::Source("production".into())
+        ]
+    );
+    assert_eq!(
+        c.graph.imports["staging-us-west-2"],
+        [Import::Target("production-us-east-1".into())]
+    );
+
+    assert_eq!(
+        c.discovery,
+        Some(DiscoveryConfig {
+            kind: DiscoveryKind::AwsOrganizations,
+            filters: vec![
+                DiscoveryFilter::Tag {
+                    key: "Environment".into(),
+                    values: vec!["production".into(), "staging".into()],
+                },
+                DiscoveryFilter::Ou {
+                    id: "ou-prod-xxxx".into(),
+                    include_nested: true,
+                },
+            ],
+            match_all: true,
+            role_arn: Some("arn:aws:iam::123456789012:role/OrgDiscovery".into()),
+            external_id: None,
+            region: None,
+            statuses: vec!["ACTIVE".into()],
+            cache_ttl: Duration::from_secs(3600),
+            template: TargetTemplate {
+                name: "{account_name}".into(),
+                imports: vec![],
+                role_arn: "arn:aws:iam::{account_id}:role/SecretSync".into(),
+                region: None,
+                secret_prefix: String::new(),
+                overrides: serde_json::Map::new(),
+            },
+        })
+    );
+
+    assert_eq!(
+        c.metrics,
+        MetricsConfig {
+            enabled: true,
+            port: 9090,
+            path: "/metrics".into(),
+        }
+    );
+    assert_eq!(
+        c.circuit_breaker,
+        CircuitBreakerConfig {
+            enabled: true,
+            failure_threshold: 5,
+            timeout: Duration::from_secs(30),
+            max_requests: 1,
+            window: Duration::from_secs(10),
+        }
+    );
+}
+
+/// The example's metrics and circuit breaker values equal the defaults; prove the keys are
+/// read, not ignored.
+#[test]
+fn non_default_values_are_used() {
+    let c = accepted(
+        &yaml(
+            r#"
+            vault:
+              namespace: team-a
+              concurrency: 4
+              auth: { token: { token: tok } }
+            vault_sources:
+              - mount: kv/apps/payments
+                name: pay
+                max_secrets: 1000000
+                max_depth: 3
+              - mount: secret/
+                max_secrets: 50
+            merge_store: { type: vault, mount: kv/merged, prefix: runs }
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: eu-central-2
+                external_id: ext-1
+                secret_prefix: app/
+                imports: [pay, secret]
+                delete_orphans: true
+                deletion_recovery_days: 7
+                force_delete: true
+                max_deletes: 5
+                adopt: true
+                concurrency: 2
+                writes_per_second: 10
+            discovery:
+              type: identity_center
+              match_mode: or
+              region: eu-west-1
+              statuses: [ACTIVE, SUSPENDED]
+              cache_ttl: 1h30m
+              filters: [ { permission_set: Admin }, { ou: r-abcd, include_nested: false } ]
+              target_template:
+                name: acct-{account_id}
+                imports: [prod]
+                role_arn: arn:aws:iam::{account_id}:role/Sync
+                region: us-west-2
+                secret_prefix: "{account_name}/"
+                overrides: { tier: 2 }
+            metrics: { enabled: false, port: 9102, path: /prom }
+            circuit_breaker: { enabled: false, failure_threshold: 3, timeout: 1m, max_requests: 4, window: 2m30s }
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(c.vault.namespace.as_deref(), Some("team-a"));
+    assert_eq!(c.vault.concurrency, 4);
+    assert!(matches!(&c.vault.auth, Some(VaultAuth::Token(Some(t))) if t.expose() == "tok"));
+    assert_eq!(
+        (c.sources[0].name.as_str(), c.sources[0].mount.as_str()),
+        ("pay", "kv/apps/payments/")
+    );
+    // The threshold default is capped at 1000 and is at least 1.
+    assert_eq!(
+        c.sources
+            .iter()
+            .map(|s| (s.max_secrets, s.queue_compaction_threshold, s.max_depth))
+            .collect::<Vec<_>>(),
+        [(1_000_000, 1000, 3), (50, 1, config::DEFAULT_MAX_DEPTH)]
+    );
+    // A bare mount root works and is named after itself.
+    assert_eq!(c.sources[1].name, "secret");
+    assert_eq!(c.sources[1].mount, "secret/");
+    assert_eq!(
+        c.merge_store,
+        Some(MergeStoreConfig::Vault {
+            mount: "kv/merged/runs/".into()
+        })
+    );
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    assert_eq!(
+        t,
+        &AwsSmTarget {
+            region: "eu-central-2".into(),
+            role_arn: None,
+            external_id: Some("ext-1".into()),
+            secret_prefix: "app/".into(),
+            delete_orphans: true,
+            deletion_recovery_days: 7,
+            force_delete: true,
+            max_deletes: 5,
+            adopt: true,
+            concurrency: 2,
+            writes_per_second: 10,
+        }
+    );
+    let d = c.discovery.as_ref().expect("discovery");
+    assert_eq!(d.kind, DiscoveryKind::IdentityCenter);
+    assert!(!d.match_all);
+    assert_eq!(d.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(d.statuses, ["ACTIVE", "SUSPENDED"]);
+    assert_eq!(d.cache_ttl, Duration::from_secs(5400));
+    assert_eq!(
+        d.filters,
+        [
+            DiscoveryFilter::PermissionSet {
+                name: "Admin".into()
+            },
+            DiscoveryFilter::Ou {
+                id: "r-abcd".into(),
+                include_nested: false
+            },
+        ]
+    );
+    assert_eq!(d.template.name, "acct-{account_id}");
+    assert_eq!(d.template.imports, ["prod"]);
+    assert_eq!(d.template.role_arn, "arn:aws:iam::{account_id}:role/Sync");
+    assert_eq!(d.template.region.as_deref(), Some("us-west-2"));
+    assert_eq!(d.template.secret_prefix, "{account_name}/");
+    assert_eq!(d.template.overrides["tier"], json!(2));
+    assert_eq!(
+        c.metrics,
+        MetricsConfig {
+            enabled: false,
+            port: 9102,
+            path: "/prom".into()
+        }
+    );
+    assert_eq!(
+        c.circuit_breaker,
+        CircuitBreakerConfig {
+            enabled: false,
+            failure_threshold: 3,
+            timeout: Duration::from_secs(60),
+            max_requests: 4,
+            window: Duration::from_secs(150),
+        }
+    );
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = accepted(MINIMAL, &[]);
+    assert_eq!(c.vault.address, None);
+    assert!(c.vault.auth.is_none());
+    assert_eq!(c.vault.concurrency, config::DEFAULT_VAULT_CONCURRENCY);
+    assert_eq!(c.sources[0].max_secrets, config::DEFAULT_MAX_SECRETS);
+    assert_eq!(c.sources[0].queue_compaction_threshold, 100);
+    assert_eq!(c.merge_store, None);
+    assert_eq!(c.discovery, None);
+    assert_eq!(c.metrics, MetricsConfig::default());
+    assert!(!c.metrics.enabled);
+    assert_eq!(c.circuit_breaker, CircuitBreakerConfig::default());
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Every problem in one load.
+
+#[test]
+fn unknown_key_unset_variable_and_cycle_in_one_load() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+                max_secret: 10
+            targets:
+              - name: a
+                type: aws_secretsmanager
+                region: us-east-1
+                secret_prefix: ${PREFIX}
+                imports: [base, b]
+              - name: b
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [a]
+            "#,
+        ),
+        &[],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "three errors and the verdict:\n{out}");
+    assert!(
+        lines[0].starts_with("error at line 3,")
+            && lines[0].contains("unknown key `max_secret`")
+            && lines[0].contains("did you mean `max_secrets`?"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("error at line 8,")
+            && lines[1].contains("environment variable `PREFIX` is not set"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("error at line 9,")
+            && lines[2].contains("inheritance cycle: a -> b -> a"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "=> rejected");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn unset_variable_is_not_also_reported_as_a_bad_value() {
+    // The empty stand-in for an unset variable must not produce a second, confusing error
+    // about the value (`` is not an IAM role ARN / not an AWS region).
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: ${REGION}
+                role_arn: ${ROLE_ARN}
+                imports: [base]
+            "#,
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn diagnostics_are_sorted_by_line() {
+    let out = check(
+        &yaml(
+            r#"
+            metrics: { port: 0 }
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: nowhere
+                imports: [base]
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: 0
+            "#,
+        ),
+        &[],
+    );
+    let lines: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("error at line "))
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(lines, [1, 5, 9], "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. One kind of problem at a time.
+
+#[test]
+fn duplicate_target_names() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+              - name: prod
+                type: aws_secretsmanager
+                region: us-west-2
+                imports: [base]
+            "#,
+        ),
+        &[],
+    );
+    assert!(
+        out.contains("duplicate target name `prod` (first at line 4, column 11)"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn duplicate_source_names() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/team-a/base/
+              - mount: secret/team-b/base
+              - mount: secret/other/
+                name: base
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(
+        out.matches("duplicate source name `base`").count(),
+        2,
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn unknown_import_is_an_error_with_a_suggestion() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [bsae, nothing-like-it]
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("did you mean `base`?"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn unknown_import_with_a_merge_store_is_a_warning() {
+    let src = yaml(
+        r#"
+        vault_sources:
+          - mount: secret/base/
+        merge_store: { type: s3, bucket: merged-bundles }
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base, shared-bundle]
+        "#,
+    );
+    let out = check(&src, &[]);
+    assert!(out.starts_with("warning at line 8,"), "{out}");
+    assert!(out.ends_with("=> accepted\n"), "{out}");
+    insta::assert_snapshot!(out);
+    let c = load(&src, &[]).config.expect("warnings only");
+    assert_eq!(
+        c.graph.imports["prod"],
+        [
+            Import::Source("base".into()),
+            Import::Stored("shared-bundle".into())
+        ]
+    );
+}
+
+#[test]
+fn a_target_named_like_a_source_wins_and_is_warned_about() {
+    let src = yaml(
+        r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: base
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: []
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        "#,
+    );
+    let out = check(&src, &[]);
+    insta::assert_snapshot!(out);
+    let c = load(&src, &[]).config.expect("warnings only");
+    assert_eq!(c.graph.imports["prod"], [Import::Target("base".into())]);
+    assert_eq!(c.graph.order, ["base", "prod"]);
+}
+
+#[test]
+fn role_arns() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - { name: t1, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::12345:role/Sync" }
+              - { name: t2, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:user/Sync" }
+              - { name: t3, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:s3:::bucket" }
+              - { name: t4, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "SecretSync" }
+              - { name: t5, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:role/" }
+              - { name: t6, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-us-gov:iam::123456789012:role/path/Sync-1" }
+              - { name: t7, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-cn:iam::123456789012:role/Sync" }
+            discovery:
+              type: aws_organizations
+              role_arn: arn:aws:iam::123456789012:role/Org Discovery
+            "#,
+        ),
+        &[],
+    );
+    // t1..t5 and the discovery role are wrong; t6 and t7 are fine.
+    assert_eq!(out.matches("error at line").count(), 6, "{out}");
+    assert!(
+        !out.contains("line 9,") && !out.contains("line 10,"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn regions() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            merge_store: { type: s3, bucket: merged-bundles, region: EU-WEST-1 }
+            targets:
+              - { name: t1, type: aws_secretsmanager, imports: [base], region: us-east }
+              - { name: t2, type: aws_secretsmanager, imports: [base], region: useast1 }
+              - { name: t3, type: aws_secretsmanager, imports: [base], region: eu-central-x }
+              - { name: t4, type: aws_secretsmanager, imports: [base], region: us-gov-west-1 }
+              - { name: t5, type: aws_secretsmanager, imports: [base], region: ap-southeast-4 }
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(out.matches("is not an AWS region").count(), 4, "{out}");
+    assert!(
+        !out.contains("line 8,") && !out.contains("line 9,"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn durations() {
+    let out = check(
+        &yaml(
+            r#"
+            circuit_breaker:
+              timeout: 30x
+              window: 0s
+            discovery:
+              type: aws_organizations
+              cache_ttl: 5
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("`30x` has an unknown unit `x`"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn zero_is_not_a_count() {
+    let out = check(
+        &yaml(
+            r#"
+            vault:
+              concurrency: 0
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: 0
+                queue_compaction_threshold: 0
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_deletes: 0
+            circuit_breaker: { failure_threshold: 0 }
+            metrics: { port: 70000 }
+            "#,
+        ),
+        &[],
+    );
+    assert!(
+        out.contains("line 5, column 18 (`vault_sources[0].max_secrets`): `vault_sources[0].max_secrets` must be greater than 0"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn missing_required_keys() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+              - name: orphan
+            merge_store: { type: s3 }
+            targets:
+              - type: aws_secretsmanager
+                region: us-east-1
+              - name: no-type
+                region: us-east-1
+                imports: [base]
+              - name: no-region
+                type: aws_secretsmanager
+                imports: [base]
+            discovery: { enabled: true }
+            vault:
+              auth: { approle: { role_id: r } }
+            "#,
+        ),
+        &[],
+    );
+    for key in [
+        "vault_sources[1].mount",
+        "merge_store.bucket",
+        "targets[0].name",
+        "targets[1].type",
+        "targets[2].region",
+        "discovery.type",
+        "vault.auth.approle.secret_id",
+    ] {
+        assert!(
+            out.contains(&format!("(`{key}`): missing required key")),
+            "{key}:\n{out}"
+        );
+    }
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn missing_key_is_reported_beside_an_unknown_first_key() {
+    // The unknown key and the missing one sit at the same position (the first key of the
+    // map); both must be reported in the same run.
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - colour: blue
+                type: aws_secretsmanager
+                region: us-east-1
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("unknown key `colour`"), "{out}");
+    assert!(out.contains("missing required key `name`"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn wrong_types() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: lots
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: base
+                delete_orphans: yes
+                overrides: [a, b]
+                deletion_recovery_days: -7
+            metrics: { port: abc }
+            circuit_breaker: 5
+            "#,
+        ),
+        &[],
+    );
+    assert!(
+        out.contains(
+            "line 12, column 18 (`metrics.port`): expected a non-negative whole number, found a string"
+        ),
+        "{out}"
+    );
+    // A type error is reported once, not again by the validator for the placeholder value.
+    assert!(!out.contains("port must be between"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn unknown_keys_everywhere_suggest_the_closest() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_source:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                typ: aws_secretsmanager
+                region: us-east-1
+                rolearn: arn:aws:iam::123456789012:role/x
+                colour: blue
+            vault:
+              auth: { approle: { role: r, secret_id: s } }
+            metrics: { prot: 1 }
+            "#,
+        ),
+        &[],
+    );
+    assert!(
+        out.contains("line 1, column 1 (`vault_source`): unknown key `vault_source`; did you mean `vault_sources`?"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `type`?"), "{out}");
+    assert!(out.contains("did you mean `role_arn`?"), "{out}");
+    assert!(out.contains("did you mean `role_id`?"), "{out}");
+    assert!(out.contains("did you mean `port`?"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn duplicate_keys() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: 10
+                max_secrets: 20
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("line 4, column 5"), "{out}");
+    assert!(out.contains("key `max_secrets` appears twice"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn vault_auth_holds_exactly_one_method() {
+    let two = check(
+        &yaml(
+            r#"
+            vault:
+              auth:
+                token: { token: t }
+                approle: { role_id: r, secret_id: s }
+            "#,
+        ),
+        &[],
+    );
+    let none = check("vault: { auth: {} }\n", &[]);
+    for out in [&two, &none] {
+        assert!(
+            out.contains("`vault.auth` must hold exactly one of `token`, `approle`, `kubernetes`"),
+            "{out}"
+        );
+    }
+    insta::assert_snapshot!("vault_auth_two_methods", two);
+    insta::assert_snapshot!("vault_auth_no_method", none);
+}
+
+#[test]
+fn kubernetes_auth_defaults() {
+    let c = accepted(
+        "vault: { auth: { kubernetes: { role: secretsync } } }\n",
+        &[],
+    );
+    match c.vault.auth {
+        Some(VaultAuth::Kubernetes {
+            role,
+            jwt_path,
+            mount,
+        }) => {
+            assert_eq!(role, "secretsync");
+            assert_eq!(
+                jwt_path,
+                "/var/run/secrets/kubernetes.io/serviceaccount/token"
+            );
+            assert_eq!(mount, "kubernetes");
+        }
+        other => panic!("expected kubernetes auth, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    let verdict = |addr: &str| {
+        let out = check(&format!("vault: {{ address: \"{addr}\" }}\n"), &[]);
+        (addr.to_string(), out.lines().next().unwrap().to_string())
+    };
+    let ok = "=> accepted";
+    for addr in [
+        "https://vault.example.com",
+        "https://vault.example.com:8200/",
+        "http://127.0.0.1:8200",
+        "http://127.0.0.2",
+        "http://localhost:8200",
+        "http://[::1]:8200",
+    ] {
+        assert_eq!(verdict(addr), (addr.to_string(), ok.to_string()));
+    }
+    let mut rejected = String::new();
+    for addr in [
+        "http://vault.example.com",
+        "http://10.0.0.5:8200",
+        "http://localhost.example.com:8200",
+        // Look like loopback at a glance, but connect elsewhere.
+        "http://127.0.0.1.nip.io:8200",
+        "http://127.0.0.1@vault.example.com",
+        "ftp://vault.example.com",
+        "vault.example.com:8200",
+        "https://",
+    ] {
+        let (_, first) = verdict(addr);
+        assert!(first.starts_with("error at line 1"), "{addr}: {first}");
+        writeln!(rejected, "{first}").unwrap();
+    }
+    insta::assert_snapshot!(rejected);
+}
+
+#[test]
+fn unknown_target_type_suggests_the_closest() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretmanager
+                region: us-east-1
+                imports: [base]
+              - name: gcp
+                type: gcp_secret_manager
+                region: us-east-1
+                imports: [base]
+            "#,
+        ),
+        &[],
+    );
+    assert!(
+        out.contains("unknown target type `aws_secretmanager`; did you mean `aws_secretsmanager`?"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn deletion_recovery_days_within_aws_limits() {
+    let with_days = |days: &str| {
+        check(
+            &format!("{MINIMAL}    deletion_recovery_days: {days}\n"),
+            &[],
+        )
+    };
+    let out = with_days("3");
+    assert!(
+        out.contains("line 7, column 29 (`targets[0].deletion_recovery_days`): `deletion_recovery_days` must be between 7 and 30"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+    assert!(with_days("31").contains("must be between 7 and 30"));
+    assert_eq!(with_days("7"), "=> accepted\n");
+    assert_eq!(with_days("30"), "=> accepted\n");
+}
+
+#[test]
+fn unsafe_paths_in_mounts_and_prefixes() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/../admin/
+              - mount: secret//base/
+              - mount: /
+            merge_store: { type: s3, bucket: Merged_Bundles, prefix: a/../b }
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(out.matches("error at").count(), 5, "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn discovery_filters() {
+    let out = check(
+        &yaml(
+            r#"
+            discovery:
+              type: aws_organisations
+              match_mode: all
+              statuses: [ACTIVE, CLOSED]
+              filters:
+                - { tag: Environment }
+                - { ou: prod }
+                - { tag: Team, values: [a], ou: ou-abcd-12345678 }
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("did you mean `aws_organizations`?"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn syntax_error_has_a_line_and_no_config() {
+    let out = check("targets:\n  - name: [prod\n    type: x\n", &[]);
+    assert!(out.starts_with("error at line "), "{out}");
+    assert!(out.contains("invalid YAML"), "{out}");
+    assert!(out.ends_with("=> rejected\n"), "{out}");
+}
+
+#[test]
+fn an_empty_document_is_an_empty_config() {
+    let c = accepted("", &[]);
+    assert!(c.targets.is_empty() && c.sources.is_empty());
+    assert!(c.graph.order.is_empty());
+    assert_eq!(check("[]\n", &[]).lines().count(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Environment variables.
+
+#[test]
+fn env_expansion() {
+    let c = accepted(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: ${KV}/base/
+                max_secrets: ${MAX}
+            targets:
+              - name: prod-${REGION}
+                type: aws_secretsmanager
+                region: ${REGION}
+                secret_prefix: "$${literal}/"
+                imports: [base]
+                overrides: { from_env: "${FROM_ENV}" }
+            metrics: { port: ${PORT} }
+            "#,
+        ),
+        &[
+            ("KV", "kv"),
+            ("MAX", "250"),
+            ("REGION", "eu-west-1"),
+            ("PORT", "9464"),
+            // An expanded value is not expanded again.
+            ("FROM_ENV", "${NOT_EXPANDED}"),
+        ],
+    );
+    assert_eq!(c.sources[0].mount, "kv/base/");
+    assert_eq!(c.sources[0].max_secrets, 250);
+    assert_eq!(c.targets[0].name, "prod-eu-west-1");
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    assert_eq!(t.region, "eu-west-1");
+    assert_eq!(t.secret_prefix, "${literal}/");
+    assert_eq!(c.targets[0].overrides["from_env"], json!("${NOT_EXPANDED}"));
+    assert_eq!(c.metrics.port, 9464);
+}
+
+#[test]
+fn bad_variable_references() {
+    let out = check(
+        &yaml(
+            r#"
+            vault:
+              namespace: ${1BAD}
+              address: "https://${VAULT_HOST"
+            "#,
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out);
+    assert_eq!(out.matches("error at").count(), 2, "{out}");
+}
+
+#[test]
+fn expanded_credentials_are_kept_exactly() {
+    // Values from the environment are opaque text: a credential that happens to look like a
+    // number, a boolean or null must reach the config unchanged.
+    for value in [
+        "0123",
+        "1e3",
+        "1.50",
+        "12345678901234567890123",
+        "0x1F",
+        "True",
+        "null",
+        "~",
+        "",
+        "42",
+        "true",
+    ] {
+        let c = accepted(
+            DESIGN_EXAMPLE,
+            &[("VAULT_ROLE_ID", value), ("VAULT_SECRET_ID", value)],
+        );
+        let Some(VaultAuth::AppRole {
+            role_id, secret_id, ..
+        }) = &c.vault.auth
+        else {
+            panic!("{value:?}: expected AppRole auth");
+        };
+        assert_eq!(
+            (role_id.expose(), secret_id.expose()),
+            (value, value),
+            "{value:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Secret values never leak.
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let token = format!("{SENTINEL}-token");
+    for (auth, env) in [
+        (
+            "{ approle: { role_id: ${VAULT_ROLE_ID}, secret_id: ${VAULT_SECRET_ID} } }",
+            APPROLE_ENV.to_vec(),
+        ),
+        (
+            "{ token: { token: ${VAULT_TOKEN} } }",
+            vec![("VAULT_TOKEN", token.as_str())],
+        ),
+    ] {
+        let c = accepted(&format!("vault: {{ auth: {auth} }}\n{MINIMAL}"), &env);
+        // The secret really is in the config...
+        let exposed = match &c.vault.auth {
+            Some(VaultAuth::AppRole { secret_id, .. }) => secret_id.expose(),
+            Some(VaultAuth::Token(Some(t))) => t.expose(),
+            other => panic!("unexpected auth {other:?}"),
+        };
+        assert!(exposed.starts_with(SENTINEL));
+        // ...and never in its Debug rendering, nor in the pretty one.
+        for rendered in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!rendered.contains(SENTINEL), "{rendered}");
+            assert!(rendered.contains("Sensitive(redacted)"), "{rendered}");
+        }
+    }
+}
+
+#[test]
+fn secrets_stay_out_of_diagnostics() {
+    // Every kind of problem around fields that hold secrets: both auth methods at once, an
+    // unknown key next to one, a secret in a list, a duplicate key, a secret where a number
+    // or a map belongs, an unterminated reference after one, and a secret as a map key.
+    let out = check(
+        &yaml(
+            r#"
+            vault:
+              address: http://vault.example.com
+              auth:
+                token: { token: ${VAULT_SECRET_ID} }
+                approle:
+                  role_id: [${VAULT_SECRET_ID}]
+                  secret_id: ${VAULT_SECRET_ID}
+                  secret_id: ${VAULT_SECRET_ID}
+                  secret: ${VAULT_SECRET_ID}
+                  mount: "${VAULT_SECRET_ID}${UNTERMINATED"
+                kubernetes: ${VAULT_SECRET_ID}
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: ${VAULT_SECRET_ID}
+                ${VAULT_SECRET_ID}: 1
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                deletion_recovery_days: ${VAULT_SECRET_ID}
+            metrics: ${VAULT_SECRET_ID}
+            "#,
+        ),
+        APPROLE_ENV,
+    );
+    assert!(out.matches("error at").count() >= 8, "{out}");
+    assert!(!out.contains(SENTINEL), "{out}");
+    insta::assert_snapshot!(out);
+
+    // Invalid YAML after a secret.
+    let out = check(
+        "vault: { auth: { token: { token: ${VAULT_SECRET_ID} } }\ntargets: [\n",
+        APPROLE_ENV,
+    );
+    assert!(out.contains("invalid YAML"), "{out}");
+    assert!(!out.contains(SENTINEL), "{out}");
+}
