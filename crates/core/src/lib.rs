@@ -5,6 +5,7 @@
 pub mod config;
 pub mod de;
 pub mod diag;
+pub mod diff;
 pub mod graph;
 pub mod mask;
 pub mod merge;

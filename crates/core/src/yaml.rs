@@ -1,5 +1,6 @@
 //! A YAML document as a tree of nodes that remember their line and column, with `${VAR}`
-//! expansion applied to scalars. The environment is passed in: this module reads nothing.
+//! expansion applied to scalar values (not keys). The environment is passed in: this module
+//! reads nothing.
 
 use std::collections::BTreeMap;
 
@@ -119,9 +120,22 @@ impl Builder<'_> {
     }
 
     fn scalar(&mut self, raw: String, style: TScalarStyle, p: Pos) -> NodeKind {
+        let raw = restore_references(raw);
+        // Keys are names, not values: `${VAR}` is expanded in values only, so an environment
+        // value never becomes a key (and is never echoed as an "unknown key").
+        if matches!(self.stack.last(), Some(Frame::Map(_, _, None))) {
+            return if style == TScalarStyle::Plain {
+                resolve_plain(raw)
+            } else {
+                NodeKind::Str(raw)
+            };
+        }
         let text = expand_env(&raw, p, self.env, &mut self.diags);
         if style != TScalarStyle::Plain {
             return NodeKind::Str(text);
+        }
+        if text != raw {
+            return resolve_expanded(text);
         }
         resolve_plain(text)
     }
@@ -250,6 +264,60 @@ fn resolve_plain(text: String) -> NodeKind {
     NodeKind::Str(text)
 }
 
+/// A plain scalar that came out of `${VAR}` expansion: the environment holds text, so only
+/// a value whose canonical rendering is exactly that text becomes a number or a boolean
+/// (`9090`, `true`). Anything else stays the string it was, so a credential such as `0123`,
+/// `1e3`, `True`, `null` or an empty value reaches a string field unchanged.
+fn resolve_expanded(text: String) -> NodeKind {
+    match resolve_plain(text.clone()) {
+        NodeKind::Int(i) if i.to_string() == text => NodeKind::Int(i),
+        NodeKind::Bool(b) if b.to_string() == text => NodeKind::Bool(b),
+        _ => NodeKind::Str(text),
+    }
+}
+
+/// Stand-ins for the braces of `${VAR}` while the YAML parser runs. `{` and `}` are flow
+/// indicators, so without them `auth: { approle: { role_id: ${VAULT_ROLE_ID} } }` (the
+/// documented example) is a syntax error. One character each, so lines and columns are
+/// unchanged; every scalar gets its braces back before expansion.
+const OPEN_REF: char = '\u{E000}';
+const CLOSE_REF: char = '\u{E001}';
+
+/// Replaces the braces of each `${...}` that closes on the same line with the stand-ins.
+fn protect_references(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains("${") {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut rest = source;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..=i]);
+        let tail = &rest[i + 2..];
+        match tail.find(['}', '\n']) {
+            Some(end) if tail[end..].starts_with('}') => {
+                out.push(OPEN_REF);
+                out.push_str(&tail[..end]);
+                out.push(CLOSE_REF);
+                rest = &tail[end + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+fn restore_references(s: String) -> String {
+    if s.contains([OPEN_REF, CLOSE_REF]) {
+        s.replace(OPEN_REF, "{").replace(CLOSE_REF, "}")
+    } else {
+        s
+    }
+}
+
 /// Expands `${VAR}` from the environment; `$${` is a literal `${`. An unset variable is an
 /// error (never an empty string).
 fn expand_env(
@@ -331,7 +399,8 @@ pub fn parse(source: &str, env: &dyn Fn(&str) -> Option<String>) -> (Option<Node
         diags: Diagnostics::default(),
         collection_anchors: Vec::new(),
     };
-    let mut parser = Parser::new_from_str(source);
+    let source = protect_references(source);
+    let mut parser = Parser::new_from_str(&source);
     if let Err(e) = parser.load(&mut builder, false) {
         let m = e.marker();
         builder.diags.push(

@@ -854,6 +854,22 @@ fn wrong_types() {
 }
 
 #[test]
+fn a_type_error_does_not_hide_a_missing_key() {
+    let out = check(
+        &yaml(
+            r#"
+            targets:
+              - region: [us-east-1]
+                name: prod
+            "#,
+        ),
+        &[],
+    );
+    assert!(out.contains("expected a string, found a list"), "{out}");
+    assert!(out.contains("missing required key `type`"), "{out}");
+}
+
+#[test]
 fn unknown_keys_everywhere_suggest_the_closest() {
     let out = check(
         &yaml(
@@ -1027,7 +1043,7 @@ fn deletion_recovery_days_within_aws_limits() {
     };
     let out = with_days("3");
     assert!(
-        out.contains("line 7, column 29 (`targets[0].deletion_recovery_days`): `deletion_recovery_days` must be between 7 and 30"),
+        out.contains("line 8, column 29 (`targets[0].deletion_recovery_days`): `deletion_recovery_days` must be between 7 and 30"),
         "{out}"
     );
     insta::assert_snapshot!(out);
@@ -1106,9 +1122,8 @@ fn env_expansion() {
               - name: prod-${REGION}
                 type: aws_secretsmanager
                 region: ${REGION}
-                secret_prefix: "$${literal}/"
                 imports: [base]
-                overrides: { from_env: "${FROM_ENV}" }
+                overrides: { from_env: "${FROM_ENV}", literal: $${NOT_A_VAR}, ${KEY}: kept }
             metrics: { port: ${PORT} }
             "#,
         ),
@@ -1117,6 +1132,7 @@ fn env_expansion() {
             ("MAX", "250"),
             ("REGION", "eu-west-1"),
             ("PORT", "9464"),
+            ("KEY", "never-used"),
             // An expanded value is not expanded again.
             ("FROM_ENV", "${NOT_EXPANDED}"),
         ],
@@ -1126,9 +1142,30 @@ fn env_expansion() {
     assert_eq!(c.targets[0].name, "prod-eu-west-1");
     let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
     assert_eq!(t.region, "eu-west-1");
-    assert_eq!(t.secret_prefix, "${literal}/");
-    assert_eq!(c.targets[0].overrides["from_env"], json!("${NOT_EXPANDED}"));
+    assert_eq!(
+        serde_json::Value::Object(c.targets[0].overrides.clone()),
+        // `$${` is a literal `${`; keys are not expanded.
+        json!({ "from_env": "${NOT_EXPANDED}", "literal": "${NOT_A_VAR}", "${KEY}": "kept" })
+    );
     assert_eq!(c.metrics.port, 9464);
+}
+
+#[test]
+fn references_inside_flow_collections() {
+    // `{` and `}` are YAML flow indicators; `${VAR}` must still work inside `{ }` and `[ ]`,
+    // as in the documented example, and columns after it must stay right.
+    let src = "metrics: { path: ${METRICS_PATH}, port: abc }\ntargets: [ { name: ${T}, type: aws_secretsmanager, region: us-east-1 } ]\n";
+    let out = check(src, &[("METRICS_PATH", "/m"), ("T", "prod")]);
+    assert_eq!(
+        out,
+        "error at line 1, column 41 (`metrics.port`): expected a non-negative whole number, found a string; write a non-negative whole number here\n=> rejected\n"
+    );
+    let c = accepted(
+        "metrics: { path: ${METRICS_PATH} }\ntargets: [ { name: \"${T}\", type: aws_secretsmanager, region: us-east-1 } ]\n",
+        &[("METRICS_PATH", "/m"), ("T", "prod")],
+    );
+    assert_eq!(c.metrics.path, "/m");
+    assert_eq!(c.targets[0].name, "prod");
 }
 
 #[test]

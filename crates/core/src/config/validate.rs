@@ -18,8 +18,14 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
             diagnostics: diags,
         };
     };
-    let (raw, de_diags) = from_node::<RawConfig>(&node);
-    let type_error_pos: Vec<Pos> = de_diags.0.iter().filter_map(|d| d.pos).collect();
+    let (raw, mut de_diags) = from_node::<RawConfig>(&node);
+    // A `${VAR}` that could not be expanded left an empty stand-in: report the variable, not
+    // also the stand-in's type or value.
+    let mut type_error_pos: Vec<Pos> = diags.0.iter().filter_map(|d| d.pos).collect();
+    de_diags
+        .0
+        .retain(|d| d.pos.is_none_or(|p| !type_error_pos.contains(&p)));
+    type_error_pos.extend(de_diags.0.iter().filter_map(|d| d.pos));
     diags.0.extend(de_diags.0);
     let raw = match raw {
         Ok(raw) => raw,
@@ -35,7 +41,8 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
         diags: Diagnostics::default(),
     };
     let config = v.config(raw);
-    // A value with a type error was replaced by a placeholder; don't report it twice.
+    // A value with a type error or an unset variable was replaced by a placeholder; don't
+    // report it twice.
     v.diags
         .0
         .retain(|d| d.pos.is_none_or(|p| !type_error_pos.contains(&p)));
@@ -621,7 +628,7 @@ impl Validator {
                     &["aws_organizations", "identity_center"],
                     "discovery type",
                 )
-                .then(|| match k.value.as_str() {
+                .then_some(match k.value.as_str() {
                     "aws_organizations" => DiscoveryKind::AwsOrganizations,
                     _ => DiscoveryKind::IdentityCenter,
                 }),
@@ -880,7 +887,10 @@ pub fn check_vault_address(addr: &str) -> Result<(), String> {
     let (scheme, rest) = addr
         .split_once("://")
         .ok_or_else(|| format!("`{addr}` is not a URL"))?;
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // The host is what follows any `user@`: `http://127.0.0.1@vault.example.com` goes to
+    // `vault.example.com`.
+    let host = authority.rsplit('@').next().unwrap_or_default();
     let host = if let Some(h) = host.strip_prefix('[') {
         h.split(']').next().unwrap_or_default()
     } else {
@@ -889,9 +899,14 @@ pub fn check_vault_address(addr: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err(format!("`{addr}` has no host"));
     }
+    // A loopback IP literal, not any name that starts like one (`127.0.0.1.nip.io`).
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     match scheme {
         "https" => Ok(()),
-        "http" if host == "localhost" || host.starts_with("127.") || host == "::1" => Ok(()),
+        "http" if loopback => Ok(()),
         "http" => Err(format!(
             "`{addr}` uses plain http to a non-loopback host; secrets would cross the network unencrypted"
         )),
