@@ -11,7 +11,6 @@ use secretsync_core::graph::Import;
 use secretsync_core::mask::mask_value;
 use secretsync_core::secret::Bundle;
 use secretsync_engine::pipeline;
-use secretsync_engine::vault::VaultClient;
 use serde_json::{Value, json};
 
 use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
@@ -86,7 +85,7 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plural(n: usize) -> &'static str {
+pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -203,16 +202,38 @@ fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let c = load_config(&a.config.config)?;
     let selected = selected_targets(&c, &a.targets)?;
-    if !a.merge_only {
-        anyhow::bail!("the sync phase is not available yet; run with --merge-only");
+    let opts = pipeline::RunOptions {
+        dry_run: a.dry_run,
+        merge_only: a.merge_only,
+        sync_only: a.sync_only,
+        targets: selected.clone(),
+        aws_max_attempts: 5,
+    };
+    let mut reporter = crate::report::Printer::new(a.output, a.show_values, a.dry_run);
+    let summary = pipeline::run(&c, &opts, &env, &mut reporter).await?;
+    reporter.done(&summary)?;
+    if summary.failed() {
+        let failed: Vec<&str> = summary
+            .targets
+            .iter()
+            .filter(|t| t.failed())
+            .map(|t| t.name.as_str())
+            .collect();
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "{} target{} failed: {}",
+                failed.len(),
+                plural(failed.len()),
+                failed.join(", ")
+            ),
+        }
+        .into());
     }
-    let vault = VaultClient::connect(&c.vault, &env).await?;
-    let desired = pipeline::merge_phase(&c, &vault, &selected, &BTreeMap::new()).await?;
-    print_desired(&desired, &selected, a.output, a.show_values)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn render_bundle(b: &Bundle, show: bool) -> Value {
+pub fn render_bundle(b: &Bundle, show: bool) -> Value {
     Value::Object(
         b.iter()
             .map(|(path, v)| {
@@ -223,7 +244,7 @@ fn render_bundle(b: &Bundle, show: bool) -> Value {
     )
 }
 
-fn print_desired(
+pub fn print_desired(
     desired: &BTreeMap<String, Bundle>,
     selected: &[String],
     output: Output,

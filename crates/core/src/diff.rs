@@ -102,6 +102,8 @@ pub struct SecretChange {
     pub retag: bool,
     pub old_version: Option<String>,
     pub new_version: Option<String>,
+    /// The tags the secret had when listed (restored on rollback).
+    pub old_tags: BTreeMap<String, String>,
     pub old_value: Option<SecretValue>,
     pub new_value: Option<SecretValue>,
 }
@@ -120,6 +122,7 @@ impl SecretChange {
             retag: false,
             old_version: None,
             new_version: None,
+            old_tags: BTreeMap::new(),
             old_value: None,
             new_value: None,
         }
@@ -247,6 +250,7 @@ pub fn plan(
         let ours = owner == Some(opts.target.as_str());
         let mut c = SecretChange::new(path, &name, ChangeKind::Unchanged);
         c.old_version = l.current_version.clone();
+        c.old_tags = l.tags.clone();
         c.new_value = Some(value.clone());
         match owner {
             Some(other) if !ours => {

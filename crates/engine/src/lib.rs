@@ -1,8 +1,11 @@
 //! SecretSync's engine: everything that talks to Vault and AWS, and the pipeline that drives
 //! the pure core (`secretsync-core`) between them.
 
+pub mod aws;
 pub mod error;
 pub mod pipeline;
+pub mod store;
+pub mod targets;
 pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};

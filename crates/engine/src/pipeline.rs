@@ -57,3 +57,203 @@ pub async fn merge_phase(
     info!(targets = desired.len(), "merge phase done");
     Ok(desired)
 }
+
+/// How a pipeline run is limited.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub merge_only: bool,
+    pub sync_only: bool,
+    /// Targets to sync; empty means all.
+    pub targets: Vec<String>,
+    /// SDK attempts per AWS call (adaptive retry).
+    pub aws_max_attempts: u32,
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone)]
+pub struct TargetOutcome {
+    pub name: String,
+    pub plan: Option<secretsync_core::diff::TargetPlan>,
+    pub report: Option<crate::targets::ApplyReport>,
+    /// Why the target failed (plan or apply), if it did.
+    pub error: Option<String>,
+    pub calls: u64,
+    pub duration: std::time::Duration,
+}
+
+impl TargetOutcome {
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+            || self.report.as_ref().is_some_and(|r| r.failure.is_some())
+            || self
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.refused.is_some() || p.invalid().next().is_some())
+    }
+}
+
+/// Receives results as they happen, so plans are shown before they are applied.
+pub trait Reporter {
+    fn merged(&mut self, _desired: &BTreeMap<String, Bundle>, _selected: &[String]) {}
+    fn stored(&mut self, _location: &str, _bundle: &str, _stats: crate::store::WriteStats) {}
+    fn planned(&mut self, _target: &str, _plan: &secretsync_core::diff::TargetPlan) {}
+    fn finished(&mut self, _outcome: &TargetOutcome) {}
+}
+
+/// The result of a run.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub targets: Vec<TargetOutcome>,
+    pub vault_requests: u64,
+    pub aws_calls: u64,
+}
+
+impl RunSummary {
+    pub fn failed(&self) -> bool {
+        self.targets.iter().any(TargetOutcome::failed)
+    }
+}
+
+/// Runs the pipeline: merge phase (unless `sync_only`), merge store, then per target in
+/// topological order: plan, report, apply (unless `dry_run`). One failing target does not stop
+/// the others. Errors before the sync phase (Vault unreachable, a missing bundle) fail the run.
+pub async fn run(
+    config: &Config,
+    opts: &RunOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    reporter: &mut dyn Reporter,
+) -> Result<RunSummary> {
+    use crate::aws::AwsContext;
+    use crate::store;
+
+    let selected: Vec<String> = if opts.targets.is_empty() {
+        config.graph.order.clone()
+    } else {
+        config
+            .graph
+            .order
+            .iter()
+            .filter(|n| opts.targets.contains(n))
+            .cloned()
+            .collect()
+    };
+    let needs_aws = !opts.merge_only
+        || matches!(
+            config.merge_store,
+            Some(secretsync_core::config::MergeStoreConfig::S3 { .. })
+        );
+    let aws = if needs_aws {
+        Some(AwsContext::load(opts.aws_max_attempts.max(1)).await)
+    } else {
+        None
+    };
+    let needs_vault = !opts.sync_only
+        || matches!(
+            config.merge_store,
+            Some(secretsync_core::config::MergeStoreConfig::Vault { .. })
+        );
+    let vault = if needs_vault {
+        Some(VaultClient::connect(&config.vault, env).await?)
+    } else {
+        None
+    };
+    let store = match &config.merge_store {
+        Some(cfg) => Some(store::build(cfg, aws.as_ref(), vault.as_ref()).await?),
+        None => None,
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let mut summary = RunSummary::default();
+
+    let desired: BTreeMap<String, Bundle> = if opts.sync_only {
+        let store = store.as_ref().ok_or_else(|| {
+            Error::config("--sync-only needs a merge store: configure `merge_store`")
+        })?;
+        let mut out = BTreeMap::new();
+        for t in &selected {
+            match store.read_bundle(t).await? {
+                Some(b) => {
+                    out.insert(t.clone(), b);
+                }
+                None => {
+                    return Err(Error::config(format!(
+                        "the merge store ({}) has no bundle for target `{t}`; run the merge phase first (`pipeline --merge-only`)",
+                        store.location()
+                    )));
+                }
+            }
+        }
+        out
+    } else {
+        let vault = vault
+            .as_ref()
+            .ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
+        let closure = config.graph.closure(&selected);
+        let mut stored = BTreeMap::new();
+        for t in &closure {
+            for imp in config.graph.imports.get(t).into_iter().flatten() {
+                if let Import::Stored(name) = imp
+                    && !stored.contains_key(name)
+                {
+                    let store = store.as_ref().ok_or_else(|| {
+                        Error::config(format!("import `{name}` needs a merge store"))
+                    })?;
+                    let b = store.read_bundle(name).await?.ok_or_else(|| {
+                        Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
+                    })?;
+                    stored.insert(name.clone(), b);
+                }
+            }
+        }
+        let desired = merge_phase(config, vault, &selected, &stored).await?;
+        if let (Some(store), false) = (&store, opts.dry_run) {
+            for (name, bundle) in &desired {
+                let stats = store.write_bundle(name, bundle, &run_id).await?;
+                reporter.stored(&store.location(), name, stats);
+            }
+        }
+        desired
+    };
+    reporter.merged(&desired, &selected);
+    summary.vault_requests = vault.as_ref().map_or(0, |v| v.request_count());
+    if opts.merge_only {
+        summary.aws_calls = aws.as_ref().map_or(0, |a| a.calls.get());
+        return Ok(summary);
+    }
+    let aws = aws
+        .as_ref()
+        .ok_or_else(|| Error::config("AWS is needed for the sync phase"))?;
+    let empty = Bundle::new();
+    for name in &selected {
+        let Some(tcfg) = config.target(name) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let target = crate::targets::build(tcfg, aws).await?;
+        let bundle = desired.get(name).unwrap_or(&empty);
+        let mut outcome = TargetOutcome {
+            name: name.clone(),
+            plan: None,
+            report: None,
+            error: None,
+            calls: 0,
+            duration: Default::default(),
+        };
+        match target.plan(bundle).await {
+            Err(e) => outcome.error = Some(e.message),
+            Ok(plan) => {
+                reporter.planned(name, &plan);
+                if !opts.dry_run {
+                    outcome.report = Some(target.apply(&plan).await);
+                }
+                outcome.plan = Some(plan);
+            }
+        }
+        outcome.calls = target.calls();
+        outcome.duration = started.elapsed();
+        reporter.finished(&outcome);
+        summary.targets.push(outcome);
+    }
+    summary.aws_calls = aws.calls.get() + summary.targets.iter().map(|t| t.calls).sum::<u64>();
+    Ok(summary)
+}

@@ -572,6 +572,24 @@ impl VaultClient {
     }
 }
 
+impl VaultClient {
+    /// Deletes a KV v2 secret with all its versions and metadata.
+    pub async fn delete_all_versions(&self, mount: &str, path: &str) -> Result<()> {
+        let api = format!("{mount}metadata/{path}");
+        let (status, v) = self.call(Method::DELETE, &encode_path(&api), None).await?;
+        match status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::FORBIDDEN => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "permission denied deleting `{mount}{path}`: the token needs the `delete` capability on `{api}`"
+                ),
+            )),
+            s => Err(unexpected(s, "deleting", &api, &v)),
+        }
+    }
+}
+
 fn deleted_or_missing(meta: &Value) -> ReadOutcome {
     let destroyed = meta["destroyed"].as_bool().unwrap_or(false);
     let deleted = meta["deletion_time"]

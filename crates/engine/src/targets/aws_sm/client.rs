@@ -1,0 +1,516 @@
+//! The `aws_secretsmanager` target implementation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use futures::{StreamExt, stream};
+use secretsync_core::config::AwsSmTarget as Settings;
+use secretsync_core::diff::{
+    self, ChangeKind, Listed, MANAGED_VALUE, PlanOptions, SecretChange, TAG_HASH, TAG_MANAGED,
+    TAG_TARGET, TAG_VERSION, TargetPlan,
+};
+use secretsync_core::secret::{Bundle, SecretValue};
+use tokio::sync::Mutex;
+use tracing::{debug, info, warn};
+
+use super::error::{code, map};
+use crate::aws::{AwsContext, CallCounter};
+use crate::error::{Error, ErrorKind, Result};
+use crate::targets::{ApplyReport, Target};
+
+/// Spaces writes evenly: at most `per_second` starts per second.
+struct Pacer {
+    next: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        Pacer {
+            next: Mutex::new(Instant::now()),
+            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
+        }
+    }
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+pub struct AwsSmTarget {
+    name: String,
+    settings: Settings,
+    client: Client,
+    counter: CallCounter,
+}
+
+/// One completed write, and how to undo it.
+enum Done {
+    Created {
+        name: String,
+    },
+    Updated {
+        name: String,
+        old_version: Option<String>,
+        new_version: String,
+        old_tags: BTreeMap<String, String>,
+        restored: bool,
+    },
+    Retagged,
+    Deleted {
+        name: String,
+    },
+}
+
+impl AwsSmTarget {
+    pub async fn new(name: &str, settings: &Settings, aws: &AwsContext) -> Self {
+        let cfg = aws
+            .config_for(
+                &settings.region,
+                settings.role_arn.as_deref(),
+                settings.external_id.as_deref(),
+            )
+            .await;
+        let counter = CallCounter::default();
+        let client = aws.secrets_manager(&cfg, &counter);
+        AwsSmTarget {
+            name: name.to_string(),
+            settings: settings.clone(),
+            client,
+            counter,
+        }
+    }
+
+    fn options(&self) -> PlanOptions {
+        PlanOptions {
+            target: self.name.clone(),
+            prefix: self.settings.secret_prefix.clone(),
+            adopt: self.settings.adopt,
+            delete_orphans: self.settings.delete_orphans,
+            max_deletes: self.settings.max_deletes,
+        }
+    }
+
+    /// Every secret under the prefix, pending deletions included: names, tags, current version.
+    async fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        let mut req = self
+            .client
+            .list_secrets()
+            .include_planned_deletion(true)
+            .max_results(100);
+        let prefix = &self.settings.secret_prefix;
+        if !prefix.is_empty() {
+            req = req.filters(
+                Filter::builder()
+                    .key(FilterNameStringType::Name)
+                    .values(prefix.clone())
+                    .build(),
+            );
+        }
+        let mut pages = req.into_paginator().send();
+        let mut out = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| map(e, &format!("listing secrets of target `{}`", self.name)))?;
+            for s in page.secret_list() {
+                let Some(name) = s.name() else { continue };
+                // The name filter is a server-side search; keep exact prefix matches only.
+                if !name.starts_with(prefix.as_str()) {
+                    continue;
+                }
+                let tags = s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                    })
+                    .collect();
+                let current_version = s.secret_versions_to_stages().and_then(|m| {
+                    m.iter()
+                        .find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT"))
+                        .map(|(v, _)| v.clone())
+                });
+                out.insert(
+                    name.to_string(),
+                    Listed {
+                        name: name.to_string(),
+                        tags,
+                        current_version,
+                        pending_deletion: s.deleted_date().is_some(),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads values with `BatchGetSecretValue`, 20 names per call.
+    async fn read_values(&self, names: Vec<String>) -> Result<BTreeMap<String, SecretValue>> {
+        let mut out = BTreeMap::new();
+        for chunk in names.chunks(20) {
+            let resp = self
+                .client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    map(
+                        e,
+                        &format!(
+                            "reading {} current values of target `{}`",
+                            chunk.len(),
+                            self.name
+                        ),
+                    )
+                })?;
+            for v in resp.secret_values() {
+                let (Some(name), Some(s)) = (v.name(), v.secret_string()) else {
+                    continue;
+                };
+                if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(s) {
+                    out.insert(name.to_string(), SecretValue::new(m));
+                }
+            }
+            for e in resp.errors() {
+                warn!(target_name = %self.name, secret = e.secret_id().unwrap_or(""), code = e.error_code().unwrap_or(""), "could not read a current value; it will be overwritten");
+            }
+        }
+        Ok(out)
+    }
+
+    fn tags(&self, hash: &str, version: &str) -> Vec<Tag> {
+        [
+            (TAG_MANAGED, MANAGED_VALUE),
+            (TAG_TARGET, self.name.as_str()),
+            (TAG_HASH, hash),
+            (TAG_VERSION, version),
+        ]
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+    }
+
+    async fn create(&self, c: &SecretChange) -> Result<Done> {
+        let value = c
+            .new_value
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "no value to create"))?;
+        let version = uuid::Uuid::new_v4().to_string();
+        let mut json = value.canonical_json();
+        let res = self
+            .client
+            .create_secret()
+            .name(&c.name)
+            .secret_string(json.as_str())
+            .client_request_token(&version)
+            .set_tags(Some(self.tags(&value.content_hash(), &version)))
+            .send()
+            .await;
+        zeroize::Zeroize::zeroize(&mut json);
+        res.map_err(|e| map(e, &format!("creating `{}`", c.name)))?;
+        Ok(Done::Created {
+            name: c.name.clone(),
+        })
+    }
+
+    async fn update(
+        &self,
+        c: &SecretChange,
+        listed_tags: BTreeMap<String, String>,
+    ) -> Result<Done> {
+        let value = c
+            .new_value
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "no value to write"))?;
+        let hash = value.content_hash();
+        if c.retag {
+            let v = c.old_version.clone().unwrap_or_default();
+            self.client
+                .tag_resource()
+                .secret_id(&c.name)
+                .set_tags(Some(self.tags(&hash, &v)))
+                .send()
+                .await
+                .map_err(|e| map(e, &format!("tagging `{}`", c.name)))?;
+            return Ok(Done::Retagged);
+        }
+        if c.restore {
+            self.client
+                .restore_secret()
+                .secret_id(&c.name)
+                .send()
+                .await
+                .map_err(|e| map(e, &format!("restoring `{}` from pending deletion", c.name)))?;
+        }
+        let version = uuid::Uuid::new_v4().to_string();
+        let mut json = value.canonical_json();
+        let res = self
+            .client
+            .put_secret_value()
+            .secret_id(&c.name)
+            .secret_string(json.as_str())
+            .client_request_token(&version)
+            .send()
+            .await;
+        zeroize::Zeroize::zeroize(&mut json);
+        let done = Done::Updated {
+            name: c.name.clone(),
+            old_version: c.old_version.clone(),
+            new_version: version.clone(),
+            old_tags: listed_tags,
+            restored: c.restore,
+        };
+        if let Err(e) = res {
+            if c.restore {
+                // Put it back where it was: pending deletion.
+                let _ = self.undo(done).await;
+            }
+            return Err(map(e, &format!("writing `{}`", c.name)));
+        }
+        if let Err(e) = self
+            .client
+            .tag_resource()
+            .secret_id(&c.name)
+            .set_tags(Some(self.tags(&hash, &version)))
+            .send()
+            .await
+        {
+            let _ = self.undo(done).await;
+            return Err(map(e, &format!("tagging `{}`", c.name)));
+        }
+        Ok(done)
+    }
+
+    async fn delete(&self, c: &SecretChange) -> Result<Done> {
+        let mut req = self.client.delete_secret().secret_id(&c.name);
+        req = if self.settings.force_delete {
+            req.force_delete_without_recovery(true)
+        } else {
+            req.recovery_window_in_days(self.settings.deletion_recovery_days as i64)
+        };
+        req.send()
+            .await
+            .map_err(|e| map(e, &format!("deleting `{}`", c.name)))?;
+        Ok(Done::Deleted {
+            name: c.name.clone(),
+        })
+    }
+
+    /// Undoes one completed write.
+    async fn undo(&self, done: Done) -> Result<()> {
+        match done {
+            Done::Retagged => Ok(()),
+            Done::Created { name } => {
+                self.client
+                    .delete_secret()
+                    .secret_id(&name)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, &format!("rolling back the creation of `{name}`")))?;
+                Ok(())
+            }
+            Done::Updated {
+                name,
+                old_version,
+                new_version,
+                old_tags,
+                restored,
+            } => {
+                if let Some(old) = old_version {
+                    let r = self
+                        .client
+                        .update_secret_version_stage()
+                        .secret_id(&name)
+                        .version_stage("AWSCURRENT")
+                        .move_to_version_id(&old)
+                        .remove_from_version_id(&new_version)
+                        .send()
+                        .await;
+                    if let Err(e) = r
+                        && code(&e) != Some("ResourceNotFoundException")
+                    {
+                        // The new version may not exist if the put itself failed.
+                        let msg = map(e, &format!("rolling back `{name}` to version {old}"));
+                        if !msg.message.contains("version") {
+                            return Err(msg);
+                        }
+                    }
+                    if !old_tags.is_empty() {
+                        let tags: Vec<Tag> = old_tags
+                            .iter()
+                            .filter(|(k, _)| k.starts_with("secretsync:") || *k == TAG_MANAGED)
+                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                            .collect();
+                        if !tags.is_empty() {
+                            self.client
+                                .tag_resource()
+                                .secret_id(&name)
+                                .set_tags(Some(tags))
+                                .send()
+                                .await
+                                .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
+                        }
+                    }
+                }
+                if restored {
+                    self.client
+                        .delete_secret()
+                        .secret_id(&name)
+                        .recovery_window_in_days(self.settings.deletion_recovery_days as i64)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            map(e, &format!("putting `{name}` back into pending deletion"))
+                        })?;
+                }
+                Ok(())
+            }
+            Done::Deleted { name } => {
+                self.client
+                    .restore_secret()
+                    .secret_id(&name)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, &format!("rolling back the deletion of `{name}`")))?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport) {
+        for d in done.into_iter().rev() {
+            let label = match &d {
+                Done::Created { name } | Done::Deleted { name } | Done::Updated { name, .. } => {
+                    name.clone()
+                }
+                Done::Retagged => continue,
+            };
+            match self.undo(d).await {
+                Ok(()) => report.rolled_back += 1,
+                Err(e) => report.rollback_failures.push(format!("{label}: {e}")),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Target for AwsSmTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn calls(&self) -> u64 {
+        self.counter.get()
+    }
+
+    async fn plan(&self, desired: &Bundle) -> Result<TargetPlan> {
+        let listed = self.list().await?;
+        let opts = self.options();
+        let wanted = diff::needs_value(&opts, desired, &listed);
+        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
+        let values = self.read_values(wanted).await?;
+        Ok(diff::plan(&opts, desired, &listed, &values))
+    }
+
+    async fn apply(&self, plan: &TargetPlan) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        if let Some(refused) = &plan.refused {
+            report.failure = Some(refused.clone());
+            return report;
+        }
+        let pacer = Arc::new(Pacer::new(self.settings.writes_per_second));
+        let failed = Arc::new(AtomicBool::new(false));
+        let changes = &plan.changes;
+        let writes: Vec<usize> = (0..changes.len())
+            .filter(|&i| {
+                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
+                    || changes[i].retag
+            })
+            .collect();
+        let results: Vec<Result<Done>> = stream::iter(writes)
+            .map(|i| {
+                let pacer = pacer.clone();
+                let failed = failed.clone();
+                async move {
+                    let c = &changes[i];
+                    if failed.load(Ordering::Relaxed) {
+                        return Err(Error::new(
+                            ErrorKind::Cancelled,
+                            "not attempted after an earlier failure",
+                        ));
+                    }
+                    pacer.wait().await;
+                    let r = match c.kind {
+                        ChangeKind::Added => self.create(c).await,
+                        _ => self.update(c, c.old_tags.clone()).await,
+                    };
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    r
+                }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        for r in results {
+            match r {
+                Ok(d) => {
+                    match &d {
+                        Done::Created { .. } => report.created += 1,
+                        Done::Updated { .. } => report.updated += 1,
+                        Done::Retagged => report.retagged += 1,
+                        Done::Deleted { .. } => report.deleted += 1,
+                    }
+                    done.push(d);
+                }
+                Err(e) if e.kind == ErrorKind::Cancelled => {}
+                Err(e) => {
+                    if report.failure.is_none() {
+                        report.failure = Some(e.message);
+                    }
+                }
+            }
+        }
+        if report.failure.is_none() {
+            for c in plan
+                .changes
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Deleted)
+            {
+                pacer.wait().await;
+                match self.delete(c).await {
+                    Ok(d) => {
+                        report.deleted += 1;
+                        done.push(d);
+                    }
+                    Err(e) => {
+                        report.failure = Some(e.message);
+                        break;
+                    }
+                }
+            }
+        }
+        if report.failure.is_some() {
+            warn!(target_name = %self.name, applied = done.len(), "a write failed; rolling the target back");
+            self.rollback(done, &mut report).await;
+        } else {
+            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
+        }
+        report
+    }
+}

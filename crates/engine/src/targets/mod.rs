@@ -1,0 +1,51 @@
+//! Targets: where desired states are synced. One trait, one closed registry
+//! ([`build`]); each backend lives in its own folder with the same files (config example in
+//! `mod.rs`, client, error mapping).
+
+pub mod aws_sm;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secretsync_core::config::{TargetBackend, TargetConfig};
+use secretsync_core::diff::TargetPlan;
+use secretsync_core::secret::Bundle;
+
+use crate::aws::AwsContext;
+use crate::error::Result;
+
+/// What applying a plan did.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub retagged: usize,
+    /// The failure that stopped the apply, if any.
+    pub failure: Option<String>,
+    /// What the rollback undid after a failure.
+    pub rolled_back: usize,
+    /// Writes that could not be undone: the target is left with these changes.
+    pub rollback_failures: Vec<String>,
+}
+
+/// A sync target.
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn name(&self) -> &str;
+    /// Compares the desired state with the target's current state.
+    async fn plan(&self, desired: &Bundle) -> Result<TargetPlan>;
+    /// Applies a plan as a unit: on a failed write, rolls back what it did and reports it.
+    async fn apply(&self, plan: &TargetPlan) -> ApplyReport;
+    /// API calls made so far (attempts, retries included).
+    fn calls(&self) -> u64;
+}
+
+/// The registry: one arm per target kind.
+pub async fn build(cfg: &TargetConfig, aws: &AwsContext) -> Result<Arc<dyn Target>> {
+    match &cfg.backend {
+        TargetBackend::AwsSecretsManager(sm) => {
+            Ok(Arc::new(aws_sm::AwsSmTarget::new(&cfg.name, sm, aws).await))
+        }
+    }
+}
