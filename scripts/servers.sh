@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts local OpenBao (dev mode) and moto on free loopback ports, waits until both answer,
-# and writes their addresses to .servers/env (source it). `servers.sh stop` stops them.
+# and writes their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=.servers
+DIR=${SERVERS_DIR:-.servers}
 stop() {
   for f in "$DIR"/*.pid; do
     [ -f "$f" ] || continue

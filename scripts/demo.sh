@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The main job, end to end, on local servers: starts OpenBao and moto, seeds an example Vault
+# tree, validates the example config, shows the dry-run plan, applies it, shows what landed
+# in AWS Secrets Manager, and re-runs to show that nothing changes. Stops the servers at the
+# end (DEMO_KEEP=1 leaves them running; their addresses are in .servers-demo/env).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/venv.sh
+cargo build --quiet --bin secretsync
+BIN=target/debug/secretsync
+export SERVERS_DIR=.servers-demo
+[ "${DEMO_KEEP:-0}" = 1 ] || trap 'scripts/servers.sh stop' EXIT
+scripts/servers.sh start
+# shellcheck disable=SC1091
+source .servers-demo/env
+export VAULT_ADDR=$SECRETSYNC_TEST_VAULT_ADDR VAULT_TOKEN=$SECRETSYNC_TEST_VAULT_TOKEN
+export AWS_ENDPOINT_URL=$SECRETSYNC_TEST_AWS_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+
+put() { curl -sf -H "X-Vault-Token: $VAULT_TOKEN" -X POST "$VAULT_ADDR/v1/secret/data/$1" -d "{\"data\": $2}" >/dev/null; }
+echo "== seeding Vault (secret/demo/...)"
+put demo/base/app/db         '{"host": "db.internal", "port": 5432, "user": "app", "password": "base-password", "options": {"ssl": true}}'
+put demo/base/app/api        '{"url": "https://api.internal", "timeouts": {"connect": 5, "read": 30}}'
+put demo/base/shared/logging '{"level": "info", "sinks": ["stdout"]}'
+put demo/production/app/db   '{"host": "db.prod.internal", "password": "prod-password"}'
+put demo/production/app/api  '{"api_key": "prod-api-key", "timeouts": {"read": 60}}'
+put demo/production/shared/logging '{"sinks": ["cloudwatch"]}'
+
+echo; echo "== secretsync validate"
+$BIN validate --config examples/demo.yaml
+echo; echo "== secretsync graph"
+$BIN graph --config examples/demo.yaml
+echo; echo "== secretsync pipeline --dry-run (the plan; nothing is written)"
+$BIN --log-level warn pipeline --config examples/demo.yaml --dry-run
+echo; echo "== secretsync pipeline (apply)"
+$BIN --log-level warn pipeline --config examples/demo.yaml
+echo; echo "== what landed in AWS Secrets Manager"
+.venv/bin/python - <<'PY'
+import boto3, json, os
+for account_role, region in [(None, "us-east-1"), ("arn:aws:iam::222222222222:role/SecretSync", "us-west-2")]:
+    kw = dict(region_name=region, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    if account_role:
+        c = boto3.client("sts", **kw).assume_role(RoleArn=account_role, RoleSessionName="demo")["Credentials"]
+        kw.update(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+    sm = boto3.client("secretsmanager", **kw)
+    account = boto3.client("sts", **kw).get_caller_identity()["Account"]
+    print(f"account {account}, {region}:")
+    for s in sorted(sm.list_secrets()["SecretList"], key=lambda s: s["Name"]):
+        value = json.loads(sm.get_secret_value(SecretId=s["Name"])["SecretString"])
+        tags = {t["Key"]: t["Value"] for t in s.get("Tags", [])}
+        masked = {k: ("<set>" if k in ("password", "api_key") else v) for k, v in value.items()}
+        print(f"  {s['Name']}  managed-by={tags.get('managed-by')}  {json.dumps(masked, sort_keys=True)}")
+PY
+echo; echo "== re-run: nothing changes, no writes"
+$BIN --log-level warn pipeline --config examples/demo.yaml
