@@ -11,5 +11,6 @@ pub mod mask;
 pub mod merge;
 pub mod naming;
 pub mod plan;
+pub mod render;
 pub mod secret;
 pub mod yaml;

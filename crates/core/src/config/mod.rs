@@ -59,6 +59,7 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub metrics: MetricsConfig,
     pub circuit_breaker: CircuitBreakerConfig,
+    pub masking: MaskingConfig,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
 }
@@ -249,6 +250,26 @@ impl Default for CircuitBreakerConfig {
             max_requests: 1,
             window: Duration::from_secs(10),
         }
+    }
+}
+
+/// Which keys stay masked even under `--show-values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskingConfig {
+    pub enabled: bool,
+    pub patterns: Vec<String>,
+}
+
+impl Default for MaskingConfig {
+    fn default() -> Self {
+        MaskingConfig { enabled: true, patterns: crate::mask::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+impl MaskingConfig {
+    /// The display policy for this config.
+    pub fn policy(&self, show_values: bool) -> crate::mask::MaskPolicy {
+        crate::mask::MaskPolicy::new(show_values, if self.enabled { self.patterns.clone() } else { Vec::new() })
     }
 }
 

@@ -18,6 +18,16 @@ pub struct RawConfig {
     pub discovery: S<RawDiscovery>,
     pub metrics: S<RawMetrics>,
     pub circuit_breaker: S<RawCircuitBreaker>,
+    pub masking: S<RawMasking>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMasking {
+    /// `false` switches off masking of sensitive-looking keys under `--show-values`.
+    pub enabled: S<bool>,
+    /// Replaces the default sensitive-name patterns.
+    pub patterns: S<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -176,6 +176,27 @@ impl Validator {
             .circuit_breaker
             .map(|c| self.circuit_breaker(c))
             .unwrap_or_default();
+        let masking = match raw.masking {
+            None => MaskingConfig::default(),
+            Some(m) => {
+                let m = m.value;
+                let mut cfg = MaskingConfig {
+                    enabled: m.enabled.is_none_or(|e| e.value),
+                    ..MaskingConfig::default()
+                };
+                if let Some(p) = m.patterns {
+                    if p.value.is_empty() && cfg.enabled {
+                        self.error(
+                            &p,
+                            "`masking.patterns` is empty",
+                            "list at least one pattern, or set `masking.enabled: false` to switch pattern masking off",
+                        );
+                    }
+                    cfg.patterns = p.value.into_iter().map(|s| s.value).collect();
+                }
+                cfg
+            }
+        };
 
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
@@ -188,6 +209,7 @@ impl Validator {
             discovery,
             metrics,
             circuit_breaker,
+            masking,
             graph,
         }
     }
