@@ -75,18 +75,35 @@ pub struct PipelineArgs {
     /// Only these targets (comma separated); their dependencies are merged, not synced.
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
-    /// Output format for results on stdout.
+    /// Output format for plans and results on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// Reveal secret values in the output (masked by default).
+    /// Show key-level detail for every change (changed keys; values where --show-values allows).
+    #[arg(long)]
+    pub diff: bool,
+    /// Reveal secret values in the output (masked by default). Keys that look sensitive
+    /// (password, secret, token, private key, API/access key, credential) stay masked unless
+    /// `masking.enabled: false` is set in the config.
     #[arg(long)]
     pub show_values: bool,
+    /// Exit 0 when there are no changes, 1 when there are (pending in a dry run, or applied),
+    /// 2 on failure. Without it: 0 success, 1 failure.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
+    /// Human-readable; colour on a terminal (not with NO_COLOR or when piped).
     Text,
+    /// Old | new for each changed key.
+    SideBySide,
+    /// A versioned JSON document (docs/diff-json-schema.md).
     Json,
+    /// GitHub Actions workflow commands, step outputs and step summary.
+    Github,
+    /// One line per target and a total.
+    Compact,
 }
 
 #[derive(Args, Debug)]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig, TargetBackend};
 use secretsync_core::graph::Import;
-use secretsync_core::mask::mask_value;
+use secretsync_core::mask::MaskPolicy;
 use secretsync_core::secret::Bundle;
 use secretsync_engine::pipeline;
 use serde_json::{Value, json};
@@ -200,6 +200,7 @@ fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
 }
 
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
+    let failure_code = if a.exit_code { 2 } else { 1 };
     let c = load_config(&a.config.config)?;
     let selected = selected_targets(&c, &a.targets)?;
     let opts = pipeline::RunOptions {
@@ -209,9 +210,11 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         targets: selected.clone(),
         aws_max_attempts: 5,
     };
-    let mut reporter = crate::report::Printer::new(a.output, a.show_values, a.dry_run);
+    let policy = c.masking.policy(a.show_values);
+    let mut reporter =
+        crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
     let summary = pipeline::run(&c, &opts, &env, &mut reporter).await?;
-    reporter.done(&summary)?;
+    let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary
             .targets
@@ -220,7 +223,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
             .map(|t| t.name.as_str())
             .collect();
         return Err(Failure {
-            code: 1,
+            code: failure_code,
             message: format!(
                 "{} target{} failed: {}",
                 failed.len(),
@@ -230,15 +233,21 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         }
         .into());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if a.exit_code && changes {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-pub fn render_bundle(b: &Bundle, show: bool) -> Value {
+pub fn render_bundle(b: &Bundle, policy: &MaskPolicy) -> Value {
     Value::Object(
         b.iter()
             .map(|(path, v)| {
-                let raw = Value::Object(v.expose().clone());
-                (path.clone(), if show { raw } else { mask_value(&raw) })
+                (
+                    path.clone(),
+                    policy.display("", &Value::Object(v.expose().clone())),
+                )
             })
             .collect(),
     )
@@ -248,31 +257,34 @@ pub fn print_desired(
     desired: &BTreeMap<String, Bundle>,
     selected: &[String],
     output: Output,
-    show: bool,
+    policy: &MaskPolicy,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match output {
-        Output::Json => {
-            let targets: serde_json::Map<String, Value> = selected
-                .iter()
-                .filter_map(|t| desired.get(t).map(|b| (t.clone(), render_bundle(b, show))))
-                .collect();
+    if output == Output::Json {
+        let targets: serde_json::Map<String, Value> = selected
+            .iter()
+            .filter_map(|t| {
+                desired
+                    .get(t)
+                    .map(|b| (t.clone(), render_bundle(b, policy)))
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "targets": targets }))?
+        )?;
+        return Ok(());
+    }
+    for t in selected {
+        let Some(b) = desired.get(t) else { continue };
+        writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
+        for (path, v) in b {
             writeln!(
                 out,
-                "{}",
-                serde_json::to_string_pretty(&json!({ "targets": targets }))?
+                "  {path} = {}",
+                policy.display("", &Value::Object(v.expose().clone()))
             )?;
-        }
-        Output::Text => {
-            for t in selected {
-                let Some(b) = desired.get(t) else { continue };
-                writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
-                for (path, v) in b {
-                    let raw = Value::Object(v.expose().clone());
-                    let shown = if show { raw } else { mask_value(&raw) };
-                    writeln!(out, "  {path} = {shown}")?;
-                }
-            }
         }
     }
     Ok(())

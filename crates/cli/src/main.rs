@@ -11,6 +11,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // With --exit-code, failures exit 2 (1 means "changes").
+    let failure_code = match &args.command {
+        cli::Command::Pipeline(p) if p.exit_code => 2,
+        _ => 1,
+    };
     cli::init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -19,14 +24,17 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(failure_code);
         }
     };
     match runtime.block_on(commands::run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(e.downcast_ref::<commands::Failure>().map_or(1, |f| f.code))
+            ExitCode::from(
+                e.downcast_ref::<commands::Failure>()
+                    .map_or(failure_code, |f| f.code),
+            )
         }
     }
 }

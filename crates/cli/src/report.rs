@@ -1,10 +1,13 @@
-//! Printing plans and results as the pipeline produces them (stdout). Values never appear
-//! unless `--show-values`.
+//! Printing plans and results as the pipeline produces them (stdout), through the core's
+//! renderers. Values never appear unless `--show-values` (and even then not under keys that
+//! look sensitive).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-use secretsync_core::diff::{ChangeKind, KeyChangeKind, TargetPlan};
+use secretsync_core::diff::TargetPlan;
+use secretsync_core::mask::MaskPolicy;
+use secretsync_core::render::{self, Format, RenderOptions, TargetDiff};
 use secretsync_core::secret::Bundle;
 use secretsync_engine::pipeline::{Reporter, RunSummary, TargetOutcome};
 use secretsync_engine::store::WriteStats;
@@ -15,114 +18,133 @@ use crate::commands::{plural, print_desired};
 
 pub struct Printer {
     output: Output,
-    show_values: bool,
-    dry_run: bool,
+    format: Format,
+    opts: RenderOptions,
+    merge_only: bool,
     merged: Option<(BTreeMap<String, Bundle>, Vec<String>)>,
-    json_targets: Vec<Value>,
+    diffs: Vec<TargetDiff>,
+    results: Vec<Value>,
 }
 
-fn sign(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::Added => "+",
-        ChangeKind::Modified => "~",
-        ChangeKind::Deleted => "-",
-        ChangeKind::Unchanged => "=",
-        ChangeKind::Skipped => "!",
+fn format_of(o: Output) -> Format {
+    match o {
+        Output::Text => Format::Text,
+        Output::SideBySide => Format::SideBySide,
+        Output::Json => Format::Json,
+        Output::Github => Format::Github,
+        Output::Compact => Format::Compact,
     }
 }
 
-fn key_sign(k: KeyChangeKind) -> &'static str {
-    match k {
-        KeyChangeKind::Added => "+",
-        KeyChangeKind::Removed => "-",
-        KeyChangeKind::Changed => "~",
+/// Why a target counts as failed, in one line.
+fn failure(t: &TargetOutcome) -> Option<String> {
+    if let Some(e) = &t.error {
+        return Some(e.clone());
     }
-}
-
-pub fn plan_json(plan: &TargetPlan) -> Value {
-    let c = plan.counts();
-    json!({
-        "summary": c,
-        "changes": plan.changes.iter().filter(|ch| ch.kind != ChangeKind::Unchanged || ch.retag).map(|ch| json!({
-            "path": ch.path,
-            "name": ch.name,
-            "type": ch.kind,
-            "keys": ch.keys,
-            "reason": ch.reason,
-            "restore": ch.restore,
-            "adopt": ch.adopt,
-        })).collect::<Vec<_>>(),
-        "orphans_kept": plan.orphans_kept,
-        "refused": plan.refused,
-    })
+    if let Some(f) = t.report.as_ref().and_then(|r| r.failure.clone()) {
+        return Some(f);
+    }
+    let plan = t.plan.as_ref()?;
+    if let Some(r) = &plan.refused {
+        return Some(r.clone());
+    }
+    let invalid = plan.invalid().count();
+    (invalid > 0).then(|| format!("{invalid} invalid secret{} not synced", plural(invalid)))
 }
 
 impl Printer {
-    pub fn new(output: Output, show_values: bool, dry_run: bool) -> Self {
+    pub fn new(
+        output: Output,
+        policy: MaskPolicy,
+        details: bool,
+        dry_run: bool,
+        merge_only: bool,
+    ) -> Self {
+        let color = matches!(output, Output::Text | Output::SideBySide)
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none();
         Printer {
             output,
-            show_values,
-            dry_run,
+            format: format_of(output),
+            opts: RenderOptions {
+                policy,
+                color,
+                details,
+                dry_run,
+            },
+            merge_only,
             merged: None,
-            json_targets: Vec::new(),
+            diffs: Vec::new(),
+            results: Vec::new(),
         }
     }
 
-    /// Prints what is left at the end of the run.
-    pub fn done(&mut self, summary: &RunSummary) -> anyhow::Result<()> {
+    /// Prints what comes after every target; returns whether there were changes.
+    pub fn done(&mut self, summary: &RunSummary) -> anyhow::Result<bool> {
         let mut out = std::io::stdout().lock();
-        if summary.targets.is_empty() {
-            // merge-only: the merged state is the result
+        if self.merge_only {
             if let Some((desired, selected)) = &self.merged {
-                print_desired(desired, selected, self.output, self.show_values)?;
+                print_desired(desired, selected, self.output, &self.opts.policy)?;
             }
-            return Ok(());
+            return Ok(false);
         }
-        match self.output {
-            Output::Json => {
-                let mut total = secretsync_core::diff::Counts::default();
-                for t in &summary.targets {
-                    if let Some(p) = &t.plan {
-                        total.add(&p.counts());
+        let changes = self.diffs.iter().any(|d| d.plan.has_changes());
+        match self.format {
+            Format::Json => {
+                let mut doc = render::json::document(&self.diffs, &self.opts);
+                if let Some(targets) = doc.get_mut("targets").and_then(Value::as_array_mut) {
+                    for (t, r) in targets.iter_mut().zip(&self.results) {
+                        t["result"] = r.clone();
                     }
                 }
-                let doc = json!({
-                    "dry_run": self.dry_run,
-                    "summary": total,
-                    "targets": self.json_targets,
-                    "aws_calls": summary.aws_calls,
-                    "vault_requests": summary.vault_requests,
-                });
+                doc["aws_calls"] = json!(summary.aws_calls);
+                doc["vault_requests"] = json!(summary.vault_requests);
                 writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
             }
-            Output::Text => {
-                let failed = summary.targets.iter().filter(|t| t.failed()).count();
-                writeln!(
-                    out,
-                    "{} target{} {}, {failed} failed; {} AWS calls, {} Vault requests",
-                    summary.targets.len(),
-                    plural(summary.targets.len()),
-                    if self.dry_run {
-                        "planned (dry run: nothing written)"
-                    } else {
-                        "synced"
-                    },
-                    summary.aws_calls,
-                    summary.vault_requests
-                )?;
+            f => {
+                f.finish(&self.diffs, &self.opts, &mut out)?;
+                if matches!(f, Format::Text | Format::SideBySide) {
+                    writeln!(
+                        out,
+                        "{} AWS calls, {} Vault requests",
+                        summary.aws_calls, summary.vault_requests
+                    )?;
+                }
             }
         }
-        Ok(())
+        if self.format == Format::Github {
+            write_github_files(&self.diffs, &self.opts)?;
+        }
+        Ok(changes)
     }
+}
+
+/// Appends step outputs to `$GITHUB_OUTPUT` and the markdown table to `$GITHUB_STEP_SUMMARY`
+/// when those are set (inside GitHub Actions).
+fn write_github_files(diffs: &[TargetDiff], opts: &RenderOptions) -> anyhow::Result<()> {
+    use std::fs::OpenOptions;
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT") {
+        let outputs = render::github::outputs(diffs, opts);
+        let delimiter = format!("SECRETSYNC_EOF_{}", std::process::id());
+        let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+        f.write_all(render::github::output_file_text(&outputs, &delimiter).as_bytes())?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+        f.write_all(render::github::step_summary(diffs, opts).as_bytes())?;
+    }
+    Ok(())
 }
 
 impl Reporter for Printer {
     fn merged(&mut self, desired: &BTreeMap<String, Bundle>, selected: &[String]) {
-        self.merged = Some((desired.clone(), selected.to_vec()));
+        if self.merge_only {
+            self.merged = Some((desired.clone(), selected.to_vec()));
+        }
     }
 
     fn stored(&mut self, location: &str, bundle: &str, stats: WriteStats) {
-        if self.output == Output::Text {
+        if matches!(self.output, Output::Text | Output::SideBySide) {
             println!(
                 "merge store {location}: bundle {bundle}: {} written, {} unchanged, {} deleted",
                 stats.written, stats.unchanged, stats.deleted
@@ -130,95 +152,41 @@ impl Reporter for Printer {
         }
     }
 
-    fn planned(&mut self, target: &str, plan: &TargetPlan) {
-        if self.output != Output::Text {
-            return;
-        }
-        let c = plan.counts();
+    fn planned(&mut self, _target: &str, plan: &TargetPlan) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "Plan for target {target}: {} to add, {} to modify, {} to delete, {} unchanged, {} skipped",
-            c.added, c.modified, c.deleted, c.unchanged, c.skipped
-        );
-        for ch in plan
-            .changes
-            .iter()
-            .filter(|ch| ch.kind != ChangeKind::Unchanged || ch.retag)
-        {
-            let mut line = format!("  {} {}", sign(ch.kind), ch.name);
-            if ch.restore {
-                line.push_str(" (restore from pending deletion)");
-            }
-            if ch.adopt {
-                line.push_str(" (adopt)");
-            }
-            if ch.retag {
-                line.push_str(" (value matches; fix ownership tags)");
-            }
-            if ch.kind == ChangeKind::Modified && !ch.keys.is_empty() {
-                let keys: Vec<String> = ch
-                    .keys
-                    .iter()
-                    .map(|k| format!("{}{}", key_sign(k.kind), k.key))
-                    .collect();
-                line.push_str(&format!(" [keys: {}]", keys.join(", ")));
-            }
-            if let Some(r) = &ch.reason {
-                line.push_str(&format!(": {r}"));
-            }
-            let _ = writeln!(out, "{line}");
-        }
-        if !plan.orphans_kept.is_empty() {
-            let _ = writeln!(
-                out,
-                "  {} managed secret{} no longer desired, kept because `delete_orphans` is off: {}",
-                plan.orphans_kept.len(),
-                plural(plan.orphans_kept.len()),
-                plan.orphans_kept.join(", ")
-            );
-        }
-        if let Some(r) = &plan.refused {
-            let _ = writeln!(out, "  refused: {r}");
-        }
+        let _ = self.format.target(plan, &self.opts, &mut out);
     }
 
     fn finished(&mut self, t: &TargetOutcome) {
-        if self.output == Output::Json {
-            self.json_targets.push(json!({
-                "target": t.name,
-                "plan": t.plan.as_ref().map(plan_json),
-                "result": t.report.as_ref().map(|r| json!({
-                    "created": r.created, "updated": r.updated, "deleted": r.deleted, "retagged": r.retagged,
-                    "failure": r.failure, "rolled_back": r.rolled_back, "rollback_failures": r.rollback_failures,
-                })),
-                "error": t.error,
-                "aws_calls": t.calls,
-                "duration_ms": t.duration.as_millis() as u64,
-                "failed": t.failed(),
-            }));
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let secs = t.duration.as_secs_f64();
-        if let Some(e) = &t.error {
-            let _ = writeln!(
-                out,
-                "Target {} FAILED: {e} ({} AWS calls, {secs:.2}s)",
-                t.name, t.calls
-            );
-            return;
-        }
-        let c = t.plan.as_ref().map(|p| p.counts()).unwrap_or_default();
-        match &t.report {
-            None => {
+        let error = failure(t);
+        let plan = t.plan.clone().unwrap_or(TargetPlan {
+            target: t.name.clone(),
+            changes: Vec::new(),
+            orphans_kept: Vec::new(),
+            refused: None,
+        });
+        let c = plan.counts();
+        self.results.push(json!({
+            "applied": t.report.is_some(),
+            "created": t.report.as_ref().map(|r| r.created),
+            "updated": t.report.as_ref().map(|r| r.updated),
+            "deleted": t.report.as_ref().map(|r| r.deleted),
+            "retagged": t.report.as_ref().map(|r| r.retagged),
+            "rolled_back": t.report.as_ref().map(|r| r.rolled_back),
+            "rollback_failures": t.report.as_ref().map(|r| r.rollback_failures.clone()),
+            "aws_calls": t.calls,
+            "duration_ms": t.duration.as_millis() as u64,
+        }));
+        if matches!(self.output, Output::Text | Output::SideBySide) {
+            let mut out = std::io::stdout().lock();
+            let secs = t.duration.as_secs_f64();
+            if let Some(e) = &t.error {
                 let _ = writeln!(
                     out,
-                    "Dry run for {}: nothing written ({} AWS calls, {secs:.2}s)",
+                    "Target {} FAILED: {e} ({} AWS calls, {secs:.2}s)",
                     t.name, t.calls
                 );
-            }
-            Some(r) => {
+            } else if let Some(r) = &t.report {
                 let _ = writeln!(
                     out,
                     "Result for {}: created {}, updated {}, deleted {}, unchanged {}, skipped {}; {} AWS calls in {secs:.2}s",
@@ -236,17 +204,16 @@ impl Reporter for Printer {
                         let _ = writeln!(out, "  NOT rolled back (left as written): {rf}");
                     }
                 }
-            }
-        }
-        if let Some(p) = &t.plan {
-            for ch in p.invalid() {
+            } else {
                 let _ = writeln!(
                     out,
-                    "  invalid secret {} not synced: {}",
-                    ch.name,
-                    ch.reason.as_deref().unwrap_or("")
+                    "Dry run for {}: nothing written ({} AWS calls, {secs:.2}s)",
+                    t.name, t.calls
                 );
             }
+        } else if let Some(e) = &t.error {
+            eprintln!("error: target {} failed: {e}", t.name);
         }
+        self.diffs.push(TargetDiff { plan, error });
     }
 }

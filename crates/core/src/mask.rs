@@ -26,13 +26,18 @@ pub fn mask_value(v: &Value) -> Value {
     match v {
         Value::Null => Value::Null,
         Value::Array(items) => Value::Array(items.iter().map(mask_value).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_value(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_value(v))).collect())
+        }
         _ => Value::String(MASK.into()),
     }
 }
 
 fn normalize(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '-' | '_' | '.' | ' ')).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// How values are shown.
@@ -45,14 +50,24 @@ pub struct MaskPolicy {
 
 impl Default for MaskPolicy {
     fn default() -> Self {
-        MaskPolicy::new(false, DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect())
+        MaskPolicy::new(
+            false,
+            DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        )
     }
 }
 
 impl MaskPolicy {
     /// `patterns` empty switches pattern masking off.
     pub fn new(show_values: bool, patterns: Vec<String>) -> Self {
-        MaskPolicy { show_values, patterns: patterns.iter().map(|p| normalize(p)).filter(|p| !p.is_empty()).collect() }
+        MaskPolicy {
+            show_values,
+            patterns: patterns
+                .iter()
+                .map(|p| normalize(p))
+                .filter(|p| !p.is_empty())
+                .collect(),
+        }
     }
 
     pub fn shows_values(&self) -> bool {
@@ -74,7 +89,11 @@ impl MaskPolicy {
             Value::Object(m) => Value::Object(
                 m.iter()
                     .map(|(k, v)| {
-                        let p = if key_path.is_empty() { k.clone() } else { format!("{key_path}.{k}") };
+                        let p = if key_path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{key_path}.{k}")
+                        };
                         (k.clone(), self.display(&p, v))
                     })
                     .collect(),
@@ -108,8 +127,15 @@ mod tests {
     #[test]
     fn show_values_keeps_sensitive_keys_masked() {
         let v = json!({"user": "app", "DB_Password": "p", "nested": {"api-key": "k", "port": 1}, "credentials": {"x": 1}});
-        let shown = MaskPolicy::new(true, DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect()).display("", &v);
-        assert_eq!(shown, json!({"user": "app", "DB_Password": MASK, "nested": {"api-key": MASK, "port": 1}, "credentials": {"x": MASK}}));
+        let shown = MaskPolicy::new(
+            true,
+            DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        )
+        .display("", &v);
+        assert_eq!(
+            shown,
+            json!({"user": "app", "DB_Password": MASK, "nested": {"api-key": MASK, "port": 1}, "credentials": {"x": MASK}})
+        );
         assert_eq!(MaskPolicy::new(true, vec![]).display("", &v), v);
         assert_eq!(MaskPolicy::default().display("", &v), mask_value(&v));
     }

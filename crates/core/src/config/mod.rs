@@ -262,14 +262,27 @@ pub struct MaskingConfig {
 
 impl Default for MaskingConfig {
     fn default() -> Self {
-        MaskingConfig { enabled: true, patterns: crate::mask::DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect() }
+        MaskingConfig {
+            enabled: true,
+            patterns: crate::mask::DEFAULT_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
     }
 }
 
 impl MaskingConfig {
     /// The display policy for this config.
     pub fn policy(&self, show_values: bool) -> crate::mask::MaskPolicy {
-        crate::mask::MaskPolicy::new(show_values, if self.enabled { self.patterns.clone() } else { Vec::new() })
+        crate::mask::MaskPolicy::new(
+            show_values,
+            if self.enabled {
+                self.patterns.clone()
+            } else {
+                Vec::new()
+            },
+        )
     }
 }
 

@@ -15,7 +15,10 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
     let mut changes = Vec::new();
     for d in diffs {
         for c in listed(&d.plan) {
-            let show = |v: &Option<crate::secret::SecretValue>| v.as_ref().map(|v| opts.policy.display("", &Value::Object(v.expose().clone())));
+            let show = |v: &Option<crate::secret::SecretValue>| {
+                v.as_ref()
+                    .map(|v| opts.policy.display("", &Value::Object(v.expose().clone())))
+            };
             changes.push(json!({
                 "target": d.plan.target,
                 "path": c.path,
@@ -53,5 +56,9 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
 
 pub fn finish(diffs: &[TargetDiff], opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let doc = document(diffs, opts);
-    writeln!(out, "{}", serde_json::to_string_pretty(&doc).map_err(io::Error::other)?)
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(io::Error::other)?
+    )
 }

@@ -46,13 +46,23 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { policy: MaskPolicy::default(), color: false, details: true, dry_run: true }
+        RenderOptions {
+            policy: MaskPolicy::default(),
+            color: false,
+            details: true,
+            dry_run: true,
+        }
     }
 }
 
 impl Format {
     /// Renders one target's plan as soon as it exists.
-    pub fn target(&self, plan: &TargetPlan, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    pub fn target(
+        &self,
+        plan: &TargetPlan,
+        opts: &RenderOptions,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         match self {
             Format::Text => text::target(plan, opts, out),
             Format::SideBySide => side_by_side::target(plan, opts, out),
@@ -63,7 +73,12 @@ impl Format {
     }
 
     /// Renders what follows all targets.
-    pub fn finish(&self, diffs: &[TargetDiff], opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    pub fn finish(
+        &self,
+        diffs: &[TargetDiff],
+        opts: &RenderOptions,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         match self {
             Format::Text | Format::SideBySide => text::finish(diffs, opts, out),
             Format::Json => json::finish(diffs, opts, out),
@@ -84,7 +99,9 @@ pub fn totals(diffs: &[TargetDiff]) -> Counts {
 
 /// The changes worth listing (everything but plain unchanged).
 pub fn listed(plan: &TargetPlan) -> impl Iterator<Item = &crate::diff::SecretChange> {
-    plan.changes.iter().filter(|c| c.kind != ChangeKind::Unchanged || c.retag)
+    plan.changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Unchanged || c.retag)
 }
 
 /// Short form of a version id for display (`v` + 8 characters).
@@ -127,12 +144,19 @@ pub(crate) mod fixtures {
     use serde_json::json;
 
     use super::*;
-    use crate::diff::{Listed, MANAGED_VALUE, PlanOptions, TAG_HASH, TAG_MANAGED, TAG_TARGET, TAG_VERSION, plan};
+    use crate::diff::{
+        Listed, MANAGED_VALUE, PlanOptions, TAG_HASH, TAG_MANAGED, TAG_TARGET, TAG_VERSION, plan,
+    };
     use crate::merge::secret;
     use crate::secret::Bundle;
 
     /// Sentinel values that must never appear in masked output.
-    pub const SENTINELS: &[&str] = &["sentinel-old-pw", "sentinel-new-pw", "sentinel-added", "sentinel-user"];
+    pub const SENTINELS: &[&str] = &[
+        "sentinel-old-pw",
+        "sentinel-new-pw",
+        "sentinel-added",
+        "sentinel-user",
+    ];
 
     /// A fixed two-target diff: an add, a modify with nested key changes, a delete, an
     /// unchanged, a skipped (unmanaged) and an invalid secret.
@@ -148,22 +172,55 @@ pub(crate) mod fixtures {
             current_version: Some(ver.into()),
             pending_deletion: false,
         };
-        let old_db = secret(json!({"user": "sentinel-user", "password": "sentinel-old-pw", "pool": {"max": 5, "min": 1}, "legacy": true}));
-        let new_db = secret(json!({"user": "sentinel-user", "password": "sentinel-new-pw", "pool": {"max": 10, "min": 1}, "timeout": 30}));
+        let old_db = secret(
+            json!({"user": "sentinel-user", "password": "sentinel-old-pw", "pool": {"max": 5, "min": 1}, "legacy": true}),
+        );
+        let new_db = secret(
+            json!({"user": "sentinel-user", "password": "sentinel-new-pw", "pool": {"max": 10, "min": 1}, "timeout": 30}),
+        );
         let same = secret(json!({"level": "info"}));
         let desired = Bundle::from([
             ("app/db".to_string(), new_db),
-            ("app/new".to_string(), secret(json!({"api_token": "sentinel-added", "url": "https://x"}))),
+            (
+                "app/new".to_string(),
+                secret(json!({"api_token": "sentinel-added", "url": "https://x"})),
+            ),
             ("shared/logging".to_string(), same.clone()),
             ("app/unmanaged".to_string(), same.clone()),
             ("bad name".to_string(), same.clone()),
         ]);
         let mut listed = BTreeMap::new();
-        listed.insert("prod/app/db".to_string(), managed("prod/app/db", &old_db, "11111111-aaaa-bbbb-cccc-000000000001"));
-        listed.insert("prod/shared/logging".to_string(), managed("prod/shared/logging", &same, "22222222-aaaa"));
-        listed.insert("prod/app/old".to_string(), managed("prod/app/old", &same, "33333333-aaaa"));
-        listed.insert("prod/app/unmanaged".to_string(), Listed { name: "prod/app/unmanaged".into(), current_version: Some("44444444".into()), ..Default::default() });
-        let opts = PlanOptions { target: "prod".into(), prefix: "prod/".into(), adopt: false, delete_orphans: true, max_deletes: 10 };
+        listed.insert(
+            "prod/app/db".to_string(),
+            managed(
+                "prod/app/db",
+                &old_db,
+                "11111111-aaaa-bbbb-cccc-000000000001",
+            ),
+        );
+        listed.insert(
+            "prod/shared/logging".to_string(),
+            managed("prod/shared/logging", &same, "22222222-aaaa"),
+        );
+        listed.insert(
+            "prod/app/old".to_string(),
+            managed("prod/app/old", &same, "33333333-aaaa"),
+        );
+        listed.insert(
+            "prod/app/unmanaged".to_string(),
+            Listed {
+                name: "prod/app/unmanaged".into(),
+                current_version: Some("44444444".into()),
+                ..Default::default()
+            },
+        );
+        let opts = PlanOptions {
+            target: "prod".into(),
+            prefix: "prod/".into(),
+            adopt: false,
+            delete_orphans: true,
+            max_deletes: 10,
+        };
         let values = BTreeMap::from([("prod/app/db".to_string(), old_db)]);
         let mut p = plan(&opts, &desired, &listed, &values);
         for c in &mut p.changes {
@@ -171,8 +228,22 @@ pub(crate) mod fixtures {
                 c.new_version = Some(format!("99999999-new-{}", c.path.len()));
             }
         }
-        let empty = TargetPlan { target: "staging".into(), changes: Vec::new(), orphans_kept: vec!["staging/x".into()], refused: None };
-        vec![TargetDiff { plan: p, error: None }, TargetDiff { plan: empty, error: Some("AccessDeniedException: not allowed".into()) }]
+        let empty = TargetPlan {
+            target: "staging".into(),
+            changes: Vec::new(),
+            orphans_kept: vec!["staging/x".into()],
+            refused: None,
+        };
+        vec![
+            TargetDiff {
+                plan: p,
+                error: None,
+            },
+            TargetDiff {
+                plan: empty,
+                error: Some("AccessDeniedException: not allowed".into()),
+            },
+        ]
     }
 
     pub fn render(format: Format, opts: &RenderOptions) -> String {
@@ -192,13 +263,25 @@ mod tests {
     use super::*;
     use crate::mask::DEFAULT_PATTERNS;
 
-    const FORMATS: [Format; 5] = [Format::Text, Format::SideBySide, Format::Json, Format::Github, Format::Compact];
+    const FORMATS: [Format; 5] = [
+        Format::Text,
+        Format::SideBySide,
+        Format::Json,
+        Format::Github,
+        Format::Compact,
+    ];
 
     #[test]
     fn masked_output_never_contains_sentinels() {
         for details in [false, true] {
             for f in FORMATS {
-                let out = render(f, &RenderOptions { details, ..Default::default() });
+                let out = render(
+                    f,
+                    &RenderOptions {
+                        details,
+                        ..Default::default()
+                    },
+                );
                 for s in SENTINELS {
                     assert!(!out.contains(s), "{f:?} leaked {s}:\n{out}");
                 }
@@ -208,17 +291,30 @@ mod tests {
 
     #[test]
     fn show_values_reveals_only_non_sensitive_keys() {
-        let opts = RenderOptions { policy: MaskPolicy::new(true, DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+        let opts = RenderOptions {
+            policy: MaskPolicy::new(
+                true,
+                DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+            ),
+            ..Default::default()
+        };
         for f in [Format::Text, Format::SideBySide, Format::Json] {
             let out = render(f, &opts);
             // Text formats show changed keys only; JSON shows whole values.
-            let visible = if f == Format::Json { "sentinel-user" } else { "https://x" };
+            let visible = if f == Format::Json {
+                "sentinel-user"
+            } else {
+                "https://x"
+            };
             assert!(out.contains(visible), "{f:?} should show {visible}:\n{out}");
             for s in ["sentinel-old-pw", "sentinel-new-pw", "sentinel-added"] {
                 assert!(!out.contains(s), "{f:?} leaked sensitive {s}:\n{out}");
             }
         }
-        let all = RenderOptions { policy: MaskPolicy::new(true, vec![]), ..Default::default() };
+        let all = RenderOptions {
+            policy: MaskPolicy::new(true, vec![]),
+            ..Default::default()
+        };
         assert!(render(Format::Json, &all).contains("sentinel-new-pw"));
     }
 
@@ -226,13 +322,25 @@ mod tests {
     fn snapshots() {
         let opts = RenderOptions::default();
         insta::assert_snapshot!("text", render(Format::Text, &opts));
-        insta::assert_snapshot!("text_no_details", render(Format::Text, &RenderOptions { details: false, ..Default::default() }));
+        insta::assert_snapshot!(
+            "text_no_details",
+            render(
+                Format::Text,
+                &RenderOptions {
+                    details: false,
+                    ..Default::default()
+                }
+            )
+        );
         insta::assert_snapshot!("side_by_side", render(Format::SideBySide, &opts));
         insta::assert_snapshot!("json", render(Format::Json, &opts));
         insta::assert_snapshot!("github", render(Format::Github, &opts));
         insta::assert_snapshot!("compact", render(Format::Compact, &opts));
         insta::assert_snapshot!("github_step_summary", github::step_summary(&diffs(), &opts));
-        let outputs: Vec<String> = github::outputs(&diffs(), &opts).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let outputs: Vec<String> = github::outputs(&diffs(), &opts)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         insta::assert_snapshot!("github_outputs", outputs.join("\n"));
     }
 
@@ -240,7 +348,13 @@ mod tests {
     fn colour_only_when_asked() {
         let plain = render(Format::Text, &RenderOptions::default());
         assert!(!plain.contains('\x1b'));
-        let coloured = render(Format::Text, &RenderOptions { color: true, ..Default::default() });
+        let coloured = render(
+            Format::Text,
+            &RenderOptions {
+                color: true,
+                ..Default::default()
+            },
+        );
         assert!(coloured.contains("\x1b[32m+"));
     }
 }

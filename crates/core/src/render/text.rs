@@ -8,7 +8,10 @@ use super::{RenderOptions, TargetDiff, listed, paint, short_version, sign, total
 use crate::diff::{ChangeKind, KeyChangeKind, SecretChange, TargetPlan};
 
 /// The value at a dotted key path.
-pub(crate) fn at_path<'a>(v: Option<&'a crate::secret::SecretValue>, path: &str) -> Option<&'a Value> {
+pub(crate) fn at_path<'a>(
+    v: Option<&'a crate::secret::SecretValue>,
+    path: &str,
+) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let first = parts.next()?;
     let mut cur = v?.expose().get(first)?;
@@ -30,7 +33,11 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
     let mut line = format!("{} {}", sign(c.kind), c.name);
     match c.kind {
         ChangeKind::Added => line.push_str(&format!(" (new {})", short_version(&c.new_version))),
-        ChangeKind::Modified => line.push_str(&format!(" ({} → {})", short_version(&c.old_version), short_version(&c.new_version))),
+        ChangeKind::Modified => line.push_str(&format!(
+            " ({} → {})",
+            short_version(&c.old_version),
+            short_version(&c.new_version)
+        )),
         ChangeKind::Deleted => line.push_str(&format!(" ({})", short_version(&c.old_version))),
         _ => {}
     }
@@ -44,7 +51,11 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
         line.push_str(" (value matches; ownership tags fixed)");
     }
     if !opts.details && c.kind == ChangeKind::Modified && !c.keys.is_empty() {
-        let keys: Vec<String> = c.keys.iter().map(|k| format!("{}{}", key_sign(k.kind), k.key)).collect();
+        let keys: Vec<String> = c
+            .keys
+            .iter()
+            .map(|k| format!("{}{}", key_sign(k.kind), k.key))
+            .collect();
         line.push_str(&format!(" [keys: {}]", keys.join(", ")));
     }
     if let Some(r) = &c.reason {
@@ -69,18 +80,30 @@ pub fn target(plan: &TargetPlan, opts: &RenderOptions, out: &mut dyn Write) -> i
             continue;
         }
         for k in &c.keys {
-            let old = at_path(c.old_value.as_ref(), &k.key).map(|v| opts.policy.display_inline(&k.key, v));
-            let new = at_path(c.new_value.as_ref(), &k.key).map(|v| opts.policy.display_inline(&k.key, v));
+            let old = at_path(c.old_value.as_ref(), &k.key)
+                .map(|v| opts.policy.display_inline(&k.key, v));
+            let new = at_path(c.new_value.as_ref(), &k.key)
+                .map(|v| opts.policy.display_inline(&k.key, v));
             let detail = match k.kind {
                 KeyChangeKind::Added => format!("+ {}: {}", k.key, new.unwrap_or_default()),
                 KeyChangeKind::Removed => format!("- {}: {}", k.key, old.unwrap_or_default()),
-                KeyChangeKind::Changed => format!("~ {}: {} → {}", k.key, old.unwrap_or_default(), new.unwrap_or_default()),
+                KeyChangeKind::Changed => format!(
+                    "~ {}: {} → {}",
+                    k.key,
+                    old.unwrap_or_default(),
+                    new.unwrap_or_default()
+                ),
             };
             writeln!(out, "      {detail}")?;
         }
     }
     if !plan.orphans_kept.is_empty() {
-        writeln!(out, "  {} managed secret(s) no longer desired, kept because `delete_orphans` is off: {}", plan.orphans_kept.len(), plan.orphans_kept.join(", "))?;
+        writeln!(
+            out,
+            "  {} managed secret(s) no longer desired, kept because `delete_orphans` is off: {}",
+            plan.orphans_kept.len(),
+            plan.orphans_kept.join(", ")
+        )?;
     }
     if let Some(r) = &plan.refused {
         writeln!(out, "  refused: {r}")?;
@@ -94,13 +117,21 @@ pub fn finish(diffs: &[TargetDiff], opts: &RenderOptions, out: &mut dyn Write) -
     writeln!(
         out,
         "Total{}: {} added, {} modified, {} deleted, {} unchanged, {} skipped across {} target(s){}",
-        if opts.dry_run { " (dry run: nothing written)" } else { "" },
+        if opts.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        },
         t.added,
         t.modified,
         t.deleted,
         t.unchanged,
         t.skipped,
         diffs.len(),
-        if failed > 0 { format!(", {failed} failed") } else { String::new() }
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
     )
 }

@@ -207,7 +207,10 @@ impl AwsSmTarget {
             .new_value
             .as_ref()
             .ok_or_else(|| Error::new(ErrorKind::Unexpected, "no value to create"))?;
-        let version = uuid::Uuid::new_v4().to_string();
+        let version = c
+            .new_version
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut json = value.canonical_json();
         let res = self
             .client
@@ -254,7 +257,10 @@ impl AwsSmTarget {
                 .await
                 .map_err(|e| map(e, &format!("restoring `{}` from pending deletion", c.name)))?;
         }
-        let version = uuid::Uuid::new_v4().to_string();
+        let version = c
+            .new_version
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut json = value.canonical_json();
         let res = self
             .client
@@ -422,7 +428,15 @@ impl Target for AwsSmTarget {
         let wanted = diff::needs_value(&opts, desired, &listed);
         debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
         let values = self.read_values(wanted).await?;
-        Ok(diff::plan(&opts, desired, &listed, &values))
+        let mut plan = diff::plan(&opts, desired, &listed, &values);
+        // The version ids this apply will write, known before anything is written so the
+        // plan can show them (`old → new`).
+        for c in &mut plan.changes {
+            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
+                c.new_version = Some(uuid::Uuid::new_v4().to_string());
+            }
+        }
+        Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan) -> ApplyReport {
