@@ -123,13 +123,25 @@ pub enum MergeStoreConfig {
     },
 }
 
-/// One target: where a desired state goes and how it is built.
-#[derive(Debug, Clone, PartialEq)]
+/// One target: where a desired state goes and how it is built. `Debug` shows the override
+/// keys, not their values (an override may be a secret).
+#[derive(Clone, PartialEq)]
 pub struct TargetConfig {
     pub name: String,
     pub imports: Vec<String>,
     pub overrides: Map<String, Value>,
     pub backend: TargetBackend,
+}
+
+impl fmt::Debug for TargetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetConfig")
+            .field("name", &self.name)
+            .field("imports", &self.imports)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .field("backend", &self.backend)
+            .finish()
+    }
 }
 
 /// The registry of target kinds: one variant per backend.
