@@ -551,4 +551,84 @@ mod tests {
         let listed = BTreeMap::from([("p/a".to_string(), managed("p/a", &desired["a"], "v"))]);
         assert!(!plan(&opts(false, true), &desired, &listed, &BTreeMap::new()).has_changes());
     }
+
+    use proptest::prelude::*;
+
+    /// A simulated target: name -> (value, listing). Applying a plan the way the engine does.
+    fn state_of(
+        bundle: &Bundle,
+        o: &PlanOptions,
+    ) -> (BTreeMap<String, Listed>, BTreeMap<String, SecretValue>) {
+        let mut listed = BTreeMap::new();
+        let mut values = BTreeMap::new();
+        for (p, v) in bundle {
+            let name = format!("{}{p}", o.prefix);
+            listed.insert(
+                name.clone(),
+                managed(&name, v, &format!("v-{}", v.content_hash())),
+            );
+            values.insert(name, v.clone());
+        }
+        (listed, values)
+    }
+
+    fn apply(p: &TargetPlan, o: &PlanOptions, values: &mut BTreeMap<String, SecretValue>) {
+        for c in &p.changes {
+            match c.kind {
+                ChangeKind::Added | ChangeKind::Modified => {
+                    values.insert(c.name.clone(), c.new_value.clone().unwrap());
+                }
+                ChangeKind::Deleted => {
+                    values.remove(&c.name);
+                }
+                _ => {}
+            }
+        }
+        let _ = o;
+    }
+
+    fn bundles() -> impl Strategy<Value = Bundle> {
+        prop::collection::btree_map(
+            "[a-d]{1,2}(/[a-c])?",
+            prop::collection::btree_map("[k-m]", 0i64..3, 0..3),
+            0..6,
+        )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(p, kv)| {
+                    (
+                        p,
+                        SecretValue::new(
+                            kv.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn apply_of_plan_reaches_desired(a in bundles(), b in bundles()) {
+            let o = PlanOptions { target: "t".into(), prefix: "p/".into(), adopt: false, delete_orphans: true, max_deletes: 100 };
+            let (listed, mut values) = state_of(&a, &o);
+            // Values are read exactly for what the plan asks.
+            let wanted = needs_value(&o, &b, &listed);
+            let read: BTreeMap<String, SecretValue> = wanted.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
+            let p = plan(&o, &b, &listed, &read);
+            apply(&p, &o, &mut values);
+            let want: BTreeMap<String, SecretValue> = b.iter().map(|(k, v)| (format!("p/{k}"), v.clone())).collect();
+            prop_assert_eq!(values, want);
+        }
+
+        #[test]
+        fn plan_of_same_state_has_no_changes(a in bundles()) {
+            let o = PlanOptions { target: "t".into(), prefix: "p/".into(), adopt: false, delete_orphans: true, max_deletes: 100 };
+            let (listed, _) = state_of(&a, &o);
+            prop_assert!(needs_value(&o, &a, &listed).is_empty());
+            let p = plan(&o, &a, &listed, &BTreeMap::new());
+            prop_assert!(!p.has_changes());
+            prop_assert_eq!(p.counts().unchanged, a.len());
+        }
+    }
 }
