@@ -61,6 +61,15 @@ impl AwsContext {
         }
     }
 
+    /// From an explicit SDK config (tests and embedding).
+    pub fn from_sdk_config(base: SdkConfig) -> Self {
+        AwsContext {
+            base,
+            roles: Mutex::new(HashMap::new()),
+            calls: CallCounter::default(),
+        }
+    }
+
     /// Config for a region, optionally through an assumed role.
     pub async fn config_for(
         &self,

@@ -1,0 +1,394 @@
+//! The conformance script every target passes, run against the real local AWS emulator
+//! (moto): create, read back as unchanged, update, skip-unchanged, delete, list-managed-only,
+//! restore from pending deletion — and rollback after an injected failure (a small proxy in
+//! front of moto fails chosen writes).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use secretsync_core::config::AwsSmTarget as Settings;
+use secretsync_core::diff::ChangeKind;
+use secretsync_core::secret::{Bundle, SecretValue};
+use secretsync_engine::aws::AwsContext;
+use secretsync_engine::targets::Target;
+use secretsync_engine::targets::aws_sm::AwsSmTarget;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn endpoint() -> String {
+    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
+        .expect("SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
+}
+
+fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::for_tests()))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .build()
+}
+
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+fn settings(prefix: &str) -> Settings {
+    Settings {
+        region: "us-east-1".into(),
+        role_arn: None,
+        external_id: None,
+        secret_prefix: prefix.into(),
+        delete_orphans: true,
+        deletion_recovery_days: 7,
+        force_delete: false,
+        max_deletes: 10,
+        adopt: false,
+        concurrency: 1,
+        writes_per_second: 1000,
+    }
+}
+
+fn bundle(items: &[(&str, serde_json::Value)]) -> Bundle {
+    items
+        .iter()
+        .map(|(p, v)| {
+            (
+                p.to_string(),
+                SecretValue::new(v.as_object().unwrap().clone()),
+            )
+        })
+        .collect()
+}
+
+fn kinds(plan: &secretsync_core::diff::TargetPlan) -> BTreeMap<String, ChangeKind> {
+    plan.changes
+        .iter()
+        .map(|c| (c.path.clone(), c.kind))
+        .collect()
+}
+
+/// The `AWSCURRENT` value and version. The stage is named explicitly: moto's default read
+/// ignores stage moves made with `UpdateSecretVersionStage` (AWS's default is `AWSCURRENT`).
+async fn current_value(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> Option<(String, String)> {
+    let v = sm
+        .get_secret_value()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .ok()?;
+    Some((v.secret_string()?.to_string(), v.version_id()?.to_string()))
+}
+
+#[tokio::test]
+async fn conformance_create_update_skip_delete_restore() {
+    let ep = endpoint();
+    let ctx = AwsContext::from_sdk_config(sdk(&ep));
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
+    let prefix = format!("conf-{}/", unique());
+    let t = AwsSmTarget::new("conf", &settings(&prefix), &ctx).await;
+
+    // create
+    let v1 = bundle(&[
+        ("a", json!({"k": 1})),
+        ("b", json!({"k": 2, "n": {"x": true}})),
+    ]);
+    let plan = t.plan(&v1).await.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        BTreeMap::from([
+            ("a".into(), ChangeKind::Added),
+            ("b".into(), ChangeKind::Added)
+        ])
+    );
+    let r = t.apply(&plan).await;
+    assert_eq!((r.created, r.failure.as_deref()), (2, None));
+    let (a_json, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
+    assert_eq!(a_json, r#"{"k":1}"#);
+
+    // read back: unchanged, proven by tags alone (one ListSecrets call, no value reads)
+    let before = t.calls();
+    let plan = t.plan(&v1).await.unwrap();
+    assert!(!plan.has_changes() && plan.counts().unchanged == 2);
+    assert_eq!(
+        t.calls() - before,
+        1,
+        "an unchanged target costs one ListSecrets call"
+    );
+
+    // update one secret: only it gets a new version
+    let (_, b_ver) = current_value(&sm, &format!("{prefix}b")).await.unwrap();
+    let v2 = bundle(&[
+        ("a", json!({"k": 1})),
+        ("b", json!({"k": 3, "n": {"x": true}})),
+    ]);
+    let plan = t.plan(&v2).await.unwrap();
+    let b = plan.changes.iter().find(|c| c.path == "b").unwrap();
+    assert_eq!(b.kind, ChangeKind::Modified);
+    assert_eq!(
+        b.keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+        ["k"]
+    );
+    let r = t.apply(&plan).await;
+    assert_eq!((r.updated, r.created), (1, 0));
+    assert_eq!(
+        current_value(&sm, &format!("{prefix}a")).await.unwrap().1,
+        a_ver,
+        "unchanged secret keeps its version"
+    );
+    let (b_json, b_ver2) = current_value(&sm, &format!("{prefix}b")).await.unwrap();
+    assert_ne!(b_ver2, b_ver);
+    assert_eq!(b_json, r#"{"k":3,"n":{"x":true}}"#);
+
+    // list-managed-only: an unmanaged secret and one managed by another target are left alone
+    sm.create_secret()
+        .name(format!("{prefix}u"))
+        .secret_string("{\"mine\":1}")
+        .send()
+        .await
+        .unwrap();
+    let other = AwsSmTarget::new("someone-else", &settings(&prefix), &ctx).await;
+    let r = other
+        .apply(
+            &other
+                .plan(&bundle(&[("o", json!({"x": 1}))]))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.created, 1);
+    let v3 = bundle(&[
+        ("b", json!({"k": 3, "n": {"x": true}})),
+        ("u", json!({"k": 9})),
+        ("o", json!({"k": 9})),
+    ]);
+    let plan = t.plan(&v3).await.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        BTreeMap::from([
+            ("a".into(), ChangeKind::Deleted),
+            ("b".into(), ChangeKind::Unchanged),
+            ("o".into(), ChangeKind::Skipped),
+            ("u".into(), ChangeKind::Skipped),
+        ])
+    );
+    let r = t.apply(&plan).await;
+    assert_eq!((r.deleted, r.failure.as_deref()), (1, None));
+    assert_eq!(
+        current_value(&sm, &format!("{prefix}u")).await.unwrap().0,
+        "{\"mine\":1}"
+    );
+    assert_eq!(
+        current_value(&sm, &format!("{prefix}o")).await.unwrap().0,
+        "{\"x\":1}"
+    );
+    let listed = sm
+        .describe_secret()
+        .secret_id(format!("{prefix}a"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.deleted_date().is_some(),
+        "orphan is pending deletion, not gone"
+    );
+
+    // a desired secret pending deletion is restored, not fought
+    let plan = t
+        .plan(&bundle(&[
+            ("a", json!({"k": 5})),
+            ("b", json!({"k": 3, "n": {"x": true}})),
+        ]))
+        .await
+        .unwrap();
+    let a = plan.changes.iter().find(|c| c.path == "a").unwrap();
+    assert!(a.kind == ChangeKind::Modified && a.restore);
+    let r = t.apply(&plan).await;
+    assert_eq!((r.updated, r.failure.as_deref()), (1, None));
+    assert!(
+        sm.describe_secret()
+            .secret_id(format!("{prefix}a"))
+            .send()
+            .await
+            .unwrap()
+            .deleted_date()
+            .is_none()
+    );
+    assert_eq!(
+        current_value(&sm, &format!("{prefix}a")).await.unwrap().0,
+        r#"{"k":5}"#
+    );
+}
+
+/// A proxy in front of moto that answers 400 to writes whose body mentions `marker`.
+async fn failing_proxy(upstream: String, marker: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let upstream = Arc::new(upstream);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut client).await else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                let is_write = text.contains("x-amz-target: secretsmanager.createsecret")
+                    || text.contains("x-amz-target: secretsmanager.putsecretvalue");
+                if is_write && text.contains(marker) {
+                    let body =
+                        r#"{"__type":"InvalidRequestException","message":"injected failure"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
+                    return;
+                };
+                let request = force_close(&request);
+                if up.write_all(&request).await.is_err() {
+                    return;
+                }
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp).await;
+                let _ = client.write_all(&resp).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Reads one HTTP/1.1 request (headers and a Content-Length body).
+async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+    }
+}
+
+/// Rewrites the request so the upstream closes the connection after answering.
+fn force_close(req: &[u8]) -> Vec<u8> {
+    let end = req
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(req.len());
+    let head = String::from_utf8_lossy(&req[..end]);
+    let mut out: Vec<String> = head
+        .lines()
+        .filter(|l| !l.to_lowercase().starts_with("connection:"))
+        .map(str::to_string)
+        .collect();
+    out.push("Connection: close".into());
+    let mut bytes = out.join("\r\n").into_bytes();
+    bytes.extend_from_slice(&req[end..]);
+    bytes
+}
+
+#[tokio::test]
+async fn failed_write_rolls_the_target_back() {
+    let ep = endpoint();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
+    let prefix = format!("rb-{}/", unique());
+    // Start from one managed secret.
+    let direct = AwsContext::from_sdk_config(sdk(&ep));
+    let t = AwsSmTarget::new("rb", &settings(&prefix), &direct).await;
+    let r = t
+        .apply(
+            &t.plan(&bundle(&[("a", json!({"v": "old"}))]))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.created, 1);
+    let (_, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
+
+    // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
+    let proxy = failing_proxy(ep.clone(), "zz-fail").await;
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let t = AwsSmTarget::new("rb", &settings(&prefix), &ctx).await;
+    let desired = bundle(&[
+        ("a", json!({"v": "new"})),
+        ("b", json!({"v": 1})),
+        ("zz-fail", json!({"v": 2})),
+    ]);
+    let plan = t.plan(&desired).await.unwrap();
+    let r = t.apply(&plan).await;
+    let failure = r.failure.clone().expect("the apply reports the failure");
+    assert!(
+        failure.contains("zz-fail") && failure.contains("injected failure"),
+        "{failure}"
+    );
+    assert_eq!(
+        r.rolled_back, 2,
+        "the update of a and the creation of b are undone: {r:?}"
+    );
+    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
+
+    // The target is back where it started.
+    let (a_json, a_ver_now) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
+    assert_eq!(
+        (a_json.as_str(), a_ver_now.as_str()),
+        (r#"{"v":"old"}"#, a_ver.as_str())
+    );
+    assert!(
+        current_value(&sm, &format!("{prefix}b")).await.is_none(),
+        "b was created then removed"
+    );
+    assert!(
+        current_value(&sm, &format!("{prefix}zz-fail"))
+            .await
+            .is_none()
+    );
+    // The ownership tags point at the restored version again.
+    let d = sm
+        .describe_secret()
+        .secret_id(format!("{prefix}a"))
+        .send()
+        .await
+        .unwrap();
+    let tag = d
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("secretsync:version"))
+        .and_then(|t| t.value());
+    assert_eq!(tag, Some(a_ver.as_str()));
+    assert!(plan.counts().changes() == 3);
+}
