@@ -62,6 +62,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// First Ctrl-C: stop starting writes, roll back the target in progress, report. Second: exit.
+fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!(
+                "interrupted: finishing in-flight writes, rolling back the current target; press Ctrl-C again to abort at once"
+            );
+            f.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "error: aborted; the target being applied may be partly written (see the log above)"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    flag
+}
+
 fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let c = load_config(&a.config.config)?;
     let store = match &c.merge_store {
@@ -209,6 +231,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         sync_only: a.sync_only,
         targets: selected.clone(),
         aws_max_attempts: 5,
+        cancel: cancel_on_ctrl_c(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =

@@ -167,7 +167,8 @@ impl Reporter for Printer {
         });
         let c = plan.counts();
         self.results.push(json!({
-            "applied": t.report.is_some(),
+            // A refused plan (e.g. over `max_deletes`) reaches apply, which writes nothing.
+            "applied": t.report.is_some() && plan.refused.is_none(),
             "created": t.report.as_ref().map(|r| r.created),
             "updated": t.report.as_ref().map(|r| r.updated),
             "deleted": t.report.as_ref().map(|r| r.deleted),

@@ -68,6 +68,9 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     /// SDK attempts per AWS call (adaptive retry).
     pub aws_max_attempts: u32,
+    /// Set (e.g. by Ctrl-C) to stop: the target being applied is rolled back, later targets
+    /// are not started.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What happened to one target.
@@ -244,7 +247,7 @@ pub async fn run(
             Ok(plan) => {
                 reporter.planned(name, &plan);
                 if !opts.dry_run {
-                    outcome.report = Some(target.apply(&plan).await);
+                    outcome.report = Some(target.apply(&plan, &opts.cancel).await);
                 }
                 outcome.plan = Some(plan);
             }

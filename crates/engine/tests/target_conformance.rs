@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+static NO_CANCEL: AtomicBool = AtomicBool::new(false);
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -109,7 +112,7 @@ async fn conformance_create_update_skip_delete_restore() {
             ("b".into(), ChangeKind::Added)
         ])
     );
-    let r = t.apply(&plan).await;
+    let r = t.apply(&plan, &NO_CANCEL).await;
     assert_eq!((r.created, r.failure.as_deref()), (2, None));
     let (a_json, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
     assert_eq!(a_json, r#"{"k":1}"#);
@@ -137,7 +140,7 @@ async fn conformance_create_update_skip_delete_restore() {
         b.keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
         ["k"]
     );
-    let r = t.apply(&plan).await;
+    let r = t.apply(&plan, &NO_CANCEL).await;
     assert_eq!((r.updated, r.created), (1, 0));
     assert_eq!(
         current_value(&sm, &format!("{prefix}a")).await.unwrap().1,
@@ -162,6 +165,7 @@ async fn conformance_create_update_skip_delete_restore() {
                 .plan(&bundle(&[("o", json!({"x": 1}))]))
                 .await
                 .unwrap(),
+            &NO_CANCEL,
         )
         .await;
     assert_eq!(r.created, 1);
@@ -180,7 +184,7 @@ async fn conformance_create_update_skip_delete_restore() {
             ("u".into(), ChangeKind::Skipped),
         ])
     );
-    let r = t.apply(&plan).await;
+    let r = t.apply(&plan, &NO_CANCEL).await;
     assert_eq!((r.deleted, r.failure.as_deref()), (1, None));
     assert_eq!(
         current_value(&sm, &format!("{prefix}u")).await.unwrap().0,
@@ -211,7 +215,7 @@ async fn conformance_create_update_skip_delete_restore() {
         .unwrap();
     let a = plan.changes.iter().find(|c| c.path == "a").unwrap();
     assert!(a.kind == ChangeKind::Modified && a.restore);
-    let r = t.apply(&plan).await;
+    let r = t.apply(&plan, &NO_CANCEL).await;
     assert_eq!((r.updated, r.failure.as_deref()), (1, None));
     assert!(
         sm.describe_secret()
@@ -335,6 +339,7 @@ async fn failed_write_rolls_the_target_back() {
             &t.plan(&bundle(&[("a", json!({"v": "old"}))]))
                 .await
                 .unwrap(),
+            &NO_CANCEL,
         )
         .await;
     assert_eq!(r.created, 1);
@@ -350,7 +355,7 @@ async fn failed_write_rolls_the_target_back() {
         ("zz-fail", json!({"v": 2})),
     ]);
     let plan = t.plan(&desired).await.unwrap();
-    let r = t.apply(&plan).await;
+    let r = t.apply(&plan, &NO_CANCEL).await;
     let failure = r.failure.clone().expect("the apply reports the failure");
     assert!(
         failure.contains("zz-fail") && failure.contains("injected failure"),
@@ -391,4 +396,27 @@ async fn failed_write_rolls_the_target_back() {
         .and_then(|t| t.value());
     assert_eq!(tag, Some(a_ver.as_str()));
     assert!(plan.counts().changes() == 3);
+}
+
+#[tokio::test]
+async fn cancelled_apply_writes_nothing_and_says_so() {
+    let ep = endpoint();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
+    let prefix = format!("cx-{}/", unique());
+    let ctx = AwsContext::from_sdk_config(sdk(&ep));
+    let t = AwsSmTarget::new("cx", &settings(&prefix), &ctx).await;
+    let plan = t
+        .plan(&bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]))
+        .await
+        .unwrap();
+    let cancel = AtomicBool::new(true);
+    let r = t.apply(&plan, &cancel).await;
+    assert_eq!((r.created, r.updated, r.deleted), (0, 0, 0));
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("cancelled")),
+        "{r:?}"
+    );
+    assert!(current_value(&sm, &format!("{prefix}a")).await.is_none());
 }

@@ -5,6 +5,7 @@
 pub mod aws_sm;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 use secretsync_core::config::{TargetBackend, TargetConfig};
@@ -35,8 +36,9 @@ pub trait Target: Send + Sync {
     fn name(&self) -> &str;
     /// Compares the desired state with the target's current state.
     async fn plan(&self, desired: &Bundle) -> Result<TargetPlan>;
-    /// Applies a plan as a unit: on a failed write, rolls back what it did and reports it.
-    async fn apply(&self, plan: &TargetPlan) -> ApplyReport;
+    /// Applies a plan as a unit: on a failed write, or when `cancel` is set (Ctrl-C), stops
+    /// starting writes, rolls back what it did and reports it.
+    async fn apply(&self, plan: &TargetPlan, cancel: &AtomicBool) -> ApplyReport;
     /// API calls made so far (attempts, retries included).
     fn calls(&self) -> u64;
 }

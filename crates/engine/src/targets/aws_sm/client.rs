@@ -439,7 +439,7 @@ impl Target for AwsSmTarget {
         Ok(plan)
     }
 
-    async fn apply(&self, plan: &TargetPlan) -> ApplyReport {
+    async fn apply(&self, plan: &TargetPlan, cancel: &AtomicBool) -> ApplyReport {
         let mut report = ApplyReport::default();
         if let Some(refused) = &plan.refused {
             report.failure = Some(refused.clone());
@@ -460,7 +460,7 @@ impl Target for AwsSmTarget {
                 let failed = failed.clone();
                 async move {
                     let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) {
+                    if failed.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
                         return Err(Error::new(
                             ErrorKind::Cancelled,
                             "not attempted after an earlier failure",
@@ -500,12 +500,22 @@ impl Target for AwsSmTarget {
                 }
             }
         }
+        let cancelled = |report: &mut ApplyReport| {
+            if cancel.load(Ordering::Relaxed) && report.failure.is_none() {
+                report.failure = Some("cancelled (Ctrl-C) before every change was applied".into());
+            }
+        };
+        cancelled(&mut report);
         if report.failure.is_none() {
             for c in plan
                 .changes
                 .iter()
                 .filter(|c| c.kind == ChangeKind::Deleted)
             {
+                cancelled(&mut report);
+                if report.failure.is_some() {
+                    break;
+                }
                 pacer.wait().await;
                 match self.delete(c).await {
                     Ok(d) => {
@@ -520,7 +530,7 @@ impl Target for AwsSmTarget {
             }
         }
         if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "a write failed; rolling the target back");
+            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
             self.rollback(done, &mut report).await;
         } else {
             info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
