@@ -40,10 +40,13 @@ impl Intercept for CallCounter {
     }
 }
 
+/// (role ARN, external id, region).
+type RoleKey = (String, Option<String>, String);
+
 /// The base SDK config and a cache of per-role configs.
 pub struct AwsContext {
     base: SdkConfig,
-    roles: Mutex<HashMap<(String, Option<String>, String), SdkConfig>>,
+    roles: Mutex<HashMap<RoleKey, SdkConfig>>,
     /// Calls made by shared clients (merge store); targets count their own.
     pub calls: CallCounter,
 }

@@ -182,18 +182,21 @@ impl VaultClient {
                 mount,
             } => {
                 let body = json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()});
-                let v = self
+                let (status, v) = self
                     .raw(
                         Method::POST,
                         &format!("auth/{mount}/login"),
                         None,
                         Some(&body),
                     )
-                    .await?
-                    .1;
-                let auth = v.get("auth").cloned().ok_or_else(|| {
-                    Error::new(ErrorKind::Auth, "AppRole login returned no token")
-                })?;
+                    .await?;
+                let auth = login_auth(
+                    "AppRole",
+                    mount,
+                    status,
+                    &v,
+                    "check VAULT_ROLE_ID/VAULT_SECRET_ID (or `vault.auth.approle`) and the auth mount (`vault.auth.approle.mount`, VAULT_APPROLE_MOUNT)",
+                )?;
                 (
                     Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
                     Some(auth),
@@ -213,18 +216,21 @@ impl VaultClient {
                     )
                 })?;
                 let body = json!({"role": role, "jwt": jwt.trim()});
-                let v = self
+                let (status, v) = self
                     .raw(
                         Method::POST,
                         &format!("auth/{mount}/login"),
                         None,
                         Some(&body),
                     )
-                    .await?
-                    .1;
-                let auth = v.get("auth").cloned().ok_or_else(|| {
-                    Error::new(ErrorKind::Auth, "Kubernetes login returned no token")
-                })?;
+                    .await?;
+                let auth = login_auth(
+                    "Kubernetes",
+                    mount,
+                    status,
+                    &v,
+                    "check `vault.auth.kubernetes.role`, the service account's binding to that role and the auth mount",
+                )?;
                 (
                     Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
                     Some(auth),
@@ -414,7 +420,20 @@ impl VaultClient {
     ) -> Result<(StatusCode, Value)> {
         self.refresh_if_needed().await?;
         let token = self.inner.token.read().await.token.clone();
-        let (status, v) = self.raw(method.clone(), path, Some(&token), body).await?;
+        let mut attempt = 0;
+        let (status, v) = loop {
+            attempt += 1;
+            let (status, v) = self.raw(method.clone(), path, Some(&token), body).await?;
+            // A KV mount that is being upgraded to v2 answers 400 for a short while: transient.
+            if status == StatusCode::BAD_REQUEST
+                && attempt < 8
+                && vault_errors(&v).contains("Upgrading from non-versioned to versioned data")
+            {
+                tokio::time::sleep(backoff(attempt.min(3))).await;
+                continue;
+            }
+            break (status, v);
+        };
         if status != StatusCode::FORBIDDEN {
             return Ok((status, v));
         }
@@ -475,7 +494,7 @@ impl VaultClient {
             StatusCode::FORBIDDEN => Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "permission denied looking up the mount of `{path}`: the token needs a capability on `{path}*`"
+                    "no KV mount at `{path}`, or the token may not see it: check the source's `mount:` and that the token's policy grants a capability on `{path}*`"
                 ),
             )),
             StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => Err(Error::config(format!(
@@ -587,6 +606,22 @@ impl VaultClient {
             )),
             s => Err(unexpected(s, "deleting", &api, &v)),
         }
+    }
+}
+
+/// The `auth` block of a login response, or an error with Vault's status and message (never
+/// the credentials).
+fn login_auth(kind: &str, mount: &str, status: StatusCode, v: &Value, hint: &str) -> Result<Value> {
+    match v.get("auth").filter(|a| a["client_token"].is_string()) {
+        Some(a) if status.is_success() => Ok(a.clone()),
+        _ => Err(Error::new(
+            ErrorKind::Auth,
+            format!(
+                "{kind} login at `auth/{mount}/login` failed ({}: {}); {hint}",
+                status.as_u16(),
+                vault_errors(v)
+            ),
+        )),
     }
 }
 
