@@ -187,6 +187,8 @@ impl Reporter for Printer {
                     "Target {} FAILED: {e} ({} AWS calls, {secs:.2}s)",
                     t.name, t.calls
                 );
+            } else if let Some(refused) = t.plan.as_ref().and_then(|p| p.refused.as_ref()) {
+                let _ = writeln!(out, "Target {} REFUSED, nothing written: {refused}", t.name);
             } else if let Some(r) = &t.report {
                 let _ = writeln!(
                     out,

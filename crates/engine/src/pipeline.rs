@@ -244,7 +244,11 @@ pub async fn run(
         };
         match target.plan(bundle).await {
             Err(e) => outcome.error = Some(e.message),
-            Ok(plan) => {
+            Ok(mut plan) => {
+                if opts.dry_run {
+                    // Version ids are chosen when writing; a dry run writes nothing.
+                    plan.changes.iter_mut().for_each(|c| c.new_version = None);
+                }
                 reporter.planned(name, &plan);
                 if !opts.dry_run {
                     outcome.report = Some(target.apply(&plan, &opts.cancel).await);

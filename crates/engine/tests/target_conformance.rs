@@ -420,3 +420,53 @@ async fn cancelled_apply_writes_nothing_and_says_so() {
     );
     assert!(current_value(&sm, &format!("{prefix}a")).await.is_none());
 }
+
+#[tokio::test]
+async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
+    let ep = endpoint();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
+    let prefix = format!("ad-{}/", unique());
+    sm.create_secret()
+        .name(format!("{prefix}u"))
+        .secret_string("{\"theirs\":1}")
+        .send()
+        .await
+        .unwrap();
+    let (_, u_ver) = current_value(&sm, &format!("{prefix}u")).await.unwrap();
+
+    let proxy = failing_proxy(ep.clone(), "zz-fail").await;
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let mut s = settings(&prefix);
+    s.adopt = true;
+    let t = AwsSmTarget::new("ad", &s, &ctx).await;
+    let plan = t
+        .plan(&bundle(&[
+            ("u", json!({"ours": 2})),
+            ("zz-fail", json!({"v": 1})),
+        ]))
+        .await
+        .unwrap();
+    assert!(plan.changes.iter().any(|c| c.path == "u" && c.adopt));
+    let r = t.apply(&plan, &NO_CANCEL).await;
+    assert!(
+        r.failure.is_some() && r.rollback_failures.is_empty(),
+        "{r:?}"
+    );
+
+    let (value, ver) = current_value(&sm, &format!("{prefix}u")).await.unwrap();
+    assert_eq!(
+        (value.as_str(), ver.as_str()),
+        ("{\"theirs\":1}", u_ver.as_str())
+    );
+    let d = sm
+        .describe_secret()
+        .secret_id(format!("{prefix}u"))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = d.tags().iter().filter_map(|t| t.key()).collect();
+    assert!(
+        keys.is_empty(),
+        "the ownership tags added by the adoption are removed: {keys:?}"
+    );
+}

@@ -570,17 +570,22 @@ async fn more_than_a_thousand_secrets_with_queue_compaction() {
 }
 
 #[tokio::test]
-async fn a_missing_folder_is_empty_and_a_missing_mount_is_an_error() {
+async fn a_missing_source_folder_and_a_missing_mount_are_errors() {
     let bao = Bao::from_env();
     let mount = unique("empty");
     bao.enable_kv2(&mount).await;
     bao.put(&mount, "there", json!({"x": 1})).await;
     let client = bao.root_client().await;
 
-    let empty = read_source(&client, &source("nothing", &format!("{mount}/nothing/")), 4)
+    // An empty source would make every target importing it plan to delete its secrets.
+    let err = read_source(&client, &source("nothing", &format!("{mount}/nothing/")), 4)
         .await
-        .expect("a folder that does not exist reads as empty (with a warning)");
-    assert!(empty.is_empty());
+        .expect_err("a source folder that does not exist is an error, not an empty source");
+    assert_eq!(err.kind, secretsync_engine::ErrorKind::Config);
+    assert!(
+        err.message.contains("`nothing`") && err.message.contains("does not exist"),
+        "{err}"
+    );
 
     let nowhere = unique("nomount");
     let err = read_source(&client, &source("nowhere", &format!("{nowhere}/")), 4)

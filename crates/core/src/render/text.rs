@@ -32,7 +32,10 @@ pub(crate) fn headline(plan: &TargetPlan) -> String {
 pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
     let mut line = format!("{} {}", sign(c.kind), c.name);
     match c.kind {
-        ChangeKind::Added => line.push_str(&format!(" (new {})", short_version(&c.new_version))),
+        ChangeKind::Added => match &c.new_version {
+            Some(_) => line.push_str(&format!(" (new {})", short_version(&c.new_version))),
+            None => line.push_str(" (new)"),
+        },
         ChangeKind::Modified => line.push_str(&format!(
             " ({} → {})",
             short_version(&c.old_version),

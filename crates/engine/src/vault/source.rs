@@ -85,7 +85,10 @@ pub async fn list_all(
         for (dir, depth, keys) in listed {
             let Some(mut keys) = keys else {
                 if dir.is_empty() {
-                    warn!(source = %source.name, mount = %source.mount, "the source's folder does not exist or is empty");
+                    return Err(Error::config(format!(
+                        "source `{}`: `{}` does not exist or holds no secrets; check its `mount:` (an empty source would make the targets that import it plan to delete their secrets, so it is refused)",
+                        source.name, source.mount
+                    )));
                 } else {
                     warn!(source = %source.name, folder = %dir, "folder vanished while listing; skipping it");
                 }

@@ -18,7 +18,7 @@ use secretsync_core::secret::{Bundle, SecretValue};
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::error::{code, map};
+use super::error::map;
 use crate::aws::{AwsContext, CallCounter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::targets::{ApplyReport, Target};
@@ -66,6 +66,8 @@ enum Done {
         new_version: String,
         old_tags: BTreeMap<String, String>,
         restored: bool,
+        /// The new value was written (false: only the restore from deletion happened).
+        written: bool,
     },
     Retagged,
     Deleted {
@@ -271,19 +273,25 @@ impl AwsSmTarget {
             .send()
             .await;
         zeroize::Zeroize::zeroize(&mut json);
-        let done = Done::Updated {
+        let done = |written: bool| Done::Updated {
             name: c.name.clone(),
             old_version: c.old_version.clone(),
             new_version: version.clone(),
-            old_tags: listed_tags,
+            old_tags: listed_tags.clone(),
             restored: c.restore,
+            written,
         };
         if let Err(e) = res {
-            if c.restore {
-                // Put it back where it was: pending deletion.
-                let _ = self.undo(done).await;
+            let mut err = map(e, &format!("writing `{}`", c.name));
+            if c.restore
+                && let Err(u) = self.undo(done(false)).await
+            {
+                err.message = format!(
+                    "{}; putting it back into pending deletion also failed: {u}",
+                    err.message
+                );
             }
-            return Err(map(e, &format!("writing `{}`", c.name)));
+            return Err(err);
         }
         if let Err(e) = self
             .client
@@ -293,10 +301,16 @@ impl AwsSmTarget {
             .send()
             .await
         {
-            let _ = self.undo(done).await;
-            return Err(map(e, &format!("tagging `{}`", c.name)));
+            let mut err = map(e, &format!("tagging `{}`", c.name));
+            if let Err(u) = self.undo(done(true)).await {
+                err.message = format!(
+                    "{}; rolling this secret back also failed, it is left with the new value: {u}",
+                    err.message
+                );
+            }
+            return Err(err);
         }
-        Ok(done)
+        Ok(done(true))
     }
 
     async fn delete(&self, c: &SecretChange) -> Result<Done> {
@@ -334,41 +348,59 @@ impl AwsSmTarget {
                 new_version,
                 old_tags,
                 restored,
+                written,
             } => {
-                if let Some(old) = old_version {
-                    let r = self
-                        .client
+                if written {
+                    let old = old_version.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unexpected,
+                            format!("cannot roll back `{name}`: its previous version is unknown"),
+                        )
+                    })?;
+                    self.client
                         .update_secret_version_stage()
                         .secret_id(&name)
                         .version_stage("AWSCURRENT")
                         .move_to_version_id(&old)
                         .remove_from_version_id(&new_version)
                         .send()
-                        .await;
-                    if let Err(e) = r
-                        && code(&e) != Some("ResourceNotFoundException")
-                    {
-                        // The new version may not exist if the put itself failed.
-                        let msg = map(e, &format!("rolling back `{name}` to version {old}"));
-                        if !msg.message.contains("version") {
-                            return Err(msg);
-                        }
+                        .await
+                        .map_err(|e| map(e, &format!("rolling back `{name}` to version {old}")))?;
+                    // Ownership tags go back to what they were: restored where they existed,
+                    // removed where this run added them (an adoption is undone too).
+                    let ownership = [TAG_MANAGED, TAG_TARGET, TAG_HASH, TAG_VERSION];
+                    let restore: Vec<Tag> = ownership
+                        .iter()
+                        .filter_map(|k| {
+                            old_tags
+                                .get(*k)
+                                .map(|v| Tag::builder().key(*k).value(v).build())
+                        })
+                        .collect();
+                    let remove: Vec<String> = ownership
+                        .iter()
+                        .filter(|k| !old_tags.contains_key(**k))
+                        .map(|k| k.to_string())
+                        .collect();
+                    if !restore.is_empty() {
+                        self.client
+                            .tag_resource()
+                            .secret_id(&name)
+                            .set_tags(Some(restore))
+                            .send()
+                            .await
+                            .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
                     }
-                    if !old_tags.is_empty() {
-                        let tags: Vec<Tag> = old_tags
-                            .iter()
-                            .filter(|(k, _)| k.starts_with("secretsync:") || *k == TAG_MANAGED)
-                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                            .collect();
-                        if !tags.is_empty() {
-                            self.client
-                                .tag_resource()
-                                .secret_id(&name)
-                                .set_tags(Some(tags))
-                                .send()
-                                .await
-                                .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
-                        }
+                    if !remove.is_empty() {
+                        self.client
+                            .untag_resource()
+                            .secret_id(&name)
+                            .set_tag_keys(Some(remove))
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                map(e, &format!("removing the ownership tags added to `{name}`"))
+                            })?;
                     }
                 }
                 if restored {
