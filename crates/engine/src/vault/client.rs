@@ -229,7 +229,7 @@ impl VaultClient {
                     mount,
                     status,
                     &v,
-                    "check `vault.auth.kubernetes.role`, the service account's binding to that role and the auth mount",
+                    "check `vault.auth.kubernetes.role`, the service account's binding to that role, the auth mount, and that Vault can reach the Kubernetes API (Vault answers 403 when it cannot)",
                 )?;
                 (
                     Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),

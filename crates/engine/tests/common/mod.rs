@@ -258,6 +258,53 @@ impl Bao {
         (role_id, secret_id)
     }
 
+    /// Enables Kubernetes auth at `auth_mount` and points it at `kubernetes_host` (a stand-in
+    /// for the Kubernetes API: OpenBao validates every login JWT with a TokenReview there).
+    /// The login JWT itself is sent as the reviewer's bearer token (`disable_local_ca_jwt`,
+    /// no `token_reviewer_jwt`); the CA is required by the config but unused over `http://`.
+    pub async fn kubernetes_auth(&self, auth_mount: &str, kubernetes_host: &str) {
+        self.ok(
+            Method::POST,
+            &format!("sys/auth/{auth_mount}"),
+            Some(json!({ "type": "kubernetes" })),
+        )
+        .await;
+        self.ok(
+            Method::POST,
+            &format!("auth/{auth_mount}/config"),
+            Some(json!({
+                "kubernetes_host": kubernetes_host,
+                "kubernetes_ca_cert": UNUSED_KUBERNETES_CA,
+                "disable_local_ca_jwt": true,
+            })),
+        )
+        .await;
+    }
+
+    /// Creates Kubernetes auth `role` at `auth_mount`, bound to the service accounts `names`
+    /// in `namespaces`, issuing tokens with `policies`.
+    pub async fn kubernetes_role(
+        &self,
+        auth_mount: &str,
+        role: &str,
+        names: &[&str],
+        namespaces: &[&str],
+        policies: &[&str],
+    ) {
+        self.ok(
+            Method::POST,
+            &format!("auth/{auth_mount}/role/{role}"),
+            Some(json!({
+                "bound_service_account_names": names,
+                "bound_service_account_namespaces": namespaces,
+                "token_policies": policies,
+                "token_ttl": "10m",
+                "token_max_ttl": "30m",
+            })),
+        )
+        .await;
+    }
+
     /// Settings for a client that logs in with `token`.
     pub fn token_settings(&self, token: &str) -> VaultSettings {
         VaultSettings {
@@ -281,6 +328,21 @@ impl Bao {
         self.client(&self.root.clone()).await
     }
 }
+
+/// A self-signed certificate (its key was thrown away) for `kubernetes_ca_cert`, which
+/// OpenBao requires with `disable_local_ca_jwt` even when the Kubernetes API is plain http.
+const UNUSED_KUBERNETES_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBnzCCAUWgAwIBAgIUOOtDTz3Abb7MLmDDsNkn/DCo2qAwCgYIKoZIzj0EAwIw
+JDEiMCAGA1UEAwwZc2VjcmV0c3luYy10ZXN0LXVudXNlZC1jYTAgFw0yNjExMjkx
+MDE0MDhaGA8yMTI2MTEwNTEwMTQwOFowJDEiMCAGA1UEAwwZc2VjcmV0c3luYy10
+ZXN0LXVudXNlZC1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGP7Iit1d8DH
+B/akfqKpI+4EM+eJ8oueU2gHfEi9yCxcs5oPtaz9EVXm2LvAJZpDg/wKyA5llfoP
+DjXX7CIH6EyjUzBRMB0GA1UdDgQWBBT4I0Csmf1VA9uD8jRrvJkP/VZGizAfBgNV
+HSMEGDAWgBT4I0Csmf1VA9uD8jRrvJkP/VZGizAPBgNVHRMBAf8EBTADAQH/MAoG
+CCqGSM49BAMCA0gAMEUCIQDZc89qi+L9o2oM8K5VtmyTs5ND07FxRfkSDahllXT9
+xAIgYoqLVq/lce/hWIjbvRS2GTsV/0E/Hd3h/r/lXpYl8Wk=
+-----END CERTIFICATE-----
+";
 
 /// An environment with nothing in it: the settings say everything.
 pub fn no_env(_: &str) -> Option<String> {
