@@ -21,6 +21,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod common;
+use common::read_request;
+
 fn endpoint() -> String {
     std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
         .expect("SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
@@ -275,37 +278,6 @@ async fn failing_proxy(upstream: String, marker: &'static str) -> String {
         }
     });
     format!("http://{addr}")
-}
-
-/// Reads one HTTP/1.1 request (headers and a Content-Length body).
-async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
 }
 
 /// Rewrites the request so the upstream closes the connection after answering.

@@ -16,6 +16,7 @@
 //! service accounts.
 
 mod common;
+use common::read_request;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ use secretsync_core::config::{VaultAuth, VaultSettings};
 use secretsync_engine::vault::{VaultClient, read_source};
 use secretsync_engine::{Error, ErrorKind};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 
 const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
@@ -185,37 +186,6 @@ fn token_review(
         "status": status,
     });
     ("201 Created", body.to_string())
-}
-
-/// Reads one HTTP/1.1 request (headers and a Content-Length body).
-async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
 }
 
 /// A service-account token file, removed when dropped (also when the test panics).

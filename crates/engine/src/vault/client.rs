@@ -173,6 +173,29 @@ impl VaultClient {
         &self.inner.addr
     }
 
+    /// POSTs a login body to `auth/<mount>/login`; returns the token and the `auth` block.
+    async fn login_request(
+        &self,
+        kind: &str,
+        mount: &str,
+        body: &Value,
+        hint: &str,
+    ) -> Result<(Sensitive, Option<Value>)> {
+        let (status, v) = self
+            .raw(
+                Method::POST,
+                &format!("auth/{mount}/login"),
+                None,
+                Some(body),
+            )
+            .await?;
+        let auth = login_auth(kind, mount, status, &v, hint)?;
+        Ok((
+            Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
+            Some(auth),
+        ))
+    }
+
     async fn login(&self) -> Result<()> {
         let (token, auth) = match &self.inner.login {
             Login::Token(t) => (t.clone(), None),
@@ -182,25 +205,7 @@ impl VaultClient {
                 mount,
             } => {
                 let body = json!({"role_id": role_id.expose(), "secret_id": secret_id.expose()});
-                let (status, v) = self
-                    .raw(
-                        Method::POST,
-                        &format!("auth/{mount}/login"),
-                        None,
-                        Some(&body),
-                    )
-                    .await?;
-                let auth = login_auth(
-                    "AppRole",
-                    mount,
-                    status,
-                    &v,
-                    "check VAULT_ROLE_ID/VAULT_SECRET_ID (or `vault.auth.approle`) and the auth mount (`vault.auth.approle.mount`, VAULT_APPROLE_MOUNT)",
-                )?;
-                (
-                    Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
-                    Some(auth),
-                )
+                self.login_request("AppRole", mount, &body, "check VAULT_ROLE_ID/VAULT_SECRET_ID (or `vault.auth.approle`) and the auth mount (`vault.auth.approle.mount`, VAULT_APPROLE_MOUNT)").await?
             }
             Login::Kubernetes {
                 role,
@@ -216,25 +221,7 @@ impl VaultClient {
                     )
                 })?;
                 let body = json!({"role": role, "jwt": jwt.trim()});
-                let (status, v) = self
-                    .raw(
-                        Method::POST,
-                        &format!("auth/{mount}/login"),
-                        None,
-                        Some(&body),
-                    )
-                    .await?;
-                let auth = login_auth(
-                    "Kubernetes",
-                    mount,
-                    status,
-                    &v,
-                    "check `vault.auth.kubernetes.role`, the service account's binding to that role, the auth mount, and that Vault can reach the Kubernetes API (Vault answers 403 when it cannot)",
-                )?;
-                (
-                    Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
-                    Some(auth),
-                )
+                self.login_request("Kubernetes", mount, &body, "check `vault.auth.kubernetes.role`, the service account's binding to that role, the auth mount, and that Vault can reach the Kubernetes API (Vault answers 403 when it cannot)").await?
             }
         };
         // Learn the TTL: from the login response, or by looking the token up.
