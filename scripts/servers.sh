@@ -17,7 +17,8 @@ mkdir -p "$DIR"
 stop
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 VPORT=$(free_port); APORT=$(free_port)
-while [ "$APORT" = "$VPORT" ]; do APORT=$(free_port); done
+# The OpenBao dev server also listens on its port + 1 (cluster port): keep moto off both.
+while [ "$APORT" = "$VPORT" ] || [ "$APORT" = $((VPORT + 1)) ]; do APORT=$(free_port); done
 TOKEN=root
 .venv/bin/bao server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$VPORT" \
   >"$DIR/bao.log" 2>&1 &

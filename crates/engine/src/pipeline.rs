@@ -168,55 +168,81 @@ pub async fn run(
     let run_id = uuid::Uuid::new_v4().to_string();
     let mut summary = RunSummary::default();
 
-    let desired: BTreeMap<String, Bundle> = if opts.sync_only {
-        let store = store.as_ref().ok_or_else(|| {
-            Error::config("--sync-only needs a merge store: configure `merge_store`")
-        })?;
-        let mut out = BTreeMap::new();
-        for t in &selected {
-            match store.read_bundle(t).await? {
-                Some(b) => {
-                    out.insert(t.clone(), b);
-                }
-                None => {
-                    return Err(Error::config(format!(
-                        "the merge store ({}) has no bundle for target `{t}`; run the merge phase first (`pipeline --merge-only`)",
-                        store.location()
-                    )));
-                }
+    // Targets are built up front so their current state can be listed while Vault is read:
+    // the two are independent, and on a no-change run they are most of the time.
+    let mut targets: BTreeMap<String, std::sync::Arc<dyn crate::targets::Target>> = BTreeMap::new();
+    if !opts.merge_only {
+        let aws = aws
+            .as_ref()
+            .ok_or_else(|| Error::config("AWS is needed for the sync phase"))?;
+        for name in &selected {
+            if let Some(tcfg) = config.target(name) {
+                targets.insert(name.clone(), crate::targets::build(tcfg, aws).await?);
             }
         }
-        out
-    } else {
-        let vault = vault
-            .as_ref()
-            .ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
-        let closure = config.graph.closure(&selected);
-        let mut stored = BTreeMap::new();
-        for t in &closure {
-            for imp in config.graph.imports.get(t).into_iter().flatten() {
-                if let Import::Stored(name) = imp
-                    && !stored.contains_key(name)
-                {
-                    let store = store.as_ref().ok_or_else(|| {
-                        Error::config(format!("import `{name}` needs a merge store"))
-                    })?;
-                    let b = store.read_bundle(name).await?.ok_or_else(|| {
+    }
+    let prefetch = futures::StreamExt::for_each_concurrent(
+        futures::stream::iter(targets.values().cloned()),
+        4,
+        |t| async move {
+            t.prefetch().await;
+        },
+    );
+
+    let desired_fut = async {
+        let desired: BTreeMap<String, Bundle> = if opts.sync_only {
+            let store = store.as_ref().ok_or_else(|| {
+                Error::config("--sync-only needs a merge store: configure `merge_store`")
+            })?;
+            let mut out = BTreeMap::new();
+            for t in &selected {
+                match store.read_bundle(t).await? {
+                    Some(b) => {
+                        out.insert(t.clone(), b);
+                    }
+                    None => {
+                        return Err(Error::config(format!(
+                            "the merge store ({}) has no bundle for target `{t}`; run the merge phase first (`pipeline --merge-only`)",
+                            store.location()
+                        )));
+                    }
+                }
+            }
+            out
+        } else {
+            let vault = vault
+                .as_ref()
+                .ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
+            let closure = config.graph.closure(&selected);
+            let mut stored = BTreeMap::new();
+            for t in &closure {
+                for imp in config.graph.imports.get(t).into_iter().flatten() {
+                    if let Import::Stored(name) = imp
+                        && !stored.contains_key(name)
+                    {
+                        let store = store.as_ref().ok_or_else(|| {
+                            Error::config(format!("import `{name}` needs a merge store"))
+                        })?;
+                        let b = store.read_bundle(name).await?.ok_or_else(|| {
                         Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
                     })?;
-                    stored.insert(name.clone(), b);
+                        stored.insert(name.clone(), b);
+                    }
                 }
             }
-        }
-        let desired = merge_phase(config, vault, &selected, &stored).await?;
-        if let (Some(store), false) = (&store, opts.dry_run) {
-            for (name, bundle) in &desired {
-                let stats = store.write_bundle(name, bundle, &run_id).await?;
-                reporter.stored(&store.location(), name, stats);
+            let desired = merge_phase(config, vault, &selected, &stored).await?;
+            if let (Some(store), false) = (&store, opts.dry_run) {
+                for (name, bundle) in &desired {
+                    let stats = store.write_bundle(name, bundle, &run_id).await?;
+                    reporter.stored(&store.location(), name, stats);
+                }
             }
-        }
-        desired
+            desired
+        };
+        Ok::<_, Error>(desired)
     };
+    let (desired, ()) = tokio::join!(desired_fut, prefetch);
+    let desired = desired?;
     reporter.merged(&desired, &selected);
     summary.vault_requests = vault.as_ref().map_or(0, |v| v.request_count());
     if opts.merge_only {
@@ -232,7 +258,10 @@ pub async fn run(
             continue;
         };
         let started = std::time::Instant::now();
-        let target = crate::targets::build(tcfg, aws).await?;
+        let target = match targets.get(name) {
+            Some(t) => t.clone(),
+            None => crate::targets::build(tcfg, aws).await?,
+        };
         let bundle = desired.get(name).unwrap_or(&empty);
         let mut outcome = TargetOutcome {
             name: name.clone(),

@@ -34,6 +34,9 @@ pub struct ApplyReport {
 #[async_trait]
 pub trait Target: Send + Sync {
     fn name(&self) -> &str;
+    /// Reads the target's current state ahead of planning (the pipeline runs this while it
+    /// reads Vault); the next [`Target::plan`] uses it instead of reading again.
+    async fn prefetch(&self);
     /// Compares the desired state with the target's current state.
     async fn plan(&self, desired: &Bundle) -> Result<TargetPlan>;
     /// Applies a plan as a unit: on a failed write, or when `cancel` is set (Ctrl-C), stops

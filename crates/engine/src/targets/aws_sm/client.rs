@@ -53,6 +53,8 @@ pub struct AwsSmTarget {
     settings: Settings,
     client: Client,
     counter: CallCounter,
+    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
+    prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
 }
 
 /// One completed write, and how to undo it.
@@ -91,6 +93,7 @@ impl AwsSmTarget {
             settings: settings.clone(),
             client,
             counter,
+            prefetched: Mutex::new(None),
         }
     }
 
@@ -454,8 +457,17 @@ impl Target for AwsSmTarget {
         self.counter.get()
     }
 
+    async fn prefetch(&self) {
+        let listed = self.list().await;
+        *self.prefetched.lock().await = Some(listed);
+    }
+
     async fn plan(&self, desired: &Bundle) -> Result<TargetPlan> {
-        let listed = self.list().await?;
+        let prefetched = self.prefetched.lock().await.take();
+        let listed = match prefetched {
+            Some(listed) => listed?,
+            None => self.list().await?,
+        };
         let opts = self.options();
         let wanted = diff::needs_value(&opts, desired, &listed);
         debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
