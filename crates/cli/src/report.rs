@@ -99,7 +99,8 @@ impl Printer {
                 }
                 doc["aws_calls"] = json!(summary.aws_calls);
                 doc["vault_requests"] = json!(summary.vault_requests);
-                writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+                serde_json::to_writer_pretty(&mut out, &doc)?;
+                writeln!(out)?;
             }
             f => {
                 f.finish(&self.diffs, &self.opts, &mut out)?;
@@ -216,6 +217,15 @@ impl Reporter for Printer {
             }
         } else if let Some(e) = &t.error {
             eprintln!("error: target {} failed: {e}", t.name);
+        }
+        let mut plan = plan;
+        if self.format != Format::Json {
+            // Only the JSON document needs values after a target is done: drop them (and
+            // wipe them) instead of holding every secret of every target until the end.
+            for c in &mut plan.changes {
+                c.old_value = None;
+                c.new_value = None;
+            }
         }
         self.diffs.push(TargetDiff { plan, error });
     }
