@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on local servers: starts OpenBao and moto, seeds an example Vault
 # tree, validates the example config, shows the dry-run plan, applies it, shows what landed
-# in AWS Secrets Manager, and re-runs to show that nothing changes. Stops the servers at the
+# in AWS Secrets Manager, re-runs to show that nothing changes, then changes one secret and shows
+# the masked diff before applying it. Stops the servers at the
 # end (DEMO_KEEP=1 leaves them running; their addresses are in .servers-demo/env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,3 +53,8 @@ for account_role, region in [(None, "us-east-1"), ("arn:aws:iam::222222222222:ro
 PY
 echo; echo "== re-run: nothing changes, no writes"
 $BIN --log-level warn pipeline --config examples/demo.yaml
+echo; echo "== change one secret in Vault, then review the masked diff before applying"
+put demo/production/app/db '{"host": "db.prod.internal", "password": "rotated-password", "pool": {"max": 20}}'
+$BIN --log-level warn pipeline --config examples/demo.yaml --dry-run --diff --exit-code || [ $? -eq 1 ]
+echo; echo "== apply the change"
+$BIN --log-level warn pipeline --config examples/demo.yaml --output compact

@@ -39,7 +39,10 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
         ChangeKind::Modified => line.push_str(&format!(
             " ({} → {})",
             short_version(&c.old_version),
-            short_version(&c.new_version)
+            match &c.new_version {
+                Some(_) => short_version(&c.new_version),
+                None => "new version".into(),
+            }
         )),
         ChangeKind::Deleted => line.push_str(&format!(" ({})", short_version(&c.old_version))),
         _ => {}
