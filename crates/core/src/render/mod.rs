@@ -345,6 +345,25 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_plans_show_no_invented_version_ids() {
+        let mut diffs = diffs();
+        for c in &mut diffs[0].plan.changes {
+            c.new_version = None;
+        }
+        let mut out = Vec::new();
+        Format::Text
+            .target(&diffs[0].plan, &RenderOptions::default(), &mut out)
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("~ prod/app/db (v11111111 → new version)"),
+            "{out}"
+        );
+        assert!(out.contains("+ prod/app/new (new)"), "{out}");
+        assert!(!out.contains("none"), "{out}");
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         let plain = render(Format::Text, &RenderOptions::default());
         assert!(!plain.contains('\x1b'));
