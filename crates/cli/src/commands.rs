@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig, TargetBackend};
-use secretsync_core::graph::Import;
 use secretsync_core::mask::MaskPolicy;
 use secretsync_core::secret::Bundle;
 use secretsync_engine::pipeline;
@@ -140,12 +139,13 @@ fn graph(a: GraphArgs) -> Result<ExitCode> {
                     t.name, t.name
                 )?;
                 for imp in c.graph.imports.get(&t.name).into_iter().flatten() {
-                    let from = match imp {
-                        Import::Target(n) => format!("target:{n}"),
-                        Import::Source(n) => format!("source:{n}"),
-                        Import::Stored(n) => format!("stored:{n}"),
-                    };
-                    writeln!(out, "  \"{from}\" -> \"target:{}\";", t.name)?;
+                    writeln!(
+                        out,
+                        "  \"{}:{}\" -> \"target:{}\";",
+                        imp.kind(),
+                        imp.name(),
+                        t.name
+                    )?;
                 }
             }
             writeln!(out, "}}")?;
@@ -169,11 +169,7 @@ fn graph(a: GraphArgs) -> Result<ExitCode> {
                         .get(name)
                         .into_iter()
                         .flatten()
-                        .map(|i| match i {
-                            Import::Target(n) => format!("target {n}"),
-                            Import::Source(n) => format!("source {n}"),
-                            Import::Stored(n) => format!("stored {n}"),
-                        })
+                        .map(|i| format!("{} {}", i.kind(), i.name()))
                         .collect();
                     let kind = c
                         .target(name)

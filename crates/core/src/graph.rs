@@ -26,6 +26,15 @@ impl Import {
             Import::Target(n) | Import::Source(n) | Import::Stored(n) => n,
         }
     }
+
+    /// `target`, `source` or `stored`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Import::Target(_) => "target",
+            Import::Source(_) => "source",
+            Import::Stored(_) => "stored",
+        }
+    }
 }
 
 /// One target as the graph builder sees it.

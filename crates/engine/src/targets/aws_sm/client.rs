@@ -57,6 +57,22 @@ pub struct AwsSmTarget {
     prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
 }
 
+/// The value a change writes and the version id to write it under (chosen at plan time, so the
+/// plan could show it; a fresh one if the plan had none).
+fn payload(c: &SecretChange) -> Result<(&SecretValue, String)> {
+    let value = c.new_value.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unexpected,
+            format!("no value to write for `{}`", c.name),
+        )
+    })?;
+    let version = c
+        .new_version
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Ok((value, version))
+}
+
 /// One completed write, and how to undo it.
 enum Done {
     Created {
@@ -208,14 +224,7 @@ impl AwsSmTarget {
     }
 
     async fn create(&self, c: &SecretChange) -> Result<Done> {
-        let value = c
-            .new_value
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "no value to create"))?;
-        let version = c
-            .new_version
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let (value, version) = payload(c)?;
         let mut json = value.canonical_json();
         let res = self
             .client
@@ -238,10 +247,7 @@ impl AwsSmTarget {
         c: &SecretChange,
         listed_tags: BTreeMap<String, String>,
     ) -> Result<Done> {
-        let value = c
-            .new_value
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::Unexpected, "no value to write"))?;
+        let (value, version) = payload(c)?;
         let hash = value.content_hash();
         if c.retag {
             let v = c.old_version.clone().unwrap_or_default();
@@ -262,10 +268,6 @@ impl AwsSmTarget {
                 .await
                 .map_err(|e| map(e, &format!("restoring `{}` from pending deletion", c.name)))?;
         }
-        let version = c
-            .new_version
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut json = value.canonical_json();
         let res = self
             .client
