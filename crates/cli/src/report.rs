@@ -165,6 +165,7 @@ impl Reporter for Printer {
             changes: Vec::new(),
             orphans_kept: Vec::new(),
             refused: None,
+            deletions_held: None,
         });
         let c = plan.counts();
         self.results.push(json!({

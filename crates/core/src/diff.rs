@@ -162,6 +162,38 @@ pub struct TargetPlan {
     pub orphans_kept: Vec<String>,
     /// Set when the plan must not be applied (e.g. more deletions than `max_deletes`).
     pub refused: Option<String>,
+    /// Why no deletion is planned although `delete_orphans` is on (an incomplete source read:
+    /// the reason names the source and the paths that were skipped). The orphans are listed in
+    /// `orphans_kept`.
+    pub deletions_held: Option<String>,
+}
+
+/// What applying a plan did: the counts actually applied (after any rollback they still say
+/// what was written before it), what was rolled back, and what is left changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub retagged: usize,
+    /// The failure that stopped the apply, if any (a refused plan sets it, with zero writes).
+    pub failure: Option<String>,
+    /// The apply stopped because the run was cancelled (a signal).
+    pub cancelled: bool,
+    /// How many completed writes the rollback undid.
+    pub rolled_back: usize,
+    /// Writes that could not be undone (`name: why`).
+    pub rollback_failures: Vec<String>,
+    /// Names of secrets the target is left with changed by this run (applied and not rolled
+    /// back): empty after a clean rollback, every applied name after a success.
+    pub left_changed: Vec<String>,
+}
+
+impl ApplyReport {
+    /// Changes that remain applied.
+    pub fn applied(&self) -> usize {
+        self.left_changed.len()
+    }
 }
 
 impl TargetPlan {
@@ -337,6 +369,7 @@ pub fn plan(
         changes,
         orphans_kept,
         refused,
+        deletions_held: None,
     }
 }
 

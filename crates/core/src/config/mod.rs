@@ -24,7 +24,9 @@ use zeroize::Zeroize;
 use crate::diag::Diagnostics;
 use crate::graph::Graph;
 
-pub use validate::{check_region, check_role_arn, check_vault_address, parse_duration};
+pub use validate::{
+    check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
+};
 
 /// A credential from the config (AppRole secret id, token). `Debug` redacts; zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]

@@ -906,6 +906,13 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
 
 /// Vault addresses: https, or http to a loopback host.
 pub fn check_vault_address(addr: &str) -> Result<(), String> {
+    check_endpoint(addr)
+}
+
+/// Checks an endpoint the tool sends secrets or credentials to (Vault, AWS endpoint
+/// overrides, webhooks): `https://`, or plain `http://` to a loopback address only. The
+/// scheme and `localhost` are matched case-insensitively.
+pub fn check_endpoint(addr: &str) -> Result<(), String> {
     let (scheme, rest) = addr
         .split_once("://")
         .ok_or_else(|| format!("`{addr}` is not a URL"))?;
@@ -926,7 +933,7 @@ pub fn check_vault_address(addr: &str) -> Result<(), String> {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    match scheme {
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
         "http" => Err(format!(

@@ -233,6 +233,7 @@ pub(crate) mod fixtures {
             changes: Vec::new(),
             orphans_kept: vec!["staging/x".into()],
             refused: None,
+            deletions_held: None,
         };
         vec![
             TargetDiff {

@@ -15,20 +15,7 @@ use secretsync_core::secret::Bundle;
 use crate::aws::AwsContext;
 use crate::error::Result;
 
-/// What applying a plan did.
-#[derive(Debug, Clone, Default)]
-pub struct ApplyReport {
-    pub created: usize,
-    pub updated: usize,
-    pub deleted: usize,
-    pub retagged: usize,
-    /// The failure that stopped the apply, if any.
-    pub failure: Option<String>,
-    /// What the rollback undid after a failure.
-    pub rolled_back: usize,
-    /// Writes that could not be undone: the target is left with these changes.
-    pub rollback_failures: Vec<String>,
-}
+pub use secretsync_core::diff::ApplyReport;
 
 /// A sync target.
 #[async_trait]

@@ -40,20 +40,7 @@ pub async fn resolve(client: &VaultClient, source: &SourceConfig) -> Result<Reso
     })
 }
 
-/// Why a listed key is refused: `..`, NUL, `//`, or a leading `/`.
-pub fn reject_key(key: &str) -> Option<&'static str> {
-    if key.starts_with('/') {
-        Some("starts with `/`")
-    } else if key.contains('\0') {
-        Some("contains NUL")
-    } else if key.split('/').any(|s| s == "..") || key.contains("..") {
-        Some("contains `..`")
-    } else if key.contains("//") {
-        Some("contains `//`")
-    } else {
-        None
-    }
-}
+pub use secretsync_core::path::reject_key;
 
 /// Lists every secret of a source, breadth first. Returns paths relative to the source.
 pub async fn list_all(
@@ -183,19 +170,4 @@ pub async fn read_source(
     let bundle = read_all(client, source, &at, paths, concurrency).await?;
     info!(source = %source.name, mount = %source.mount, listed = count, read = bundle.len(), "read Vault source");
     Ok(bundle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reject_key;
-
-    #[test]
-    fn unsafe_keys_are_rejected() {
-        for bad in ["../x", "a/../b", "a\0b", "a//b", "/abs"] {
-            assert!(reject_key(bad).is_some(), "{bad:?}");
-        }
-        for good in ["app", "folder/", "a.b-c_d"] {
-            assert!(reject_key(good).is_none(), "{good:?}");
-        }
-    }
 }
