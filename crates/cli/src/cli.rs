@@ -90,6 +90,10 @@ pub struct PipelineArgs {
     /// 2 on failure. Without it: 0 success, 1 failure.
     #[arg(long)]
     pub exit_code: bool,
+    /// Allow plans that delete more than a target's `max_delete_fraction` of its managed
+    /// secrets (and more than 5), or all of them.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig, TargetBackend};
 use secretsync_core::mask::MaskPolicy;
-use secretsync_core::secret::Bundle;
+use secretsync_core::secret::{Bundle, Collected};
+use secretsync_engine::cancel::Cancel;
 use secretsync_engine::pipeline;
 use serde_json::{Value, json};
 
@@ -61,26 +62,73 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// First Ctrl-C: stop starting writes, roll back the target in progress, report. Second: exit.
-fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let flag = std::sync::Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!(
-                "interrupted: finishing in-flight writes, rolling back the current target; press Ctrl-C again to abort at once"
-            );
-            f.store(true, Ordering::Relaxed);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "error: aborted; the target being applied may be partly written (see the log above)"
-                );
-                std::process::exit(130);
+/// Waits for the next SIGINT (Ctrl-C) or SIGTERM (Kubernetes, CI cancellation).
+async fn next_signal(#[cfg(unix)] term: &mut Option<tokio::signal::unix::Signal>) -> &'static str {
+    #[cfg(unix)]
+    {
+        let term_recv = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term_recv => "SIGTERM",
         }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// SIGINT and SIGTERM alike. First: stop starting writes and targets, end the Vault read,
+/// roll back the target in progress, report. Second: the rollback continues within a bounded
+/// time and the report names what was left written. Third: exit at once.
+fn cancel_on_signals() -> std::sync::Arc<Cancel> {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let sig = next_signal(
+            #[cfg(unix)]
+            &mut term,
+        )
+        .await;
+        tracing::warn!(
+            signal = sig,
+            "interrupted: no new writes or targets start; the target being applied is rolled back. Signal again to bound the rollback to {} s",
+            secretsync_engine::cancel::HURRY_BUDGET.as_secs()
+        );
+        c.cancel(format!("cancelled by {sig}"));
+        let sig = next_signal(
+            #[cfg(unix)]
+            &mut term,
+        )
+        .await;
+        tracing::warn!(
+            signal = sig,
+            "interrupted again: finishing the rollback within {} s; what it cannot undo is reported as left written. Signal a third time to exit at once",
+            secretsync_engine::cancel::HURRY_BUDGET.as_secs()
+        );
+        c.hurry();
+        let _ = next_signal(
+            #[cfg(unix)]
+            &mut term,
+        )
+        .await;
+        eprintln!(
+            "error: aborted by a third signal; the target being applied may be partly written (see the log above)"
+        );
+        std::process::exit(130);
     });
-    flag
+    cancel
 }
 
 fn validate(a: ValidateArgs) -> Result<ExitCode> {
@@ -227,7 +275,8 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         sync_only: a.sync_only,
         targets: selected.clone(),
         aws_max_attempts: 5,
-        cancel: cancel_on_ctrl_c(),
+        allow_mass_delete: a.allow_mass_delete,
+        cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
@@ -241,14 +290,28 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
             .filter(|t| t.failed())
             .map(|t| t.name.as_str())
             .collect();
-        return Err(Failure {
-            code: failure_code,
-            message: format!(
+        let mut message = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(
                 "{} target{} failed: {}",
                 failed.len(),
                 plural(failed.len()),
                 failed.join(", ")
-            ),
+            )
+        };
+        if !summary.incomplete.is_empty() {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(&format!(
+                "the Vault read was incomplete, so nothing was deleted ({}); fix the token's policy or the named paths and run again",
+                secretsync_core::secret::summarize(&summary.incomplete, 5)
+            ));
+        }
+        return Err(Failure {
+            code: failure_code,
+            message,
         }
         .into());
     }
@@ -273,7 +336,7 @@ pub fn render_bundle(b: &Bundle, policy: &MaskPolicy) -> Value {
 }
 
 pub fn print_desired(
-    desired: &BTreeMap<String, Bundle>,
+    desired: &BTreeMap<String, Collected>,
     selected: &[String],
     output: Output,
     policy: &MaskPolicy,
@@ -285,19 +348,29 @@ pub fn print_desired(
             .filter_map(|t| {
                 desired
                     .get(t)
-                    .map(|b| (t.clone(), render_bundle(b, policy)))
+                    .map(|b| (t.clone(), render_bundle(&b.secrets, policy)))
             })
             .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({ "targets": targets }))?
-        )?;
+        let mut doc = json!({ "targets": targets });
+        let incomplete: serde_json::Map<String, Value> = selected
+            .iter()
+            .filter_map(|t| desired.get(t).map(|d| (t, d)))
+            .filter(|(_, d)| !d.is_complete())
+            .map(|(t, d)| (t.clone(), json!(d.incomplete)))
+            .collect();
+        if !incomplete.is_empty() {
+            doc["incomplete"] = Value::Object(incomplete);
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
     for t in selected {
-        let Some(b) = desired.get(t) else { continue };
+        let Some(c) = desired.get(t) else { continue };
+        let b = &c.secrets;
         writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
+        for r in &c.incomplete {
+            writeln!(out, "  incomplete: {r}")?;
+        }
         for (path, v) in b {
             writeln!(
                 out,

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use secretsync_core::diff::TargetPlan;
 use secretsync_core::mask::MaskPolicy;
 use secretsync_core::render::{self, Format, RenderOptions, TargetDiff};
-use secretsync_core::secret::Bundle;
+use secretsync_core::secret::Collected;
 use secretsync_engine::pipeline::{Reporter, RunSummary, TargetOutcome};
 use secretsync_engine::store::WriteStats;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ pub struct Printer {
     format: Format,
     opts: RenderOptions,
     merge_only: bool,
-    merged: Option<(BTreeMap<String, Bundle>, Vec<String>)>,
+    merged: Option<(BTreeMap<String, Collected>, Vec<String>)>,
     diffs: Vec<TargetDiff>,
     results: Vec<Value>,
 }
@@ -138,7 +138,7 @@ fn write_github_files(diffs: &[TargetDiff], opts: &RenderOptions) -> anyhow::Res
 }
 
 impl Reporter for Printer {
-    fn merged(&mut self, desired: &BTreeMap<String, Bundle>, selected: &[String]) {
+    fn merged(&mut self, desired: &BTreeMap<String, Collected>, selected: &[String]) {
         if self.merge_only {
             self.merged = Some((desired.clone(), selected.to_vec()));
         }

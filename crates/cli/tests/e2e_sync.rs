@@ -241,7 +241,8 @@ async fn dry_run_plans_but_writes_nothing() {
         .collect();
     assert_eq!(types, [&json!("added"), &json!("added")], "{}", json.stdout);
     assert_eq!(doc["targets"][0]["result"]["applied"], json!(false));
-    assert_eq!(doc["aws_calls"], json!(1));
+    // One listing page and one read of the account's fingerprint key.
+    assert_eq!(doc["aws_calls"], json!(2));
     assert_eq!(sm.list(&format!("{id}/")).await.len(), 0);
 
     // --exit-code: 1 means "changes pending".
@@ -453,10 +454,11 @@ async fn unmanaged_secret_is_skipped_unless_adopted() {
     let original = sm.list(&prefix).await[&mine].clone();
 
     let config = w.config(&single_target(&id, REGION, ""));
-    // Planning lists the target once and never reads the unmanaged secret's value.
+    // Planning lists the target once (plus the fingerprint key) and never reads the
+    // unmanaged secret's value.
     let dry = w.pipeline(&config, &["--dry-run", "--output", "json"]);
     let doc = dry.success().json();
-    assert_eq!(doc["aws_calls"], json!(1), "{}", dry.stdout);
+    assert_eq!(doc["aws_calls"], json!(2), "{}", dry.stdout);
     assert_eq!(doc["summary"]["skipped"], json!(1));
     let skipped = doc["changes"]
         .as_array()

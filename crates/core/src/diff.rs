@@ -2,23 +2,47 @@
 //! per secret, what to do. Pure: the engine lists the target, reads the values this module
 //! asks for ([`needs_value`]), and passes both in.
 //!
-//! Ownership: a secret the tool creates carries [`TAG_MANAGED`]=`secretsync`, the target name,
-//! the content hash of what it wrote and the version id it wrote. A desired name that exists
-//! without those tags is never overwritten unless the target says `adopt: true`.
+//! Ownership is an identity, not a name: a secret the tool creates carries [`TAG_MANAGED`] =
+//! `secretsync`, the deployment's owner scope ([`TAG_OWNER`]), the target name, a keyed
+//! fingerprint of what it wrote ([`TAG_FINGERPRINT`], see [`crate::fingerprint`]) and the
+//! version id it wrote. A desired name that exists without those marks is never overwritten
+//! unless the target says `adopt: true`; one marked by another owner or target is a failure of
+//! that secret. Only secrets of this owner and target (or of a target named in `adopt_from`)
+//! are ever orphans.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::fingerprint::{FingerprintKey, legacy_content_hash};
 use crate::naming;
-use crate::secret::{Bundle, SecretValue};
+use crate::secret::{Bundle, SecretValue, summarize};
 
 pub const TAG_MANAGED: &str = "managed-by";
 pub const MANAGED_VALUE: &str = "secretsync";
+pub const TAG_OWNER: &str = "secretsync:owner";
 pub const TAG_TARGET: &str = "secretsync:target";
+pub const TAG_FINGERPRINT: &str = "secretsync:fingerprint";
+/// Written by versions before 0.2: a plain SHA-256 of the value. Recognised (so such secrets
+/// are re-tagged without new versions) and removed; never written.
 pub const TAG_HASH: &str = "secretsync:content-hash";
 pub const TAG_VERSION: &str = "secretsync:version";
+/// Marks the tool's own bookkeeping secrets (`fingerprint-key`, `lock`).
+pub const TAG_ROLE: &str = "secretsync:role";
+/// Every ownership tag, in the order they are written.
+pub const OWNERSHIP_TAGS: &[&str] = &[
+    TAG_MANAGED,
+    TAG_OWNER,
+    TAG_TARGET,
+    TAG_FINGERPRINT,
+    TAG_VERSION,
+];
+/// Names below this prefix are the tool's own (fingerprint key, leases): never desired.
+pub const RESERVED_PREFIX: &str = ".secretsync/";
+/// A relative plan may delete this many managed secrets without `--allow-mass-delete`,
+/// whatever fraction of the target that is.
+pub const MASS_DELETE_FLOOR: usize = 5;
 
 /// One secret as a cheap listing shows it (no value).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -30,18 +54,80 @@ pub struct Listed {
     pub pending_deletion: bool,
 }
 
+/// Whose a listed secret is, from this target's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// No SecretSync marks.
+    Unmanaged,
+    /// This owner scope and this target.
+    Ours,
+    /// This owner and a target named in `adopt_from`, or this target's name (or an
+    /// `adopt_from` name) marked by a version without owner scopes: taken over and re-marked.
+    /// `scoped` is false for the unscoped (pre-0.2) marks, which never make orphans.
+    Inherited { scoped: bool },
+    /// Another owner or target: never written, never deleted.
+    Foreign {
+        owner: Option<String>,
+        target: String,
+    },
+}
+
 impl Listed {
+    /// The target name a SecretSync mark names, if the secret is managed at all.
     pub fn managed_by(&self) -> Option<&str> {
         (self.tags.get(TAG_MANAGED).map(String::as_str) == Some(MANAGED_VALUE))
             .then(|| self.tags.get(TAG_TARGET).map(String::as_str).unwrap_or(""))
     }
 
-    /// Managed by `target`, written by us at the current version with this content hash.
-    fn provably_unchanged(&self, target: &str, hash: &str) -> bool {
-        self.managed_by() == Some(target)
-            && self.tags.get(TAG_HASH).map(String::as_str) == Some(hash)
-            && self.current_version.is_some()
+    /// The owner scope a SecretSync mark names.
+    pub fn owner(&self) -> Option<&str> {
+        self.tags.get(TAG_OWNER).map(String::as_str)
+    }
+
+    pub fn ownership(&self, opts: &PlanOptions) -> Ownership {
+        let Some(target) = self.managed_by() else {
+            return Ownership::Unmanaged;
+        };
+        let mine = target == opts.target;
+        let adopted = opts.adopt_from.iter().any(|t| t == target);
+        match self.owner() {
+            Some(o) if o == opts.owner && mine => Ownership::Ours,
+            Some(o) if o == opts.owner && adopted => Ownership::Inherited { scoped: true },
+            None if mine || adopted => Ownership::Inherited { scoped: false },
+            owner => Ownership::Foreign {
+                owner: owner.map(str::to_string),
+                target: target.to_string(),
+            },
+        }
+    }
+
+    /// Ours, written by us at the current version with this fingerprint.
+    fn provably_unchanged(&self, opts: &PlanOptions, fingerprint: &str) -> bool {
+        self.ownership(opts) == Ownership::Ours
+            && self.tags.get(TAG_FINGERPRINT).map(String::as_str) == Some(fingerprint)
+            && self.written_by_us()
+    }
+
+    /// Ours or inherited, at the version the tool wrote, with a fingerprint or a pre-0.2 plain
+    /// hash that proves the content equal: only the marks need rewriting (no value read, no
+    /// new version).
+    fn provably_same_content(&self, fingerprint: &str, value: &SecretValue) -> bool {
+        self.written_by_us()
+            && (self.tags.get(TAG_FINGERPRINT).map(String::as_str) == Some(fingerprint)
+                || self
+                    .tags
+                    .get(TAG_HASH)
+                    .is_some_and(|h| *h == legacy_content_hash(value)))
+    }
+
+    fn written_by_us(&self) -> bool {
+        self.current_version.is_some()
             && self.tags.get(TAG_VERSION) == self.current_version.as_ref()
+    }
+
+    /// Marks that must go (an unkeyed hash from before 0.2).
+    pub fn has_legacy_marks(&self) -> bool {
+        self.tags.contains_key(TAG_HASH)
     }
 }
 
@@ -49,10 +135,39 @@ impl Listed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanOptions {
     pub target: String,
+    /// The deployment's owner scope ([`crate::config::Config::owner_scope`]).
+    pub owner: String,
+    /// Earlier names of this target whose secrets it takes over.
+    pub adopt_from: Vec<String>,
     pub prefix: String,
     pub adopt: bool,
     pub delete_orphans: bool,
     pub max_deletes: usize,
+    /// A plan deleting more than this fraction of the managed secrets (and more than
+    /// [`MASS_DELETE_FLOOR`]) is refused unless `allow_mass_delete`.
+    pub max_delete_fraction: f64,
+    pub allow_mass_delete: bool,
+    /// Why the desired state is incomplete (skipped source paths); non-empty holds every
+    /// deletion.
+    pub incomplete: Vec<String>,
+}
+
+impl PlanOptions {
+    /// Defaults for everything but the identity (tests and fixtures).
+    pub fn new(target: &str, owner: &str, prefix: &str) -> Self {
+        PlanOptions {
+            target: target.into(),
+            owner: owner.into(),
+            adopt_from: Vec::new(),
+            prefix: prefix.into(),
+            adopt: false,
+            delete_orphans: false,
+            max_deletes: crate::config::DEFAULT_MAX_DELETES,
+            max_delete_fraction: 0.10,
+            allow_mass_delete: false,
+            incomplete: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -106,6 +221,8 @@ pub struct SecretChange {
     pub old_tags: BTreeMap<String, String>,
     pub old_value: Option<SecretValue>,
     pub new_value: Option<SecretValue>,
+    /// The keyed fingerprint of `new_value` (what the ownership marks will say).
+    pub fingerprint: Option<String>,
 }
 
 impl SecretChange {
@@ -125,6 +242,7 @@ impl SecretChange {
             old_tags: BTreeMap::new(),
             old_value: None,
             new_value: None,
+            fingerprint: None,
         }
     }
 }
@@ -224,10 +342,11 @@ impl TargetPlan {
 }
 
 /// The names whose values must be read to plan: desired secrets that exist, are readable
-/// (not pending deletion), may be written by us (managed by this target, or adoptable), and
-/// whose tags do not prove them unchanged.
+/// (not pending deletion), may be written by us (ours, inherited, or adoptable), and whose
+/// marks do not prove their content.
 pub fn needs_value(
     opts: &PlanOptions,
+    key: &FingerprintKey,
     desired: &Bundle,
     listed: &BTreeMap<String, Listed>,
 ) -> Vec<String> {
@@ -238,18 +357,38 @@ pub fn needs_value(
         if l.pending_deletion {
             continue;
         }
-        let ours = l.managed_by() == Some(opts.target.as_str());
-        let adoptable = l.managed_by().is_none() && opts.adopt;
-        if (ours || adoptable) && !l.provably_unchanged(&opts.target, &value.content_hash()) {
+        let writable = match l.ownership(opts) {
+            Ownership::Ours | Ownership::Inherited { .. } => true,
+            Ownership::Unmanaged => opts.adopt,
+            Ownership::Foreign { .. } => false,
+        };
+        if writable && !l.provably_same_content(&key.fingerprint(value), value) {
             out.push(name);
         }
     }
     out
 }
 
+fn foreign_reason(owner: &Option<String>, target: &str, opts: &PlanOptions) -> String {
+    match owner {
+        Some(o) if *o == opts.owner => format!(
+            "already managed by target `{target}` of this deployment; two targets must not write the same secret (give one a different `secret_prefix`, or add `adopt_from: [{target}]` to target `{}` if it replaces `{target}`)",
+            opts.target
+        ),
+        Some(o) => format!(
+            "managed by target `{target}` of another deployment (owner `{o}`; this one is `{}`); it is left untouched. If that owner is this deployment under an earlier scope, set `owner: {o}` in the config; otherwise give this target a different `secret_prefix`",
+            opts.owner
+        ),
+        None => format!(
+            "managed by target `{target}` (marked by an older SecretSync without an owner scope); it is left untouched. If this target replaces `{target}`, add `adopt_from: [{target}]`"
+        ),
+    }
+}
+
 /// Builds the plan. `values` holds what was read for [`needs_value`]'s names.
 pub fn plan(
     opts: &PlanOptions,
+    key: &FingerprintKey,
     desired: &Bundle,
     listed: &BTreeMap<String, Listed>,
     values: &BTreeMap<String, SecretValue>,
@@ -260,14 +399,21 @@ pub fn plan(
         let name = format!("{}{path}", opts.prefix);
         desired_names.insert(name.clone());
         let json = value.canonical_json();
-        if let Err(e) = naming::check_name(&name).and_then(|_| naming::check_size(json.len())) {
+        let checked = if name.starts_with(RESERVED_PREFIX) {
+            Err(format!(
+                "names below `{RESERVED_PREFIX}` are reserved for SecretSync's own bookkeeping; rename the Vault secret or change `secret_prefix`"
+            ))
+        } else {
+            naming::check_name(&name).and_then(|_| naming::check_size(json.len()))
+        };
+        if let Err(e) = checked {
             let mut c = SecretChange::new(path, &name, ChangeKind::Skipped);
             c.reason = Some(e);
             c.invalid = true;
             changes.push(c);
             continue;
         }
-        let hash = value.content_hash();
+        let fingerprint = key.fingerprint(value);
         let Some(l) = listed.get(&name) else {
             let mut c = SecretChange::new(path, &name, ChangeKind::Added);
             c.keys = key_changes(
@@ -275,25 +421,25 @@ pub fn plan(
                 &Value::Object(value.expose().clone()),
             );
             c.new_value = Some(value.clone());
+            c.fingerprint = Some(fingerprint);
             changes.push(c);
             continue;
         };
-        let owner = l.managed_by();
-        let ours = owner == Some(opts.target.as_str());
+        let ownership = l.ownership(opts);
         let mut c = SecretChange::new(path, &name, ChangeKind::Unchanged);
         c.old_version = l.current_version.clone();
         c.old_tags = l.tags.clone();
         c.new_value = Some(value.clone());
-        match owner {
-            Some(other) if !ours => {
+        c.fingerprint = Some(fingerprint.clone());
+        match &ownership {
+            Ownership::Foreign { owner, target } => {
                 c.kind = ChangeKind::Skipped;
-                c.reason = Some(format!(
-                    "already managed by target `{other}`; two targets must not write the same secret (give one a different `secret_prefix`)"
-                ));
+                c.invalid = true;
+                c.reason = Some(foreign_reason(owner, target, opts));
                 changes.push(c);
                 continue;
             }
-            None if !opts.adopt => {
+            Ownership::Unmanaged if !opts.adopt => {
                 c.kind = ChangeKind::Skipped;
                 c.reason = Some(format!(
                     "exists but is not managed by secretsync; it is left untouched. To take it over, set `adopt: true` on target `{}`",
@@ -304,12 +450,18 @@ pub fn plan(
             }
             _ => {}
         }
-        c.adopt = owner.is_none();
+        c.adopt = ownership == Ownership::Unmanaged;
         if l.pending_deletion {
             c.kind = ChangeKind::Modified;
             c.restore = true;
-        } else if l.provably_unchanged(&opts.target, &hash) {
+        } else if l.provably_unchanged(opts, &fingerprint) {
             c.kind = ChangeKind::Unchanged;
+            // Still carrying a pre-0.2 plain hash beside the keyed one: remove it.
+            c.retag = l.has_legacy_marks();
+        } else if ownership != Ownership::Unmanaged && l.provably_same_content(&fingerprint, value)
+        {
+            c.kind = ChangeKind::Unchanged;
+            c.retag = true;
         } else {
             match values.get(&name) {
                 Some(old) if old.canonical_json() == json => {
@@ -334,42 +486,99 @@ pub fn plan(
         changes.push(c);
     }
 
+    // Orphans: this owner's secrets of this target (or of an `adopt_from` target) under the
+    // prefix that are no longer desired. Unscoped pre-0.2 marks are never deleted.
     let mut orphans = Vec::new();
+    let mut managed = 0usize;
     for (name, l) in listed {
-        if desired_names.contains(name) || !name.starts_with(&opts.prefix) || l.pending_deletion {
+        if !name.starts_with(&opts.prefix) || l.pending_deletion {
             continue;
         }
-        if l.managed_by() == Some(opts.target.as_str()) {
-            orphans.push(name.clone());
+        let scoped = matches!(
+            l.ownership(opts),
+            Ownership::Ours | Ownership::Inherited { scoped: true }
+        );
+        if scoped {
+            managed += 1;
+        }
+        let unscoped_orphan = l.ownership(opts) == Ownership::Inherited { scoped: false };
+        if !desired_names.contains(name) && (scoped || unscoped_orphan) {
+            orphans.push((name.clone(), scoped));
         }
     }
     let mut refused = None;
+    let mut deletions_held = None;
     let mut orphans_kept = Vec::new();
-    if opts.delete_orphans {
-        if orphans.len() > opts.max_deletes {
+    let deletable: Vec<String> = orphans
+        .iter()
+        .filter(|(_, scoped)| *scoped)
+        .map(|(n, _)| n.clone())
+        .collect();
+    orphans_kept.extend(
+        orphans
+            .iter()
+            .filter(|(_, scoped)| !*scoped)
+            .map(|(n, _)| n.clone()),
+    );
+    if !opts.incomplete.is_empty() {
+        deletions_held = Some(format!(
+            "the desired state is incomplete, so nothing is deleted{}: {}",
+            if deletable.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} orphan{} kept)",
+                    deletable.len(),
+                    if deletable.len() == 1 { "" } else { "s" }
+                )
+            },
+            summarize(&opts.incomplete, 10)
+        ));
+        orphans_kept.extend(deletable);
+    } else if opts.delete_orphans {
+        let n = deletable.len();
+        if n > opts.max_deletes {
             refused = Some(format!(
-                "{} managed secrets are no longer desired, more than `max_deletes` ({}) allows; nothing was changed. If this is expected, raise `max_deletes` on target `{}`; otherwise check that every Vault source was read completely",
-                orphans.len(),
-                opts.max_deletes,
-                opts.target
+                "{n} managed secrets are no longer desired, more than `max_deletes` ({}) allows; nothing was changed. If this is expected, raise `max_deletes` on target `{}`; otherwise check that every Vault source was read completely",
+                opts.max_deletes, opts.target
             ));
+        } else if n > 0 && !opts.allow_mass_delete {
+            if desired.is_empty() {
+                refused = Some(format!(
+                    "the desired state of target `{}` is empty while it manages {managed} secret{}; deleting them all needs `--allow-mass-delete`. Nothing was changed: check the target's imports and that its sources hold secrets",
+                    opts.target,
+                    if managed == 1 { "" } else { "s" }
+                ));
+            } else if n > MASS_DELETE_FLOOR && n as f64 > opts.max_delete_fraction * managed as f64
+            {
+                refused = Some(format!(
+                    "the plan deletes {n} of the {managed} secrets target `{}` manages, more than `max_delete_fraction` ({}%); nothing was changed. If this is expected, run again with `--allow-mass-delete` (or raise `max_delete_fraction`)",
+                    opts.target,
+                    opts.max_delete_fraction * 100.0
+                ));
+            }
         }
-        for name in orphans {
+        for name in deletable {
             let path = name.strip_prefix(&opts.prefix).unwrap_or(&name).to_string();
             let mut c = SecretChange::new(&path, &name, ChangeKind::Deleted);
             c.old_version = listed.get(&name).and_then(|l| l.current_version.clone());
+            c.old_tags = listed
+                .get(&name)
+                .map(|l| l.tags.clone())
+                .unwrap_or_default();
             changes.push(c);
         }
     } else {
-        orphans_kept = orphans;
+        orphans_kept.extend(deletable);
     }
+    orphans_kept.sort();
     changes.sort_by(|a, b| a.path.cmp(&b.path).then(a.name.cmp(&b.name)));
     TargetPlan {
         target: opts.target.clone(),
         changes,
         orphans_kept,
         refused,
-        deletions_held: None,
+        deletions_held,
     }
 }
 
@@ -424,12 +633,15 @@ mod tests {
 
     fn opts(adopt: bool, delete: bool) -> PlanOptions {
         PlanOptions {
-            target: "t".into(),
-            prefix: "p/".into(),
             adopt,
             delete_orphans: delete,
             max_deletes: 2,
+            ..PlanOptions::new("t", "o", "p/")
         }
+    }
+
+    fn key() -> FingerprintKey {
+        FingerprintKey::from_bytes([9; crate::fingerprint::KEY_LEN])
     }
 
     fn managed(name: &str, v: &SecretValue, version: &str) -> Listed {
@@ -437,8 +649,9 @@ mod tests {
             name: name.into(),
             tags: BTreeMap::from([
                 (TAG_MANAGED.into(), MANAGED_VALUE.into()),
+                (TAG_OWNER.into(), "o".into()),
                 (TAG_TARGET.into(), "t".into()),
-                (TAG_HASH.into(), v.content_hash()),
+                (TAG_FINGERPRINT.into(), key().fingerprint(v)),
                 (TAG_VERSION.into(), version.into()),
             ]),
             current_version: Some(version.into()),
@@ -474,9 +687,9 @@ mod tests {
         );
         let o = opts(false, false);
         // Only the changed managed secret needs a read; unmanaged ones are never read.
-        assert_eq!(needs_value(&o, &desired, &listed), ["p/b"]);
+        assert_eq!(needs_value(&o, &key(), &desired, &listed), ["p/b"]);
         let values = BTreeMap::from([("p/b".to_string(), b_old)]);
-        let p = plan(&o, &desired, &listed, &values);
+        let p = plan(&o, &key(), &desired, &listed, &values);
         assert_eq!(
             kinds(&p),
             [
@@ -525,14 +738,17 @@ mod tests {
         l.current_version = Some("v2-console".into());
         let listed = BTreeMap::from([("p/a".to_string(), l)]);
         let desired = Bundle::from([("a".into(), a.clone())]);
-        assert_eq!(needs_value(&opts(false, false), &desired, &listed), ["p/a"]);
+        assert_eq!(
+            needs_value(&opts(false, false), &key(), &desired, &listed),
+            ["p/a"]
+        );
         let edited = BTreeMap::from([("p/a".to_string(), secret(json!({"k": "evil"})))]);
         assert_eq!(
-            plan(&opts(false, false), &desired, &listed, &edited).changes[0].kind,
+            plan(&opts(false, false), &key(), &desired, &listed, &edited).changes[0].kind,
             ChangeKind::Modified
         );
         let same = BTreeMap::from([("p/a".to_string(), a.clone())]);
-        let p = plan(&opts(false, false), &desired, &listed, &same);
+        let p = plan(&opts(false, false), &key(), &desired, &listed, &same);
         assert!(p.changes[0].kind == ChangeKind::Unchanged && p.changes[0].retag);
     }
 
@@ -546,13 +762,26 @@ mod tests {
         let mut foreign = listed.clone();
         foreign.insert("q/other".into(), managed("q/other", &a, "v"));
         let desired = Bundle::from([("x".into(), a.clone())]);
-        let kept = plan(&opts(false, false), &desired, &foreign, &BTreeMap::new());
+        let kept = plan(
+            &opts(false, false),
+            &key(),
+            &desired,
+            &foreign,
+            &BTreeMap::new(),
+        );
         assert_eq!(kept.orphans_kept, ["p/y", "p/z"]);
-        let deleted = plan(&opts(false, true), &desired, &foreign, &BTreeMap::new());
+        let deleted = plan(
+            &opts(false, true),
+            &key(),
+            &desired,
+            &foreign,
+            &BTreeMap::new(),
+        );
         assert_eq!(deleted.counts().deleted, 2);
         assert!(deleted.refused.is_none());
         let none = plan(
             &opts(false, true),
+            &key(),
             &Bundle::new(),
             &listed,
             &BTreeMap::new(),
@@ -572,7 +801,13 @@ mod tests {
         let mut l = managed("p/gone", &a, "v1");
         l.pending_deletion = true;
         let listed = BTreeMap::from([("p/gone".to_string(), l)]);
-        let p = plan(&opts(false, false), &desired, &listed, &BTreeMap::new());
+        let p = plan(
+            &opts(false, false),
+            &key(),
+            &desired,
+            &listed,
+            &BTreeMap::new(),
+        );
         assert_eq!(p.invalid().count(), 2);
         let gone = &p.changes[2];
         assert!(gone.kind == ChangeKind::Modified && gone.restore);
@@ -582,7 +817,209 @@ mod tests {
     fn plan_of_same_state_is_empty() {
         let desired = Bundle::from([("a".into(), secret(json!({"k": [1, 2]})))]);
         let listed = BTreeMap::from([("p/a".to_string(), managed("p/a", &desired["a"], "v"))]);
-        assert!(!plan(&opts(false, true), &desired, &listed, &BTreeMap::new()).has_changes());
+        assert!(
+            !plan(
+                &opts(false, true),
+                &key(),
+                &desired,
+                &listed,
+                &BTreeMap::new()
+            )
+            .has_changes()
+        );
+    }
+
+    fn with_tags(mut l: Listed, f: impl FnOnce(&mut BTreeMap<String, String>)) -> Listed {
+        f(&mut l.tags);
+        l
+    }
+
+    #[test]
+    fn other_owners_and_targets_are_failures_never_orphans() {
+        let a = secret(json!({"k": "1"}));
+        let listed = BTreeMap::from([
+            (
+                "p/x".to_string(),
+                with_tags(managed("p/x", &a, "v"), |t| {
+                    t.insert(TAG_OWNER.into(), "other-team".into());
+                }),
+            ),
+            (
+                "p/y".to_string(),
+                with_tags(managed("p/y", &a, "v"), |t| {
+                    t.insert(TAG_OWNER.into(), "other-team".into());
+                }),
+            ),
+            (
+                "p/z".to_string(),
+                with_tags(managed("p/z", &a, "v"), |t| {
+                    t.insert(TAG_TARGET.into(), "sibling".into());
+                }),
+            ),
+        ]);
+        let desired = Bundle::from([("x".into(), a.clone()), ("z".into(), a.clone())]);
+        let o = opts(false, true);
+        assert!(needs_value(&o, &key(), &desired, &listed).is_empty());
+        let p = plan(&o, &key(), &desired, &listed, &BTreeMap::new());
+        // `y` belongs to another deployment: not an orphan of ours, not deleted.
+        assert_eq!(p.counts().deleted, 0);
+        assert!(p.orphans_kept.is_empty());
+        let x = &p.changes[0];
+        assert!(x.invalid && x.kind == ChangeKind::Skipped);
+        assert!(x.reason.as_ref().unwrap().contains("owner `other-team`"));
+        let z = &p.changes[1];
+        assert!(z.invalid && z.reason.as_ref().unwrap().contains("adopt_from: [sibling]"));
+    }
+
+    #[test]
+    fn adopt_from_takes_over_and_legacy_marks_are_retagged_without_reads() {
+        let a = secret(json!({"k": "1"}));
+        let legacy = |name: &str, target: &str| Listed {
+            name: name.into(),
+            tags: BTreeMap::from([
+                (TAG_MANAGED.into(), MANAGED_VALUE.into()),
+                (TAG_TARGET.into(), target.into()),
+                (TAG_HASH.into(), legacy_content_hash(&a)),
+                (TAG_VERSION.into(), "v".into()),
+            ]),
+            current_version: Some("v".into()),
+            pending_deletion: false,
+        };
+        let listed = BTreeMap::from([
+            ("p/mine".to_string(), legacy("p/mine", "t")),
+            ("p/old".to_string(), legacy("p/old", "old-name")),
+            (
+                "p/renamed".to_string(),
+                with_tags(managed("p/renamed", &a, "v"), |t| {
+                    t.insert(TAG_TARGET.into(), "old-name".into());
+                }),
+            ),
+            ("p/stale".to_string(), legacy("p/stale", "t")),
+        ]);
+        let desired = Bundle::from([
+            ("mine".into(), a.clone()),
+            ("old".into(), a.clone()),
+            ("renamed".into(), a.clone()),
+        ]);
+        let mut o = opts(false, true);
+        o.adopt_from = vec!["old-name".into()];
+        // The legacy plain hash and the keyed fingerprint prove the content: no reads.
+        assert!(needs_value(&o, &key(), &desired, &listed).is_empty());
+        let p = plan(&o, &key(), &desired, &listed, &BTreeMap::new());
+        for c in &p.changes {
+            assert!(
+                c.kind == ChangeKind::Unchanged && c.retag,
+                "{}: {:?}",
+                c.name,
+                c.kind
+            );
+        }
+        // An unscoped (pre-0.2) orphan is kept, never deleted.
+        assert_eq!(p.orphans_kept, ["p/stale"]);
+        assert_eq!(p.counts().deleted, 0);
+        // Without adopt_from, the old target's secrets are someone else's.
+        let p = plan(
+            &opts(false, true),
+            &key(),
+            &desired,
+            &listed,
+            &BTreeMap::new(),
+        );
+        assert_eq!(p.invalid().count(), 2);
+    }
+
+    #[test]
+    fn a_changed_legacy_secret_is_read() {
+        let a = secret(json!({"k": "1"}));
+        let b = secret(json!({"k": "2"}));
+        let mut l = managed("p/a", &a, "v");
+        l.tags.remove(TAG_FINGERPRINT);
+        l.tags.remove(TAG_OWNER);
+        l.tags.insert(TAG_HASH.into(), legacy_content_hash(&a));
+        let listed = BTreeMap::from([("p/a".to_string(), l)]);
+        let desired = Bundle::from([("a".into(), b)]);
+        assert_eq!(
+            needs_value(&opts(false, false), &key(), &desired, &listed),
+            ["p/a"]
+        );
+    }
+
+    #[test]
+    fn an_incomplete_desired_state_deletes_nothing_and_says_why() {
+        let a = secret(json!({"k": "1"}));
+        let listed: BTreeMap<String, Listed> = ["p/x", "p/y"]
+            .iter()
+            .map(|n| (n.to_string(), managed(n, &a, "v")))
+            .collect();
+        let desired = Bundle::from([("x".into(), a.clone()), ("new".into(), a.clone())]);
+        let mut o = opts(false, true);
+        o.incomplete = vec!["source `base`: `app/` could not be listed (permission denied)".into()];
+        let p = plan(&o, &key(), &desired, &listed, &BTreeMap::new());
+        assert_eq!(p.counts().deleted, 0);
+        assert_eq!(p.counts().added, 1, "creates and updates still happen");
+        assert_eq!(p.orphans_kept, ["p/y"]);
+        let held = p.deletions_held.unwrap();
+        assert!(
+            held.contains("app/") && held.contains("incomplete"),
+            "{held}"
+        );
+        assert!(p.refused.is_none());
+    }
+
+    #[test]
+    fn mass_deletions_need_the_flag() {
+        let a = secret(json!({"k": "1"}));
+        let names: Vec<String> = (0..20).map(|i| format!("p/s{i:02}")).collect();
+        let listed: BTreeMap<String, Listed> = names
+            .iter()
+            .map(|n| (n.clone(), managed(n, &a, "v")))
+            .collect();
+        let keep = |n: usize| -> Bundle {
+            names[..n]
+                .iter()
+                .map(|name| (name.strip_prefix("p/").unwrap().to_string(), a.clone()))
+                .collect()
+        };
+        let mut o = opts(false, true);
+        o.max_deletes = 100;
+        // 2 of 20 (10%): allowed. 4 of 20 (20%) but not more than 5: allowed.
+        for kept in [18, 16] {
+            let p = plan(&o, &key(), &keep(kept), &listed, &BTreeMap::new());
+            assert!(p.refused.is_none(), "{kept}");
+            assert_eq!(p.counts().deleted, 20 - kept);
+        }
+        // 6 of 20 (30%): refused, unless allowed.
+        let p = plan(&o, &key(), &keep(14), &listed, &BTreeMap::new());
+        assert!(p.refused.as_ref().unwrap().contains("--allow-mass-delete"));
+        // Empty desired state while managing secrets: always refused.
+        let few: BTreeMap<String, Listed> = listed
+            .iter()
+            .take(2)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let p = plan(&o, &key(), &Bundle::new(), &few, &BTreeMap::new());
+        assert!(p.refused.as_ref().unwrap().contains("empty"));
+        o.allow_mass_delete = true;
+        assert!(
+            plan(&o, &key(), &keep(14), &listed, &BTreeMap::new())
+                .refused
+                .is_none()
+        );
+        assert!(
+            plan(&o, &key(), &Bundle::new(), &few, &BTreeMap::new())
+                .refused
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn reserved_names_are_never_desired() {
+        let a = secret(json!({"k": "1"}));
+        let mut o = opts(false, false);
+        o.prefix = String::new();
+        let desired = Bundle::from([(".secretsync/fingerprint-key".into(), a)]);
+        let p = plan(&o, &key(), &desired, &BTreeMap::new(), &BTreeMap::new());
+        assert!(p.changes[0].invalid);
     }
 
     use proptest::prelude::*;
@@ -598,7 +1035,7 @@ mod tests {
             let name = format!("{}{p}", o.prefix);
             listed.insert(
                 name.clone(),
-                managed(&name, v, &format!("v-{}", v.content_hash())),
+                managed(&name, v, &format!("v-{}", key().fingerprint(v))),
             );
             values.insert(name, v.clone());
         }
@@ -643,12 +1080,12 @@ mod tests {
     proptest! {
         #[test]
         fn apply_of_plan_reaches_desired(a in bundles(), b in bundles()) {
-            let o = PlanOptions { target: "t".into(), prefix: "p/".into(), adopt: false, delete_orphans: true, max_deletes: 100 };
+            let o = PlanOptions { delete_orphans: true, max_deletes: 100, allow_mass_delete: true, ..PlanOptions::new("t", "o", "p/") };
             let (listed, mut values) = state_of(&a, &o);
             // Values are read exactly for what the plan asks.
-            let wanted = needs_value(&o, &b, &listed);
+            let wanted = needs_value(&o, &key(), &b, &listed);
             let read: BTreeMap<String, SecretValue> = wanted.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
-            let p = plan(&o, &b, &listed, &read);
+            let p = plan(&o, &key(), &b, &listed, &read);
             apply(&p, &o, &mut values);
             let want: BTreeMap<String, SecretValue> = b.iter().map(|(k, v)| (format!("p/{k}"), v.clone())).collect();
             prop_assert_eq!(values, want);
@@ -656,10 +1093,10 @@ mod tests {
 
         #[test]
         fn plan_of_same_state_has_no_changes(a in bundles()) {
-            let o = PlanOptions { target: "t".into(), prefix: "p/".into(), adopt: false, delete_orphans: true, max_deletes: 100 };
+            let o = PlanOptions { delete_orphans: true, max_deletes: 100, allow_mass_delete: true, ..PlanOptions::new("t", "o", "p/") };
             let (listed, _) = state_of(&a, &o);
-            prop_assert!(needs_value(&o, &a, &listed).is_empty());
-            let p = plan(&o, &a, &listed, &BTreeMap::new());
+            prop_assert!(needs_value(&o, &key(), &a, &listed).is_empty());
+            let p = plan(&o, &key(), &a, &listed, &BTreeMap::new());
             prop_assert!(!p.has_changes());
             prop_assert_eq!(p.counts().unchanged, a.len());
         }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// A secret's value: the KV map (a JSON object). `Debug` redacts; strings are zeroized on drop.
@@ -29,14 +28,6 @@ impl SecretValue {
     /// Canonical JSON: sorted keys (serde_json's map is ordered), no whitespace.
     pub fn canonical_json(&self) -> String {
         serde_json::to_string(&self.0).unwrap_or_default()
-    }
-
-    /// SHA-256 of the canonical JSON, hex encoded: the content-hash tag on managed secrets.
-    pub fn content_hash(&self) -> String {
-        let mut json = self.canonical_json();
-        let hash = hex::encode(Sha256::digest(json.as_bytes()));
-        json.zeroize();
-        hash
     }
 
     pub fn len(&self) -> usize {
@@ -79,6 +70,44 @@ impl Drop for SecretValue {
 /// Secrets by relative path (the path below a source's `mount:`), ordered.
 pub type Bundle = BTreeMap<String, SecretValue>;
 
+/// A bundle and what is known to be missing from it. A read is complete only when every
+/// folder was listed and every secret read; otherwise `incomplete` says which paths were
+/// skipped and why, and whatever is built from this bundle must not delete anything
+/// (a secret missing from an incomplete read may still exist at the source).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Collected {
+    pub secrets: Bundle,
+    /// Human-readable reasons (`source `base`: `app/db`: permission denied`); empty when
+    /// complete.
+    pub incomplete: Vec<String>,
+}
+
+impl Collected {
+    pub fn complete(secrets: Bundle) -> Self {
+        Collected {
+            secrets,
+            incomplete: Vec::new(),
+        }
+    }
+    pub fn is_complete(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+}
+
+/// A list of skipped paths shortened for a message: the first few and a count of the rest.
+pub fn summarize(reasons: &[String], max: usize) -> String {
+    let mut s = reasons
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if reasons.len() > max {
+        s.push_str(&format!("; and {} more", reasons.len() - max));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +122,5 @@ mod tests {
             v.canonical_json(),
             r#"{"a":{"y":2,"z":1},"b":"sentinel-value-1"}"#
         );
-        assert_eq!(v.content_hash().len(), 64);
     }
 }

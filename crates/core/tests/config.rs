@@ -180,6 +180,8 @@ fn design_example_means_what_it_says() {
             adopt: false,
             concurrency: config::DEFAULT_TARGET_CONCURRENCY,
             writes_per_second: config::DEFAULT_WRITES_PER_SECOND,
+            adopt_from: Vec::new(),
+            max_delete_fraction: 0.10,
         })
     };
     let overrides = |env: &str| match json!({ "environment": env }) {
@@ -364,6 +366,8 @@ fn non_default_values_are_used() {
             adopt: true,
             concurrency: 2,
             writes_per_second: 10,
+            adopt_from: Vec::new(),
+            max_delete_fraction: 0.10,
         }
     );
     let d = c.discovery.as_ref().expect("discovery");

@@ -48,6 +48,21 @@ impl Error {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// A short label of the kind for reports (`permission denied`).
+    pub fn kind_label(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Config => "configuration error",
+            ErrorKind::Auth => "authentication failed",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::Limit => "limit exceeded",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Unavailable => "service unavailable",
+            ErrorKind::Unexpected => "unreadable answer",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+
     /// Adds context in front of the message (`reading secret/app: ...`).
     pub fn context(mut self, ctx: impl fmt::Display) -> Self {
         self.message = format!("{ctx}: {}", self.message);

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use secretsync_core::config::Config;
 use secretsync_core::graph::Import;
 use secretsync_core::plan::desired_states;
-use secretsync_core::secret::Bundle;
-use tracing::info;
+use secretsync_core::secret::Collected;
+use tracing::{info, warn};
 
+use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::{VaultClient, read_source};
 
@@ -31,14 +32,15 @@ pub async fn read_sources(
     config: &Config,
     vault: &VaultClient,
     names: &[String],
-) -> Result<BTreeMap<String, Bundle>> {
+    cancel: &Cancel,
+) -> Result<BTreeMap<String, Collected>> {
     let mut out = BTreeMap::new();
     for name in names {
         let source = config
             .source(name)
             .ok_or_else(|| Error::config(format!("unknown source `{name}`")))?;
-        let bundle = read_source(vault, source, config.vault.concurrency).await?;
-        out.insert(name.clone(), bundle);
+        let read = read_source(vault, source, config.vault.concurrency, cancel).await?;
+        out.insert(name.clone(), read);
     }
     Ok(out)
 }
@@ -48,10 +50,11 @@ pub async fn merge_phase(
     config: &Config,
     vault: &VaultClient,
     selected: &[String],
-    stored: &BTreeMap<String, Bundle>,
-) -> Result<BTreeMap<String, Bundle>> {
+    stored: &BTreeMap<String, Collected>,
+    cancel: &Cancel,
+) -> Result<BTreeMap<String, Collected>> {
     let closure = config.graph.closure(selected);
-    let sources = read_sources(config, vault, &needed_sources(config, &closure)).await?;
+    let sources = read_sources(config, vault, &needed_sources(config, &closure), cancel).await?;
     let desired = desired_states(config, &closure, &sources, stored)
         .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
     info!(targets = desired.len(), "merge phase done");
@@ -68,9 +71,11 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     /// SDK attempts per AWS call (adaptive retry).
     pub aws_max_attempts: u32,
-    /// Set (e.g. by Ctrl-C) to stop: the target being applied is rolled back, later targets
-    /// are not started.
-    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `--allow-mass-delete`: plans may delete more than `max_delete_fraction`, or everything.
+    pub allow_mass_delete: bool,
+    /// Cancelled (a signal) to stop: the Vault read ends, the target being applied is rolled
+    /// back, later targets are not started.
+    pub cancel: std::sync::Arc<Cancel>,
 }
 
 /// What happened to one target.
@@ -83,22 +88,36 @@ pub struct TargetOutcome {
     pub error: Option<String>,
     pub calls: u64,
     pub duration: std::time::Duration,
+    /// The run was cancelled before this target began: nothing was planned or written.
+    pub not_started: bool,
 }
 
 impl TargetOutcome {
+    fn new(name: &str) -> Self {
+        TargetOutcome {
+            name: name.to_string(),
+            plan: None,
+            report: None,
+            error: None,
+            calls: 0,
+            duration: Default::default(),
+            not_started: false,
+        }
+    }
+
     pub fn failed(&self) -> bool {
         self.error.is_some()
+            || self.not_started
             || self.report.as_ref().is_some_and(|r| r.failure.is_some())
-            || self
-                .plan
-                .as_ref()
-                .is_some_and(|p| p.refused.is_some() || p.invalid().next().is_some())
+            || self.plan.as_ref().is_some_and(|p| {
+                p.refused.is_some() || p.deletions_held.is_some() || p.invalid().next().is_some()
+            })
     }
 }
 
 /// Receives results as they happen, so plans are shown before they are applied.
 pub trait Reporter {
-    fn merged(&mut self, _desired: &BTreeMap<String, Bundle>, _selected: &[String]) {}
+    fn merged(&mut self, _desired: &BTreeMap<String, Collected>, _selected: &[String]) {}
     fn stored(&mut self, _location: &str, _bundle: &str, _stats: crate::store::WriteStats) {}
     fn planned(&mut self, _target: &str, _plan: &secretsync_core::diff::TargetPlan) {}
     fn finished(&mut self, _outcome: &TargetOutcome) {}
@@ -108,13 +127,16 @@ pub trait Reporter {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub targets: Vec<TargetOutcome>,
+    /// Every gap of the Vault read (skipped paths and why), over all selected targets.
+    pub incomplete: Vec<String>,
     pub vault_requests: u64,
     pub aws_calls: u64,
 }
 
 impl RunSummary {
+    /// A target failed, or the desired state was built from an incomplete read.
     pub fn failed(&self) -> bool {
-        self.targets.iter().any(TargetOutcome::failed)
+        self.targets.iter().any(TargetOutcome::failed) || !self.incomplete.is_empty()
     }
 }
 
@@ -166,6 +188,8 @@ pub async fn run(
         None => None,
     };
     let run_id = uuid::Uuid::new_v4().to_string();
+    let owner = config.owner_scope();
+    let cancel = &opts.cancel;
     let mut summary = RunSummary::default();
 
     // Targets are built up front so their current state can be listed while Vault is read:
@@ -177,7 +201,10 @@ pub async fn run(
             .ok_or_else(|| Error::config("AWS is needed for the sync phase"))?;
         for name in &selected {
             if let Some(tcfg) = config.target(name) {
-                targets.insert(name.clone(), crate::targets::build(tcfg, aws).await?);
+                targets.insert(
+                    name.clone(),
+                    crate::targets::build(tcfg, &owner, aws).await?,
+                );
             }
         }
     }
@@ -190,7 +217,7 @@ pub async fn run(
     );
 
     let desired_fut = async {
-        let desired: BTreeMap<String, Bundle> = if opts.sync_only {
+        let desired: BTreeMap<String, Collected> = if opts.sync_only {
             let store = store.as_ref().ok_or_else(|| {
                 Error::config("--sync-only needs a merge store: configure `merge_store`")
             })?;
@@ -198,7 +225,7 @@ pub async fn run(
             for t in &selected {
                 match store.read_bundle(t).await? {
                     Some(b) => {
-                        out.insert(t.clone(), b);
+                        out.insert(t.clone(), Collected::complete(b));
                     }
                     None => {
                         return Err(Error::config(format!(
@@ -226,14 +253,20 @@ pub async fn run(
                         let b = store.read_bundle(name).await?.ok_or_else(|| {
                         Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
                     })?;
-                        stored.insert(name.clone(), b);
+                        stored.insert(name.clone(), Collected::complete(b));
                     }
                 }
             }
-            let desired = merge_phase(config, vault, &selected, &stored).await?;
+            let desired = merge_phase(config, vault, &selected, &stored, cancel).await?;
             if let (Some(store), false) = (&store, opts.dry_run) {
                 for (name, bundle) in &desired {
-                    let stats = store.write_bundle(name, bundle, &run_id).await?;
+                    if cancel.is_cancelled() {
+                        return Err(Error::new(
+                            ErrorKind::Cancelled,
+                            "cancelled while writing the merge store; bundles already written are complete, the rest were not written, and nothing was synced",
+                        ));
+                    }
+                    let stats = store.write_bundle(name, &bundle.secrets, &run_id).await?;
                     reporter.stored(&store.location(), name, stats);
                 }
             }
@@ -244,34 +277,52 @@ pub async fn run(
     let (desired, ()) = tokio::join!(desired_fut, prefetch);
     let desired = desired?;
     reporter.merged(&desired, &selected);
+    for name in &selected {
+        for r in desired
+            .get(name)
+            .map(|d| d.incomplete.as_slice())
+            .unwrap_or_default()
+        {
+            if !summary.incomplete.contains(r) {
+                summary.incomplete.push(r.clone());
+            }
+        }
+    }
     summary.vault_requests = vault.as_ref().map_or(0, |v| v.request_count());
     if opts.merge_only {
         summary.aws_calls = aws.as_ref().map_or(0, |a| a.calls.get());
         return Ok(summary);
     }
-    let aws = aws
-        .as_ref()
-        .ok_or_else(|| Error::config("AWS is needed for the sync phase"))?;
-    let empty = Bundle::new();
+    let ctx = crate::targets::PlanContext {
+        dry_run: opts.dry_run,
+        allow_mass_delete: opts.allow_mass_delete,
+    };
     for name in &selected {
-        let Some(tcfg) = config.target(name) else {
+        let Some(target) = targets.get(name).cloned() else {
             continue;
         };
         let started = std::time::Instant::now();
-        let target = match targets.get(name) {
-            Some(t) => t.clone(),
-            None => crate::targets::build(tcfg, aws).await?,
+        let mut outcome = TargetOutcome::new(name);
+        if cancel.is_cancelled() {
+            warn!(target_name = %name, "not started: the run was cancelled");
+            outcome.not_started = true;
+            outcome.error = Some(format!(
+                "not started: {}",
+                cancel.reason().unwrap_or_else(|| "cancelled".into())
+            ));
+            reporter.finished(&outcome);
+            summary.targets.push(outcome);
+            continue;
+        }
+        let Some(bundle) = desired.get(name) else {
+            outcome.error = Some(format!(
+                "no desired state was computed for target `{name}`; this is a bug, please report it"
+            ));
+            reporter.finished(&outcome);
+            summary.targets.push(outcome);
+            continue;
         };
-        let bundle = desired.get(name).unwrap_or(&empty);
-        let mut outcome = TargetOutcome {
-            name: name.clone(),
-            plan: None,
-            report: None,
-            error: None,
-            calls: 0,
-            duration: Default::default(),
-        };
-        match target.plan(bundle).await {
+        match target.plan(bundle, &ctx).await {
             Err(e) => outcome.error = Some(e.message),
             Ok(mut plan) => {
                 if opts.dry_run {
@@ -280,7 +331,7 @@ pub async fn run(
                 }
                 reporter.planned(name, &plan);
                 if !opts.dry_run {
-                    outcome.report = Some(target.apply(&plan, &opts.cancel).await);
+                    outcome.report = Some(target.apply(&plan, cancel).await);
                 }
                 outcome.plan = Some(plan);
             }
@@ -290,6 +341,7 @@ pub async fn run(
         reporter.finished(&outcome);
         summary.targets.push(outcome);
     }
-    summary.aws_calls = aws.calls.get() + summary.targets.iter().map(|t| t.calls).sum::<u64>();
+    summary.aws_calls = aws.as_ref().map_or(0, |a| a.calls.get())
+        + summary.targets.iter().map(|t| t.calls).sum::<u64>();
     Ok(summary)
 }

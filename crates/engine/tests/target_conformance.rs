@@ -5,18 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-static NO_CANCEL: AtomicBool = AtomicBool::new(false);
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use secretsync_core::config::AwsSmTarget as Settings;
 use secretsync_core::diff::ChangeKind;
-use secretsync_core::secret::{Bundle, SecretValue};
+use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::aws::AwsContext;
-use secretsync_engine::targets::Target;
+use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
+use secretsync_engine::targets::{PlanContext, Target};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,19 +56,30 @@ fn settings(prefix: &str) -> Settings {
         adopt: false,
         concurrency: 1,
         writes_per_second: 1000,
+        adopt_from: Vec::new(),
+        max_delete_fraction: 1.0,
     }
 }
 
-fn bundle(items: &[(&str, serde_json::Value)]) -> Bundle {
-    items
-        .iter()
-        .map(|(p, v)| {
-            (
-                p.to_string(),
-                SecretValue::new(v.as_object().unwrap().clone()),
-            )
-        })
-        .collect()
+fn bundle(items: &[(&str, serde_json::Value)]) -> Collected {
+    Collected::complete(
+        items
+            .iter()
+            .map(|(p, v)| {
+                (
+                    p.to_string(),
+                    SecretValue::new(v.as_object().unwrap().clone()),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The owner scope of these tests' deployment.
+const OWNER: &str = "conformance";
+
+fn apply_ctx() -> PlanContext {
+    PlanContext::default()
 }
 
 fn kinds(plan: &secretsync_core::diff::TargetPlan) -> BTreeMap<String, ChangeKind> {
@@ -102,14 +111,14 @@ async fn conformance_create_update_skip_delete_restore() {
     let ctx = AwsContext::from_sdk_config(sdk(&ep));
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
     let prefix = format!("conf-{}/", unique());
-    let t = AwsSmTarget::new("conf", &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("conf", OWNER, &settings(&prefix), &ctx).await;
 
     // create
     let v1 = bundle(&[
         ("a", json!({"k": 1})),
         ("b", json!({"k": 2, "n": {"x": true}})),
     ]);
-    let plan = t.plan(&v1).await.unwrap();
+    let plan = t.plan(&v1, &apply_ctx()).await.unwrap();
     assert_eq!(
         kinds(&plan),
         BTreeMap::from([
@@ -117,14 +126,14 @@ async fn conformance_create_update_skip_delete_restore() {
             ("b".into(), ChangeKind::Added)
         ])
     );
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.created, r.failure.as_deref()), (2, None));
     let (a_json, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
     assert_eq!(a_json, r#"{"k":1}"#);
 
     // read back: unchanged, proven by tags alone (one ListSecrets call, no value reads)
     let before = t.calls();
-    let plan = t.plan(&v1).await.unwrap();
+    let plan = t.plan(&v1, &apply_ctx()).await.unwrap();
     assert!(!plan.has_changes() && plan.counts().unchanged == 2);
     assert_eq!(
         t.calls() - before,
@@ -138,14 +147,14 @@ async fn conformance_create_update_skip_delete_restore() {
         ("a", json!({"k": 1})),
         ("b", json!({"k": 3, "n": {"x": true}})),
     ]);
-    let plan = t.plan(&v2).await.unwrap();
+    let plan = t.plan(&v2, &apply_ctx()).await.unwrap();
     let b = plan.changes.iter().find(|c| c.path == "b").unwrap();
     assert_eq!(b.kind, ChangeKind::Modified);
     assert_eq!(
         b.keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
         ["k"]
     );
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.updated, r.created), (1, 0));
     assert_eq!(
         current_value(&sm, &format!("{prefix}a")).await.unwrap().1,
@@ -163,14 +172,14 @@ async fn conformance_create_update_skip_delete_restore() {
         .send()
         .await
         .unwrap();
-    let other = AwsSmTarget::new("someone-else", &settings(&prefix), &ctx).await;
+    let other = AwsSmTarget::new("someone-else", OWNER, &settings(&prefix), &ctx).await;
     let r = other
         .apply(
             &other
-                .plan(&bundle(&[("o", json!({"x": 1}))]))
+                .plan(&bundle(&[("o", json!({"x": 1}))]), &apply_ctx())
                 .await
                 .unwrap(),
-            &NO_CANCEL,
+            &Cancel::default(),
         )
         .await;
     assert_eq!(r.created, 1);
@@ -179,7 +188,7 @@ async fn conformance_create_update_skip_delete_restore() {
         ("u", json!({"k": 9})),
         ("o", json!({"k": 9})),
     ]);
-    let plan = t.plan(&v3).await.unwrap();
+    let plan = t.plan(&v3, &apply_ctx()).await.unwrap();
     assert_eq!(
         kinds(&plan),
         BTreeMap::from([
@@ -189,7 +198,7 @@ async fn conformance_create_update_skip_delete_restore() {
             ("u".into(), ChangeKind::Skipped),
         ])
     );
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.deleted, r.failure.as_deref()), (1, None));
     assert_eq!(
         current_value(&sm, &format!("{prefix}u")).await.unwrap().0,
@@ -212,15 +221,18 @@ async fn conformance_create_update_skip_delete_restore() {
 
     // a desired secret pending deletion is restored, not fought
     let plan = t
-        .plan(&bundle(&[
-            ("a", json!({"k": 5})),
-            ("b", json!({"k": 3, "n": {"x": true}})),
-        ]))
+        .plan(
+            &bundle(&[
+                ("a", json!({"k": 5})),
+                ("b", json!({"k": 3, "n": {"x": true}})),
+            ]),
+            &apply_ctx(),
+        )
         .await
         .unwrap();
     let a = plan.changes.iter().find(|c| c.path == "a").unwrap();
     assert!(a.kind == ChangeKind::Modified && a.restore);
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.updated, r.failure.as_deref()), (1, None));
     assert!(
         sm.describe_secret()
@@ -307,13 +319,13 @@ async fn failed_write_rolls_the_target_back() {
     let prefix = format!("rb-{}/", unique());
     // Start from one managed secret.
     let direct = AwsContext::from_sdk_config(sdk(&ep));
-    let t = AwsSmTarget::new("rb", &settings(&prefix), &direct).await;
+    let t = AwsSmTarget::new("rb", OWNER, &settings(&prefix), &direct).await;
     let r = t
         .apply(
-            &t.plan(&bundle(&[("a", json!({"v": "old"}))]))
+            &t.plan(&bundle(&[("a", json!({"v": "old"}))]), &apply_ctx())
                 .await
                 .unwrap(),
-            &NO_CANCEL,
+            &Cancel::default(),
         )
         .await;
     assert_eq!(r.created, 1);
@@ -322,14 +334,14 @@ async fn failed_write_rolls_the_target_back() {
     // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
     let proxy = failing_proxy(ep.clone(), "zz-fail").await;
     let ctx = AwsContext::from_sdk_config(sdk(&proxy));
-    let t = AwsSmTarget::new("rb", &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("rb", OWNER, &settings(&prefix), &ctx).await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
         ("b", json!({"v": 1})),
         ("zz-fail", json!({"v": 2})),
     ]);
-    let plan = t.plan(&desired).await.unwrap();
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let plan = t.plan(&desired, &apply_ctx()).await.unwrap();
+    let r = t.apply(&plan, &Cancel::default()).await;
     let failure = r.failure.clone().expect("the apply reports the failure");
     assert!(
         failure.contains("zz-fail") && failure.contains("injected failure"),
@@ -378,12 +390,16 @@ async fn cancelled_apply_writes_nothing_and_says_so() {
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
     let prefix = format!("cx-{}/", unique());
     let ctx = AwsContext::from_sdk_config(sdk(&ep));
-    let t = AwsSmTarget::new("cx", &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("cx", OWNER, &settings(&prefix), &ctx).await;
     let plan = t
-        .plan(&bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]))
+        .plan(
+            &bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]),
+            &apply_ctx(),
+        )
         .await
         .unwrap();
-    let cancel = AtomicBool::new(true);
+    let cancel = Cancel::default();
+    cancel.cancel("cancelled by a test");
     let r = t.apply(&plan, &cancel).await;
     assert_eq!((r.created, r.updated, r.deleted), (0, 0, 0));
     assert!(
@@ -412,16 +428,16 @@ async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
     let ctx = AwsContext::from_sdk_config(sdk(&proxy));
     let mut s = settings(&prefix);
     s.adopt = true;
-    let t = AwsSmTarget::new("ad", &s, &ctx).await;
+    let t = AwsSmTarget::new("ad", OWNER, &s, &ctx).await;
     let plan = t
-        .plan(&bundle(&[
-            ("u", json!({"ours": 2})),
-            ("zz-fail", json!({"v": 1})),
-        ]))
+        .plan(
+            &bundle(&[("u", json!({"ours": 2})), ("zz-fail", json!({"v": 1}))]),
+            &apply_ctx(),
+        )
         .await
         .unwrap();
     assert!(plan.changes.iter().any(|c| c.path == "u" && c.adopt));
-    let r = t.apply(&plan, &NO_CANCEL).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
     assert!(
         r.failure.is_some() && r.rollback_failures.is_empty(),
         "{r:?}"

@@ -22,9 +22,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use common::read_source;
 use common::{Bao, LogCapture, no_env, source, unique};
 use secretsync_core::config::{VaultAuth, VaultSettings};
-use secretsync_engine::vault::{VaultClient, read_source};
+use secretsync_engine::vault::VaultClient;
 use secretsync_engine::{Error, ErrorKind};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;

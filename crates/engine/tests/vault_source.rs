@@ -10,10 +10,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use common::read_source;
 use common::{Bao, LogCapture, no_env, source, unique};
 use secretsync_core::config::{Sensitive, SourceConfig, VaultAuth, VaultSettings};
-use secretsync_core::secret::Bundle;
-use secretsync_engine::vault::{VaultClient, read_source};
+use secretsync_core::secret::{Bundle, Collected};
+use secretsync_engine::cancel::Cancel;
+use secretsync_engine::vault::VaultClient;
 use secretsync_engine::{ErrorKind, pipeline};
 use serde_json::{Value, json};
 
@@ -198,9 +200,15 @@ targets:
         .unwrap_or_else(|| panic!("config rejected: {:?}", loaded.diagnostics));
     let before = client.request_count();
     let selected = config.graph.order.clone();
-    let desired = pipeline::merge_phase(&config, &client, &selected, &BTreeMap::new())
-        .await
-        .expect("merge phase");
+    let desired = pipeline::merge_phase(
+        &config,
+        &client,
+        &selected,
+        &BTreeMap::new(),
+        &secretsync_engine::cancel::Cancel::default(),
+    )
+    .await
+    .expect("merge phase");
     let used = client.request_count() - before;
     // two mount lookups; folders: m1 root, only-one/, m2 app/; secrets: 2 + 2
     assert!(
@@ -209,7 +217,7 @@ targets:
     );
 
     assert_eq!(
-        plain(&desired["a"]),
+        plain(&desired["a"].secrets),
         BTreeMap::from([
             ("db".to_string(), json!({"host": "h2", "tags": ["a", "b"]})),
             ("only-one/x".to_string(), json!({"k": 1})),
@@ -217,7 +225,7 @@ targets:
         ])
     );
     assert_eq!(
-        plain(&desired["b"]),
+        plain(&desired["b"].secrets),
         BTreeMap::from([
             (
                 "db".to_string(),
@@ -228,7 +236,7 @@ targets:
         ])
     );
     assert_eq!(
-        plain(&desired["c"])["db"],
+        plain(&desired["c"].secrets)["db"],
         json!({"host": "h1", "tags": ["b", "a"]})
     );
 }
@@ -403,8 +411,15 @@ async fn exceeding_max_secrets_is_an_error_naming_the_source_and_the_limit() {
     );
 }
 
+/// Reads a source that is expected to have gaps.
+async fn read_with_gaps(client: &VaultClient, src: &SourceConfig) -> Collected {
+    secretsync_engine::vault::read_source(client, src, 4, &Cancel::default())
+        .await
+        .unwrap_or_else(|e| panic!("reading `{}`: {e}", src.name))
+}
+
 #[tokio::test]
-async fn a_folder_the_token_may_not_list_is_a_permission_error() {
+async fn a_folder_the_token_may_not_list_makes_the_source_incomplete() {
     let bao = Bao::from_env();
     let mount = unique("deny");
     bao.enable_kv2(&mount).await;
@@ -426,29 +441,40 @@ path "{mount}/data/*" {{ capabilities = ["read"] }}
     let token = bao.token_with_policies(&[&policy]).await;
     let client = bao.client(&token).await;
 
-    let err = read_source(&client, &source("deny", &format!("{mount}/")), 4)
-        .await
-        .expect_err("an unlistable folder must fail, never read as empty");
-    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{err}");
+    // Never read as empty: the unlistable folder is a named gap, the rest is read.
+    let read = read_with_gaps(&client, &source("deny", &format!("{mount}/"))).await;
+    assert_eq!(paths(&read.secrets), ["open/a", "top"]);
+    assert_eq!(read.incomplete.len(), 1, "{:?}", read.incomplete);
+    let gap = &read.incomplete[0];
     assert!(
-        err.message.contains(&format!("{mount}/closed/")),
-        "names the folder: {err}"
+        gap.contains("`closed/`") && gap.contains("permission denied") && gap.contains("`deny`"),
+        "names the source, the folder and why: {gap}"
     );
-    assert!(
-        err.message.contains("`list`"),
-        "names the capability: {err}"
-    );
-    assert!(err.message.contains("`deny`"), "names the source: {err}");
 
-    // The listable part alone reads fine with the same token.
+    // The listable part alone reads completely with the same token.
     let open = read_source(&client, &source("open", &format!("{mount}/open/")), 4)
         .await
         .expect("the listable folder");
     assert_eq!(paths(&open), ["a"]);
+
+    // The source's own folder must be listable: that is a failure, not a gap.
+    let err = secretsync_engine::vault::read_source(
+        &client,
+        &source("closed", &format!("{mount}/closed/")),
+        4,
+        &Cancel::default(),
+    )
+    .await
+    .expect_err("an unlistable source folder fails");
+    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.message.contains("`list`"),
+        "names the capability: {err}"
+    );
 }
 
 #[tokio::test]
-async fn a_secret_the_token_may_not_read_is_a_permission_error() {
+async fn a_secret_the_token_may_not_read_makes_the_source_incomplete() {
     let bao = Bao::from_env();
     let mount = unique("noread");
     bao.enable_kv2(&mount).await;
@@ -468,13 +494,34 @@ path "{mount}/data/ok" {{ capabilities = ["read"] }}
     let token = bao.token_with_policies(&[&policy]).await;
     let client = bao.client(&token).await;
 
-    let err = read_source(&client, &source("noread", &format!("{mount}/")), 4)
-        .await
-        .expect_err("an unreadable secret must fail");
-    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{err}");
+    let read = read_with_gaps(&client, &source("noread", &format!("{mount}/"))).await;
+    assert_eq!(paths(&read.secrets), ["ok"]);
+    assert_eq!(read.incomplete.len(), 1, "{:?}", read.incomplete);
     assert!(
-        err.message.contains(&format!("{mount}/secret-one")) && err.message.contains("`read`"),
-        "{err}"
+        read.incomplete[0].contains("`secret-one`")
+            && read.incomplete[0].contains("permission denied"),
+        "{:?}",
+        read.incomplete
+    );
+}
+
+#[tokio::test]
+async fn unsafe_keys_and_deep_folders_are_gaps_and_dots_inside_names_are_fine() {
+    let bao = Bao::from_env();
+    let mount = unique("gaps");
+    bao.enable_kv2(&mount).await;
+    bao.put(&mount, "config..bak", json!({"x": 1})).await;
+    bao.put(&mount, "a/b/c/deep", json!({"x": 2})).await;
+    let client = bao.client(&bao.root.clone()).await;
+    let mut src = source("gaps", &format!("{mount}/"));
+    src.max_depth = 1;
+    let read = read_with_gaps(&client, &src).await;
+    assert_eq!(paths(&read.secrets), ["config..bak"]);
+    assert_eq!(read.incomplete.len(), 1, "{:?}", read.incomplete);
+    assert!(
+        read.incomplete[0].contains("`a/b/`") && read.incomplete[0].contains("max_depth"),
+        "{:?}",
+        read.incomplete
     );
 }
 

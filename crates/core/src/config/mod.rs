@@ -175,6 +175,11 @@ pub struct AwsSmTarget {
     pub adopt: bool,
     pub concurrency: usize,
     pub writes_per_second: u32,
+    /// Earlier names of this target whose secrets it takes over.
+    pub adopt_from: Vec<String>,
+    /// A plan deleting more than this fraction of the managed secrets (and more than 5) is
+    /// refused unless `--allow-mass-delete`.
+    pub max_delete_fraction: f64,
 }
 
 pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
@@ -301,6 +306,11 @@ impl MaskingConfig {
 }
 
 impl Config {
+    /// The deployment's owner scope, written into every ownership mark.
+    pub fn owner_scope(&self) -> String {
+        "default".to_string()
+    }
+
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
     }

@@ -606,6 +606,8 @@ impl Validator {
                         adopt: r.adopt.is_some_and(|d| d.value),
                         concurrency,
                         writes_per_second: wps,
+                        adopt_from: Vec::new(),
+                        max_delete_fraction: 0.10,
                     }),
                 });
             }

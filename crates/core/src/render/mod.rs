@@ -145,8 +145,10 @@ pub(crate) mod fixtures {
 
     use super::*;
     use crate::diff::{
-        Listed, MANAGED_VALUE, PlanOptions, TAG_HASH, TAG_MANAGED, TAG_TARGET, TAG_VERSION, plan,
+        Listed, MANAGED_VALUE, PlanOptions, TAG_FINGERPRINT, TAG_MANAGED, TAG_OWNER, TAG_TARGET,
+        TAG_VERSION, plan,
     };
+    use crate::fingerprint::FingerprintKey;
     use crate::merge::secret;
     use crate::secret::Bundle;
 
@@ -161,12 +163,14 @@ pub(crate) mod fixtures {
     /// A fixed two-target diff: an add, a modify with nested key changes, a delete, an
     /// unchanged, a skipped (unmanaged) and an invalid secret.
     pub fn diffs() -> Vec<TargetDiff> {
+        let key = FingerprintKey::from_bytes([3; crate::fingerprint::KEY_LEN]);
         let managed = |name: &str, v: &crate::secret::SecretValue, ver: &str| Listed {
             name: name.into(),
             tags: BTreeMap::from([
                 (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
+                (TAG_OWNER.to_string(), "team".to_string()),
                 (TAG_TARGET.to_string(), "prod".to_string()),
-                (TAG_HASH.to_string(), v.content_hash()),
+                (TAG_FINGERPRINT.to_string(), key.fingerprint(v)),
                 (TAG_VERSION.to_string(), ver.to_string()),
             ]),
             current_version: Some(ver.into()),
@@ -215,14 +219,12 @@ pub(crate) mod fixtures {
             },
         );
         let opts = PlanOptions {
-            target: "prod".into(),
-            prefix: "prod/".into(),
-            adopt: false,
             delete_orphans: true,
             max_deletes: 10,
+            ..PlanOptions::new("prod", "team", "prod/")
         };
         let values = BTreeMap::from([("prod/app/db".to_string(), old_db)]);
-        let mut p = plan(&opts, &desired, &listed, &values);
+        let mut p = plan(&opts, &key, &desired, &listed, &values);
         for c in &mut p.changes {
             if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) {
                 c.new_version = Some(format!("99999999-new-{}", c.path.len()));

@@ -95,7 +95,7 @@ pub fn changed_paths(old: &Manifest, bundle: &Bundle) -> (Vec<String>, Vec<Strin
     let mut new = Manifest::default();
     let mut write = Vec::new();
     for (path, v) in bundle {
-        let h = v.content_hash();
+        let h = secretsync_core::fingerprint::legacy_content_hash(v);
         if old.secrets.get(path) != Some(&h) {
             write.push(path.clone());
         }

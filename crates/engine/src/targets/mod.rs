@@ -5,15 +5,25 @@
 pub mod aws_sm;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 use secretsync_core::config::{TargetBackend, TargetConfig};
 use secretsync_core::diff::TargetPlan;
-use secretsync_core::secret::Bundle;
+use secretsync_core::secret::Collected;
 
 use crate::aws::AwsContext;
+use crate::cancel::Cancel;
 use crate::error::Result;
+
+/// What a plan needs from the run beyond the target's settings.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    /// Nothing will be written: bookkeeping the plan would create (the fingerprint key) is
+    /// not created.
+    pub dry_run: bool,
+    /// `--allow-mass-delete`.
+    pub allow_mass_delete: bool,
+}
 
 pub use secretsync_core::diff::ApplyReport;
 
@@ -24,20 +34,22 @@ pub trait Target: Send + Sync {
     /// Reads the target's current state ahead of planning (the pipeline runs this while it
     /// reads Vault); the next [`Target::plan`] uses it instead of reading again.
     async fn prefetch(&self);
-    /// Compares the desired state with the target's current state.
-    async fn plan(&self, desired: &Bundle) -> Result<TargetPlan>;
-    /// Applies a plan as a unit: on a failed write, or when `cancel` is set (Ctrl-C), stops
-    /// starting writes, rolls back what it did and reports it.
-    async fn apply(&self, plan: &TargetPlan, cancel: &AtomicBool) -> ApplyReport;
+    /// Compares the desired state with the target's current state. An incomplete desired
+    /// state plans no deletion.
+    async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan>;
+    /// Applies a plan as a unit: on a failed write, or when `cancel` is set (a signal, a lost
+    /// lease), stops starting writes, rolls back what it did and reports it.
+    async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport;
     /// API calls made so far (attempts, retries included).
     fn calls(&self) -> u64;
 }
 
 /// The registry: one arm per target kind.
-pub async fn build(cfg: &TargetConfig, aws: &AwsContext) -> Result<Arc<dyn Target>> {
+/// `owner` is the deployment's owner scope, written into every ownership mark.
+pub async fn build(cfg: &TargetConfig, owner: &str, aws: &AwsContext) -> Result<Arc<dyn Target>> {
     match &cfg.backend {
-        TargetBackend::AwsSecretsManager(sm) => {
-            Ok(Arc::new(aws_sm::AwsSmTarget::new(&cfg.name, sm, aws).await))
-        }
+        TargetBackend::AwsSecretsManager(sm) => Ok(Arc::new(
+            aws_sm::AwsSmTarget::new(&cfg.name, owner, sm, aws).await,
+        )),
     }
 }

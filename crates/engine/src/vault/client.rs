@@ -123,6 +123,19 @@ impl VaultClient {
             },
         };
         let mut builder = reqwest::Client::builder()
+            // Redirects are followed only to the same origin: `X-Vault-Token` must never be
+            // sent to another host (reqwest strips standard auth headers, not this one).
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if same && attempt.previous().len() < 5 {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64);
@@ -335,6 +348,11 @@ impl VaultClient {
             match result {
                 Ok(resp) => {
                     let status = resp.status();
+                    let resp_location = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .map(|l| l.split('?').next().unwrap_or(l).to_string());
                     if (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
                         || status == StatusCode::TOO_MANY_REQUESTS)
                         && attempt < 4
@@ -356,10 +374,32 @@ impl VaultClient {
                             format!("reading the Vault response for `{op}`: {e}"),
                         )
                     })?;
+                    if status.is_redirection() {
+                        let to = resp_location.as_deref().unwrap_or("an unnamed location");
+                        return Err(Error::new(
+                            ErrorKind::Unexpected,
+                            format!(
+                                "Vault answered {} for `{op}`, redirecting to {to}; SecretSync follows redirects only within {} (the token must not go elsewhere): point `vault.address` at the active node",
+                                status.as_u16(),
+                                self.inner.addr
+                            ),
+                        ));
+                    }
+                    // Strict: a body that is not JSON is an error naming the path, never
+                    // "nothing there". An empty body stays `null` (the callers check shapes).
                     let v: Value = if bytes.is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+                        serde_json::from_slice(&bytes).map_err(|e| {
+                            Error::new(
+                                ErrorKind::Unexpected,
+                                format!(
+                                    "Vault answered {} for `{op}` with a body that is not JSON ({} bytes: {e}); check that `vault.address` points at Vault and not at a proxy or load balancer page",
+                                    status.as_u16(),
+                                    bytes.len()
+                                ),
+                            )
+                        })?
                     };
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                         let kind = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -503,16 +543,19 @@ impl VaultClient {
             )
             .await?;
         match status {
-            s if s.is_success() => Ok(Some(
-                v["data"]["keys"]
+            s if s.is_success() => {
+                let keys = v["data"]["keys"]
                     .as_array()
-                    .map(|k| {
-                        k.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
+                    .ok_or_else(|| malformed(status, "listing", &api, "has no `data.keys` list"))?;
+                keys.iter()
+                    .map(|x| {
+                        x.as_str().map(str::to_string).ok_or_else(|| {
+                            malformed(status, "listing", &api, "has a key that is not a string")
+                        })
                     })
-                    .unwrap_or_default(),
-            )),
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::FORBIDDEN => Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -534,9 +577,21 @@ impl VaultClient {
                 match v["data"]["data"].as_object() {
                     Some(data) => Ok(ReadOutcome::Found {
                         data: data.clone(),
-                        version: meta["version"].as_u64().unwrap_or(0),
+                        version: meta["version"].as_u64().ok_or_else(|| {
+                            malformed(status, "reading", &api, "has no `data.metadata.version`")
+                        })?,
                     }),
-                    None => Ok(deleted_or_missing(meta)),
+                    // Only a deliberate deletion may come without data; anything else is an
+                    // answer we cannot trust.
+                    None => match deleted_or_missing(meta) {
+                        d @ ReadOutcome::Deleted { .. } => Ok(d),
+                        _ => Err(malformed(
+                            status,
+                            "reading",
+                            &api,
+                            "has no `data.data` object",
+                        )),
+                    },
                 }
             }
             StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
@@ -633,6 +688,17 @@ fn vault_errors(v: &Value) -> String {
             .join("; "),
         _ => "no details".into(),
     }
+}
+
+/// A success answer whose shape is not what the API documents.
+fn malformed(status: StatusCode, what: &str, path: &str, problem: &str) -> Error {
+    Error::new(
+        ErrorKind::Unexpected,
+        format!(
+            "Vault answered {} {what} `{path}` but the body {problem}; it is treated as a failure, not as an empty answer (check for a proxy between SecretSync and Vault)",
+            status.as_u16()
+        ),
+    )
 }
 
 fn unexpected(status: StatusCode, what: &str, path: &str, v: &Value) -> Error {

@@ -21,6 +21,25 @@ use secretsync_core::config::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_SECRETS, Sensitive, SourceConfig, VaultAuth, VaultSettings,
 };
 use secretsync_engine::vault::VaultClient;
+
+/// Reads a source (never cancelled) and insists the read was complete: most tests expect
+/// one. Tests of gaps call `secretsync_engine::vault::read_source` directly.
+#[allow(dead_code)]
+pub async fn read_source(
+    client: &VaultClient,
+    source: &SourceConfig,
+    concurrency: usize,
+) -> Result<secretsync_core::secret::Bundle, secretsync_engine::Error> {
+    let read = secretsync_engine::vault::read_source(
+        client,
+        source,
+        concurrency,
+        &secretsync_engine::cancel::Cancel::default(),
+    )
+    .await?;
+    assert!(read.is_complete(), "unexpected gaps: {:?}", read.incomplete);
+    Ok(read.secrets)
+}
 use serde_json::{Value, json};
 
 const ADDR_VAR: &str = "SECRETSYNC_TEST_VAULT_ADDR";

@@ -5,23 +5,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use secretsync_core::fingerprint::{FingerprintKey, KEY_LEN};
+
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use futures::{StreamExt, stream};
 use secretsync_core::config::AwsSmTarget as Settings;
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, PlanOptions, SecretChange, TAG_HASH, TAG_MANAGED,
-    TAG_TARGET, TAG_VERSION, TargetPlan,
+    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, PlanOptions, RESERVED_PREFIX,
+    SecretChange, TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET,
+    TAG_VERSION, TargetPlan,
 };
-use secretsync_core::secret::{Bundle, SecretValue};
+use secretsync_core::secret::{Collected, SecretValue};
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::error::map;
+use super::error::{code, map};
 use crate::aws::{AwsContext, CallCounter};
+use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::{ApplyReport, Target};
+use crate::targets::{ApplyReport, PlanContext, Target};
+
+/// The secret holding this account and region's fingerprint key (see
+/// `secretsync_core::fingerprint`): readable by exactly those who can read secret values.
+pub const KEY_SECRET: &str = ".secretsync/fingerprint-key";
 
 /// Spaces writes evenly: at most `per_second` starts per second.
 struct Pacer {
@@ -50,27 +58,60 @@ impl Pacer {
 
 pub struct AwsSmTarget {
     name: String,
+    owner: String,
     settings: Settings,
     client: Client,
     counter: CallCounter,
     /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
     prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
+    /// The account and region's fingerprint key, once read (or created).
+    key: Mutex<Option<FingerprintKey>>,
+}
+
+/// All tags a write touches: the ownership marks plus the legacy plain hash it removes.
+fn touched_tags() -> impl Iterator<Item = &'static str> {
+    OWNERSHIP_TAGS.iter().copied().chain([TAG_HASH])
 }
 
 /// The value a change writes and the version id to write it under (chosen at plan time, so the
 /// plan could show it; a fresh one if the plan had none).
-fn payload(c: &SecretChange) -> Result<(&SecretValue, String)> {
-    let value = c.new_value.as_ref().ok_or_else(|| {
+fn payload(c: &SecretChange) -> Result<(&SecretValue, String, &str)> {
+    let missing = |what: &str| {
         Error::new(
             ErrorKind::Unexpected,
-            format!("no value to write for `{}`", c.name),
+            format!("no {what} to write for `{}`", c.name),
         )
-    })?;
+    };
+    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
+    let fingerprint = c
+        .fingerprint
+        .as_deref()
+        .ok_or_else(|| missing("fingerprint"))?;
     let version = c
         .new_version
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    Ok((value, version))
+    Ok((value, version, fingerprint))
+}
+
+/// A stored value, when it is a JSON object (anything else is overwritten).
+fn parse_object(s: &str) -> Option<SecretValue> {
+    match serde_json::from_str(s) {
+        Ok(serde_json::Value::Object(m)) => Some(SecretValue::new(m)),
+        _ => None,
+    }
+}
+
+/// A new random fingerprint key from the operating system.
+fn random_key() -> Result<[u8; KEY_LEN]> {
+    let mut bytes = [0u8; KEY_LEN];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Unexpected,
+            format!("cannot get random bytes from the operating system: {e}"),
+        )
+    })?;
+    Ok(bytes)
 }
 
 /// One completed write, and how to undo it.
@@ -94,7 +135,7 @@ enum Done {
 }
 
 impl AwsSmTarget {
-    pub async fn new(name: &str, settings: &Settings, aws: &AwsContext) -> Self {
+    pub async fn new(name: &str, owner: &str, settings: &Settings, aws: &AwsContext) -> Self {
         let cfg = aws
             .config_for(
                 &settings.region,
@@ -106,21 +147,127 @@ impl AwsSmTarget {
         let client = aws.secrets_manager(&cfg, &counter);
         AwsSmTarget {
             name: name.to_string(),
+            owner: owner.to_string(),
             settings: settings.clone(),
             client,
             counter,
             prefetched: Mutex::new(None),
+            key: Mutex::new(None),
         }
     }
 
-    fn options(&self) -> PlanOptions {
+    fn options(&self, ctx: &PlanContext, incomplete: &[String]) -> PlanOptions {
         PlanOptions {
             target: self.name.clone(),
+            owner: self.owner.clone(),
+            adopt_from: self.settings.adopt_from.clone(),
             prefix: self.settings.secret_prefix.clone(),
             adopt: self.settings.adopt,
             delete_orphans: self.settings.delete_orphans,
             max_deletes: self.settings.max_deletes,
+            max_delete_fraction: self.settings.max_delete_fraction,
+            allow_mass_delete: ctx.allow_mass_delete,
+            incomplete: incomplete.to_vec(),
         }
+    }
+
+    /// The account and region's fingerprint key: read from [`KEY_SECRET`]; created there
+    /// (random, once; a concurrent creator's key wins) unless `create` is false, in which
+    /// case a throwaway key makes every managed secret a read candidate (dry runs write
+    /// nothing).
+    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
+        let mut cached = self.key.lock().await;
+        if let Some(k) = cached.as_ref() {
+            return Ok(k.clone());
+        }
+        let key = self.fetch_fingerprint_key(create).await?;
+        if create {
+            *cached = Some(key.clone());
+        }
+        Ok(key)
+    }
+
+    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
+        for attempt in 0..3 {
+            let got = self
+                .client
+                .get_secret_value()
+                .secret_id(KEY_SECRET)
+                .send()
+                .await;
+            match got {
+                Ok(out) => {
+                    let hex = out.secret_string().unwrap_or_default();
+                    return FingerprintKey::from_hex(hex).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unexpected,
+                            format!(
+                                "`{KEY_SECRET}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it, and then reads every managed value once)",
+                                self.name
+                            ),
+                        )
+                    });
+                }
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+                    if !create {
+                        debug!(target_name = %self.name, "no fingerprint key yet (dry run): every managed secret will be read");
+                        return Ok(FingerprintKey::from_bytes(random_key()?));
+                    }
+                    let key = FingerprintKey::from_bytes(random_key()?);
+                    let mut hex = key.to_hex();
+                    let res = self
+                        .client
+                        .create_secret()
+                        .name(KEY_SECRET)
+                        .description("SecretSync fingerprint key (HMAC for ownership tags). Deleting it makes the next run read every managed value once.")
+                        .secret_string(hex.as_str())
+                        .set_tags(Some(vec![
+                            Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
+                            Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
+                        ]))
+                        .send()
+                        .await;
+                    zeroize::Zeroize::zeroize(&mut hex);
+                    match res {
+                        Ok(_) => {
+                            info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this account and region");
+                            return Ok(key);
+                        }
+                        // Someone else created it first: use theirs.
+                        Err(e) if code(&e) == Some("ResourceExistsException") && attempt < 2 => {}
+                        Err(e) => {
+                            return Err(map(
+                                e,
+                                &format!("creating the fingerprint key `{KEY_SECRET}`"),
+                            ));
+                        }
+                    }
+                }
+                // Pending deletion: bring it back rather than invalidating every mark.
+                Err(e) if code(&e) == Some("InvalidRequestException") && create && attempt < 2 => {
+                    self.client
+                        .restore_secret()
+                        .secret_id(KEY_SECRET)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
+                        })?;
+                }
+                Err(e) => {
+                    return Err(map(
+                        e,
+                        &format!(
+                            "reading the fingerprint key `{KEY_SECRET}` (the role needs secretsmanager:GetSecretValue on it)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("could not read or create the fingerprint key `{KEY_SECRET}`; run again"),
+        ))
     }
 
     /// Every secret under the prefix, pending deletions included: names, tags, current version.
@@ -147,7 +294,8 @@ impl AwsSmTarget {
             for s in page.secret_list() {
                 let Some(name) = s.name() else { continue };
                 // The name filter is a server-side search; keep exact prefix matches only.
-                if !name.starts_with(prefix.as_str()) {
+                // The tool's own bookkeeping secrets are never desired nor orphans.
+                if !name.starts_with(prefix.as_str()) || name.starts_with(RESERVED_PREFIX) {
                     continue;
                 }
                 let tags = s
@@ -176,9 +324,17 @@ impl AwsSmTarget {
         Ok(out)
     }
 
-    /// Reads values with `BatchGetSecretValue`, 20 names per call.
-    async fn read_values(&self, names: Vec<String>) -> Result<BTreeMap<String, SecretValue>> {
+    /// Reads values with `BatchGetSecretValue`, 20 names per call. A value is kept only when
+    /// it is the version the listing says is current; otherwise (a stale read, a rolled-back
+    /// stage on an emulator) that exact version is read with `GetSecretValue`, so a rollback
+    /// or a stale read is never mistaken for "up to date".
+    async fn read_values(
+        &self,
+        names: Vec<String>,
+        listed: &BTreeMap<String, Listed>,
+    ) -> Result<BTreeMap<String, SecretValue>> {
         let mut out = BTreeMap::new();
+        let mut stale: Vec<(String, String)> = Vec::new();
         for chunk in names.chunks(20) {
             let resp = self
                 .client
@@ -197,25 +353,44 @@ impl AwsSmTarget {
                     )
                 })?;
             for v in resp.secret_values() {
-                let (Some(name), Some(s)) = (v.name(), v.secret_string()) else {
+                let Some(name) = v.name() else { continue };
+                let current = listed.get(name).and_then(|l| l.current_version.clone());
+                if current.is_some() && v.version_id().map(str::to_string) != current {
+                    stale.push((name.to_string(), current.unwrap_or_default()));
                     continue;
-                };
-                if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(s) {
-                    out.insert(name.to_string(), SecretValue::new(m));
+                }
+                if let Some(value) = v.secret_string().and_then(parse_object) {
+                    out.insert(name.to_string(), value);
                 }
             }
             for e in resp.errors() {
                 warn!(target_name = %self.name, secret = e.secret_id().unwrap_or(""), code = e.error_code().unwrap_or(""), "could not read a current value; it will be overwritten");
             }
         }
+        for (name, version) in stale {
+            debug!(target_name = %self.name, secret = %name, "the batch read returned another version than the current one; reading the current version");
+            let got = self
+                .client
+                .get_secret_value()
+                .secret_id(&name)
+                .version_id(&version)
+                .send()
+                .await
+                .map_err(|e| map(e, &format!("reading the current version of `{name}`")))?;
+            if let Some(value) = got.secret_string().and_then(parse_object) {
+                out.insert(name, value);
+            }
+        }
         Ok(out)
     }
 
-    fn tags(&self, hash: &str, version: &str) -> Vec<Tag> {
+    /// Ownership marks for a value with this fingerprint written at `version`.
+    fn tags(&self, fingerprint: &str, version: &str) -> Vec<Tag> {
         [
             (TAG_MANAGED, MANAGED_VALUE),
+            (TAG_OWNER, self.owner.as_str()),
             (TAG_TARGET, self.name.as_str()),
-            (TAG_HASH, hash),
+            (TAG_FINGERPRINT, fingerprint),
             (TAG_VERSION, version),
         ]
         .into_iter()
@@ -223,8 +398,62 @@ impl AwsSmTarget {
         .collect()
     }
 
+    /// Removes the pre-0.2 plain content hash, if the secret still carries it.
+    async fn drop_legacy_tags(&self, c: &SecretChange) -> Result<()> {
+        if !c.old_tags.contains_key(TAG_HASH) {
+            return Ok(());
+        }
+        self.client
+            .untag_resource()
+            .secret_id(&c.name)
+            .tag_keys(TAG_HASH)
+            .send()
+            .await
+            .map_err(|e| {
+                map(
+                    e,
+                    &format!("removing the old content-hash tag of `{}`", c.name),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// After a write failed in a way that may have landed (timeout, lost connection, 5xx):
+    /// whether `version` (our client request token) exists on the secret. `None`: unknown.
+    async fn landed(&self, name: &str, version: &str) -> Option<bool> {
+        match self.client.describe_secret().secret_id(name).send().await {
+            Ok(d) => Some(
+                d.version_ids_to_stages()
+                    .is_some_and(|m| m.contains_key(version)),
+            ),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// An error of a write that may still have landed: resolved by looking for our version.
+    async fn resolve_ambiguous(&self, err: Error, name: &str, version: &str) -> Result<()> {
+        if !matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Unexpected) {
+            return Err(err);
+        }
+        match self.landed(name, version).await {
+            Some(true) => {
+                warn!(target_name = %self.name, secret = %name, "a write reported an error but landed; continuing");
+                Ok(())
+            }
+            Some(false) => Err(err),
+            None => Err(Error::new(
+                err.kind,
+                format!(
+                    "{}; it may have landed (version {version}) and its state could not be checked: look at `{name}`",
+                    err.message
+                ),
+            )),
+        }
+    }
+
     async fn create(&self, c: &SecretChange) -> Result<Done> {
-        let (value, version) = payload(c)?;
+        let (value, version, fingerprint) = payload(c)?;
         let mut json = value.canonical_json();
         let res = self
             .client
@@ -232,11 +461,14 @@ impl AwsSmTarget {
             .name(&c.name)
             .secret_string(json.as_str())
             .client_request_token(&version)
-            .set_tags(Some(self.tags(&value.content_hash(), &version)))
+            .set_tags(Some(self.tags(fingerprint, &version)))
             .send()
             .await;
         zeroize::Zeroize::zeroize(&mut json);
-        res.map_err(|e| map(e, &format!("creating `{}`", c.name)))?;
+        if let Err(e) = res {
+            let err = map(e, &format!("creating `{}`", c.name));
+            self.resolve_ambiguous(err, &c.name, &version).await?;
+        }
         Ok(Done::Created {
             name: c.name.clone(),
         })
@@ -247,17 +479,17 @@ impl AwsSmTarget {
         c: &SecretChange,
         listed_tags: BTreeMap<String, String>,
     ) -> Result<Done> {
-        let (value, version) = payload(c)?;
-        let hash = value.content_hash();
+        let (value, version, fingerprint) = payload(c)?;
         if c.retag {
             let v = c.old_version.clone().unwrap_or_default();
             self.client
                 .tag_resource()
                 .secret_id(&c.name)
-                .set_tags(Some(self.tags(&hash, &v)))
+                .set_tags(Some(self.tags(fingerprint, &v)))
                 .send()
                 .await
                 .map_err(|e| map(e, &format!("tagging `{}`", c.name)))?;
+            self.drop_legacy_tags(c).await?;
             return Ok(Done::Retagged);
         }
         if c.restore {
@@ -287,26 +519,31 @@ impl AwsSmTarget {
             written,
         };
         if let Err(e) = res {
-            let mut err = map(e, &format!("writing `{}`", c.name));
-            if c.restore
-                && let Err(u) = self.undo(done(false)).await
-            {
-                err.message = format!(
-                    "{}; putting it back into pending deletion also failed: {u}",
-                    err.message
-                );
+            let err = map(e, &format!("writing `{}`", c.name));
+            if let Err(mut err) = self.resolve_ambiguous(err, &c.name, &version).await {
+                if c.restore
+                    && let Err(u) = self.undo(done(false)).await
+                {
+                    err.message = format!(
+                        "{}; putting it back into pending deletion also failed: {u}",
+                        err.message
+                    );
+                }
+                return Err(err);
             }
-            return Err(err);
         }
-        if let Err(e) = self
+        let tagged = match self
             .client
             .tag_resource()
             .secret_id(&c.name)
-            .set_tags(Some(self.tags(&hash, &version)))
+            .set_tags(Some(self.tags(fingerprint, &version)))
             .send()
             .await
         {
-            let mut err = map(e, &format!("tagging `{}`", c.name));
+            Ok(_) => self.drop_legacy_tags(c).await,
+            Err(e) => Err(map(e, &format!("tagging `{}`", c.name))),
+        };
+        if let Err(mut err) = tagged {
             if let Err(u) = self.undo(done(true)).await {
                 err.message = format!(
                     "{}; rolling this secret back also failed, it is left with the new value: {u}",
@@ -373,18 +610,15 @@ impl AwsSmTarget {
                         .map_err(|e| map(e, &format!("rolling back `{name}` to version {old}")))?;
                     // Ownership tags go back to what they were: restored where they existed,
                     // removed where this run added them (an adoption is undone too).
-                    let ownership = [TAG_MANAGED, TAG_TARGET, TAG_HASH, TAG_VERSION];
-                    let restore: Vec<Tag> = ownership
-                        .iter()
+                    let restore: Vec<Tag> = touched_tags()
                         .filter_map(|k| {
                             old_tags
-                                .get(*k)
-                                .map(|v| Tag::builder().key(*k).value(v).build())
+                                .get(k)
+                                .map(|v| Tag::builder().key(k).value(v).build())
                         })
                         .collect();
-                    let remove: Vec<String> = ownership
-                        .iter()
-                        .filter(|k| !old_tags.contains_key(**k))
+                    let remove: Vec<String> = touched_tags()
+                        .filter(|k| !old_tags.contains_key(*k))
                         .map(|k| k.to_string())
                         .collect();
                     if !restore.is_empty() {
@@ -433,7 +667,10 @@ impl AwsSmTarget {
         }
     }
 
-    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport) {
+    /// Undoes completed writes in reverse order. After a second signal the rollback is
+    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
+    /// written, like what failed to undo.
+    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
         for d in done.into_iter().rev() {
             let label = match &d {
                 Done::Created { name } | Done::Deleted { name } | Done::Updated { name, .. } => {
@@ -441,11 +678,31 @@ impl AwsSmTarget {
                 }
                 Done::Retagged => continue,
             };
-            match self.undo(d).await {
+            let undone = match cancel.deadline() {
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Cancelled,
+                        "not rolled back: the rollback was cut short by a second signal",
+                    )),
+                },
+                None => self.undo(d).await,
+            };
+            match undone {
                 Ok(()) => report.rolled_back += 1,
-                Err(e) => report.rollback_failures.push(format!("{label}: {e}")),
+                Err(e) => {
+                    report.rollback_failures.push(format!("{label}: {e}"));
+                    report.left_changed.push(label);
+                }
             }
         }
+    }
+}
+
+fn done_name(d: &Done) -> Option<&str> {
+    match d {
+        Done::Created { name } | Done::Deleted { name } | Done::Updated { name, .. } => Some(name),
+        Done::Retagged => None,
     }
 }
 
@@ -464,17 +721,18 @@ impl Target for AwsSmTarget {
         *self.prefetched.lock().await = Some(listed);
     }
 
-    async fn plan(&self, desired: &Bundle) -> Result<TargetPlan> {
+    async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
         let prefetched = self.prefetched.lock().await.take();
         let listed = match prefetched {
             Some(listed) => listed?,
             None => self.list().await?,
         };
-        let opts = self.options();
-        let wanted = diff::needs_value(&opts, desired, &listed);
+        let key = self.fingerprint_key(!ctx.dry_run).await?;
+        let opts = self.options(ctx, &desired.incomplete);
+        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
         debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
-        let values = self.read_values(wanted).await?;
-        let mut plan = diff::plan(&opts, desired, &listed, &values);
+        let values = self.read_values(wanted, &listed).await?;
+        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
         // The version ids this apply will write, known before anything is written so the
         // plan can show them (`old → new`).
         for c in &mut plan.changes {
@@ -485,7 +743,7 @@ impl Target for AwsSmTarget {
         Ok(plan)
     }
 
-    async fn apply(&self, plan: &TargetPlan, cancel: &AtomicBool) -> ApplyReport {
+    async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
         let mut report = ApplyReport::default();
         if let Some(refused) = &plan.refused {
             report.failure = Some(refused.clone());
@@ -506,13 +764,16 @@ impl Target for AwsSmTarget {
                 let failed = failed.clone();
                 async move {
                     let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
                         return Err(Error::new(
                             ErrorKind::Cancelled,
                             "not attempted after an earlier failure",
                         ));
                     }
                     pacer.wait().await;
+                    if cancel.is_cancelled() {
+                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
+                    }
                     let r = match c.kind {
                         ChangeKind::Added => self.create(c).await,
                         _ => self.update(c, c.old_tags.clone()).await,
@@ -547,8 +808,12 @@ impl Target for AwsSmTarget {
             }
         }
         let cancelled = |report: &mut ApplyReport| {
-            if cancel.load(Ordering::Relaxed) && report.failure.is_none() {
-                report.failure = Some("cancelled (Ctrl-C) before every change was applied".into());
+            if cancel.is_cancelled() && report.failure.is_none() {
+                report.cancelled = true;
+                report.failure = Some(format!(
+                    "{} before every change was applied",
+                    cancel.reason().unwrap_or_else(|| "cancelled".into())
+                ));
             }
         };
         cancelled(&mut report);
@@ -558,11 +823,11 @@ impl Target for AwsSmTarget {
                 .iter()
                 .filter(|c| c.kind == ChangeKind::Deleted)
             {
+                pacer.wait().await;
                 cancelled(&mut report);
                 if report.failure.is_some() {
                     break;
                 }
-                pacer.wait().await;
                 match self.delete(c).await {
                     Ok(d) => {
                         report.deleted += 1;
@@ -577,10 +842,16 @@ impl Target for AwsSmTarget {
         }
         if report.failure.is_some() {
             warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(done, &mut report).await;
+            self.rollback(done, &mut report, cancel).await;
         } else {
+            report.left_changed = done
+                .iter()
+                .filter_map(done_name)
+                .map(str::to_string)
+                .collect();
             info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
         }
+        report.left_changed.sort();
         report
     }
 }
