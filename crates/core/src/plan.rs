@@ -69,3 +69,53 @@ pub fn desired_states(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::secret;
+    use serde_json::json;
+
+    fn config() -> Config {
+        let yaml = r#"
+vault_sources:
+  - mount: secret/a/
+  - mount: secret/b/
+targets:
+  - name: one
+    type: aws_secretsmanager
+    region: us-east-1
+    imports: [a]
+  - name: two
+    type: aws_secretsmanager
+    region: us-east-1
+    imports: [one, b]
+  - name: other
+    type: aws_secretsmanager
+    region: us-east-1
+    imports: [b]
+"#;
+        crate::config::load(yaml, &|_| None)
+            .config
+            .expect("config loads")
+    }
+
+    #[test]
+    fn incompleteness_flows_through_target_imports() {
+        let c = config();
+        let a = Collected {
+            secrets: Bundle::from([("x".into(), secret(json!({"k": 1})))]),
+            incomplete: vec!["source `a`: `dir/` could not be listed (permission denied)".into()],
+        };
+        let b = Collected::complete(Bundle::from([("y".into(), secret(json!({"k": 2})))]));
+        let sources = BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+        let all: Vec<String> = c.graph.order.clone();
+        let out = desired_states(&c, &all, &sources, &BTreeMap::new()).unwrap();
+        assert_eq!(out["one"].incomplete, sources["a"].incomplete);
+        // `two` imports `one`: incomplete too, through the target, listed once.
+        assert_eq!(out["two"].incomplete, sources["a"].incomplete);
+        assert_eq!(out["two"].secrets.len(), 2);
+        // `other` only imports the complete source.
+        assert!(out["other"].is_complete());
+    }
+}
