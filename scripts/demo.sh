@@ -46,10 +46,14 @@ for account_role, region in [(None, "us-east-1"), ("arn:aws:iam::222222222222:ro
     account = boto3.client("sts", **kw).get_caller_identity()["Account"]
     print(f"account {account}, {region}:")
     for s in sorted(sm.list_secrets()["SecretList"], key=lambda s: s["Name"]):
-        value = json.loads(sm.get_secret_value(SecretId=s["Name"])["SecretString"])
         tags = {t["Key"]: t["Value"] for t in s.get("Tags", [])}
+        if tags.get("secretsync:role") == "fingerprint-key":
+            print(f"  {s['Name']}  (SecretSync's HMAC key for the fingerprint tags of this account and region)")
+            continue
+        value = json.loads(sm.get_secret_value(SecretId=s["Name"])["SecretString"])
         masked = {k: ("<set>" if k in ("password", "api_key") else v) for k, v in value.items()}
-        print(f"  {s['Name']}  managed-by={tags.get('managed-by')}  {json.dumps(masked, sort_keys=True)}")
+        fp = tags.get("secretsync:fingerprint", "")[:12]
+        print(f"  {s['Name']}  owner={tags.get('secretsync:owner')} fingerprint={fp}…  {json.dumps(masked, sort_keys=True)}")
 PY
 echo; echo "== re-run: nothing changes, no writes"
 $BIN --log-level warn pipeline --config examples/demo.yaml
