@@ -81,6 +81,8 @@ pub struct TargetOutcome {
     pub report: Option<crate::targets::ApplyReport>,
     /// Why the target failed (plan or apply), if it did.
     pub error: Option<String>,
+    /// The run was cancelled before this target began: no plan, no call, nothing written.
+    pub not_started: bool,
     pub calls: u64,
     pub duration: std::time::Duration,
 }
@@ -268,6 +270,7 @@ pub async fn run(
             plan: None,
             report: None,
             error: None,
+            not_started: false,
             calls: 0,
             duration: Default::default(),
         };
