@@ -11,7 +11,7 @@ use secretsync_core::render::{self, Format, RenderOptions, TargetDiff};
 use secretsync_core::secret::Collected;
 use secretsync_engine::pipeline::{Reporter, RunSummary, TargetOutcome};
 use secretsync_engine::store::WriteStats;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::Output;
 use crate::commands::{plural, print_desired};
@@ -23,7 +23,6 @@ pub struct Printer {
     merge_only: bool,
     merged: Option<(BTreeMap<String, Collected>, Vec<String>)>,
     diffs: Vec<TargetDiff>,
-    results: Vec<Value>,
 }
 
 fn format_of(o: Output) -> Format {
@@ -75,7 +74,6 @@ impl Printer {
             merge_only,
             merged: None,
             diffs: Vec::new(),
-            results: Vec::new(),
         }
     }
 
@@ -92,11 +90,6 @@ impl Printer {
         match self.format {
             Format::Json => {
                 let mut doc = render::json::document(&self.diffs, &self.opts);
-                if let Some(targets) = doc.get_mut("targets").and_then(Value::as_array_mut) {
-                    for (t, r) in targets.iter_mut().zip(&self.results) {
-                        t["result"] = r.clone();
-                    }
-                }
                 doc["aws_calls"] = json!(summary.aws_calls);
                 doc["vault_requests"] = json!(summary.vault_requests);
                 serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -159,7 +152,6 @@ impl Reporter for Printer {
     }
 
     fn finished(&mut self, t: &TargetOutcome) {
-        let error = failure(t);
         let plan = t.plan.clone().unwrap_or(TargetPlan {
             target: t.name.clone(),
             changes: Vec::new(),
@@ -167,67 +159,31 @@ impl Reporter for Printer {
             refused: None,
             deletions_held: None,
         });
-        let c = plan.counts();
-        self.results.push(json!({
-            // A refused plan (e.g. over `max_deletes`) reaches apply, which writes nothing.
-            "applied": t.report.is_some() && plan.refused.is_none(),
-            "created": t.report.as_ref().map(|r| r.created),
-            "updated": t.report.as_ref().map(|r| r.updated),
-            "deleted": t.report.as_ref().map(|r| r.deleted),
-            "retagged": t.report.as_ref().map(|r| r.retagged),
-            "rolled_back": t.report.as_ref().map(|r| r.rolled_back),
-            "rollback_failures": t.report.as_ref().map(|r| r.rollback_failures.clone()),
-            "aws_calls": t.calls,
-            "duration_ms": t.duration.as_millis() as u64,
-        }));
-        if matches!(self.output, Output::Text | Output::SideBySide) {
+        let mut diff = TargetDiff {
+            error: failure(t),
+            applied: t.report.clone(),
+            not_started: t.not_started,
+            aws_calls: t.calls,
+            duration_ms: t.duration.as_millis().try_into().unwrap_or(u64::MAX),
+            ..TargetDiff::new(plan)
+        };
+        {
             let mut out = std::io::stdout().lock();
-            let secs = t.duration.as_secs_f64();
-            if let Some(e) = &t.error {
-                let _ = writeln!(
-                    out,
-                    "Target {} FAILED: {e} ({} AWS calls, {secs:.2}s)",
-                    t.name, t.calls
-                );
-            } else if let Some(refused) = t.plan.as_ref().and_then(|p| p.refused.as_ref()) {
-                let _ = writeln!(out, "Target {} REFUSED, nothing written: {refused}", t.name);
-            } else if let Some(r) = &t.report {
-                let _ = writeln!(
-                    out,
-                    "Result for {}: created {}, updated {}, deleted {}, unchanged {}, skipped {}; {} AWS calls in {secs:.2}s",
-                    t.name, r.created, r.updated, r.deleted, c.unchanged, c.skipped, t.calls
-                );
-                if let Some(f) = &r.failure {
-                    let _ = writeln!(out, "  FAILED: {f}");
-                    let _ = writeln!(
-                        out,
-                        "  rolled back {} change{}",
-                        r.rolled_back,
-                        plural(r.rolled_back)
-                    );
-                    for rf in &r.rollback_failures {
-                        let _ = writeln!(out, "  NOT rolled back (left as written): {rf}");
-                    }
-                }
-            } else {
-                let _ = writeln!(
-                    out,
-                    "Dry run for {}: nothing written ({} AWS calls, {secs:.2}s)",
-                    t.name, t.calls
-                );
-            }
-        } else if let Some(e) = &t.error {
+            let _ = self.format.result(&diff, &self.opts, &mut out);
+        }
+        if !matches!(self.output, Output::Text | Output::SideBySide)
+            && let Some(e) = &t.error
+        {
             eprintln!("error: target {} failed: {e}", t.name);
         }
-        let mut plan = plan;
         if self.format != Format::Json {
             // Only the JSON document needs values after a target is done: drop them (and
             // wipe them) instead of holding every secret of every target until the end.
-            for c in &mut plan.changes {
+            for c in &mut diff.plan.changes {
                 c.old_value = None;
                 c.new_value = None;
             }
         }
-        self.diffs.push(TargetDiff { plan, error });
+        self.diffs.push(diff);
     }
 }

@@ -202,7 +202,10 @@ fn dry_run_diff_in_every_format_shows_counts_and_keys_and_no_values() {
     let out = case.run(&["--dry-run", "--diff", "--output", "compact"]);
     assert_eq!(
         text(&out.stdout).lines().collect::<Vec<_>>(),
-        ["t1: CHANGES: +0 ~1 -0 =1", "TOTAL: CHANGES: +0 ~1 -0 =1"]
+        [
+            "t1: CHANGES: +0 ~1 -0 =1",
+            "TOTAL: CHANGES: +0 ~1 -0 =1 DRY_RUN"
+        ]
     );
     assert_no_sentinels(&out);
 
@@ -235,7 +238,7 @@ fn dry_run_diff_in_every_format_shows_counts_and_keys_and_no_values() {
     }
     let summary = std::fs::read_to_string(&gh_sum).unwrap();
     assert!(
-        summary.contains("| t1 | 0 | 1 | 0 | 1 | 0 | ok |"),
+        summary.contains("| t1 | 0 | 1 | 0 | 1 | 0 | planned |"),
         "{summary}"
     );
     assert_no_sentinels(&out);

@@ -86,10 +86,10 @@ pub struct TargetOutcome {
     pub report: Option<crate::targets::ApplyReport>,
     /// Why the target failed (plan or apply), if it did.
     pub error: Option<String>,
+    /// The run was cancelled before this target began: no plan, no call, nothing written.
+    pub not_started: bool,
     pub calls: u64,
     pub duration: std::time::Duration,
-    /// The run was cancelled before this target began: nothing was planned or written.
-    pub not_started: bool,
 }
 
 impl TargetOutcome {

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use super::{RenderOptions, TargetDiff, listed, totals};
+use super::{RenderOptions, Status, TargetDiff, applied_totals, listed, totals};
 
 /// Schema version of the JSON document.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,22 +35,59 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
             }));
         }
     }
+    let a = applied_totals(diffs);
     json!({
         "version": SCHEMA_VERSION,
         "dry_run": opts.dry_run,
         "summary": {"added": t.added, "modified": t.modified, "deleted": t.deleted, "unchanged": t.unchanged, "skipped": t.skipped},
+        "applied": if opts.dry_run { Value::Null } else { json!({
+            "created": a.created,
+            "updated": a.updated,
+            "deleted": a.deleted,
+            "retagged": a.retagged,
+            "rolled_back": a.rolled_back,
+            "rollback_failures": a.rollback_failures,
+            "left_changed": a.left_changed,
+        }) },
+        "statuses": Status::ALL.iter().filter_map(|s| a.statuses.get(s).map(|n| (s.as_str().to_string(), json!(n)))).collect::<serde_json::Map<_, _>>(),
         "targets": diffs.iter().map(|d| {
             let c = d.plan.counts();
             json!({
                 "target": d.plan.target,
                 "summary": {"added": c.added, "modified": c.modified, "deleted": c.deleted, "unchanged": c.unchanged, "skipped": c.skipped},
                 "orphans_kept": d.plan.orphans_kept,
+                "deletions_held": d.plan.deletions_held,
                 "refused": d.plan.refused,
                 "error": d.error,
-                "failed": d.error.is_some(),
+                "failed": d.failed(),
+                "not_started": d.not_started,
+                "result": result(d, opts),
             })
         }).collect::<Vec<_>>(),
         "changes": changes,
+    })
+}
+
+/// A target's `result`: how it ended. Counts are `null` in a dry run (nothing was attempted)
+/// and numbers otherwise (zero when nothing was written).
+fn result(d: &TargetDiff, opts: &RenderOptions) -> Value {
+    let status = d.status();
+    let r = d.report();
+    let n = |v: usize| if opts.dry_run { Value::Null } else { json!(v) };
+    json!({
+        "status": status,
+        "applied": status == Status::Applied,
+        "created": n(r.created),
+        "updated": n(r.updated),
+        "deleted": n(r.deleted),
+        "retagged": n(r.retagged),
+        "rolled_back": n(r.rolled_back),
+        "rollback_failures": if opts.dry_run { Value::Null } else { json!(r.rollback_failures) },
+        "left_changed": if opts.dry_run { Value::Null } else { json!(r.left_changed) },
+        "failure": d.failure(),
+        "cancelled": r.cancelled,
+        "aws_calls": d.aws_calls,
+        "duration_ms": d.duration_ms,
     })
 }
 

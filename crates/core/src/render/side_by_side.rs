@@ -1,8 +1,9 @@
-//! `side-by-side`: for each changed secret, a table of its changed keys, old | new.
+//! `side-by-side`: for each changed secret, a table of its changed keys, old | new. Results and
+//! totals are the `text` format's.
 
 use std::io::{self, Write};
 
-use super::text::{at_path, change_line, headline};
+use super::text::{at_path, change_line, headline, notes};
 use super::{RenderOptions, listed};
 use crate::diff::TargetPlan;
 
@@ -53,5 +54,5 @@ pub fn target(plan: &TargetPlan, opts: &RenderOptions, out: &mut dyn Write) -> i
             writeln!(out, "      {k:<w0$} │ {o:<w1$} │ {n}")?;
         }
     }
-    Ok(())
+    notes(plan, out)
 }

@@ -1,10 +1,14 @@
-//! `text`: a section per target (names, versions, changed keys with `--diff`), then totals.
+//! `text`: a section per target (names, versions, changed keys with `--diff`), its result,
+//! then totals.
 
 use std::io::{self, Write};
 
 use serde_json::Value;
 
-use super::{RenderOptions, TargetDiff, listed, paint, short_version, sign, totals};
+use super::{
+    RenderOptions, Status, TargetDiff, applied_totals, listed, one_line, paint, short_version,
+    sign, totals,
+};
 use crate::diff::{ChangeKind, KeyChangeKind, SecretChange, TargetPlan};
 
 /// The value at a dotted key path.
@@ -103,7 +107,22 @@ pub fn target(plan: &TargetPlan, opts: &RenderOptions, out: &mut dyn Write) -> i
             writeln!(out, "      {detail}")?;
         }
     }
-    if !plan.orphans_kept.is_empty() {
+    notes(plan, out)
+}
+
+/// The lines under a target's changes: orphans kept, deletions held, refusal.
+pub(crate) fn notes(plan: &TargetPlan, out: &mut dyn Write) -> io::Result<()> {
+    if let Some(h) = &plan.deletions_held {
+        writeln!(out, "  deletions held: {}", one_line(h))?;
+        if !plan.orphans_kept.is_empty() {
+            writeln!(
+                out,
+                "  {} managed secret(s) no longer desired, kept until every source is read completely: {}",
+                plan.orphans_kept.len(),
+                plan.orphans_kept.join(", ")
+            )?;
+        }
+    } else if !plan.orphans_kept.is_empty() {
         writeln!(
             out,
             "  {} managed secret(s) no longer desired, kept because `delete_orphans` is off: {}",
@@ -112,32 +131,118 @@ pub fn target(plan: &TargetPlan, opts: &RenderOptions, out: &mut dyn Write) -> i
         )?;
     }
     if let Some(r) = &plan.refused {
-        writeln!(out, "  refused: {r}")?;
+        writeln!(out, "  refused: {}", one_line(r))?;
+    }
+    Ok(())
+}
+
+/// `created 1, updated 0, deleted 0, retagged 0`: what the apply wrote.
+pub(crate) fn written(r: &crate::diff::ApplyReport) -> String {
+    format!(
+        "created {}, updated {}, deleted {}, retagged {}",
+        r.created, r.updated, r.deleted, r.retagged
+    )
+}
+
+/// How one target ended: what was written, rolled back and left changed, and why it failed.
+pub fn result(d: &TargetDiff, _opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let t = &d.plan.target;
+    let stats = format!(
+        "{} AWS calls in {:.2}s",
+        d.aws_calls,
+        d.duration_ms as f64 / 1000.0
+    );
+    let r = d.report();
+    let c = d.plan.counts();
+    let status = d.status();
+    match status {
+        Status::Planned => writeln!(
+            out,
+            "Dry run for {t}: planned only, nothing written ({stats})"
+        )?,
+        Status::Applied => writeln!(
+            out,
+            "Result for {t}: {}, unchanged {}, skipped {}; {stats}",
+            written(&r),
+            c.unchanged,
+            c.skipped
+        )?,
+        Status::RolledBack => writeln!(
+            out,
+            "Result for {t}: ROLLED BACK after a failure: {}, then rolled back {}; nothing left changed; {stats}",
+            written(&r),
+            r.rolled_back
+        )?,
+        Status::PartiallyApplied => writeln!(
+            out,
+            "Result for {t}: PARTIALLY APPLIED after a failure: {}, then rolled back {}, {} could not be; {} left changed; {stats}",
+            written(&r),
+            r.rolled_back,
+            r.rollback_failures.len(),
+            r.left_changed.len()
+        )?,
+        Status::Failed => writeln!(out, "Result for {t}: FAILED, nothing written; {stats}")?,
+        Status::Refused => writeln!(
+            out,
+            "Result for {t}: REFUSED, nothing written ({}); {stats}",
+            written(&r)
+        )?,
+        Status::NotStarted => writeln!(
+            out,
+            "Result for {t}: NOT STARTED (the run was cancelled before this target began), nothing written"
+        )?,
+    }
+    // A refusal is printed with the plan, right above.
+    if status != Status::Refused
+        && let Some(f) = d.failure()
+    {
+        writeln!(out, "  failure: {}", one_line(f))?;
+    }
+    for rf in &r.rollback_failures {
+        writeln!(out, "  NOT rolled back (left as written): {}", one_line(rf))?;
+    }
+    let left = d.left_after_failure();
+    if !left.is_empty() {
+        writeln!(out, "  left changed: {}", left.join(", "))?;
     }
     Ok(())
 }
 
 pub fn finish(diffs: &[TargetDiff], opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let t = totals(diffs);
-    let failed = diffs.iter().filter(|d| d.error.is_some()).count();
-    writeln!(
-        out,
-        "Total{}: {} added, {} modified, {} deleted, {} unchanged, {} skipped across {} target(s){}",
-        if opts.dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        },
+    let a = applied_totals(diffs);
+    let planned = format!(
+        "{} to add, {} to modify, {} to delete, {} unchanged, {} skipped across {} target(s)",
         t.added,
         t.modified,
         t.deleted,
         t.unchanged,
         t.skipped,
         diffs.len(),
-        if failed > 0 {
-            format!(", {failed} failed")
-        } else {
-            String::new()
-        }
-    )
+    );
+    if opts.dry_run {
+        return writeln!(
+            out,
+            "Planned total (dry run: nothing written): {planned}: {}",
+            a.statuses_line()
+        );
+    }
+    writeln!(out, "Planned total: {planned}")?;
+    let mut line = format!(
+        "Applied total: created {}, updated {}, deleted {}, retagged {}",
+        a.created, a.updated, a.deleted, a.retagged
+    );
+    if a.rolled_back > 0 || a.rollback_failures > 0 {
+        line.push_str(&format!(
+            "; rolled back {}, {} could not be",
+            a.rolled_back, a.rollback_failures
+        ));
+    }
+    if a.left_changed > 0 {
+        line.push_str(&format!(
+            "; {} secret(s) left changed by failed applies",
+            a.left_changed
+        ));
+    }
+    writeln!(out, "{line}; targets: {}", a.statuses_line())
 }
