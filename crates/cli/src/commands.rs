@@ -33,9 +33,17 @@ fn env(name: &str) -> Option<String> {
 
 /// Loads and validates the config, printing every diagnostic to stderr.
 fn load_config(path: &std::path::Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path)
+    use std::io::Read;
+    // One byte past the limit is enough to tell a config that is too large (or a device
+    // such as `/dev/zero`) without reading all of it.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(config::MAX_CONFIG_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
         .with_context(|| format!("cannot read config file `{}`", path.display()))?;
-    let loaded = config::load(&text, &env);
+    let loaded = config::load_bytes(&bytes, &env);
     let name = path.display();
     for d in &loaded.diagnostics.0 {
         eprintln!("{name}: {d}");

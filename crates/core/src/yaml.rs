@@ -144,6 +144,8 @@ struct Builder<'e> {
     spent: Size,
     /// Set when a limit is hit: the build stops and the document is rejected.
     abort: Option<Diagnostic>,
+    /// Whether an alias has been expanded yet (then a budget overrun is blamed on aliases).
+    aliased: bool,
 }
 
 impl Builder<'_> {
@@ -175,6 +177,8 @@ impl Builder<'_> {
 
     /// Charges a node (or a copy of one) to the document's budget; false when over it.
     fn charge(&mut self, size: Size, p: Pos, alias: bool) -> bool {
+        self.aliased |= alias;
+        let alias = self.aliased;
         self.spent.nodes = self.spent.nodes.saturating_add(size.nodes);
         self.spent.bytes = self.spent.bytes.saturating_add(size.bytes);
         if self.spent.nodes > MAX_NODES {
@@ -590,6 +594,7 @@ pub fn parse(source: &str, env: &dyn Fn(&str) -> Option<String>) -> (Option<Node
         diags: Diagnostics::default(),
         spent: Size::default(),
         abort: None,
+        aliased: false,
     };
     if source.len() > MAX_SOURCE_BYTES {
         builder.diags.push(too_large());

@@ -726,6 +726,120 @@ fn durations() {
     insta::assert_snapshot!(out);
 }
 
+/// Numbers too big for their type, and durations that overflow, are diagnostics with a line:
+/// never a panic, a wrapped value or a silent default.
+#[test]
+fn overflowing_numbers_and_durations() {
+    let out = check(
+        &yaml(
+            r#"
+            vault:
+              concurrency: 99999999999999999999
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: 1e30
+                queue_compaction_threshold: 18446744073709551615
+                max_depth: 9223372036854775807
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_deletes: -1
+                writes_per_second: 4294967297
+                concurrency: 100000
+                deletion_recovery_days: 99999999999
+            circuit_breaker: { timeout: 99999999999999999999h, window: 5124095576030432h, max_requests: 4294967296 }
+            discovery: { type: aws_organizations, cache_ttl: 366d }
+            metrics: { port: 99999999999999999999 }
+            "#,
+        ),
+        &[],
+    );
+    for line in [2, 5, 6, 7, 13, 14, 15, 16, 17, 18, 19] {
+        assert!(
+            out.contains(&format!("error at line {line},")),
+            "line {line}:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("`targets[0].writes_per_second` must be at most 10000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`99999999999999999999h` is longer than 365 days"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+/// Durations up to the limit are fine, and units add up.
+#[test]
+fn durations_up_to_a_year() {
+    assert_eq!(config::parse_duration("365d"), Ok(config::MAX_DURATION));
+    assert_eq!(
+        config::parse_duration("1h30m15s500ms"),
+        Ok(Duration::from_millis(5_415_500))
+    );
+    assert!(config::parse_duration("364d24h1ms").is_err());
+    assert!(config::parse_duration("18446744073709551615d").is_err());
+    assert!(config::parse_duration("18446744073709551615ms18446744073709551615s").is_err());
+}
+
+/// Documents that would exhaust memory or the stack are refused with a diagnostic naming the
+/// line, before anything is validated.
+#[test]
+fn alias_bombs_deep_nesting_and_huge_files() {
+    let mut bomb = String::from("vault_sources:\n  - &a {mount: secret/x/}\n");
+    bomb.push_str(
+        "targets:\n  - name: prod\n    type: aws_secretsmanager\n    region: us-east-1\n",
+    );
+    bomb.push_str(
+        "    overrides:\n      l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..9 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("      l{i}: &l{i} [{refs}]\n"));
+    }
+    let out = check(&bomb, &[]);
+    assert!(out.contains("alias bomb"), "{out}");
+    insta::assert_snapshot!("alias_bomb", out);
+
+    let deep = format!(
+        "targets:\n  - overrides: {}1{}\n",
+        "{a: ".repeat(100),
+        "}".repeat(100)
+    );
+    let out = check(&deep, &[]);
+    assert!(out.contains("deeper than 64 levels"), "{out}");
+    insta::assert_snapshot!("deep_nesting", out);
+
+    let huge = format!(
+        "vault_sources: []\n# {}\n",
+        "x".repeat(config::MAX_CONFIG_BYTES)
+    );
+    let out = check(&huge, &[]);
+    assert!(out.contains("larger than 4 MiB"), "{out}");
+    let loaded = config::load_bytes(huge.as_bytes(), &|_| None);
+    assert!(loaded.config.is_none());
+    assert_eq!(
+        loaded.diagnostics.to_string(),
+        out.replace("=> rejected\n", "")
+    );
+}
+
+#[test]
+fn a_config_that_is_not_utf8_names_the_line() {
+    let loaded = config::load_bytes(b"vault_sources:\n  - mount: secret/\xff/\n", &|_| None);
+    assert!(loaded.config.is_none());
+    assert_eq!(
+        loaded.diagnostics.to_string(),
+        "error at line 2, column 19: the config is not UTF-8 text; save the file as UTF-8\n"
+    );
+    let ok = config::load_bytes(MINIMAL.as_bytes(), &|_| None);
+    assert!(ok.config.is_some() && ok.diagnostics.0.is_empty());
+}
+
 #[test]
 fn zero_is_not_a_count() {
     let out = check(

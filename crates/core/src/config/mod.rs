@@ -25,7 +25,7 @@ use crate::diag::Diagnostics;
 use crate::graph::Graph;
 
 pub use validate::{
-    check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
+    MAX_DURATION, check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
 };
 
 /// A credential from the config (AppRole secret id, token). `Debug` redacts; zeroized on drop.
@@ -79,6 +79,14 @@ pub struct VaultSettings {
 }
 
 pub const DEFAULT_VAULT_CONCURRENCY: usize = 16;
+
+/// Upper bounds for counts in the config: far above any real need, low enough that no
+/// arithmetic overflows and no buffer is sized from a typo.
+pub const MAX_CONCURRENCY: usize = 256;
+pub const MAX_SECRETS_LIMIT: usize = 10_000_000;
+pub const MAX_DEPTH_LIMIT: usize = 1024;
+pub const MAX_DELETES_LIMIT: usize = 1_000_000;
+pub const MAX_WRITES_PER_SECOND: u32 = 10_000;
 
 #[derive(Debug, Clone)]
 pub enum VaultAuth {
@@ -319,6 +327,38 @@ pub struct Loaded {
     pub config: Option<Config>,
     pub diagnostics: Diagnostics,
 }
+
+/// Like [`load`], for a config file's bytes: more than [`MAX_CONFIG_BYTES`] or text that is not
+/// UTF-8 is a diagnostic. A caller reading a file needs to read at most
+/// `MAX_CONFIG_BYTES + 1` bytes to tell.
+pub fn load_bytes(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let refuse = |d: crate::diag::Diagnostic| Loaded {
+        config: None,
+        diagnostics: Diagnostics(vec![d]),
+    };
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return refuse(crate::yaml::too_large());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load(text, env),
+        Err(e) => {
+            let before = &bytes[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            refuse(
+                crate::diag::Diagnostic::error(
+                    Some(crate::diag::Pos { line, col }),
+                    "",
+                    "the config is not UTF-8 text",
+                )
+                .with_help("save the file as UTF-8"),
+            )
+        }
+    }
+}
+
+/// The largest config accepted, in bytes (4 MiB).
+pub const MAX_CONFIG_BYTES: usize = crate::yaml::MAX_SOURCE_BYTES;
 
 /// Parses, expands and validates a config. `env` looks up environment variables for
 /// `${VAR}`; pass `|k| std::env::var(k).ok()` from the binary.

@@ -89,19 +89,30 @@ impl Validator {
         );
     }
 
-    fn positive(&mut self, s: &Option<Spanned<u64>>, default: u64) -> u64 {
-        match s {
-            None => default,
-            Some(v) if v.value == 0 => {
-                self.error(
-                    v,
-                    format!("`{}` must be greater than 0", v.key),
-                    "use a positive number or remove the key for the default",
-                );
-                default
-            }
-            Some(v) => v.value,
+    /// A count: at least 1 and at most `max` (a bound that keeps arithmetic and allocations
+    /// sane); `default` when absent or invalid.
+    fn count<N>(&mut self, s: &Option<Spanned<u64>>, default: N, max: N) -> N
+    where
+        N: Copy + TryInto<u64> + TryFrom<u64> + std::fmt::Display,
+    {
+        let Some(v) = s else { return default };
+        if v.value == 0 {
+            self.error(
+                v,
+                format!("`{}` must be greater than 0", v.key),
+                "use a positive number or remove the key for the default",
+            );
+            return default;
         }
+        if v.value > max.try_into().unwrap_or(u64::MAX) {
+            self.error(
+                v,
+                format!("`{}` must be at most {max}", v.key),
+                format!("use a number from 1 to {max}, or remove the key for the default"),
+            );
+            return default;
+        }
+        N::try_from(v.value).unwrap_or(default)
     }
 
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -115,6 +126,10 @@ impl Validator {
                         "duration must be greater than zero",
                         "write e.g. `30s`, `5m` or `1h`",
                     );
+                    default
+                }
+                Err(e) if e.ends_with("longer than 365 days") => {
+                    self.error(v, e, "use at most `365d`");
                     default
                 }
                 Err(e) => {
@@ -230,7 +245,7 @@ impl Validator {
             address: raw.address.map(|a| a.value),
             namespace: raw.namespace.map(|n| n.value),
             auth,
-            concurrency: self.positive(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY as u64) as usize,
+            concurrency: self.count(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY, MAX_CONCURRENCY),
             ca_cert: raw.ca_cert.map(|c| c.value),
         }
     }
@@ -376,11 +391,14 @@ impl Validator {
                 );
             }
             names.push((name.clone(), pos));
-            let max_secrets = self.positive(&r.max_secrets, DEFAULT_MAX_SECRETS as u64) as usize;
+            let max_secrets = self.count(&r.max_secrets, DEFAULT_MAX_SECRETS, MAX_SECRETS_LIMIT);
             let default_threshold = (max_secrets / 100).clamp(1, 1000);
-            let threshold =
-                self.positive(&r.queue_compaction_threshold, default_threshold as u64) as usize;
-            let max_depth = self.positive(&r.max_depth, DEFAULT_MAX_DEPTH as u64) as usize;
+            let threshold = self.count(
+                &r.queue_compaction_threshold,
+                default_threshold,
+                MAX_SECRETS_LIMIT,
+            );
+            let max_depth = self.count(&r.max_depth, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT);
             out.push(SourceConfig {
                 name,
                 mount: normalized,
@@ -580,10 +598,14 @@ impl Validator {
                 Some(d) => d.value as u32,
                 None => DEFAULT_RECOVERY_DAYS,
             };
-            let max_deletes = self.positive(&r.max_deletes, DEFAULT_MAX_DELETES as u64) as usize;
+            let max_deletes = self.count(&r.max_deletes, DEFAULT_MAX_DELETES, MAX_DELETES_LIMIT);
             let concurrency =
-                self.positive(&r.concurrency, DEFAULT_TARGET_CONCURRENCY as u64) as usize;
-            let wps = self.positive(&r.writes_per_second, DEFAULT_WRITES_PER_SECOND as u64) as u32;
+                self.count(&r.concurrency, DEFAULT_TARGET_CONCURRENCY, MAX_CONCURRENCY);
+            let wps = self.count(
+                &r.writes_per_second,
+                DEFAULT_WRITES_PER_SECOND,
+                MAX_WRITES_PER_SECOND,
+            );
             inputs.push(GraphInput {
                 name: name.value.clone(),
                 pos: at(&name),
@@ -817,18 +839,22 @@ impl Validator {
         let d = CircuitBreakerConfig::default();
         CircuitBreakerConfig {
             enabled: r.enabled.is_none_or(|e| e.value),
-            failure_threshold: self.positive(&r.failure_threshold, d.failure_threshold as u64)
-                as u32,
+            failure_threshold: self.count(&r.failure_threshold, d.failure_threshold, 1_000_000u32),
             timeout: self.duration(&r.timeout, d.timeout),
-            max_requests: self.positive(&r.max_requests, d.max_requests as u64) as u32,
+            max_requests: self.count(&r.max_requests, d.max_requests, 1_000_000u32),
             window: self.duration(&r.window, d.window),
         }
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, `2d`.
+/// The longest duration accepted anywhere in the config: far above any real timeout or TTL,
+/// and small enough that adding it to a clock reading never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, `2d`, up to [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration");
+    let too_long = || format!("`{s}` is longer than 365 days");
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());
@@ -842,21 +868,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        // Only ASCII digits here, so the one way to fail is a number too big for u64.
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
+        let part = match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            "d" => n.checked_mul(86400).map(Duration::from_secs),
             _ => return Err(format!("`{s}` has an unknown unit `{unit}`")),
         };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(too_long)?;
     }
     Ok(total)
 }
