@@ -70,6 +70,18 @@ fn accepted(yaml: &str, env: &[(&str, &str)]) -> Config {
     loaded.config.expect("no errors, so a config")
 }
 
+/// The typed config of a load that must succeed; warnings are allowed (the design example
+/// warns about the blocks that are not active yet).
+fn accepted_with_warnings(yaml: &str, env: &[(&str, &str)]) -> Config {
+    let loaded = load(yaml, env);
+    assert!(
+        !loaded.diagnostics.has_errors(),
+        "unexpected errors:\n{}",
+        loaded.diagnostics
+    );
+    loaded.config.expect("no errors, so a config")
+}
+
 /// Strips the first newline and the common indentation, so that line 1 of the YAML is the
 /// first line after `r#"` and line numbers in diagnostics match what the test shows.
 fn yaml(s: &str) -> String {
@@ -178,6 +190,8 @@ fn design_example_means_what_it_says() {
             force_delete: false,
             max_deletes: config::DEFAULT_MAX_DELETES,
             adopt: false,
+            adopt_from: vec![],
+            max_delete_fraction: config::DEFAULT_MAX_DELETE_FRACTION,
             concurrency: config::DEFAULT_TARGET_CONCURRENCY,
             writes_per_second: config::DEFAULT_WRITES_PER_SECOND,
         })
@@ -303,6 +317,8 @@ fn non_default_values_are_used() {
                 force_delete: true
                 max_deletes: 5
                 adopt: true
+                adopt_from: [production, prod-old]
+                max_delete_fraction: 0.25
                 concurrency: 2
                 writes_per_second: 10
             discovery:
@@ -362,6 +378,8 @@ fn non_default_values_are_used() {
             force_delete: true,
             max_deletes: 5,
             adopt: true,
+            adopt_from: vec!["production".into(), "prod-old".into()],
+            max_delete_fraction: 0.25,
             concurrency: 2,
             writes_per_second: 10,
         }
@@ -1410,4 +1428,421 @@ fn secrets_stay_out_of_diagnostics() {
     );
     assert!(out.contains("invalid YAML"), "{out}");
     assert!(!out.contains(SENTINEL), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Ownership, renames and deletion guards.
+
+#[test]
+fn owner_scope_is_explicit_or_derived_from_the_sources() {
+    let c = accepted(
+        &format!("owner: team-pay/prod:eu=1+x@y.z_w\n{MINIMAL}"),
+        &[],
+    );
+    assert_eq!(c.owner.as_deref(), Some("team-pay/prod:eu=1+x@y.z_w"));
+    assert_eq!(c.owner_scope(), "team-pay/prod:eu=1+x@y.z_w");
+
+    // SHA-256 of "secret/base/" (the normalized mount), first 12 hex digits.
+    let c = accepted(MINIMAL, &[]);
+    assert_eq!(c.owner, None);
+    assert_eq!(c.owner_scope(), "auto-c6ea70339b75");
+    // The same mount written differently is the same source, hence the same scope.
+    let c = accepted(&MINIMAL.replace("secret/base/", "/secret/base"), &[]);
+    assert_eq!(c.owner_scope(), "auto-c6ea70339b75");
+
+    // SHA-256 of "secret/base/\nsecret/production/": sorted, so the order of the sources
+    // does not matter.
+    let design = accepted_with_warnings(DESIGN_EXAMPLE, APPROLE_ENV);
+    assert_eq!(design.owner_scope(), "auto-45e5b0fb0aaa");
+    let swapped = DESIGN_EXAMPLE
+        .replace("secret/base/ ", "secret/TMP/ ")
+        .replace("secret/production/", "secret/base/")
+        .replace("secret/TMP/", "secret/production/")
+        .replace("imports: [base, production]", "imports: [production, base]");
+    assert_eq!(
+        accepted_with_warnings(&swapped, APPROLE_ENV).owner_scope(),
+        "auto-45e5b0fb0aaa"
+    );
+    // Another set of sources is another scope.
+    let other = accepted(&MINIMAL.replace("secret/base/", "kv/base/"), &[]);
+    assert_ne!(other.owner_scope(), "auto-c6ea70339b75");
+    assert!(other.owner_scope().starts_with("auto-"));
+}
+
+#[test]
+fn owner_must_fit_a_tag() {
+    let long = "o".repeat(65);
+    for (value, ok) in [
+        ("a", true),
+        (&"o".repeat(64)[..], true),
+        (&long[..], false),
+        ("\"\"", false),
+        ("team a", false),
+        ("team,a", false),
+        ("tëam", false),
+    ] {
+        let out = check(&format!("owner: {value}\n{MINIMAL}"), &[]);
+        assert_eq!(out == "=> accepted\n", ok, "{value:?}: {out}");
+    }
+    let out = check(&format!("owner: \"team a\"\n{MINIMAL}"), &[]);
+    insta::assert_snapshot!(out, @r"
+    error at line 1, column 8 (`owner`): `owner` must be 1 to 64 characters from `A-Za-z0-9_.:/=+@-`; use 1 to 64 letters, digits and `_.:/=+@-`, e.g. `team-payments/prod`
+    => rejected
+    ");
+}
+
+#[test]
+fn adopt_from_and_max_delete_fraction() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                adopt_from: [prod, "old name", production, production, staging]
+                max_delete_fraction: 0
+              - name: staging
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: 1.5
+              - name: a
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: "0.5"
+                adopt_from: old
+              - name: b
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: .nan
+            "#,
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out);
+
+    let c = accepted(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                adopt_from: [production, prod.v1]
+                max_delete_fraction: 1
+              - name: small
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: 0.005
+            "#,
+        ),
+        &[],
+    );
+    let settings = |i: usize| match &c.targets[i].backend {
+        TargetBackend::AwsSecretsManager(t) => (t.adopt_from.clone(), t.max_delete_fraction),
+    };
+    assert_eq!(
+        settings(0),
+        (vec!["production".into(), "prod.v1".into()], 1.0)
+    );
+    assert_eq!(settings(1), (vec![], 0.005));
+    let c = accepted(MINIMAL, &[]);
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    assert_eq!((t.adopt_from.len(), t.max_delete_fraction), (0, 0.10));
+}
+
+#[test]
+fn deleting_orphans_without_imports_is_warned_about() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: empty
+                type: aws_secretsmanager
+                region: us-east-1
+                delete_orphans: true
+              - name: listed-empty
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: []
+                delete_orphans: true
+              - name: fine
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                delete_orphans: true
+              - name: keeps
+                type: aws_secretsmanager
+                region: us-east-1
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(
+        out.matches("deletes orphans but imports nothing").count(),
+        2,
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Bad input never crashes: error or value, never a panic.
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A YAML-ish tree: known keys, interesting scalars, anchors and aliases.
+    #[derive(Debug, Clone)]
+    enum Y {
+        Scalar(String),
+        Seq(Vec<Y>),
+        Map(Vec<(String, Y)>),
+        Anchored(u8, Box<Y>),
+        Alias(u8),
+    }
+
+    const KEYS: &[&str] = &[
+        "vault",
+        "vault_sources",
+        "merge_store",
+        "targets",
+        "discovery",
+        "metrics",
+        "circuit_breaker",
+        "masking",
+        "owner",
+        "address",
+        "namespace",
+        "auth",
+        "token",
+        "approle",
+        "kubernetes",
+        "role_id",
+        "secret_id",
+        "role",
+        "jwt_path",
+        "mount",
+        "concurrency",
+        "ca_cert",
+        "name",
+        "max_secrets",
+        "queue_compaction_threshold",
+        "max_depth",
+        "enabled",
+        "type",
+        "bucket",
+        "prefix",
+        "region",
+        "kms_key_id",
+        "role_arn",
+        "external_id",
+        "secret_prefix",
+        "imports",
+        "overrides",
+        "delete_orphans",
+        "deletion_recovery_days",
+        "force_delete",
+        "max_deletes",
+        "max_delete_fraction",
+        "adopt",
+        "adopt_from",
+        "writes_per_second",
+        "filters",
+        "match_mode",
+        "statuses",
+        "cache_ttl",
+        "target_template",
+        "tag",
+        "values",
+        "ou",
+        "include_nested",
+        "permission_set",
+        "port",
+        "path",
+        "failure_threshold",
+        "timeout",
+        "max_requests",
+        "window",
+        "patterns",
+        "password",
+    ];
+
+    const SCALARS: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "true",
+        "no",
+        "0",
+        "1",
+        "-1",
+        "0.5",
+        "1.0",
+        "1e30",
+        "-1e400",
+        ".nan",
+        "9223372036854775807",
+        "9223372036854775808",
+        "99999999999999999999",
+        "0x7fffffffffffffff",
+        "0xffffffffffffffffff",
+        "30s",
+        "0s",
+        "99999999999999999999h",
+        "5124095576030432h",
+        "1h30m",
+        "366d",
+        "us-east-1",
+        "aws_secretsmanager",
+        "s3",
+        "vault",
+        "secret/base/",
+        "secret/../x",
+        "base",
+        "prod",
+        "arn:aws:iam::123456789012:role/x",
+        "http://x",
+        "https://vault.example.com",
+        "${UNSET}",
+        "${X}",
+        "$${X}",
+        "${",
+        "'quoted'",
+        "\"dq\\u00e9\"",
+        "ou-ab-12345678",
+        "*",
+        "team-a",
+        "a/b:c=d+e@f.g",
+    ];
+
+    fn tree() -> impl Strategy<Value = Y> {
+        let leaf = prop_oneof![
+            4 => prop::sample::select(SCALARS).prop_map(|s| Y::Scalar(s.to_string())),
+            1 => "[ -~]{0,10}".prop_map(Y::Scalar),
+            1 => (0u8..4).prop_map(Y::Alias),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Y::Seq),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(KEYS).prop_map(str::to_string),
+                        inner.clone()
+                    ),
+                    0..6
+                )
+                .prop_map(Y::Map),
+                ((0u8..4), inner).prop_map(|(n, y)| Y::Anchored(n, Box::new(y))),
+            ]
+        })
+    }
+
+    fn flow(y: &Y) -> String {
+        match y {
+            Y::Scalar(s) => s.clone(),
+            Y::Seq(v) => format!("[{}]", v.iter().map(flow).collect::<Vec<_>>().join(", ")),
+            Y::Map(v) => format!(
+                "{{{}}}",
+                v.iter()
+                    .map(|(k, v)| format!("{k}: {}", flow(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Y::Anchored(n, y) => format!("&a{n} {}", flow(y)),
+            Y::Alias(n) => format!("*a{n}"),
+        }
+    }
+
+    /// Top-level keys in block style, lists of maps as block lists, the rest in flow style.
+    fn document(top: &[(String, Y)]) -> String {
+        let mut out = String::new();
+        for (k, v) in top {
+            match v {
+                Y::Seq(items) if !items.is_empty() => {
+                    out.push_str(&format!("{k}:\n"));
+                    for item in items {
+                        out.push_str(&format!("  - {}\n", flow(item)));
+                    }
+                }
+                other => out.push_str(&format!("{k}: {}\n", flow(other))),
+            }
+        }
+        out
+    }
+
+    /// What must hold for every input: no panic (the test would fail), a config exactly when
+    /// there is no error, and positions inside the document.
+    fn holds(src: &str) -> Result<(), TestCaseError> {
+        let loaded = load(src, &[("X", "42")]);
+        prop_assert_eq!(loaded.config.is_some(), !loaded.diagnostics.has_errors());
+        let lines = src.lines().count() + 1;
+        for d in &loaded.diagnostics.0 {
+            if let Some(p) = d.pos {
+                prop_assert!(p.line >= 1 && p.line <= lines, "{} in\n{}", d, src);
+            }
+        }
+        if let Some(c) = &loaded.config {
+            // The typed config is usable: the scope derives without panicking.
+            prop_assert!(!c.owner_scope().is_empty());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text(s in "\\PC{0,200}") {
+            holds(&s)?;
+        }
+
+        #[test]
+        fn yaml_punctuation(s in "[-:\\[\\]{}&*!|>'\"#%@`,?~ \n\ta-z0-9$.]{0,120}") {
+            holds(&s)?;
+        }
+
+        #[test]
+        fn yaml_shaped_documents(
+            top in prop::collection::vec(
+                (prop::sample::select(KEYS).prop_map(str::to_string), tree()),
+                0..6,
+            )
+        ) {
+            holds(&document(&top))?;
+        }
+
+        /// The documented example with one line's value replaced: the validator's every
+        /// branch sees near-valid input.
+        #[test]
+        fn the_design_example_with_one_value_changed(
+            line in 0usize..40,
+            value in prop::sample::select(SCALARS),
+            duplicate in any::<bool>(),
+        ) {
+            let mut lines: Vec<String> = DESIGN_EXAMPLE.lines().map(str::to_string).collect();
+            let i = line % lines.len();
+            if duplicate {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            } else if let Some(colon) = lines[i].find(": ") {
+                lines[i] = format!("{}: {value}", &lines[i][..colon]);
+            }
+            holds(&(lines.join("\n") + "\n"))?;
+        }
+    }
 }

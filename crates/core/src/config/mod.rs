@@ -54,6 +54,8 @@ impl Drop for Sensitive {
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `owner:` as written; see [`Config::owner_scope`] for the scope in effect.
+    pub owner: Option<String>,
     pub vault: VaultSettings,
     pub sources: Vec<SourceConfig>,
     pub merge_store: Option<MergeStoreConfig>,
@@ -181,10 +183,17 @@ pub struct AwsSmTarget {
     pub force_delete: bool,
     pub max_deletes: usize,
     pub adopt: bool,
+    /// Former names of this target: secrets tagged as theirs (same owner scope) are taken
+    /// over, so a renamed target keeps managing its secrets.
+    pub adopt_from: Vec<String>,
+    /// A plan that would delete more than this fraction of the target's managed secrets (and
+    /// more than a handful) is refused without `--allow-mass-delete`. In (0, 1].
+    pub max_delete_fraction: f64,
     pub concurrency: usize,
     pub writes_per_second: u32,
 }
 
+pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.10;
 pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
 pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
@@ -309,6 +318,22 @@ impl MaskingConfig {
 }
 
 impl Config {
+    /// The owner scope written into ownership tags, so that two deployments sharing an
+    /// account never treat each other's secrets as theirs: `owner:` when set, else `auto-`
+    /// and the first 12 hex digits of SHA-256 over the sources' mounts (normalized, with a
+    /// trailing `/`), sorted and joined by newlines. The automatic scope is stable as long as
+    /// the sources do not change; set `owner:` to pin it.
+    pub fn owner_scope(&self) -> String {
+        if let Some(owner) = &self.owner {
+            return owner.clone();
+        }
+        use sha2::{Digest, Sha256};
+        let mut mounts: Vec<&str> = self.sources.iter().map(|s| s.mount.as_str()).collect();
+        mounts.sort_unstable();
+        let digest = hex::encode(Sha256::digest(mounts.join("\n").as_bytes()));
+        format!("auto-{}", &digest[..12])
+    }
+
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
     }

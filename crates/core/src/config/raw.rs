@@ -11,6 +11,8 @@ type S<T> = Option<Spanned<T>>;
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The owner scope written into ownership tags.
+    pub owner: S<String>,
     pub vault: S<RawVault>,
     pub vault_sources: S<Vec<Spanned<RawSource>>>,
     pub merge_store: S<RawMergeStore>,
@@ -112,6 +114,9 @@ pub struct RawTarget {
     pub force_delete: S<bool>,
     pub max_deletes: S<u64>,
     pub adopt: S<bool>,
+    /// Former names of this target whose secrets it takes over.
+    pub adopt_from: S<Vec<Spanned<String>>>,
+    pub max_delete_fraction: S<f64>,
     pub concurrency: S<u64>,
     pub writes_per_second: S<u64>,
 }

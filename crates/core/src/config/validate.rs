@@ -175,6 +175,16 @@ impl Validator {
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
+        let owner = raw.owner.map(|o| {
+            if let Err(e) = check_owner(&o.value) {
+                self.error(
+                    &o,
+                    e,
+                    "use 1 to 64 letters, digits and `_.:/=+@-`, e.g. `team-payments/prod`",
+                );
+            }
+            o.value
+        });
         let vault = raw
             .vault
             .map(|v| self.vault(v))
@@ -217,6 +227,7 @@ impl Validator {
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
         self.diags.0.extend(graph_diags);
         Config {
+            owner,
             vault,
             sources,
             merge_store,
@@ -520,6 +531,10 @@ impl Validator {
         let mut inputs = Vec::new();
         let mut names: Vec<(String, Option<Pos>)> = Vec::new();
         let raw = raw.map(|r| r.value).unwrap_or_default();
+        let all_names: Vec<String> = raw
+            .iter()
+            .filter_map(|t| t.value.name.as_ref().map(|n| n.value.clone()))
+            .collect();
         for (i, t) in raw.into_iter().enumerate() {
             let pos = at(&t);
             let r = t.value;
@@ -606,6 +621,36 @@ impl Validator {
                 DEFAULT_WRITES_PER_SECOND,
                 MAX_WRITES_PER_SECOND,
             );
+            let max_delete_fraction = match &r.max_delete_fraction {
+                None => DEFAULT_MAX_DELETE_FRACTION,
+                Some(f) if f.value.is_finite() && f.value > 0.0 && f.value <= 1.0 => f.value,
+                Some(f) => {
+                    self.error(
+                        f,
+                        "`max_delete_fraction` must be greater than 0 and at most 1",
+                        "write a fraction such as `0.1` (10% of the managed secrets)",
+                    );
+                    DEFAULT_MAX_DELETE_FRACTION
+                }
+            };
+            let adopt_from = self.adopt_from(&r.adopt_from, &name.value, &all_names);
+            let delete_orphans = r.delete_orphans.as_ref().is_some_and(|d| d.value);
+            if let Some(d) = &r.delete_orphans
+                && d.value
+                && imports.is_empty()
+            {
+                self.diags.push(
+                    Diagnostic::warning(
+                        at(d),
+                        d.key.clone(),
+                        format!(
+                            "target `{}` deletes orphans but imports nothing: every secret it manages would be deleted",
+                            name.value
+                        ),
+                    )
+                    .with_help("add `imports:`, or set `delete_orphans: false`"),
+                );
+            }
             inputs.push(GraphInput {
                 name: name.value.clone(),
                 pos: at(&name),
@@ -621,11 +666,13 @@ impl Validator {
                         role_arn,
                         external_id: r.external_id.map(|e| e.value),
                         secret_prefix,
-                        delete_orphans: r.delete_orphans.is_some_and(|d| d.value),
+                        delete_orphans,
                         deletion_recovery_days: recovery,
                         force_delete: r.force_delete.is_some_and(|d| d.value),
                         max_deletes,
                         adopt: r.adopt.is_some_and(|d| d.value),
+                        adopt_from,
+                        max_delete_fraction,
                         concurrency,
                         writes_per_second: wps,
                     }),
@@ -633,6 +680,53 @@ impl Validator {
             }
         }
         (out, inputs)
+    }
+
+    /// `adopt_from`: former names of a target, each a valid target name other than its own.
+    fn adopt_from(
+        &mut self,
+        a: &Option<Spanned<Vec<Spanned<String>>>>,
+        own: &str,
+        targets: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for old in a.iter().flat_map(|a| &a.value) {
+            if let Err(e) = check_name(&old.value) {
+                self.error(
+                    old,
+                    e,
+                    "list former names of this target: letters, digits, `.`, `_` and `-`",
+                );
+            } else if old.value == own {
+                self.error(
+                    old,
+                    format!("target `{own}` cannot adopt from itself"),
+                    "list only names this target had before",
+                );
+            } else if out.contains(&old.value) {
+                self.error(
+                    old,
+                    format!("`{}` is listed twice in `adopt_from`", old.value),
+                    "keep one of them",
+                );
+            } else {
+                if targets.contains(&old.value) {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            at(old),
+                            old.key.clone(),
+                            format!(
+                                "target `{own}` adopts from `{}`, which is also a target in this config; both would manage the same secrets",
+                                old.value
+                            ),
+                        )
+                        .with_help("list only names that are no longer in use"),
+                    );
+                }
+                out.push(old.value.clone());
+            }
+        }
+        out
     }
 
     fn overrides(&mut self, o: &Option<Spanned<Value>>) -> Map<String, Value> {
@@ -971,6 +1065,18 @@ pub fn check_endpoint(addr: &str) -> Result<(), String> {
             "`{addr}` uses plain http to a non-loopback host; secrets would cross the network unencrypted"
         )),
         _ => Err(format!("`{addr}` must start with https://")),
+    }
+}
+
+/// `owner:`: 1 to 64 characters that AWS accepts in a tag value.
+fn check_owner(o: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&o.chars().count())
+        && o.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:/=+@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("`owner` must be 1 to 64 characters from `A-Za-z0-9_.:/=+@-`".into())
     }
 }
 
