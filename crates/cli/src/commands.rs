@@ -33,6 +33,11 @@ fn env(name: &str) -> Option<String> {
 
 /// Loads and validates the config, printing every diagnostic to stderr.
 fn load_config(path: &std::path::Path) -> Result<Config> {
+    load_config_counting_warnings(path).map(|(c, _)| c)
+}
+
+/// [`load_config`], also returning how many warnings were printed.
+fn load_config_counting_warnings(path: &std::path::Path) -> Result<(Config, usize)> {
     use std::io::Read;
     // One byte past the limit is enough to tell a config that is too large (or a device
     // such as `/dev/zero`) without reading all of it.
@@ -49,7 +54,7 @@ fn load_config(path: &std::path::Path) -> Result<Config> {
         eprintln!("{name}: {d}");
     }
     match loaded.config {
-        Some(c) => Ok(c),
+        Some(c) => Ok((c, loaded.diagnostics.warnings().count())),
         None => {
             let n = loaded.diagnostics.errors().count();
             anyhow::bail!(
@@ -92,24 +97,31 @@ fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 }
 
 fn validate(a: ValidateArgs) -> Result<ExitCode> {
-    let c = load_config(&a.config.config)?;
+    let (c, warnings) = load_config_counting_warnings(&a.config.config)?;
     let store = match &c.merge_store {
         None => "none".to_string(),
         Some(MergeStoreConfig::S3 { bucket, prefix, .. }) => format!("s3://{bucket}/{prefix}"),
         Some(MergeStoreConfig::Vault { mount }) => format!("vault {mount}"),
     };
-    let discovery = c
-        .discovery
-        .as_ref()
-        .map_or("off".to_string(), |d| format!("{:?}", d.kind));
+    // Discovery is parsed but does not run in this version: never claim it is on.
+    let discovery = if c.discovery.is_some() {
+        "configured but not active"
+    } else {
+        "off"
+    };
+    let verdict = match warnings {
+        0 => "config OK".to_string(),
+        n => format!("config valid with {n} warning{} (see above)", plural(n)),
+    };
     println!(
-        "config OK: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}",
+        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, owner scope {}",
         c.sources.len(),
         plural(c.sources.len()),
         c.targets.len(),
         plural(c.targets.len()),
         c.graph.levels.len(),
-        plural(c.graph.levels.len())
+        plural(c.graph.levels.len()),
+        c.owner_scope()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -114,8 +114,12 @@ targets:
 // 1. The documented example.
 
 #[test]
-fn design_example_loads_without_diagnostics() {
-    assert_eq!(check(DESIGN_EXAMPLE, APPROLE_ENV), "=> accepted\n");
+fn design_example_loads_with_warnings_for_the_inactive_blocks_only() {
+    let out = check(DESIGN_EXAMPLE, APPROLE_ENV);
+    assert!(out.ends_with("=> accepted\n"), "{out}");
+    assert_eq!(out.matches("warning at").count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    insta::assert_snapshot!(out);
 }
 
 #[test]
@@ -128,7 +132,7 @@ fn design_example_without_its_env_names_both_variables() {
 
 #[test]
 fn design_example_means_what_it_says() {
-    let c = accepted(DESIGN_EXAMPLE, APPROLE_ENV);
+    let c = accepted_with_warnings(DESIGN_EXAMPLE, APPROLE_ENV);
 
     assert_eq!(
         c.vault.address.as_deref(),
@@ -266,18 +270,21 @@ fn design_example_means_what_it_says() {
         })
     );
 
+    // Parsed as written, and honest about it: neither is active in this version.
     assert_eq!(
         c.metrics,
         MetricsConfig {
-            enabled: true,
+            requested: true,
             port: 9090,
             path: "/metrics".into(),
         }
     );
+    assert!(!c.metrics.active());
+    assert!(!c.circuit_breaker.active());
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
-            enabled: true,
+            requested: true,
             failure_threshold: 5,
             timeout: Duration::from_secs(30),
             max_requests: 1,
@@ -286,11 +293,43 @@ fn design_example_means_what_it_says() {
     );
 }
 
+/// Blocks for features this version lacks warn (with their line) unless switched off, and the
+/// typed config never claims they run.
+#[test]
+fn inactive_blocks_warn_unless_switched_off() {
+    let on = format!(
+        "{MINIMAL}discovery: {{ type: aws_organizations }}\nmetrics: {{ port: 9100 }}\ncircuit_breaker:\n  timeout: 5s\n"
+    );
+    let out = check(&on, &[]);
+    insta::assert_snapshot!(out, @r"
+    warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
+    warning at line 9, column 10 (`metrics`): `metrics` is parsed but not yet active in this version; it has no effect; remove the `metrics` block, or set `enabled: false` in it until the feature lands
+    warning at line 11, column 10 (`circuit_breaker`): `circuit_breaker` is parsed but not yet active in this version; it has no effect; remove the `circuit_breaker` block, or set `enabled: false` in it until the feature lands
+    => accepted
+    ");
+    let c = accepted_with_warnings(&on, &[]);
+    assert!(c.circuit_breaker.requested && !c.circuit_breaker.active());
+    assert!(c.metrics.requested && !c.metrics.active());
+    for shown in [
+        format!("{:?}", c.circuit_breaker),
+        format!("{:?}", c.metrics),
+    ] {
+        assert!(!shown.contains("enabled"), "{shown}");
+    }
+
+    let off = format!(
+        "{MINIMAL}discovery: {{ enabled: false, type: aws_organizations }}\nmetrics: {{ enabled: false }}\ncircuit_breaker: {{ enabled: false }}\n"
+    );
+    let c = accepted(&off, &[]);
+    assert_eq!(c.discovery, None);
+    assert!(!c.circuit_breaker.requested && !c.metrics.requested);
+}
+
 /// The example's metrics and circuit breaker values equal the defaults; prove the keys are
 /// read, not ignored.
 #[test]
 fn non_default_values_are_used() {
-    let c = accepted(
+    let c = accepted_with_warnings(
         &yaml(
             r#"
             vault:
@@ -411,7 +450,7 @@ fn non_default_values_are_used() {
     assert_eq!(
         c.metrics,
         MetricsConfig {
-            enabled: false,
+            requested: false,
             port: 9102,
             path: "/prom".into()
         }
@@ -419,7 +458,7 @@ fn non_default_values_are_used() {
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
-            enabled: false,
+            requested: false,
             failure_threshold: 3,
             timeout: Duration::from_secs(60),
             max_requests: 4,
@@ -439,8 +478,10 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.merge_store, None);
     assert_eq!(c.discovery, None);
     assert_eq!(c.metrics, MetricsConfig::default());
-    assert!(!c.metrics.enabled);
+    assert!(!c.metrics.requested && !c.metrics.active());
+    // Not reported as enabled when nobody asked for it, and never active.
     assert_eq!(c.circuit_breaker, CircuitBreakerConfig::default());
+    assert!(!c.circuit_breaker.requested && !c.circuit_breaker.active());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1082,7 +1123,7 @@ fn vault_auth_holds_exactly_one_method() {
 #[test]
 fn kubernetes_auth_defaults() {
     let c = accepted(
-        "vault: { auth: { kubernetes: { role: secretsync } } }\n",
+        &format!("vault: {{ auth: {{ kubernetes: {{ role: secretsync }} }} }}\n{MINIMAL}"),
         &[],
     );
     match c.vault.auth {
@@ -1105,7 +1146,7 @@ fn kubernetes_auth_defaults() {
 #[test]
 fn plain_http_only_to_loopback() {
     let verdict = |addr: &str| {
-        let out = check(&format!("vault: {{ address: \"{addr}\" }}\n"), &[]);
+        let out = check(&format!("vault: {{ address: \"{addr}\" }}\n{MINIMAL}"), &[]);
         (addr.to_string(), out.lines().next().unwrap().to_string())
     };
     let ok = "=> accepted";
@@ -1232,11 +1273,28 @@ fn syntax_error_has_a_line_and_no_config() {
 }
 
 #[test]
-fn an_empty_document_is_an_empty_config() {
-    let c = accepted("", &[]);
+fn an_empty_document_is_an_empty_config_with_warnings() {
+    let out = check("", &[]);
+    insta::assert_snapshot!(out, @r"
+    warning (`targets`): the config has no `targets`: nothing is written anywhere; add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`
+    warning (`vault_sources`): the config has no `vault_sources`: no secret is read from Vault; add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`
+    => accepted
+    ");
+    let c = accepted_with_warnings("", &[]);
     assert!(c.targets.is_empty() && c.sources.is_empty());
     assert!(c.graph.order.is_empty());
-    assert_eq!(check("[]\n", &[]).lines().count(), 2);
+    // Empty lists are no better; the warning points at them.
+    let out = check("vault_sources: []\ntargets: []\n", &[]);
+    assert!(
+        out.contains("warning at line 1, column 16 (`vault_sources`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning at line 2, column 10 (`targets`)"),
+        "{out}"
+    );
+    // A document that is not a map: one error, and the two warnings.
+    assert_eq!(check("[]\n", &[]).matches("error").count(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1256,7 +1314,7 @@ fn env_expansion() {
                 region: ${REGION}
                 imports: [base]
                 overrides: { from_env: "${FROM_ENV}", literal: $${NOT_A_VAR}, ${KEY}: kept }
-            metrics: { port: ${PORT} }
+            metrics: { enabled: false, port: ${PORT} }
             "#,
         ),
         &[
@@ -1286,14 +1344,14 @@ fn env_expansion() {
 fn references_inside_flow_collections() {
     // `{` and `}` are YAML flow indicators; `${VAR}` must still work inside `{ }` and `[ ]`,
     // as in the documented example, and columns after it must stay right.
-    let src = "metrics: { path: ${METRICS_PATH}, port: abc }\ntargets: [ { name: ${T}, type: aws_secretsmanager, region: us-east-1 } ]\n";
+    let src = "metrics: { path: ${METRICS_PATH}, port: abc, enabled: false }\ntargets: [ { name: ${T}, type: aws_secretsmanager, region: us-east-1 } ]\nvault_sources: [ { mount: secret/ } ]\n";
     let out = check(src, &[("METRICS_PATH", "/m"), ("T", "prod")]);
     assert_eq!(
         out,
         "error at line 1, column 41 (`metrics.port`): expected a non-negative whole number, found a string; write a non-negative whole number here\n=> rejected\n"
     );
     let c = accepted(
-        "metrics: { path: ${METRICS_PATH} }\ntargets: [ { name: \"${T}\", type: aws_secretsmanager, region: us-east-1 } ]\n",
+        "metrics: { path: ${METRICS_PATH}, enabled: false }\ntargets: [ { name: \"${T}\", type: aws_secretsmanager, region: us-east-1 } ]\nvault_sources: [ { mount: secret/ } ]\n",
         &[("METRICS_PATH", "/m"), ("T", "prod")],
     );
     assert_eq!(c.metrics.path, "/m");
@@ -1333,7 +1391,7 @@ fn expanded_credentials_are_kept_exactly() {
         "42",
         "true",
     ] {
-        let c = accepted(
+        let c = accepted_with_warnings(
             DESIGN_EXAMPLE,
             &[("VAULT_ROLE_ID", value), ("VAULT_SECRET_ID", value)],
         );

@@ -199,6 +199,9 @@ pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
 
+/// `discovery:` as parsed (present when the block is there and not `enabled: false`). This
+/// version discovers no accounts: nothing reads these values, and loading a config with the
+/// block warns so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscoveryConfig {
     pub kind: DiscoveryKind,
@@ -246,36 +249,58 @@ pub struct TargetTemplate {
     pub overrides: Map<String, Value>,
 }
 
+/// `metrics:` as parsed. This version serves no metrics: nothing reads these values, and
+/// loading a config with the block warns so. [`MetricsConfig::active`] says so in code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
-    pub enabled: bool,
+    /// What the config asked for (`enabled:`, default `true` inside a block), not what runs.
+    pub requested: bool,
     pub port: u16,
     pub path: String,
+}
+
+impl MetricsConfig {
+    /// Whether a metrics endpoint runs: never, in this version.
+    pub const fn active(&self) -> bool {
+        false
+    }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            enabled: false,
+            requested: false,
             port: 9090,
             path: "/metrics".into(),
         }
     }
 }
 
+/// `circuit_breaker:` as parsed. This version has no circuit breaker: nothing reads these
+/// values, and loading a config with the block warns so. [`CircuitBreakerConfig::active`]
+/// says so in code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CircuitBreakerConfig {
-    pub enabled: bool,
+    /// What the config asked for (`enabled:`, default `true` inside a block; `false` without
+    /// the block), not what runs.
+    pub requested: bool,
     pub failure_threshold: u32,
     pub timeout: Duration,
     pub max_requests: u32,
     pub window: Duration,
 }
 
+impl CircuitBreakerConfig {
+    /// Whether a circuit breaker guards any call: never, in this version.
+    pub const fn active(&self) -> bool {
+        false
+    }
+}
+
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         CircuitBreakerConfig {
-            enabled: true,
+            requested: false,
             failure_threshold: 5,
             timeout: Duration::from_secs(30),
             max_requests: 1,

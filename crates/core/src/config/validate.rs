@@ -192,6 +192,36 @@ impl Validator {
                 concurrency: DEFAULT_VAULT_CONCURRENCY,
                 ..Default::default()
             });
+        self.empty_list(
+            &raw.vault_sources,
+            "vault_sources",
+            "no secret is read from Vault",
+            "add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`",
+        );
+        self.empty_list(
+            &raw.targets,
+            "targets",
+            "nothing is written anywhere",
+            "add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`",
+        );
+        self.not_active(
+            raw.discovery
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "discovery",
+        );
+        self.not_active(
+            raw.metrics
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "metrics",
+        );
+        self.not_active(
+            raw.circuit_breaker
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "circuit_breaker",
+        );
         let sources = self.sources(raw.vault_sources);
         let merge_store = raw.merge_store.and_then(|m| self.merge_store(m));
         let (targets, inputs) = self.targets(raw.targets, &sources);
@@ -238,6 +268,46 @@ impl Validator {
             masking,
             graph,
         }
+    }
+
+    /// A config without sources or targets loads, but does nothing: say so.
+    fn empty_list<T>(
+        &mut self,
+        list: &Option<Spanned<Vec<T>>>,
+        key: &str,
+        consequence: &str,
+        help: &str,
+    ) {
+        if list.as_ref().is_some_and(|l| !l.value.is_empty()) {
+            return;
+        }
+        self.diags.push(
+            Diagnostic::warning(
+                list.as_ref().and_then(at),
+                key,
+                format!("the config has no `{key}`: {consequence}"),
+            )
+            .with_help(help),
+        );
+    }
+
+    /// A block for a feature this version does not have yet is parsed and validated, and
+    /// warned about unless it is switched off (`enabled: false`).
+    fn not_active(&mut self, block: Option<(Option<Pos>, Option<&Spanned<bool>>)>, key: &str) {
+        let Some((pos, enabled)) = block else { return };
+        if enabled.is_some_and(|e| !e.value) {
+            return;
+        }
+        self.diags.push(
+            Diagnostic::warning(
+                pos,
+                key,
+                format!("`{key}` is parsed but not yet active in this version; it has no effect"),
+            )
+            .with_help(format!(
+                "remove the `{key}` block, or set `enabled: false` in it until the feature lands"
+            )),
+        );
     }
 
     fn vault(&mut self, v: Spanned<RawVault>) -> VaultSettings {
@@ -922,7 +992,7 @@ impl Validator {
             None => "/metrics".into(),
         };
         MetricsConfig {
-            enabled: r.enabled.is_none_or(|e| e.value),
+            requested: r.enabled.is_none_or(|e| e.value),
             port,
             path,
         }
@@ -932,7 +1002,7 @@ impl Validator {
         let r = c.value;
         let d = CircuitBreakerConfig::default();
         CircuitBreakerConfig {
-            enabled: r.enabled.is_none_or(|e| e.value),
+            requested: r.enabled.is_none_or(|e| e.value),
             failure_threshold: self.count(&r.failure_threshold, d.failure_threshold, 1_000_000u32),
             timeout: self.duration(&r.timeout, d.timeout),
             max_requests: self.count(&r.max_requests, d.max_requests, 1_000_000u32),
