@@ -282,23 +282,34 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
 pub fn render_bundle(b: &Bundle, policy: &MaskPolicy) -> Value {
     Value::Object(
         b.iter()
-            .map(|(path, v)| {
-                (
-                    path.clone(),
-                    policy.display("", &Value::Object(v.expose().clone())),
-                )
-            })
+            .map(|(path, v)| (path.clone(), policy.display_object(v.expose())))
             .collect(),
     )
 }
 
+/// `--merge-only`: the desired state of each selected target, masked by `policy`.
 pub fn print_desired(
     desired: &BTreeMap<String, Bundle>,
     selected: &[String],
     output: Output,
     policy: &MaskPolicy,
 ) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    write_desired(
+        &mut std::io::stdout().lock(),
+        desired,
+        selected,
+        output,
+        policy,
+    )
+}
+
+fn write_desired(
+    out: &mut dyn Write,
+    desired: &BTreeMap<String, Bundle>,
+    selected: &[String],
+    output: Output,
+    policy: &MaskPolicy,
+) -> Result<()> {
     if output == Output::Json {
         let targets: serde_json::Map<String, Value> = selected
             .iter()
@@ -319,12 +330,62 @@ pub fn print_desired(
         let Some(b) = desired.get(t) else { continue };
         writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
         for (path, v) in b {
-            writeln!(
-                out,
-                "  {path} = {}",
-                policy.display("", &Value::Object(v.expose().clone()))
-            )?;
+            writeln!(out, "  {path} = {}", policy.display_object(v.expose()))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use secretsync_core::mask::DEFAULT_PATTERNS;
+    use secretsync_core::secret::SecretValue;
+
+    use super::*;
+
+    /// `--merge-only` masks like every renderer: sensitive keys stay masked at any depth,
+    /// inside lists of objects too, in text and JSON, even under `--show-values`.
+    #[test]
+    fn merge_only_output_masks_sensitive_keys_at_any_depth() {
+        let value = json!({
+            "users": [{"name": "visible-alice", "password": "sentinel-merge-pw"}],
+            "db": {"replicas": [{"host": "visible-host", "secret": "sentinel-merge-secret"}]},
+            "api_token": "sentinel-merge-token"
+        });
+        let bundle = Bundle::from([(
+            "app/db".to_string(),
+            SecretValue::new(value.as_object().unwrap().clone()),
+        )]);
+        let desired = BTreeMap::from([("prod".to_string(), bundle)]);
+        let selected = ["prod".to_string()];
+        let patterns = || DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect();
+        for output in [
+            Output::Text,
+            Output::SideBySide,
+            Output::Json,
+            Output::Github,
+            Output::Compact,
+        ] {
+            for (policy, shows) in [
+                (MaskPolicy::new(false, patterns()), false),
+                (MaskPolicy::new(true, patterns()), true),
+            ] {
+                let mut out = Vec::new();
+                write_desired(&mut out, &desired, &selected, output, &policy).unwrap();
+                let out = String::from_utf8(out).unwrap();
+                assert!(!out.contains("sentinel-merge"), "{output:?}: {out}");
+                assert_eq!(out.contains("visible-alice"), shows, "{output:?}: {out}");
+                assert_eq!(out.contains("visible-host"), shows, "{output:?}: {out}");
+            }
+            // With pattern masking off, `--show-values` shows them: the test can fail.
+            let mut out = Vec::new();
+            let all = MaskPolicy::new(true, vec![]);
+            write_desired(&mut out, &desired, &selected, output, &all).unwrap();
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .contains("sentinel-merge-pw")
+            );
+        }
+    }
 }

@@ -17,7 +17,8 @@ pub struct Node {
 }
 
 /// What a node holds. Plain scalars are already resolved to null/bool/number/string.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows the shape, never a scalar: a value may be a credential from `${VAR}`.
+#[derive(Clone, PartialEq)]
 pub enum NodeKind {
     Null,
     Bool(bool),
@@ -27,6 +28,20 @@ pub enum NodeKind {
     Seq(Vec<Node>),
     /// Keys with their own positions, in document order.
     Map(Vec<(Node, Node)>),
+}
+
+impl std::fmt::Debug for NodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKind::Null => f.write_str("Null"),
+            NodeKind::Bool(_) => f.write_str("Bool(..)"),
+            NodeKind::Int(_) => f.write_str("Int(..)"),
+            NodeKind::Float(_) => f.write_str("Float(..)"),
+            NodeKind::Str(s) => write!(f, "Str(<{} bytes>)", s.len()),
+            NodeKind::Seq(items) => f.debug_tuple("Seq").field(items).finish(),
+            NodeKind::Map(entries) => f.debug_tuple("Map").field(entries).finish(),
+        }
+    }
 }
 
 impl NodeKind {
@@ -819,5 +834,17 @@ mod tests {
             diags.0[0].message.contains("more than 200000 values"),
             "{diags}"
         );
+    }
+
+    #[test]
+    fn debug_shows_no_scalar() {
+        let (node, _) = parse("a: ${S}\nb: [1, true, 2.5, sentinel-plain]\n", &|_| {
+            Some("sentinel-env".into())
+        });
+        let shown = format!("{node:?}");
+        for s in ["sentinel", "2.5", "true"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(shown.contains("Str(<12 bytes>)"), "{shown}");
     }
 }

@@ -1441,6 +1441,33 @@ fn secrets_stay_out_of_debug_output() {
     }
 }
 
+/// Override values (in targets and in the discovery template) may be secrets: `Debug` shows
+/// their keys, never their values, at any depth.
+#[test]
+fn override_values_stay_out_of_debug_output() {
+    let src = format!(
+        "{MINIMAL}    overrides: {{ db_password: ${{VAULT_SECRET_ID}}, nested: {{ list: [{{ k: ${{VAULT_SECRET_ID}} }}] }} }}\n\
+         discovery:\n  type: aws_organizations\n  target_template:\n    overrides: {{ api_key: ${{VAULT_SECRET_ID}} }}\n"
+    );
+    let c = accepted_with_warnings(&src, APPROLE_ENV);
+    // The values really are there...
+    assert_eq!(c.targets[0].overrides["db_password"], json!(SENTINEL));
+    let d = c.discovery.as_ref().expect("discovery");
+    assert_eq!(d.template.overrides["api_key"], json!(SENTINEL));
+    // ...and never in a Debug rendering of the config or of its parts.
+    for shown in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{:?}", c.targets[0]),
+        format!("{d:?}"),
+        format!("{:?}", d.template),
+    ] {
+        assert!(!shown.contains(SENTINEL), "{shown}");
+    }
+    assert!(format!("{:?}", d.template).contains("\"api_key\""));
+    assert!(format!("{:?}", c.targets[0]).contains("\"db_password\""));
+}
+
 #[test]
 fn secrets_stay_out_of_diagnostics() {
     // Every kind of problem around fields that hold secrets: both auth methods at once, an

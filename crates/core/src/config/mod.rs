@@ -28,7 +28,12 @@ pub use validate::{
     MAX_DURATION, check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
 };
 
-/// A credential from the config (AppRole secret id, token). `Debug` redacts; zeroized on drop.
+/// A credential from the config (AppRole secret id, token). `Debug` redacts.
+///
+/// Zeroizing is best effort: this value's own buffer is wiped on drop (and the loader moves
+/// the parsed text into it rather than copying it), but copies made before it exists are
+/// not — the config file's text, the YAML parser's buffers and the process environment a
+/// `${VAR}` came from. Rust gives no way to reach those, and the environment outlives the run.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sensitive(String);
 
@@ -238,8 +243,9 @@ pub enum DiscoveryFilter {
 }
 
 /// How a discovered account becomes a target. `{account_id}` and `{account_name}` are
-/// substituted in `name`, `role_arn` and `secret_prefix`.
-#[derive(Debug, Clone, PartialEq)]
+/// substituted in `name`, `role_arn` and `secret_prefix`. `Debug` shows the override keys,
+/// not their values (an override may be a secret).
+#[derive(Clone, PartialEq)]
 pub struct TargetTemplate {
     pub name: String,
     pub imports: Vec<String>,
@@ -251,6 +257,19 @@ pub struct TargetTemplate {
 
 /// `metrics:` as parsed. This version serves no metrics: nothing reads these values, and
 /// loading a config with the block warns so. [`MetricsConfig::active`] says so in code.
+impl fmt::Debug for TargetTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetTemplate")
+            .field("name", &self.name)
+            .field("imports", &self.imports)
+            .field("role_arn", &self.role_arn)
+            .field("region", &self.region)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
     /// What the config asked for (`enabled:`, default `true` inside a block), not what runs.

@@ -1,5 +1,6 @@
 //! Raw config types: the YAML shape, every field optional so that one pass reports every
-//! problem. Nothing outside `config` sees these; [`super::validate`] lowers them into the
+//! problem. They hold credentials and override values as plain text, so none derives
+//! `Debug`. Nothing outside `config` sees these; [`super::validate`] lowers them into the
 //! typed [`super::Config`].
 
 use serde::Deserialize;
@@ -8,7 +9,7 @@ use crate::de::Spanned;
 
 type S<T> = Option<Spanned<T>>;
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// The owner scope written into ownership tags.
@@ -23,7 +24,7 @@ pub struct RawConfig {
     pub masking: S<RawMasking>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMasking {
     /// `false` switches off masking of sensitive-looking keys under `--show-values`.
@@ -32,7 +33,7 @@ pub struct RawMasking {
     pub patterns: S<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawVault {
     pub address: S<String>,
@@ -44,7 +45,7 @@ pub struct RawVault {
     pub ca_cert: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawVaultAuth {
     pub token: S<RawTokenAuth>,
@@ -52,13 +53,13 @@ pub struct RawVaultAuth {
     pub kubernetes: S<RawKubernetes>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenAuth {
     pub token: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAppRole {
     pub role_id: S<String>,
@@ -66,7 +67,7 @@ pub struct RawAppRole {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawKubernetes {
     pub role: S<String>,
@@ -74,7 +75,7 @@ pub struct RawKubernetes {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub mount: S<String>,
@@ -84,7 +85,7 @@ pub struct RawSource {
     pub max_depth: S<u64>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMergeStore {
     pub enabled: S<bool>,
@@ -97,7 +98,7 @@ pub struct RawMergeStore {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub name: S<String>,
@@ -121,7 +122,7 @@ pub struct RawTarget {
     pub writes_per_second: S<u64>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawDiscovery {
     pub enabled: S<bool>,
@@ -138,7 +139,7 @@ pub struct RawDiscovery {
     pub target_template: S<RawTemplate>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilter {
     pub tag: S<String>,
@@ -148,7 +149,7 @@ pub struct RawFilter {
     pub permission_set: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTemplate {
     pub name: S<String>,
@@ -159,7 +160,7 @@ pub struct RawTemplate {
     pub overrides: S<serde_json::Value>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub enabled: S<bool>,
@@ -167,7 +168,7 @@ pub struct RawMetrics {
     pub path: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawCircuitBreaker {
     pub enabled: S<bool>,

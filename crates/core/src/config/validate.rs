@@ -351,7 +351,7 @@ impl Validator {
         }
         if let Some(t) = raw.token {
             return Some(VaultAuth::Token(
-                t.value.token.map(|t| Sensitive::new(t.value.clone())),
+                t.value.token.map(|t| Sensitive::new(t.value)),
             ));
         }
         if let Some(ar) = raw.approle {
@@ -364,8 +364,8 @@ impl Validator {
             match (r.role_id, r.secret_id) {
                 (Some(role), Some(secret)) => {
                     return Some(VaultAuth::AppRole {
-                        role_id: Sensitive::new(role.value.clone()),
-                        secret_id: Sensitive::new(secret.value.clone()),
+                        role_id: Sensitive::new(role.value),
+                        secret_id: Sensitive::new(secret.value),
                         mount,
                     });
                 }
