@@ -329,26 +329,23 @@ impl Builder<'_> {
                     self.push_node(Node { pos: p, kind }, size, anchor);
                 }
             }
-            Event::SequenceStart(anchor, _) => {
-                if self.open(p) {
-                    self.stack.push(Frame::Seq {
-                        pos: p,
-                        anchor,
-                        items: Vec::new(),
-                        size: Size::default(),
-                    });
-                }
+            // `open` refuses a collection past the nesting limit and stops the build.
+            Event::SequenceStart(anchor, _) if self.open(p) => {
+                self.stack.push(Frame::Seq {
+                    pos: p,
+                    anchor,
+                    items: Vec::new(),
+                    size: Size::default(),
+                });
             }
-            Event::MappingStart(anchor, _) => {
-                if self.open(p) {
-                    self.stack.push(Frame::Map {
-                        pos: p,
-                        anchor,
-                        entries: Vec::new(),
-                        pending: None,
-                        size: Size::default(),
-                    });
-                }
+            Event::MappingStart(anchor, _) if self.open(p) => {
+                self.stack.push(Frame::Map {
+                    pos: p,
+                    anchor,
+                    entries: Vec::new(),
+                    pending: None,
+                    size: Size::default(),
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, mut size, anchor) = match self.stack.pop() {
