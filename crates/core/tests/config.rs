@@ -873,6 +873,20 @@ fn alias_bombs_deep_nesting_and_huge_files() {
     assert!(out.contains("deeper than 64 levels"), "{out}");
     insta::assert_snapshot!("deep_nesting", out);
 
+    // At the limit (the document, `targets`, the target, then 61 maps) the whole load —
+    // deserializer and validator included — runs without overflowing the stack.
+    let at_limit = format!(
+        "{MINIMAL}    overrides: {}1{}\n",
+        "{a: ".repeat(61),
+        "}".repeat(61)
+    );
+    let c = accepted(&at_limit, &[]);
+    assert!(c.targets[0].overrides.contains_key("a"));
+    let over = at_limit
+        .replacen("{a: ", "{a: {a: ", 1)
+        .replacen('}', "}}", 1);
+    assert!(check(&over, &[]).contains("deeper than 64 levels"));
+
     let huge = format!(
         "vault_sources: []\n# {}\n",
         "x".repeat(config::MAX_CONFIG_BYTES)
