@@ -34,15 +34,28 @@ fn env(name: &str) -> Option<String> {
 
 /// Loads and validates the config, printing every diagnostic to stderr.
 fn load_config(path: &std::path::Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path)
+    load_config_counting_warnings(path).map(|(c, _)| c)
+}
+
+/// [`load_config`], also returning how many warnings were printed.
+fn load_config_counting_warnings(path: &std::path::Path) -> Result<(Config, usize)> {
+    use std::io::Read;
+    // One byte past the limit is enough to tell a config that is too large (or a device
+    // such as `/dev/zero`) without reading all of it.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(config::MAX_CONFIG_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
         .with_context(|| format!("cannot read config file `{}`", path.display()))?;
-    let loaded = config::load(&text, &env);
+    let loaded = config::load_bytes(&bytes, &env);
     let name = path.display();
     for d in &loaded.diagnostics.0 {
         eprintln!("{name}: {d}");
     }
     match loaded.config {
-        Some(c) => Ok(c),
+        Some(c) => Ok((c, loaded.diagnostics.warnings().count())),
         None => {
             let n = loaded.diagnostics.errors().count();
             anyhow::bail!(
@@ -132,24 +145,31 @@ fn cancel_on_signals() -> std::sync::Arc<Cancel> {
 }
 
 fn validate(a: ValidateArgs) -> Result<ExitCode> {
-    let c = load_config(&a.config.config)?;
+    let (c, warnings) = load_config_counting_warnings(&a.config.config)?;
     let store = match &c.merge_store {
         None => "none".to_string(),
         Some(MergeStoreConfig::S3 { bucket, prefix, .. }) => format!("s3://{bucket}/{prefix}"),
         Some(MergeStoreConfig::Vault { mount }) => format!("vault {mount}"),
     };
-    let discovery = c
-        .discovery
-        .as_ref()
-        .map_or("off".to_string(), |d| format!("{:?}", d.kind));
+    // Discovery is parsed but does not run in this version: never claim it is on.
+    let discovery = if c.discovery.is_some() {
+        "configured but not active"
+    } else {
+        "off"
+    };
+    let verdict = match warnings {
+        0 => "config OK".to_string(),
+        n => format!("config valid with {n} warning{} (see above)", plural(n)),
+    };
     println!(
-        "config OK: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}",
+        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, owner scope {}",
         c.sources.len(),
         plural(c.sources.len()),
         c.targets.len(),
         plural(c.targets.len()),
         c.graph.levels.len(),
-        plural(c.graph.levels.len())
+        plural(c.graph.levels.len()),
+        c.owner_scope()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -325,23 +345,34 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
 pub fn render_bundle(b: &Bundle, policy: &MaskPolicy) -> Value {
     Value::Object(
         b.iter()
-            .map(|(path, v)| {
-                (
-                    path.clone(),
-                    policy.display("", &Value::Object(v.expose().clone())),
-                )
-            })
+            .map(|(path, v)| (path.clone(), policy.display_object(v.expose())))
             .collect(),
     )
 }
 
+/// `--merge-only`: the desired state of each selected target, masked by `policy`.
 pub fn print_desired(
     desired: &BTreeMap<String, Collected>,
     selected: &[String],
     output: Output,
     policy: &MaskPolicy,
 ) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    write_desired(
+        &mut std::io::stdout().lock(),
+        desired,
+        selected,
+        output,
+        policy,
+    )
+}
+
+fn write_desired(
+    out: &mut dyn Write,
+    desired: &BTreeMap<String, Collected>,
+    selected: &[String],
+    output: Output,
+    policy: &MaskPolicy,
+) -> Result<()> {
     if output == Output::Json {
         let targets: serde_json::Map<String, Value> = selected
             .iter()
@@ -372,12 +403,62 @@ pub fn print_desired(
             writeln!(out, "  incomplete: {r}")?;
         }
         for (path, v) in b {
-            writeln!(
-                out,
-                "  {path} = {}",
-                policy.display("", &Value::Object(v.expose().clone()))
-            )?;
+            writeln!(out, "  {path} = {}", policy.display_object(v.expose()))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use secretsync_core::mask::DEFAULT_PATTERNS;
+    use secretsync_core::secret::SecretValue;
+
+    use super::*;
+
+    /// `--merge-only` masks like every renderer: sensitive keys stay masked at any depth,
+    /// inside lists of objects too, in text and JSON, even under `--show-values`.
+    #[test]
+    fn merge_only_output_masks_sensitive_keys_at_any_depth() {
+        let value = json!({
+            "users": [{"name": "visible-alice", "password": "sentinel-merge-pw"}],
+            "db": {"replicas": [{"host": "visible-host", "secret": "sentinel-merge-secret"}]},
+            "api_token": "sentinel-merge-token"
+        });
+        let bundle = Bundle::from([(
+            "app/db".to_string(),
+            SecretValue::new(value.as_object().unwrap().clone()),
+        )]);
+        let desired = BTreeMap::from([("prod".to_string(), Collected::complete(bundle))]);
+        let selected = ["prod".to_string()];
+        let patterns = || DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect();
+        for output in [
+            Output::Text,
+            Output::SideBySide,
+            Output::Json,
+            Output::Github,
+            Output::Compact,
+        ] {
+            for (policy, shows) in [
+                (MaskPolicy::new(false, patterns()), false),
+                (MaskPolicy::new(true, patterns()), true),
+            ] {
+                let mut out = Vec::new();
+                write_desired(&mut out, &desired, &selected, output, &policy).unwrap();
+                let out = String::from_utf8(out).unwrap();
+                assert!(!out.contains("sentinel-merge"), "{output:?}: {out}");
+                assert_eq!(out.contains("visible-alice"), shows, "{output:?}: {out}");
+                assert_eq!(out.contains("visible-host"), shows, "{output:?}: {out}");
+            }
+            // With pattern masking off, `--show-values` shows them: the test can fail.
+            let mut out = Vec::new();
+            let all = MaskPolicy::new(true, vec![]);
+            write_desired(&mut out, &desired, &selected, output, &all).unwrap();
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .contains("sentinel-merge-pw")
+            );
+        }
+    }
 }

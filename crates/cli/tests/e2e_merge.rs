@@ -254,6 +254,49 @@ targets:
     );
 }
 
+/// Warnings are printed with their lines, and the summary says there were warnings: no bare
+/// "config OK", and no claim that discovery runs.
+#[test]
+fn validate_prints_warnings_and_never_claims_inactive_features_run() {
+    let config = write_config(
+        r#"owner: team-a
+vault_sources:
+  - mount: secret/base/
+targets:
+  - name: prod
+    type: aws_secretsmanager
+    region: us-east-1
+    delete_orphans: true
+discovery: { type: aws_organizations }
+circuit_breaker: { enabled: true }
+"#,
+    );
+    let r = run(&mut secretsync(&["validate", "--config", config.path()]));
+    assert_eq!(r.code, Some(0), "{r}");
+    let has = |line: &str, what: &str| {
+        r.stderr
+            .lines()
+            .any(|l| l.contains(&format!("warning at line {line},")) && l.contains(what))
+    };
+    assert!(has("8", "deletes orphans but imports nothing"), "{r}");
+    assert!(has("9", "`discovery` is parsed but not yet active"), "{r}");
+    assert!(
+        has("10", "`circuit_breaker` is parsed but not yet active"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .starts_with("config valid with 3 warnings (see above): 1 source, 1 target"),
+        "{r}"
+    );
+    assert!(!r.stdout.contains("config OK"), "{r}");
+    assert!(
+        r.stdout.contains("discovery configured but not active"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("owner scope team-a"), "{r}");
+}
+
 #[test]
 fn validate_reports_every_problem_at_once_with_line_numbers() {
     let unset = unique("SECRETSYNC_E2E_UNSET_");

@@ -113,6 +113,19 @@ impl NodeDe<'_, '_> {
     }
 }
 
+impl NodeDe<'_, '_> {
+    fn too_large(&self) {
+        self.diags.borrow_mut().push(
+            Diagnostic::error(
+                Some(self.node.pos),
+                self.path.clone(),
+                "the number is too large",
+            )
+            .with_help("write a smaller whole number"),
+        );
+    }
+}
+
 fn child_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()
@@ -127,6 +140,15 @@ macro_rules! de_unsigned {
             match self.node.kind {
                 NodeKind::Int(i) if i >= 0 && <$ty>::try_from(i).is_ok() => {
                     v.$visit(<$ty>::try_from(i).unwrap_or_default())
+                }
+                // A whole number beyond the type (integers past i64 arrive as floats).
+                NodeKind::Int(i) if i >= 0 => {
+                    self.too_large();
+                    v.$visit(0)
+                }
+                NodeKind::Float(f) if f >= 1.0 && f.fract() == 0.0 => {
+                    self.too_large();
+                    v.$visit(0)
                 }
                 _ => {
                     self.mismatch("a non-negative whole number");

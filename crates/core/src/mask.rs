@@ -80,12 +80,18 @@ impl MaskPolicy {
         self.patterns.iter().any(|p| n.contains(p.as_str()))
     }
 
-    /// A value as it may be shown under `key_path` (empty for the whole secret).
+    /// A value as it may be shown under `key_path` (empty for the whole secret). Sensitive
+    /// keys are masked at any depth. A list is transparent for matching: the items of
+    /// `users: [{password: …}]` are matched under `users`, so the password's path is
+    /// `users.password` (and stays masked).
     pub fn display(&self, key_path: &str, v: &Value) -> Value {
         if !self.show_values || (!key_path.is_empty() && self.is_sensitive(key_path)) {
             return mask_value(v);
         }
         match v {
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.display(key_path, i)).collect())
+            }
             Value::Object(m) => Value::Object(
                 m.iter()
                     .map(|(k, v)| {
@@ -100,6 +106,16 @@ impl MaskPolicy {
             ),
             other => other.clone(),
         }
+    }
+
+    /// A whole secret (its KV map) as it may be shown. Unlike `display("", &Value::Object(
+    /// map.clone()))` this makes no unmasked copy of the values first.
+    pub fn display_object(&self, m: &serde_json::Map<String, Value>) -> Value {
+        Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), self.display(k, v)))
+                .collect(),
+        )
     }
 
     /// A value rendered on one line for text output.
@@ -138,5 +154,50 @@ mod tests {
         );
         assert_eq!(MaskPolicy::new(true, vec![]).display("", &v), v);
         assert_eq!(MaskPolicy::default().display("", &v), mask_value(&v));
+    }
+
+    fn shown(v: &Value) -> Value {
+        MaskPolicy::new(
+            true,
+            DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        )
+        .display("", v)
+    }
+
+    #[test]
+    fn sensitive_keys_inside_lists_stay_masked() {
+        let v = json!({
+            "users": [{"name": "a", "password": "sentinel-1"}, {"name": "b", "Password": "sentinel-2"}],
+            "deep": [[{"creds": {"api_key": "sentinel-3", "host": "h"}}]],
+            "mixed": [1, "x", null, {"token": "sentinel-4"}],
+            "tokens": ["sentinel-5"],
+            "plain": [{"port": 5432}]
+        });
+        assert_eq!(
+            shown(&v),
+            json!({
+                "users": [{"name": "a", "password": MASK}, {"name": "b", "Password": MASK}],
+                "deep": [[{"creds": {"api_key": MASK, "host": "h"}}]],
+                "mixed": [1, "x", null, {"token": MASK}],
+                "tokens": [MASK],
+                "plain": [{"port": 5432}]
+            })
+        );
+        // Under a key path given by a renderer (a changed list is one key change).
+        let list = &v["users"];
+        assert!(
+            !MaskPolicy::default()
+                .display_inline("users", list)
+                .contains("sentinel")
+        );
+        let inline = MaskPolicy::new(
+            true,
+            DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        )
+        .display_inline("users", list);
+        assert!(
+            !inline.contains("sentinel") && inline.contains("\"a\""),
+            "{inline}"
+        );
     }
 }

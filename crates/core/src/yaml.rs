@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::diag::{Diagnostic, Diagnostics, Pos};
@@ -17,7 +17,8 @@ pub struct Node {
 }
 
 /// What a node holds. Plain scalars are already resolved to null/bool/number/string.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows the shape, never a scalar: a value may be a credential from `${VAR}`.
+#[derive(Clone, PartialEq)]
 pub enum NodeKind {
     Null,
     Bool(bool),
@@ -27,6 +28,20 @@ pub enum NodeKind {
     Seq(Vec<Node>),
     /// Keys with their own positions, in document order.
     Map(Vec<(Node, Node)>),
+}
+
+impl std::fmt::Debug for NodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeKind::Null => f.write_str("Null"),
+            NodeKind::Bool(_) => f.write_str("Bool(..)"),
+            NodeKind::Int(_) => f.write_str("Int(..)"),
+            NodeKind::Float(_) => f.write_str("Float(..)"),
+            NodeKind::Str(s) => write!(f, "Str(<{} bytes>)", s.len()),
+            NodeKind::Seq(items) => f.debug_tuple("Seq").field(items).finish(),
+            NodeKind::Map(entries) => f.debug_tuple("Map").field(entries).finish(),
+        }
+    }
 }
 
 impl NodeKind {
@@ -86,24 +101,141 @@ fn pos(m: Marker) -> Pos {
     }
 }
 
+/// The largest config accepted, in bytes. A real config is a few kilobytes.
+pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+/// The deepest nesting of lists and maps accepted (the document itself is level 1). Every
+/// later stage walks the tree recursively, so the depth is capped where the tree is built.
+pub const MAX_NESTING: usize = 64;
+/// The most values (scalars, lists and maps, counting every copy an alias makes and every
+/// anchored node kept for later aliases) one document may build: the cap that defeats alias
+/// bombs ("billion laughs").
+pub const MAX_NODES: usize = 200_000;
+/// The most bytes of scalar text one document may build, counting alias copies and `${VAR}`
+/// expansions.
+pub const MAX_SCALAR_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a finished node costs: every copy of it (an alias, the anchor table) costs as much.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+    /// 1 for a scalar; a collection is one more than its deepest child.
+    height: usize,
+}
+
+impl Size {
+    fn add_child(&mut self, child: Size) {
+        self.nodes = self.nodes.saturating_add(child.nodes);
+        self.bytes = self.bytes.saturating_add(child.bytes);
+        self.height = self.height.max(child.height.saturating_add(1));
+    }
+}
+
 enum Frame {
-    Seq(Pos, Vec<Node>),
-    Map(Pos, Vec<(Node, Node)>, Option<Node>),
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+        size: Size,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        /// The key whose value comes next.
+        pending: Option<Node>,
+        size: Size,
+    },
 }
 
 struct Builder<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     stack: Vec<Frame>,
-    anchors: BTreeMap<usize, Node>,
+    /// Finished anchored nodes by anchor id, with what a copy costs.
+    anchors: BTreeMap<usize, (Node, Size)>,
     root: Option<Node>,
     diags: Diagnostics,
-    collection_anchors: Vec<(Pos, usize)>,
+    /// Everything built so far, copies included.
+    spent: Size,
+    /// Set when a limit is hit: the build stops and the document is rejected.
+    abort: Option<Diagnostic>,
+    /// Whether an alias has been expanded yet (then a budget overrun is blamed on aliases).
+    aliased: bool,
 }
 
 impl Builder<'_> {
-    fn push_node(&mut self, node: Node, anchor: usize) {
+    /// The key path of the node being built, for diagnostics (`targets[0].overrides`).
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for f in &self.stack {
+            match f {
+                Frame::Seq { items, .. } => out.push_str(&format!("[{}]", items.len())),
+                Frame::Map {
+                    pending: Some(k), ..
+                } => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(&k.key_str());
+                }
+                Frame::Map { .. } => {}
+            }
+        }
+        out
+    }
+
+    fn stop(&mut self, p: Pos, message: String, help: &str) {
+        if self.abort.is_none() {
+            self.abort = Some(Diagnostic::error(Some(p), self.path(), message).with_help(help));
+        }
+    }
+
+    /// Charges a node (or a copy of one) to the document's budget; false when over it.
+    fn charge(&mut self, size: Size, p: Pos, alias: bool) -> bool {
+        self.aliased |= alias;
+        let alias = self.aliased;
+        self.spent.nodes = self.spent.nodes.saturating_add(size.nodes);
+        self.spent.bytes = self.spent.bytes.saturating_add(size.bytes);
+        if self.spent.nodes > MAX_NODES {
+            let message = if alias {
+                format!("aliases expand the document past {MAX_NODES} values (an alias bomb?)")
+            } else {
+                format!("the document has more than {MAX_NODES} values")
+            };
+            self.stop(
+                p,
+                message,
+                "a config needs far fewer values; write them out or use fewer nested aliases",
+            );
+            return false;
+        }
+        if self.spent.bytes > MAX_SCALAR_BYTES {
+            let message = format!(
+                "the document's values {} past {} MiB",
+                if alias {
+                    "expand through aliases"
+                } else {
+                    "grow"
+                },
+                MAX_SCALAR_BYTES / (1024 * 1024)
+            );
+            self.stop(
+                p,
+                message,
+                "a config needs far less text; check the aliases and `${VAR}` values here",
+            );
+            return false;
+        }
+        true
+    }
+
+    fn push_node(&mut self, node: Node, size: Size, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            // The anchor table keeps a copy for later aliases: it costs like one.
+            if !self.charge(size, node.pos, false) {
+                return;
+            }
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => {
@@ -111,125 +243,193 @@ impl Builder<'_> {
                     self.root = Some(node);
                 }
             }
-            Some(Frame::Seq(_, items)) => items.push(node),
-            Some(Frame::Map(_, entries, pending)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
+            Some(Frame::Seq {
+                items, size: fsize, ..
+            }) => {
+                fsize.add_child(size);
+                items.push(node);
+            }
+            Some(Frame::Map {
+                entries,
+                pending,
+                size: fsize,
+                ..
+            }) => {
+                fsize.add_child(size);
+                match pending.take() {
+                    None => *pending = Some(node),
+                    Some(key) => entries.push((key, node)),
+                }
+            }
         }
     }
 
-    fn scalar(&mut self, raw: String, style: TScalarStyle, p: Pos) -> NodeKind {
+    fn scalar(&mut self, raw: String, style: TScalarStyle, p: Pos) -> Option<NodeKind> {
         let raw = restore_references(raw);
         // Keys are names, not values: `${VAR}` is expanded in values only, so an environment
         // value never becomes a key (and is never echoed as an "unknown key").
-        if matches!(self.stack.last(), Some(Frame::Map(_, _, None))) {
-            return if style == TScalarStyle::Plain {
+        if matches!(self.stack.last(), Some(Frame::Map { pending: None, .. })) {
+            return Some(if style == TScalarStyle::Plain {
                 resolve_plain(raw)
             } else {
                 NodeKind::Str(raw)
-            };
+            });
         }
-        let text = expand_env(&raw, p, self.env, &mut self.diags);
+        let room = MAX_SCALAR_BYTES.saturating_sub(self.spent.bytes);
+        let Some(text) = expand_env(&raw, p, self.env, &mut self.diags, room) else {
+            self.stop(
+                p,
+                format!(
+                    "`${{VAR}}` expansion makes the document's values larger than {} MiB",
+                    MAX_SCALAR_BYTES / (1024 * 1024)
+                ),
+                "check the environment variables referenced here",
+            );
+            return None;
+        };
         if style != TScalarStyle::Plain {
-            return NodeKind::Str(text);
+            return Some(NodeKind::Str(text));
         }
         if text != raw {
-            return resolve_expanded(text);
+            return Some(resolve_expanded(text));
         }
-        resolve_plain(text)
+        Some(resolve_plain(text))
     }
-}
 
-impl MarkedEventReceiver for Builder<'_> {
+    /// A list or map opens: refuse it when it would nest too deep.
+    fn open(&mut self, p: Pos) -> bool {
+        if self.stack.len() >= MAX_NESTING {
+            self.stop(
+                p,
+                format!("lists and maps nest deeper than {MAX_NESTING} levels here"),
+                "flatten this part of the config",
+            );
+            return false;
+        }
+        true
+    }
+
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let p = pos(mark);
         match ev {
             Event::Scalar(value, style, anchor, _tag) => {
-                let kind = self.scalar(value, style, p);
-                self.push_node(Node { pos: p, kind }, anchor);
-            }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(p, Vec::new()));
-                // remember the anchor on the frame by pushing a marker entry
-                if anchor > 0 {
-                    self.anchors.insert(
-                        anchor,
-                        Node {
-                            pos: p,
-                            kind: NodeKind::Null,
-                        },
-                    );
-                    self.pending_anchor_fix(anchor);
+                let Some(kind) = self.scalar(value, style, p) else {
+                    return;
+                };
+                let bytes = match &kind {
+                    NodeKind::Str(s) => s.len(),
+                    _ => 0,
+                };
+                let size = Size {
+                    nodes: 1,
+                    bytes,
+                    height: 1,
+                };
+                if self.charge(size, p, false) {
+                    self.push_node(Node { pos: p, kind }, size, anchor);
                 }
             }
-            Event::SequenceEnd => {
-                if let Some(Frame::Seq(start, items)) = self.stack.pop() {
-                    let anchor = self.take_anchor_for(start);
-                    self.push_node(
+            // `open` refuses a collection past the nesting limit and stops the build.
+            Event::SequenceStart(anchor, _) if self.open(p) => {
+                self.stack.push(Frame::Seq {
+                    pos: p,
+                    anchor,
+                    items: Vec::new(),
+                    size: Size::default(),
+                });
+            }
+            Event::MappingStart(anchor, _) if self.open(p) => {
+                self.stack.push(Frame::Map {
+                    pos: p,
+                    anchor,
+                    entries: Vec::new(),
+                    pending: None,
+                    size: Size::default(),
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, mut size, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        pos,
+                        anchor,
+                        items,
+                        size,
+                    }) => (
                         Node {
-                            pos: start,
+                            pos,
                             kind: NodeKind::Seq(items),
                         },
+                        size,
                         anchor,
-                    );
-                }
-            }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(p, Vec::new(), None));
-                if anchor > 0 {
-                    self.anchors.insert(
+                    ),
+                    Some(Frame::Map {
+                        pos,
                         anchor,
+                        entries,
+                        size,
+                        ..
+                    }) => (
                         Node {
-                            pos: p,
-                            kind: NodeKind::Null,
-                        },
-                    );
-                    self.pending_anchor_fix(anchor);
-                }
-            }
-            Event::MappingEnd => {
-                if let Some(Frame::Map(start, entries, _)) = self.stack.pop() {
-                    let anchor = self.take_anchor_for(start);
-                    self.push_node(
-                        Node {
-                            pos: start,
+                            pos,
                             kind: NodeKind::Map(entries),
                         },
+                        size,
                         anchor,
-                    );
+                    ),
+                    None => return,
+                };
+                size.nodes = size.nodes.saturating_add(1);
+                size.height = size.height.max(1);
+                let own = Size {
+                    nodes: 1,
+                    bytes: 0,
+                    height: 1,
+                };
+                if self.charge(own, node.pos, false) {
+                    self.push_node(node, size, anchor);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                // An alias to an anchor that is not finished yet (`&a [*a]`) is null.
+                let Some(size) = self.anchors.get(&id).map(|(_, s)| *s) else {
+                    let size = Size {
+                        nodes: 1,
+                        bytes: 0,
+                        height: 1,
+                    };
+                    if self.charge(size, p, false) {
+                        self.push_node(
+                            Node {
+                                pos: p,
+                                kind: NodeKind::Null,
+                            },
+                            size,
+                            0,
+                        );
+                    }
+                    return;
+                };
+                if self.stack.len().saturating_add(size.height) > MAX_NESTING {
+                    self.stop(
+                        p,
+                        format!("this alias nests lists and maps deeper than {MAX_NESTING} levels"),
+                        "flatten the anchored value or the place it is used",
+                    );
+                    return;
+                }
+                if !self.charge(size, p, true) {
+                    return;
+                }
+                let Some((node, _)) = self.anchors.get(&id) else {
+                    return;
+                };
+                let node = Node {
                     pos: p,
-                    kind: NodeKind::Null,
-                });
-                self.push_node(Node { pos: p, ..node }, 0);
+                    kind: node.kind.clone(),
+                };
+                self.push_node(node, size, 0);
             }
             _ => {}
-        }
-    }
-}
-
-impl Builder<'_> {
-    // Anchors on collections: the node is only complete at its end event, so remember which
-    // anchor id belongs to the collection that started at a given position.
-    fn pending_anchor_fix(&mut self, anchor: usize) {
-        let start = match self.stack.last() {
-            Some(Frame::Seq(p, _)) | Some(Frame::Map(p, _, _)) => *p,
-            None => return,
-        };
-        self.collection_anchors.push((start, anchor));
-    }
-    fn take_anchor_for(&mut self, start: Pos) -> usize {
-        match self
-            .collection_anchors
-            .iter()
-            .position(|(p, _)| *p == start)
-        {
-            Some(i) => self.collection_anchors.remove(i).1,
-            None => 0,
         }
     }
 }
@@ -319,19 +519,23 @@ fn restore_references(s: String) -> String {
 }
 
 /// Expands `${VAR}` from the environment; `$${` is a literal `${`. An unset variable is an
-/// error (never an empty string).
+/// error (never an empty string). `None` when the result would be longer than `room` bytes.
 fn expand_env(
     raw: &str,
     p: Pos,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
-) -> String {
+    room: usize,
+) -> Option<String> {
     if !raw.contains('$') {
-        return raw.to_string();
+        return Some(raw.to_string());
     }
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(i) = rest.find('$') {
+        if out.len() > room {
+            return None;
+        }
         out.push_str(&rest[..i]);
         let after = &rest[i..];
         if let Some(tail) = after.strip_prefix("$${") {
@@ -355,6 +559,7 @@ fn expand_env(
                         );
                     } else {
                         match env(name) {
+                            Some(v) if out.len().saturating_add(v.len()) > room => return None,
                             Some(v) => out.push_str(&v),
                             None => diags.push(
                                 Diagnostic::error(
@@ -385,11 +590,13 @@ fn expand_env(
         }
     }
     out.push_str(rest);
-    out
+    (out.len() <= room).then_some(out)
 }
 
-/// Parses one YAML document into a [`Node`] tree. Syntax errors and unset variables are
-/// returned as diagnostics; a syntax error yields no tree.
+/// Parses one YAML document into a [`Node`] tree. Syntax errors, unset variables and
+/// documents over the limits ([`MAX_SOURCE_BYTES`], [`MAX_NESTING`], [`MAX_NODES`],
+/// [`MAX_SCALAR_BYTES`]) are returned as diagnostics; a syntax error or a limit yields no tree.
+/// Only the first document of a stream is read.
 pub fn parse(source: &str, env: &dyn Fn(&str) -> Option<String>) -> (Option<Node>, Diagnostics) {
     let mut builder = Builder {
         env,
@@ -397,23 +604,57 @@ pub fn parse(source: &str, env: &dyn Fn(&str) -> Option<String>) -> (Option<Node
         anchors: BTreeMap::new(),
         root: None,
         diags: Diagnostics::default(),
-        collection_anchors: Vec::new(),
+        spent: Size::default(),
+        abort: None,
+        aliased: false,
     };
-    let source = protect_references(source);
-    let mut parser = Parser::new_from_str(&source);
-    if let Err(e) = parser.load(&mut builder, false) {
-        let m = e.marker();
-        builder.diags.push(
-            Diagnostic::error(Some(pos(*m)), "", format!("invalid YAML: {}", e.info()))
-                .with_help("fix the syntax at this position"),
-        );
+    if source.len() > MAX_SOURCE_BYTES {
+        builder.diags.push(too_large());
         return (None, builder.diags);
+    }
+    let source = protect_references(source);
+    // Events are pulled one at a time (the parser's own `load` recurses once per nesting
+    // level, so a deeply nested document would overflow the stack before any limit applies).
+    let mut parser = Parser::new_from_str(&source);
+    loop {
+        let (ev, mark) = match parser.next_token() {
+            Ok(x) => x,
+            Err(e) => {
+                let m = e.marker();
+                builder.diags.push(
+                    Diagnostic::error(Some(pos(*m)), "", format!("invalid YAML: {}", e.info()))
+                        .with_help("fix the syntax at this position"),
+                );
+                return (None, builder.diags);
+            }
+        };
+        if matches!(ev, Event::DocumentEnd | Event::StreamEnd) {
+            break;
+        }
+        builder.on_event(ev, mark);
+        if let Some(d) = builder.abort.take() {
+            builder.diags.push(d);
+            return (None, builder.diags);
+        }
     }
     let root = builder.root.take().unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
         kind: NodeKind::Map(Vec::new()),
     });
     (Some(root), builder.diags)
+}
+
+/// The diagnostic for a config over [`MAX_SOURCE_BYTES`].
+pub fn too_large() -> Diagnostic {
+    Diagnostic::error(
+        None,
+        "",
+        format!(
+            "the config is larger than {} MiB",
+            MAX_SOURCE_BYTES / (1024 * 1024)
+        ),
+    )
+    .with_help("a config is a few kilobytes; check that `--config` names the right file")
 }
 
 #[cfg(test)]
@@ -472,5 +713,135 @@ mod tests {
         let (_, diags) = check("a: [1, 2\nb: 3\n", &[]);
         assert_eq!(diags.len(), 1);
         assert!(diags[0].contains("invalid YAML"), "{diags:?}");
+    }
+
+    /// The classic "billion laughs": nine levels of nine aliases each would expand to 9^9
+    /// strings. The build stops at the budget and names the alias's line.
+    #[test]
+    fn alias_bombs_are_stopped_at_the_line_that_explodes() {
+        let mut src = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        for w in names.windows(2) {
+            let refs = vec![format!("*{}", w[0]); 9].join(", ");
+            src.push_str(&format!("{}: &{} [{refs}]\n", w[1], w[1]));
+        }
+        let (node, diags) = parse(&src, &|_| None);
+        assert!(node.is_none());
+        assert_eq!(diags.0.len(), 1, "{diags}");
+        let d = &diags.0[0];
+        assert!(d.message.contains("alias bomb"), "{d}");
+        // Lines 1-5 build about 150000 values (each anchored list is kept once more for its
+        // aliases); the first alias on line 6 adds 9^5 and passes the budget of 200000.
+        assert_eq!(d.pos.map(|p| p.line), Some(6), "{d}");
+        assert_eq!(d.key, "f[0]", "{d}");
+    }
+
+    #[test]
+    fn aliases_within_the_budget_still_work() {
+        let (json, diags) = check("a: &a {k: [1, 2]}\nb: [*a, *a]\n", &[]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(json["b"], serde_json::json!([{"k": [1, 2]}, {"k": [1, 2]}]));
+    }
+
+    #[test]
+    fn an_alias_to_an_unfinished_anchor_is_null() {
+        let (json, diags) = check("a: &a [1, *a]\n", &[]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(json["a"], serde_json::json!([1, null]));
+    }
+
+    #[test]
+    fn one_big_string_copied_by_many_aliases_is_stopped() {
+        let big = "x".repeat(1024 * 1024);
+        let src = format!("a: &a {big}\nb: [{}]\n", vec!["*a"; 40].join(", "));
+        let (node, diags) = parse(&src, &|_| None);
+        assert!(node.is_none());
+        assert!(diags.0[0].message.contains("16 MiB"), "{diags}");
+        assert_eq!(diags.0[0].pos.map(|p| p.line), Some(2));
+    }
+
+    #[test]
+    fn environment_expansion_is_bounded() {
+        let big = "y".repeat(1024 * 1024);
+        let src = format!("a: \"{}\"\n", "${BIG}".repeat(40));
+        let (node, diags) = parse(&src, &|_| Some(big.clone()));
+        assert!(node.is_none());
+        assert!(diags.0[0].message.contains("expansion"), "{diags}");
+    }
+
+    #[test]
+    fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+        for src in [
+            "[".repeat(1_000_000),
+            "{a: ".repeat(200_000),
+            format!("a: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            (0..200)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect(),
+            (0..200)
+                .map(|i| format!("{}- \n", "  ".repeat(i)))
+                .collect(),
+        ] {
+            let (node, diags) = parse(&src, &|_| None);
+            assert!(node.is_none());
+            assert_eq!(diags.0.len(), 1, "{diags}");
+            // Our limit, or the YAML scanner's own for flow collections nested 256 deep.
+            let m = &diags.0[0].message;
+            assert!(
+                m.contains("deeper than 64") || m.contains("recursion limit exceeded"),
+                "{diags}"
+            );
+            assert_eq!(diags.0[0].pos.map(|p| p.line > 0), Some(true));
+        }
+        // The limit itself is fine: the document map and 63 lists.
+        let ok = format!("a: {}1{}\n", "[".repeat(63), "]".repeat(63));
+        let (node, diags) = parse(&ok, &|_| None);
+        assert!(node.is_some() && diags.0.is_empty(), "{diags}");
+        let over = format!("a: {}1{}\n", "[".repeat(64), "]".repeat(64));
+        assert!(parse(&over, &|_| None).0.is_none());
+    }
+
+    #[test]
+    fn an_alias_cannot_nest_past_the_limit() {
+        let inner = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let src = format!("a: &a {inner}\nb: {}*a{}\n", "[".repeat(30), "]".repeat(30));
+        let (node, diags) = parse(&src, &|_| None);
+        assert!(node.is_none());
+        assert!(diags.0[0].message.contains("alias nests"), "{diags}");
+        assert_eq!(diags.0[0].pos.map(|p| p.line), Some(2));
+    }
+
+    #[test]
+    fn huge_sources_are_refused_before_parsing() {
+        let src = format!("a: {}\n", "x".repeat(MAX_SOURCE_BYTES));
+        let (node, diags) = parse(&src, &|_| None);
+        assert!(node.is_none());
+        assert_eq!(
+            diags.to_string(),
+            "error: the config is larger than 4 MiB; a config is a few kilobytes; check that `--config` names the right file\n"
+        );
+    }
+
+    #[test]
+    fn many_plain_values_hit_the_value_budget() {
+        let src = format!("a: [{}]\n", vec!["1"; MAX_NODES + 1].join(","));
+        let (node, diags) = parse(&src, &|_| None);
+        assert!(node.is_none());
+        assert!(
+            diags.0[0].message.contains("more than 200000 values"),
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_scalar() {
+        let (node, _) = parse("a: ${S}\nb: [1, true, 2.5, sentinel-plain]\n", &|_| {
+            Some("sentinel-env".into())
+        });
+        let shown = format!("{node:?}");
+        for s in ["sentinel", "2.5", "true"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(shown.contains("Str(<12 bytes>)"), "{shown}");
     }
 }

@@ -70,6 +70,18 @@ fn accepted(yaml: &str, env: &[(&str, &str)]) -> Config {
     loaded.config.expect("no errors, so a config")
 }
 
+/// The typed config of a load that must succeed; warnings are allowed (the design example
+/// warns about the blocks that are not active yet).
+fn accepted_with_warnings(yaml: &str, env: &[(&str, &str)]) -> Config {
+    let loaded = load(yaml, env);
+    assert!(
+        !loaded.diagnostics.has_errors(),
+        "unexpected errors:\n{}",
+        loaded.diagnostics
+    );
+    loaded.config.expect("no errors, so a config")
+}
+
 /// Strips the first newline and the common indentation, so that line 1 of the YAML is the
 /// first line after `r#"` and line numbers in diagnostics match what the test shows.
 fn yaml(s: &str) -> String {
@@ -102,8 +114,12 @@ targets:
 // 1. The documented example.
 
 #[test]
-fn design_example_loads_without_diagnostics() {
-    assert_eq!(check(DESIGN_EXAMPLE, APPROLE_ENV), "=> accepted\n");
+fn design_example_loads_with_warnings_for_the_inactive_blocks_only() {
+    let out = check(DESIGN_EXAMPLE, APPROLE_ENV);
+    assert!(out.ends_with("=> accepted\n"), "{out}");
+    assert_eq!(out.matches("warning at").count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    insta::assert_snapshot!(out);
 }
 
 #[test]
@@ -116,7 +132,7 @@ fn design_example_without_its_env_names_both_variables() {
 
 #[test]
 fn design_example_means_what_it_says() {
-    let c = accepted(DESIGN_EXAMPLE, APPROLE_ENV);
+    let c = accepted_with_warnings(DESIGN_EXAMPLE, APPROLE_ENV);
 
     assert_eq!(
         c.vault.address.as_deref(),
@@ -178,10 +194,10 @@ fn design_example_means_what_it_says() {
             force_delete: false,
             max_deletes: config::DEFAULT_MAX_DELETES,
             adopt: false,
+            adopt_from: vec![],
+            max_delete_fraction: config::DEFAULT_MAX_DELETE_FRACTION,
             concurrency: config::DEFAULT_TARGET_CONCURRENCY,
             writes_per_second: config::DEFAULT_WRITES_PER_SECOND,
-            adopt_from: Vec::new(),
-            max_delete_fraction: 0.10,
         })
     };
     let overrides = |env: &str| match json!({ "environment": env }) {
@@ -254,18 +270,21 @@ fn design_example_means_what_it_says() {
         })
     );
 
+    // Parsed as written, and honest about it: neither is active in this version.
     assert_eq!(
         c.metrics,
         MetricsConfig {
-            enabled: true,
+            requested: true,
             port: 9090,
             path: "/metrics".into(),
         }
     );
+    assert!(!c.metrics.active());
+    assert!(!c.circuit_breaker.active());
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
-            enabled: true,
+            requested: true,
             failure_threshold: 5,
             timeout: Duration::from_secs(30),
             max_requests: 1,
@@ -274,11 +293,43 @@ fn design_example_means_what_it_says() {
     );
 }
 
+/// Blocks for features this version lacks warn (with their line) unless switched off, and the
+/// typed config never claims they run.
+#[test]
+fn inactive_blocks_warn_unless_switched_off() {
+    let on = format!(
+        "{MINIMAL}discovery: {{ type: aws_organizations }}\nmetrics: {{ port: 9100 }}\ncircuit_breaker:\n  timeout: 5s\n"
+    );
+    let out = check(&on, &[]);
+    insta::assert_snapshot!(out, @r"
+    warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
+    warning at line 9, column 10 (`metrics`): `metrics` is parsed but not yet active in this version; it has no effect; remove the `metrics` block, or set `enabled: false` in it until the feature lands
+    warning at line 11, column 10 (`circuit_breaker`): `circuit_breaker` is parsed but not yet active in this version; it has no effect; remove the `circuit_breaker` block, or set `enabled: false` in it until the feature lands
+    => accepted
+    ");
+    let c = accepted_with_warnings(&on, &[]);
+    assert!(c.circuit_breaker.requested && !c.circuit_breaker.active());
+    assert!(c.metrics.requested && !c.metrics.active());
+    for shown in [
+        format!("{:?}", c.circuit_breaker),
+        format!("{:?}", c.metrics),
+    ] {
+        assert!(!shown.contains("enabled"), "{shown}");
+    }
+
+    let off = format!(
+        "{MINIMAL}discovery: {{ enabled: false, type: aws_organizations }}\nmetrics: {{ enabled: false }}\ncircuit_breaker: {{ enabled: false }}\n"
+    );
+    let c = accepted(&off, &[]);
+    assert_eq!(c.discovery, None);
+    assert!(!c.circuit_breaker.requested && !c.metrics.requested);
+}
+
 /// The example's metrics and circuit breaker values equal the defaults; prove the keys are
 /// read, not ignored.
 #[test]
 fn non_default_values_are_used() {
-    let c = accepted(
+    let c = accepted_with_warnings(
         &yaml(
             r#"
             vault:
@@ -305,6 +356,8 @@ fn non_default_values_are_used() {
                 force_delete: true
                 max_deletes: 5
                 adopt: true
+                adopt_from: [production, prod-old]
+                max_delete_fraction: 0.25
                 concurrency: 2
                 writes_per_second: 10
             discovery:
@@ -364,10 +417,10 @@ fn non_default_values_are_used() {
             force_delete: true,
             max_deletes: 5,
             adopt: true,
+            adopt_from: vec!["production".into(), "prod-old".into()],
+            max_delete_fraction: 0.25,
             concurrency: 2,
             writes_per_second: 10,
-            adopt_from: Vec::new(),
-            max_delete_fraction: 0.10,
         }
     );
     let d = c.discovery.as_ref().expect("discovery");
@@ -397,7 +450,7 @@ fn non_default_values_are_used() {
     assert_eq!(
         c.metrics,
         MetricsConfig {
-            enabled: false,
+            requested: false,
             port: 9102,
             path: "/prom".into()
         }
@@ -405,7 +458,7 @@ fn non_default_values_are_used() {
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
-            enabled: false,
+            requested: false,
             failure_threshold: 3,
             timeout: Duration::from_secs(60),
             max_requests: 4,
@@ -425,8 +478,10 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.merge_store, None);
     assert_eq!(c.discovery, None);
     assert_eq!(c.metrics, MetricsConfig::default());
-    assert!(!c.metrics.enabled);
+    assert!(!c.metrics.requested && !c.metrics.active());
+    // Not reported as enabled when nobody asked for it, and never active.
     assert_eq!(c.circuit_breaker, CircuitBreakerConfig::default());
+    assert!(!c.circuit_breaker.requested && !c.circuit_breaker.active());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -730,6 +785,134 @@ fn durations() {
     insta::assert_snapshot!(out);
 }
 
+/// Numbers too big for their type, and durations that overflow, are diagnostics with a line:
+/// never a panic, a wrapped value or a silent default.
+#[test]
+fn overflowing_numbers_and_durations() {
+    let out = check(
+        &yaml(
+            r#"
+            vault:
+              concurrency: 99999999999999999999
+            vault_sources:
+              - mount: secret/base/
+                max_secrets: 1e30
+                queue_compaction_threshold: 18446744073709551615
+                max_depth: 9223372036854775807
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_deletes: -1
+                writes_per_second: 4294967297
+                concurrency: 100000
+                deletion_recovery_days: 99999999999
+            circuit_breaker: { timeout: 99999999999999999999h, window: 5124095576030432h, max_requests: 4294967296 }
+            discovery: { type: aws_organizations, cache_ttl: 366d }
+            metrics: { port: 99999999999999999999 }
+            "#,
+        ),
+        &[],
+    );
+    for line in [2, 5, 6, 7, 13, 14, 15, 16, 17, 18, 19] {
+        assert!(
+            out.contains(&format!("error at line {line},")),
+            "line {line}:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("`targets[0].writes_per_second` must be at most 10000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`99999999999999999999h` is longer than 365 days"),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+/// Durations up to the limit are fine, and units add up.
+#[test]
+fn durations_up_to_a_year() {
+    assert_eq!(config::parse_duration("365d"), Ok(config::MAX_DURATION));
+    assert_eq!(
+        config::parse_duration("1h30m15s500ms"),
+        Ok(Duration::from_millis(5_415_500))
+    );
+    assert!(config::parse_duration("364d24h1ms").is_err());
+    assert!(config::parse_duration("18446744073709551615d").is_err());
+    assert!(config::parse_duration("18446744073709551615ms18446744073709551615s").is_err());
+}
+
+/// Documents that would exhaust memory or the stack are refused with a diagnostic naming the
+/// line, before anything is validated.
+#[test]
+fn alias_bombs_deep_nesting_and_huge_files() {
+    let mut bomb = String::from("vault_sources:\n  - &a {mount: secret/x/}\n");
+    bomb.push_str(
+        "targets:\n  - name: prod\n    type: aws_secretsmanager\n    region: us-east-1\n",
+    );
+    bomb.push_str(
+        "    overrides:\n      l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..9 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("      l{i}: &l{i} [{refs}]\n"));
+    }
+    let out = check(&bomb, &[]);
+    assert!(out.contains("alias bomb"), "{out}");
+    insta::assert_snapshot!("alias_bomb", out);
+
+    let deep = format!(
+        "targets:\n  - overrides: {}1{}\n",
+        "{a: ".repeat(100),
+        "}".repeat(100)
+    );
+    let out = check(&deep, &[]);
+    assert!(out.contains("deeper than 64 levels"), "{out}");
+    insta::assert_snapshot!("deep_nesting", out);
+
+    // At the limit (the document, `targets`, the target, then 61 maps) the whole load —
+    // deserializer and validator included — runs without overflowing the stack.
+    let at_limit = format!(
+        "{MINIMAL}    overrides: {}1{}\n",
+        "{a: ".repeat(61),
+        "}".repeat(61)
+    );
+    let c = accepted(&at_limit, &[]);
+    assert!(c.targets[0].overrides.contains_key("a"));
+    let over = at_limit
+        .replacen("{a: ", "{a: {a: ", 1)
+        .replacen('}', "}}", 1);
+    assert!(check(&over, &[]).contains("deeper than 64 levels"));
+
+    let huge = format!(
+        "vault_sources: []\n# {}\n",
+        "x".repeat(config::MAX_CONFIG_BYTES)
+    );
+    let out = check(&huge, &[]);
+    assert!(out.contains("larger than 4 MiB"), "{out}");
+    let loaded = config::load_bytes(huge.as_bytes(), &|_| None);
+    assert!(loaded.config.is_none());
+    assert_eq!(
+        loaded.diagnostics.to_string(),
+        out.replace("=> rejected\n", "")
+    );
+}
+
+#[test]
+fn a_config_that_is_not_utf8_names_the_line() {
+    let loaded = config::load_bytes(b"vault_sources:\n  - mount: secret/\xff/\n", &|_| None);
+    assert!(loaded.config.is_none());
+    assert_eq!(
+        loaded.diagnostics.to_string(),
+        "error at line 2, column 19: the config is not UTF-8 text; save the file as UTF-8\n"
+    );
+    let ok = config::load_bytes(MINIMAL.as_bytes(), &|_| None);
+    assert!(ok.config.is_some() && ok.diagnostics.0.is_empty());
+}
+
 #[test]
 fn zero_is_not_a_count() {
     let out = check(
@@ -954,7 +1137,7 @@ fn vault_auth_holds_exactly_one_method() {
 #[test]
 fn kubernetes_auth_defaults() {
     let c = accepted(
-        "vault: { auth: { kubernetes: { role: secretsync } } }\n",
+        &format!("vault: {{ auth: {{ kubernetes: {{ role: secretsync }} }} }}\n{MINIMAL}"),
         &[],
     );
     match c.vault.auth {
@@ -977,7 +1160,7 @@ fn kubernetes_auth_defaults() {
 #[test]
 fn plain_http_only_to_loopback() {
     let verdict = |addr: &str| {
-        let out = check(&format!("vault: {{ address: \"{addr}\" }}\n"), &[]);
+        let out = check(&format!("vault: {{ address: \"{addr}\" }}\n{MINIMAL}"), &[]);
         (addr.to_string(), out.lines().next().unwrap().to_string())
     };
     let ok = "=> accepted";
@@ -1104,11 +1287,28 @@ fn syntax_error_has_a_line_and_no_config() {
 }
 
 #[test]
-fn an_empty_document_is_an_empty_config() {
-    let c = accepted("", &[]);
+fn an_empty_document_is_an_empty_config_with_warnings() {
+    let out = check("", &[]);
+    insta::assert_snapshot!(out, @r"
+    warning (`targets`): the config has no `targets`: nothing is written anywhere; add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`
+    warning (`vault_sources`): the config has no `vault_sources`: no secret is read from Vault; add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`
+    => accepted
+    ");
+    let c = accepted_with_warnings("", &[]);
     assert!(c.targets.is_empty() && c.sources.is_empty());
     assert!(c.graph.order.is_empty());
-    assert_eq!(check("[]\n", &[]).lines().count(), 2);
+    // Empty lists are no better; the warning points at them.
+    let out = check("vault_sources: []\ntargets: []\n", &[]);
+    assert!(
+        out.contains("warning at line 1, column 16 (`vault_sources`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning at line 2, column 10 (`targets`)"),
+        "{out}"
+    );
+    // A document that is not a map: one error, and the two warnings.
+    assert_eq!(check("[]\n", &[]).matches("error").count(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1128,7 +1328,7 @@ fn env_expansion() {
                 region: ${REGION}
                 imports: [base]
                 overrides: { from_env: "${FROM_ENV}", literal: $${NOT_A_VAR}, ${KEY}: kept }
-            metrics: { port: ${PORT} }
+            metrics: { enabled: false, port: ${PORT} }
             "#,
         ),
         &[
@@ -1158,14 +1358,14 @@ fn env_expansion() {
 fn references_inside_flow_collections() {
     // `{` and `}` are YAML flow indicators; `${VAR}` must still work inside `{ }` and `[ ]`,
     // as in the documented example, and columns after it must stay right.
-    let src = "metrics: { path: ${METRICS_PATH}, port: abc }\ntargets: [ { name: ${T}, type: aws_secretsmanager, region: us-east-1 } ]\n";
+    let src = "metrics: { path: ${METRICS_PATH}, port: abc, enabled: false }\ntargets: [ { name: ${T}, type: aws_secretsmanager, region: us-east-1 } ]\nvault_sources: [ { mount: secret/ } ]\n";
     let out = check(src, &[("METRICS_PATH", "/m"), ("T", "prod")]);
     assert_eq!(
         out,
         "error at line 1, column 41 (`metrics.port`): expected a non-negative whole number, found a string; write a non-negative whole number here\n=> rejected\n"
     );
     let c = accepted(
-        "metrics: { path: ${METRICS_PATH} }\ntargets: [ { name: \"${T}\", type: aws_secretsmanager, region: us-east-1 } ]\n",
+        "metrics: { path: ${METRICS_PATH}, enabled: false }\ntargets: [ { name: \"${T}\", type: aws_secretsmanager, region: us-east-1 } ]\nvault_sources: [ { mount: secret/ } ]\n",
         &[("METRICS_PATH", "/m"), ("T", "prod")],
     );
     assert_eq!(c.metrics.path, "/m");
@@ -1205,7 +1405,7 @@ fn expanded_credentials_are_kept_exactly() {
         "42",
         "true",
     ] {
-        let c = accepted(
+        let c = accepted_with_warnings(
             DESIGN_EXAMPLE,
             &[("VAULT_ROLE_ID", value), ("VAULT_SECRET_ID", value)],
         );
@@ -1255,6 +1455,33 @@ fn secrets_stay_out_of_debug_output() {
     }
 }
 
+/// Override values (in targets and in the discovery template) may be secrets: `Debug` shows
+/// their keys, never their values, at any depth.
+#[test]
+fn override_values_stay_out_of_debug_output() {
+    let src = format!(
+        "{MINIMAL}    overrides: {{ db_password: ${{VAULT_SECRET_ID}}, nested: {{ list: [{{ k: ${{VAULT_SECRET_ID}} }}] }} }}\n\
+         discovery:\n  type: aws_organizations\n  target_template:\n    overrides: {{ api_key: ${{VAULT_SECRET_ID}} }}\n"
+    );
+    let c = accepted_with_warnings(&src, APPROLE_ENV);
+    // The values really are there...
+    assert_eq!(c.targets[0].overrides["db_password"], json!(SENTINEL));
+    let d = c.discovery.as_ref().expect("discovery");
+    assert_eq!(d.template.overrides["api_key"], json!(SENTINEL));
+    // ...and never in a Debug rendering of the config or of its parts.
+    for shown in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{:?}", c.targets[0]),
+        format!("{d:?}"),
+        format!("{:?}", d.template),
+    ] {
+        assert!(!shown.contains(SENTINEL), "{shown}");
+    }
+    assert!(format!("{:?}", d.template).contains("\"api_key\""));
+    assert!(format!("{:?}", c.targets[0]).contains("\"db_password\""));
+}
+
 #[test]
 fn secrets_stay_out_of_diagnostics() {
     // Every kind of problem around fields that hold secrets: both auth methods at once, an
@@ -1300,4 +1527,421 @@ fn secrets_stay_out_of_diagnostics() {
     );
     assert!(out.contains("invalid YAML"), "{out}");
     assert!(!out.contains(SENTINEL), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Ownership, renames and deletion guards.
+
+#[test]
+fn owner_scope_is_explicit_or_derived_from_the_sources() {
+    let c = accepted(
+        &format!("owner: team-pay/prod:eu=1+x@y.z_w\n{MINIMAL}"),
+        &[],
+    );
+    assert_eq!(c.owner.as_deref(), Some("team-pay/prod:eu=1+x@y.z_w"));
+    assert_eq!(c.owner_scope(), "team-pay/prod:eu=1+x@y.z_w");
+
+    // SHA-256 of "secret/base/" (the normalized mount), first 12 hex digits.
+    let c = accepted(MINIMAL, &[]);
+    assert_eq!(c.owner, None);
+    assert_eq!(c.owner_scope(), "auto-c6ea70339b75");
+    // The same mount written differently is the same source, hence the same scope.
+    let c = accepted(&MINIMAL.replace("secret/base/", "/secret/base"), &[]);
+    assert_eq!(c.owner_scope(), "auto-c6ea70339b75");
+
+    // SHA-256 of "secret/base/\nsecret/production/": sorted, so the order of the sources
+    // does not matter.
+    let design = accepted_with_warnings(DESIGN_EXAMPLE, APPROLE_ENV);
+    assert_eq!(design.owner_scope(), "auto-45e5b0fb0aaa");
+    let swapped = DESIGN_EXAMPLE
+        .replace("secret/base/ ", "secret/TMP/ ")
+        .replace("secret/production/", "secret/base/")
+        .replace("secret/TMP/", "secret/production/")
+        .replace("imports: [base, production]", "imports: [production, base]");
+    assert_eq!(
+        accepted_with_warnings(&swapped, APPROLE_ENV).owner_scope(),
+        "auto-45e5b0fb0aaa"
+    );
+    // Another set of sources is another scope.
+    let other = accepted(&MINIMAL.replace("secret/base/", "kv/base/"), &[]);
+    assert_ne!(other.owner_scope(), "auto-c6ea70339b75");
+    assert!(other.owner_scope().starts_with("auto-"));
+}
+
+#[test]
+fn owner_must_fit_a_tag() {
+    let long = "o".repeat(65);
+    for (value, ok) in [
+        ("a", true),
+        (&"o".repeat(64)[..], true),
+        (&long[..], false),
+        ("\"\"", false),
+        ("team a", false),
+        ("team,a", false),
+        ("tëam", false),
+    ] {
+        let out = check(&format!("owner: {value}\n{MINIMAL}"), &[]);
+        assert_eq!(out == "=> accepted\n", ok, "{value:?}: {out}");
+    }
+    let out = check(&format!("owner: \"team a\"\n{MINIMAL}"), &[]);
+    insta::assert_snapshot!(out, @r"
+    error at line 1, column 8 (`owner`): `owner` must be 1 to 64 characters from `A-Za-z0-9_.:/=+@-`; use 1 to 64 letters, digits and `_.:/=+@-`, e.g. `team-payments/prod`
+    => rejected
+    ");
+}
+
+#[test]
+fn adopt_from_and_max_delete_fraction() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                adopt_from: [prod, "old name", production, production, staging]
+                max_delete_fraction: 0
+              - name: staging
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: 1.5
+              - name: a
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: "0.5"
+                adopt_from: old
+              - name: b
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: .nan
+            "#,
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out);
+
+    let c = accepted(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: prod
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                adopt_from: [production, prod.v1]
+                max_delete_fraction: 1
+              - name: small
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                max_delete_fraction: 0.005
+            "#,
+        ),
+        &[],
+    );
+    let settings = |i: usize| match &c.targets[i].backend {
+        TargetBackend::AwsSecretsManager(t) => (t.adopt_from.clone(), t.max_delete_fraction),
+    };
+    assert_eq!(
+        settings(0),
+        (vec!["production".into(), "prod.v1".into()], 1.0)
+    );
+    assert_eq!(settings(1), (vec![], 0.005));
+    let c = accepted(MINIMAL, &[]);
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    assert_eq!((t.adopt_from.len(), t.max_delete_fraction), (0, 0.10));
+}
+
+#[test]
+fn deleting_orphans_without_imports_is_warned_about() {
+    let out = check(
+        &yaml(
+            r#"
+            vault_sources:
+              - mount: secret/base/
+            targets:
+              - name: empty
+                type: aws_secretsmanager
+                region: us-east-1
+                delete_orphans: true
+              - name: listed-empty
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: []
+                delete_orphans: true
+              - name: fine
+                type: aws_secretsmanager
+                region: us-east-1
+                imports: [base]
+                delete_orphans: true
+              - name: keeps
+                type: aws_secretsmanager
+                region: us-east-1
+            "#,
+        ),
+        &[],
+    );
+    assert_eq!(
+        out.matches("deletes orphans but imports nothing").count(),
+        2,
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Bad input never crashes: error or value, never a panic.
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A YAML-ish tree: known keys, interesting scalars, anchors and aliases.
+    #[derive(Debug, Clone)]
+    enum Y {
+        Scalar(String),
+        Seq(Vec<Y>),
+        Map(Vec<(String, Y)>),
+        Anchored(u8, Box<Y>),
+        Alias(u8),
+    }
+
+    const KEYS: &[&str] = &[
+        "vault",
+        "vault_sources",
+        "merge_store",
+        "targets",
+        "discovery",
+        "metrics",
+        "circuit_breaker",
+        "masking",
+        "owner",
+        "address",
+        "namespace",
+        "auth",
+        "token",
+        "approle",
+        "kubernetes",
+        "role_id",
+        "secret_id",
+        "role",
+        "jwt_path",
+        "mount",
+        "concurrency",
+        "ca_cert",
+        "name",
+        "max_secrets",
+        "queue_compaction_threshold",
+        "max_depth",
+        "enabled",
+        "type",
+        "bucket",
+        "prefix",
+        "region",
+        "kms_key_id",
+        "role_arn",
+        "external_id",
+        "secret_prefix",
+        "imports",
+        "overrides",
+        "delete_orphans",
+        "deletion_recovery_days",
+        "force_delete",
+        "max_deletes",
+        "max_delete_fraction",
+        "adopt",
+        "adopt_from",
+        "writes_per_second",
+        "filters",
+        "match_mode",
+        "statuses",
+        "cache_ttl",
+        "target_template",
+        "tag",
+        "values",
+        "ou",
+        "include_nested",
+        "permission_set",
+        "port",
+        "path",
+        "failure_threshold",
+        "timeout",
+        "max_requests",
+        "window",
+        "patterns",
+        "password",
+    ];
+
+    const SCALARS: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "true",
+        "no",
+        "0",
+        "1",
+        "-1",
+        "0.5",
+        "1.0",
+        "1e30",
+        "-1e400",
+        ".nan",
+        "9223372036854775807",
+        "9223372036854775808",
+        "99999999999999999999",
+        "0x7fffffffffffffff",
+        "0xffffffffffffffffff",
+        "30s",
+        "0s",
+        "99999999999999999999h",
+        "5124095576030432h",
+        "1h30m",
+        "366d",
+        "us-east-1",
+        "aws_secretsmanager",
+        "s3",
+        "vault",
+        "secret/base/",
+        "secret/../x",
+        "base",
+        "prod",
+        "arn:aws:iam::123456789012:role/x",
+        "http://x",
+        "https://vault.example.com",
+        "${UNSET}",
+        "${X}",
+        "$${X}",
+        "${",
+        "'quoted'",
+        "\"dq\\u00e9\"",
+        "ou-ab-12345678",
+        "*",
+        "team-a",
+        "a/b:c=d+e@f.g",
+    ];
+
+    fn tree() -> impl Strategy<Value = Y> {
+        let leaf = prop_oneof![
+            4 => prop::sample::select(SCALARS).prop_map(|s| Y::Scalar(s.to_string())),
+            1 => "[ -~]{0,10}".prop_map(Y::Scalar),
+            1 => (0u8..4).prop_map(Y::Alias),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Y::Seq),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(KEYS).prop_map(str::to_string),
+                        inner.clone()
+                    ),
+                    0..6
+                )
+                .prop_map(Y::Map),
+                ((0u8..4), inner).prop_map(|(n, y)| Y::Anchored(n, Box::new(y))),
+            ]
+        })
+    }
+
+    fn flow(y: &Y) -> String {
+        match y {
+            Y::Scalar(s) => s.clone(),
+            Y::Seq(v) => format!("[{}]", v.iter().map(flow).collect::<Vec<_>>().join(", ")),
+            Y::Map(v) => format!(
+                "{{{}}}",
+                v.iter()
+                    .map(|(k, v)| format!("{k}: {}", flow(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Y::Anchored(n, y) => format!("&a{n} {}", flow(y)),
+            Y::Alias(n) => format!("*a{n}"),
+        }
+    }
+
+    /// Top-level keys in block style, lists of maps as block lists, the rest in flow style.
+    fn document(top: &[(String, Y)]) -> String {
+        let mut out = String::new();
+        for (k, v) in top {
+            match v {
+                Y::Seq(items) if !items.is_empty() => {
+                    out.push_str(&format!("{k}:\n"));
+                    for item in items {
+                        out.push_str(&format!("  - {}\n", flow(item)));
+                    }
+                }
+                other => out.push_str(&format!("{k}: {}\n", flow(other))),
+            }
+        }
+        out
+    }
+
+    /// What must hold for every input: no panic (the test would fail), a config exactly when
+    /// there is no error, and positions inside the document.
+    fn holds(src: &str) -> Result<(), TestCaseError> {
+        let loaded = load(src, &[("X", "42")]);
+        prop_assert_eq!(loaded.config.is_some(), !loaded.diagnostics.has_errors());
+        let lines = src.lines().count() + 1;
+        for d in &loaded.diagnostics.0 {
+            if let Some(p) = d.pos {
+                prop_assert!(p.line >= 1 && p.line <= lines, "{} in\n{}", d, src);
+            }
+        }
+        if let Some(c) = &loaded.config {
+            // The typed config is usable: the scope derives without panicking.
+            prop_assert!(!c.owner_scope().is_empty());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text(s in "\\PC{0,200}") {
+            holds(&s)?;
+        }
+
+        #[test]
+        fn yaml_punctuation(s in "[-:\\[\\]{}&*!|>'\"#%@`,?~ \n\ta-z0-9$.]{0,120}") {
+            holds(&s)?;
+        }
+
+        #[test]
+        fn yaml_shaped_documents(
+            top in prop::collection::vec(
+                (prop::sample::select(KEYS).prop_map(str::to_string), tree()),
+                0..6,
+            )
+        ) {
+            holds(&document(&top))?;
+        }
+
+        /// The documented example with one line's value replaced: the validator's every
+        /// branch sees near-valid input.
+        #[test]
+        fn the_design_example_with_one_value_changed(
+            line in 0usize..40,
+            value in prop::sample::select(SCALARS),
+            duplicate in any::<bool>(),
+        ) {
+            let mut lines: Vec<String> = DESIGN_EXAMPLE.lines().map(str::to_string).collect();
+            let i = line % lines.len();
+            if duplicate {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            } else if let Some(colon) = lines[i].find(": ") {
+                lines[i] = format!("{}: {value}", &lines[i][..colon]);
+            }
+            holds(&(lines.join("\n") + "\n"))?;
+        }
+    }
 }

@@ -54,10 +54,10 @@ fn settings(prefix: &str) -> Settings {
         force_delete: false,
         max_deletes: 10,
         adopt: false,
+        adopt_from: Vec::new(),
+        max_delete_fraction: secretsync_core::config::DEFAULT_MAX_DELETE_FRACTION,
         concurrency: 1,
         writes_per_second: 1000,
-        adopt_from: Vec::new(),
-        max_delete_fraction: 1.0,
     }
 }
 

@@ -25,10 +25,15 @@ use crate::diag::Diagnostics;
 use crate::graph::Graph;
 
 pub use validate::{
-    check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
+    MAX_DURATION, check_endpoint, check_region, check_role_arn, check_vault_address, parse_duration,
 };
 
-/// A credential from the config (AppRole secret id, token). `Debug` redacts; zeroized on drop.
+/// A credential from the config (AppRole secret id, token). `Debug` redacts.
+///
+/// Zeroizing is best effort: this value's own buffer is wiped on drop (and the loader moves
+/// the parsed text into it rather than copying it), but copies made before it exists are
+/// not — the config file's text, the YAML parser's buffers and the process environment a
+/// `${VAR}` came from. Rust gives no way to reach those, and the environment outlives the run.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sensitive(String);
 
@@ -54,6 +59,8 @@ impl Drop for Sensitive {
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `owner:` as written; see [`Config::owner_scope`] for the scope in effect.
+    pub owner: Option<String>,
     pub vault: VaultSettings,
     pub sources: Vec<SourceConfig>,
     pub merge_store: Option<MergeStoreConfig>,
@@ -79,6 +86,14 @@ pub struct VaultSettings {
 }
 
 pub const DEFAULT_VAULT_CONCURRENCY: usize = 16;
+
+/// Upper bounds for counts in the config: far above any real need, low enough that no
+/// arithmetic overflows and no buffer is sized from a typo.
+pub const MAX_CONCURRENCY: usize = 256;
+pub const MAX_SECRETS_LIMIT: usize = 10_000_000;
+pub const MAX_DEPTH_LIMIT: usize = 1024;
+pub const MAX_DELETES_LIMIT: usize = 1_000_000;
+pub const MAX_WRITES_PER_SECOND: u32 = 10_000;
 
 #[derive(Debug, Clone)]
 pub enum VaultAuth {
@@ -173,20 +188,25 @@ pub struct AwsSmTarget {
     pub force_delete: bool,
     pub max_deletes: usize,
     pub adopt: bool,
+    /// Former names of this target: secrets tagged as theirs (same owner scope) are taken
+    /// over, so a renamed target keeps managing its secrets.
+    pub adopt_from: Vec<String>,
+    /// A plan that would delete more than this fraction of the target's managed secrets (and
+    /// more than a handful) is refused without `--allow-mass-delete`. In (0, 1].
+    pub max_delete_fraction: f64,
     pub concurrency: usize,
     pub writes_per_second: u32,
-    /// Earlier names of this target whose secrets it takes over.
-    pub adopt_from: Vec<String>,
-    /// A plan deleting more than this fraction of the managed secrets (and more than 5) is
-    /// refused unless `--allow-mass-delete`.
-    pub max_delete_fraction: f64,
 }
 
+pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.10;
 pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
 pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
 
+/// `discovery:` as parsed (present when the block is there and not `enabled: false`). This
+/// version discovers no accounts: nothing reads these values, and loading a config with the
+/// block warns so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscoveryConfig {
     pub kind: DiscoveryKind,
@@ -223,8 +243,9 @@ pub enum DiscoveryFilter {
 }
 
 /// How a discovered account becomes a target. `{account_id}` and `{account_name}` are
-/// substituted in `name`, `role_arn` and `secret_prefix`.
-#[derive(Debug, Clone, PartialEq)]
+/// substituted in `name`, `role_arn` and `secret_prefix`. `Debug` shows the override keys,
+/// not their values (an override may be a secret).
+#[derive(Clone, PartialEq)]
 pub struct TargetTemplate {
     pub name: String,
     pub imports: Vec<String>,
@@ -234,36 +255,71 @@ pub struct TargetTemplate {
     pub overrides: Map<String, Value>,
 }
 
+/// `metrics:` as parsed. This version serves no metrics: nothing reads these values, and
+/// loading a config with the block warns so. [`MetricsConfig::active`] says so in code.
+impl fmt::Debug for TargetTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetTemplate")
+            .field("name", &self.name)
+            .field("imports", &self.imports)
+            .field("role_arn", &self.role_arn)
+            .field("region", &self.region)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
-    pub enabled: bool,
+    /// What the config asked for (`enabled:`, default `true` inside a block), not what runs.
+    pub requested: bool,
     pub port: u16,
     pub path: String,
+}
+
+impl MetricsConfig {
+    /// Whether a metrics endpoint runs: never, in this version.
+    pub const fn active(&self) -> bool {
+        false
+    }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            enabled: false,
+            requested: false,
             port: 9090,
             path: "/metrics".into(),
         }
     }
 }
 
+/// `circuit_breaker:` as parsed. This version has no circuit breaker: nothing reads these
+/// values, and loading a config with the block warns so. [`CircuitBreakerConfig::active`]
+/// says so in code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CircuitBreakerConfig {
-    pub enabled: bool,
+    /// What the config asked for (`enabled:`, default `true` inside a block; `false` without
+    /// the block), not what runs.
+    pub requested: bool,
     pub failure_threshold: u32,
     pub timeout: Duration,
     pub max_requests: u32,
     pub window: Duration,
 }
 
+impl CircuitBreakerConfig {
+    /// Whether a circuit breaker guards any call: never, in this version.
+    pub const fn active(&self) -> bool {
+        false
+    }
+}
+
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         CircuitBreakerConfig {
-            enabled: true,
+            requested: false,
             failure_threshold: 5,
             timeout: Duration::from_secs(30),
             max_requests: 1,
@@ -306,9 +362,20 @@ impl MaskingConfig {
 }
 
 impl Config {
-    /// The deployment's owner scope, written into every ownership mark.
+    /// The owner scope written into ownership tags, so that two deployments sharing an
+    /// account never treat each other's secrets as theirs: `owner:` when set, else `auto-`
+    /// and the first 12 hex digits of SHA-256 over the sources' mounts (normalized, with a
+    /// trailing `/`), sorted and joined by newlines. The automatic scope is stable as long as
+    /// the sources do not change; set `owner:` to pin it.
     pub fn owner_scope(&self) -> String {
-        "default".to_string()
+        if let Some(owner) = &self.owner {
+            return owner.clone();
+        }
+        use sha2::{Digest, Sha256};
+        let mut mounts: Vec<&str> = self.sources.iter().map(|s| s.mount.as_str()).collect();
+        mounts.sort_unstable();
+        let digest = hex::encode(Sha256::digest(mounts.join("\n").as_bytes()));
+        format!("auto-{}", &digest[..12])
     }
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
@@ -329,6 +396,38 @@ pub struct Loaded {
     pub config: Option<Config>,
     pub diagnostics: Diagnostics,
 }
+
+/// Like [`load`], for a config file's bytes: more than [`MAX_CONFIG_BYTES`] or text that is not
+/// UTF-8 is a diagnostic. A caller reading a file needs to read at most
+/// `MAX_CONFIG_BYTES + 1` bytes to tell.
+pub fn load_bytes(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let refuse = |d: crate::diag::Diagnostic| Loaded {
+        config: None,
+        diagnostics: Diagnostics(vec![d]),
+    };
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return refuse(crate::yaml::too_large());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load(text, env),
+        Err(e) => {
+            let before = &bytes[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            refuse(
+                crate::diag::Diagnostic::error(
+                    Some(crate::diag::Pos { line, col }),
+                    "",
+                    "the config is not UTF-8 text",
+                )
+                .with_help("save the file as UTF-8"),
+            )
+        }
+    }
+}
+
+/// The largest config accepted, in bytes (4 MiB).
+pub const MAX_CONFIG_BYTES: usize = crate::yaml::MAX_SOURCE_BYTES;
 
 /// Parses, expands and validates a config. `env` looks up environment variables for
 /// `${VAR}`; pass `|k| std::env::var(k).ok()` from the binary.

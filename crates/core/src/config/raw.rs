@@ -1,5 +1,6 @@
 //! Raw config types: the YAML shape, every field optional so that one pass reports every
-//! problem. Nothing outside `config` sees these; [`super::validate`] lowers them into the
+//! problem. They hold credentials and override values as plain text, so none derives
+//! `Debug`. Nothing outside `config` sees these; [`super::validate`] lowers them into the
 //! typed [`super::Config`].
 
 use serde::Deserialize;
@@ -8,9 +9,11 @@ use crate::de::Spanned;
 
 type S<T> = Option<Spanned<T>>;
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The owner scope written into ownership tags.
+    pub owner: S<String>,
     pub vault: S<RawVault>,
     pub vault_sources: S<Vec<Spanned<RawSource>>>,
     pub merge_store: S<RawMergeStore>,
@@ -21,7 +24,7 @@ pub struct RawConfig {
     pub masking: S<RawMasking>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMasking {
     /// `false` switches off masking of sensitive-looking keys under `--show-values`.
@@ -30,7 +33,7 @@ pub struct RawMasking {
     pub patterns: S<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawVault {
     pub address: S<String>,
@@ -42,7 +45,7 @@ pub struct RawVault {
     pub ca_cert: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawVaultAuth {
     pub token: S<RawTokenAuth>,
@@ -50,13 +53,13 @@ pub struct RawVaultAuth {
     pub kubernetes: S<RawKubernetes>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenAuth {
     pub token: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAppRole {
     pub role_id: S<String>,
@@ -64,7 +67,7 @@ pub struct RawAppRole {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawKubernetes {
     pub role: S<String>,
@@ -72,7 +75,7 @@ pub struct RawKubernetes {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub mount: S<String>,
@@ -82,7 +85,7 @@ pub struct RawSource {
     pub max_depth: S<u64>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMergeStore {
     pub enabled: S<bool>,
@@ -95,7 +98,7 @@ pub struct RawMergeStore {
     pub mount: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub name: S<String>,
@@ -112,11 +115,14 @@ pub struct RawTarget {
     pub force_delete: S<bool>,
     pub max_deletes: S<u64>,
     pub adopt: S<bool>,
+    /// Former names of this target whose secrets it takes over.
+    pub adopt_from: S<Vec<Spanned<String>>>,
+    pub max_delete_fraction: S<f64>,
     pub concurrency: S<u64>,
     pub writes_per_second: S<u64>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawDiscovery {
     pub enabled: S<bool>,
@@ -133,7 +139,7 @@ pub struct RawDiscovery {
     pub target_template: S<RawTemplate>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilter {
     pub tag: S<String>,
@@ -143,7 +149,7 @@ pub struct RawFilter {
     pub permission_set: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTemplate {
     pub name: S<String>,
@@ -154,7 +160,7 @@ pub struct RawTemplate {
     pub overrides: S<serde_json::Value>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub enabled: S<bool>,
@@ -162,7 +168,7 @@ pub struct RawMetrics {
     pub path: S<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawCircuitBreaker {
     pub enabled: S<bool>,

@@ -89,19 +89,30 @@ impl Validator {
         );
     }
 
-    fn positive(&mut self, s: &Option<Spanned<u64>>, default: u64) -> u64 {
-        match s {
-            None => default,
-            Some(v) if v.value == 0 => {
-                self.error(
-                    v,
-                    format!("`{}` must be greater than 0", v.key),
-                    "use a positive number or remove the key for the default",
-                );
-                default
-            }
-            Some(v) => v.value,
+    /// A count: at least 1 and at most `max` (a bound that keeps arithmetic and allocations
+    /// sane); `default` when absent or invalid.
+    fn count<N>(&mut self, s: &Option<Spanned<u64>>, default: N, max: N) -> N
+    where
+        N: Copy + TryInto<u64> + TryFrom<u64> + std::fmt::Display,
+    {
+        let Some(v) = s else { return default };
+        if v.value == 0 {
+            self.error(
+                v,
+                format!("`{}` must be greater than 0", v.key),
+                "use a positive number or remove the key for the default",
+            );
+            return default;
         }
+        if v.value > max.try_into().unwrap_or(u64::MAX) {
+            self.error(
+                v,
+                format!("`{}` must be at most {max}", v.key),
+                format!("use a number from 1 to {max}, or remove the key for the default"),
+            );
+            return default;
+        }
+        N::try_from(v.value).unwrap_or(default)
     }
 
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -115,6 +126,10 @@ impl Validator {
                         "duration must be greater than zero",
                         "write e.g. `30s`, `5m` or `1h`",
                     );
+                    default
+                }
+                Err(e) if e.ends_with("longer than 365 days") => {
+                    self.error(v, e, "use at most `365d`");
                     default
                 }
                 Err(e) => {
@@ -160,6 +175,16 @@ impl Validator {
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
+        let owner = raw.owner.map(|o| {
+            if let Err(e) = check_owner(&o.value) {
+                self.error(
+                    &o,
+                    e,
+                    "use 1 to 64 letters, digits and `_.:/=+@-`, e.g. `team-payments/prod`",
+                );
+            }
+            o.value
+        });
         let vault = raw
             .vault
             .map(|v| self.vault(v))
@@ -167,6 +192,36 @@ impl Validator {
                 concurrency: DEFAULT_VAULT_CONCURRENCY,
                 ..Default::default()
             });
+        self.empty_list(
+            &raw.vault_sources,
+            "vault_sources",
+            "no secret is read from Vault",
+            "add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`",
+        );
+        self.empty_list(
+            &raw.targets,
+            "targets",
+            "nothing is written anywhere",
+            "add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`",
+        );
+        self.not_active(
+            raw.discovery
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "discovery",
+        );
+        self.not_active(
+            raw.metrics
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "metrics",
+        );
+        self.not_active(
+            raw.circuit_breaker
+                .as_ref()
+                .map(|d| (at(d), d.value.enabled.as_ref())),
+            "circuit_breaker",
+        );
         let sources = self.sources(raw.vault_sources);
         let merge_store = raw.merge_store.and_then(|m| self.merge_store(m));
         let (targets, inputs) = self.targets(raw.targets, &sources);
@@ -202,6 +257,7 @@ impl Validator {
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
         self.diags.0.extend(graph_diags);
         Config {
+            owner,
             vault,
             sources,
             merge_store,
@@ -212,6 +268,46 @@ impl Validator {
             masking,
             graph,
         }
+    }
+
+    /// A config without sources or targets loads, but does nothing: say so.
+    fn empty_list<T>(
+        &mut self,
+        list: &Option<Spanned<Vec<T>>>,
+        key: &str,
+        consequence: &str,
+        help: &str,
+    ) {
+        if list.as_ref().is_some_and(|l| !l.value.is_empty()) {
+            return;
+        }
+        self.diags.push(
+            Diagnostic::warning(
+                list.as_ref().and_then(at),
+                key,
+                format!("the config has no `{key}`: {consequence}"),
+            )
+            .with_help(help),
+        );
+    }
+
+    /// A block for a feature this version does not have yet is parsed and validated, and
+    /// warned about unless it is switched off (`enabled: false`).
+    fn not_active(&mut self, block: Option<(Option<Pos>, Option<&Spanned<bool>>)>, key: &str) {
+        let Some((pos, enabled)) = block else { return };
+        if enabled.is_some_and(|e| !e.value) {
+            return;
+        }
+        self.diags.push(
+            Diagnostic::warning(
+                pos,
+                key,
+                format!("`{key}` is parsed but not yet active in this version; it has no effect"),
+            )
+            .with_help(format!(
+                "remove the `{key}` block, or set `enabled: false` in it until the feature lands"
+            )),
+        );
     }
 
     fn vault(&mut self, v: Spanned<RawVault>) -> VaultSettings {
@@ -230,7 +326,7 @@ impl Validator {
             address: raw.address.map(|a| a.value),
             namespace: raw.namespace.map(|n| n.value),
             auth,
-            concurrency: self.positive(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY as u64) as usize,
+            concurrency: self.count(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY, MAX_CONCURRENCY),
             ca_cert: raw.ca_cert.map(|c| c.value),
         }
     }
@@ -255,7 +351,7 @@ impl Validator {
         }
         if let Some(t) = raw.token {
             return Some(VaultAuth::Token(
-                t.value.token.map(|t| Sensitive::new(t.value.clone())),
+                t.value.token.map(|t| Sensitive::new(t.value)),
             ));
         }
         if let Some(ar) = raw.approle {
@@ -268,8 +364,8 @@ impl Validator {
             match (r.role_id, r.secret_id) {
                 (Some(role), Some(secret)) => {
                     return Some(VaultAuth::AppRole {
-                        role_id: Sensitive::new(role.value.clone()),
-                        secret_id: Sensitive::new(secret.value.clone()),
+                        role_id: Sensitive::new(role.value),
+                        secret_id: Sensitive::new(secret.value),
                         mount,
                     });
                 }
@@ -376,11 +472,14 @@ impl Validator {
                 );
             }
             names.push((name.clone(), pos));
-            let max_secrets = self.positive(&r.max_secrets, DEFAULT_MAX_SECRETS as u64) as usize;
+            let max_secrets = self.count(&r.max_secrets, DEFAULT_MAX_SECRETS, MAX_SECRETS_LIMIT);
             let default_threshold = (max_secrets / 100).clamp(1, 1000);
-            let threshold =
-                self.positive(&r.queue_compaction_threshold, default_threshold as u64) as usize;
-            let max_depth = self.positive(&r.max_depth, DEFAULT_MAX_DEPTH as u64) as usize;
+            let threshold = self.count(
+                &r.queue_compaction_threshold,
+                default_threshold,
+                MAX_SECRETS_LIMIT,
+            );
+            let max_depth = self.count(&r.max_depth, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT);
             out.push(SourceConfig {
                 name,
                 mount: normalized,
@@ -502,6 +601,10 @@ impl Validator {
         let mut inputs = Vec::new();
         let mut names: Vec<(String, Option<Pos>)> = Vec::new();
         let raw = raw.map(|r| r.value).unwrap_or_default();
+        let all_names: Vec<String> = raw
+            .iter()
+            .filter_map(|t| t.value.name.as_ref().map(|n| n.value.clone()))
+            .collect();
         for (i, t) in raw.into_iter().enumerate() {
             let pos = at(&t);
             let r = t.value;
@@ -580,10 +683,44 @@ impl Validator {
                 Some(d) => d.value as u32,
                 None => DEFAULT_RECOVERY_DAYS,
             };
-            let max_deletes = self.positive(&r.max_deletes, DEFAULT_MAX_DELETES as u64) as usize;
+            let max_deletes = self.count(&r.max_deletes, DEFAULT_MAX_DELETES, MAX_DELETES_LIMIT);
             let concurrency =
-                self.positive(&r.concurrency, DEFAULT_TARGET_CONCURRENCY as u64) as usize;
-            let wps = self.positive(&r.writes_per_second, DEFAULT_WRITES_PER_SECOND as u64) as u32;
+                self.count(&r.concurrency, DEFAULT_TARGET_CONCURRENCY, MAX_CONCURRENCY);
+            let wps = self.count(
+                &r.writes_per_second,
+                DEFAULT_WRITES_PER_SECOND,
+                MAX_WRITES_PER_SECOND,
+            );
+            let max_delete_fraction = match &r.max_delete_fraction {
+                None => DEFAULT_MAX_DELETE_FRACTION,
+                Some(f) if f.value.is_finite() && f.value > 0.0 && f.value <= 1.0 => f.value,
+                Some(f) => {
+                    self.error(
+                        f,
+                        "`max_delete_fraction` must be greater than 0 and at most 1",
+                        "write a fraction such as `0.1` (10% of the managed secrets)",
+                    );
+                    DEFAULT_MAX_DELETE_FRACTION
+                }
+            };
+            let adopt_from = self.adopt_from(&r.adopt_from, &name.value, &all_names);
+            let delete_orphans = r.delete_orphans.as_ref().is_some_and(|d| d.value);
+            if let Some(d) = &r.delete_orphans
+                && d.value
+                && imports.is_empty()
+            {
+                self.diags.push(
+                    Diagnostic::warning(
+                        at(d),
+                        d.key.clone(),
+                        format!(
+                            "target `{}` deletes orphans but imports nothing: every secret it manages would be deleted",
+                            name.value
+                        ),
+                    )
+                    .with_help("add `imports:`, or set `delete_orphans: false`"),
+                );
+            }
             inputs.push(GraphInput {
                 name: name.value.clone(),
                 pos: at(&name),
@@ -599,20 +736,67 @@ impl Validator {
                         role_arn,
                         external_id: r.external_id.map(|e| e.value),
                         secret_prefix,
-                        delete_orphans: r.delete_orphans.is_some_and(|d| d.value),
+                        delete_orphans,
                         deletion_recovery_days: recovery,
                         force_delete: r.force_delete.is_some_and(|d| d.value),
                         max_deletes,
                         adopt: r.adopt.is_some_and(|d| d.value),
+                        adopt_from,
+                        max_delete_fraction,
                         concurrency,
                         writes_per_second: wps,
-                        adopt_from: Vec::new(),
-                        max_delete_fraction: 0.10,
                     }),
                 });
             }
         }
         (out, inputs)
+    }
+
+    /// `adopt_from`: former names of a target, each a valid target name other than its own.
+    fn adopt_from(
+        &mut self,
+        a: &Option<Spanned<Vec<Spanned<String>>>>,
+        own: &str,
+        targets: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for old in a.iter().flat_map(|a| &a.value) {
+            if let Err(e) = check_name(&old.value) {
+                self.error(
+                    old,
+                    e,
+                    "list former names of this target: letters, digits, `.`, `_` and `-`",
+                );
+            } else if old.value == own {
+                self.error(
+                    old,
+                    format!("target `{own}` cannot adopt from itself"),
+                    "list only names this target had before",
+                );
+            } else if out.contains(&old.value) {
+                self.error(
+                    old,
+                    format!("`{}` is listed twice in `adopt_from`", old.value),
+                    "keep one of them",
+                );
+            } else {
+                if targets.contains(&old.value) {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            at(old),
+                            old.key.clone(),
+                            format!(
+                                "target `{own}` adopts from `{}`, which is also a target in this config; both would manage the same secrets",
+                                old.value
+                            ),
+                        )
+                        .with_help("list only names that are no longer in use"),
+                    );
+                }
+                out.push(old.value.clone());
+            }
+        }
+        out
     }
 
     fn overrides(&mut self, o: &Option<Spanned<Value>>) -> Map<String, Value> {
@@ -808,7 +992,7 @@ impl Validator {
             None => "/metrics".into(),
         };
         MetricsConfig {
-            enabled: r.enabled.is_none_or(|e| e.value),
+            requested: r.enabled.is_none_or(|e| e.value),
             port,
             path,
         }
@@ -818,19 +1002,23 @@ impl Validator {
         let r = c.value;
         let d = CircuitBreakerConfig::default();
         CircuitBreakerConfig {
-            enabled: r.enabled.is_none_or(|e| e.value),
-            failure_threshold: self.positive(&r.failure_threshold, d.failure_threshold as u64)
-                as u32,
+            requested: r.enabled.is_none_or(|e| e.value),
+            failure_threshold: self.count(&r.failure_threshold, d.failure_threshold, 1_000_000u32),
             timeout: self.duration(&r.timeout, d.timeout),
-            max_requests: self.positive(&r.max_requests, d.max_requests as u64) as u32,
+            max_requests: self.count(&r.max_requests, d.max_requests, 1_000_000u32),
             window: self.duration(&r.window, d.window),
         }
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, `2d`.
+/// The longest duration accepted anywhere in the config: far above any real timeout or TTL,
+/// and small enough that adding it to a clock reading never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1h30m`, `2d`, up to [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration");
+    let too_long = || format!("`{s}` is longer than 365 days");
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());
@@ -844,21 +1032,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        // Only ASCII digits here, so the one way to fail is a number too big for u64.
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
+        let part = match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            "d" => n.checked_mul(86400).map(Duration::from_secs),
             _ => return Err(format!("`{s}` has an unknown unit `{unit}`")),
         };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .filter(|t| *t <= MAX_DURATION)
+            .ok_or_else(too_long)?;
     }
     Ok(total)
 }
@@ -942,6 +1135,18 @@ pub fn check_endpoint(addr: &str) -> Result<(), String> {
             "`{addr}` uses plain http to a non-loopback host; secrets would cross the network unencrypted"
         )),
         _ => Err(format!("`{addr}` must start with https://")),
+    }
+}
+
+/// `owner:`: 1 to 64 characters that AWS accepts in a tag value.
+fn check_owner(o: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&o.chars().count())
+        && o.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:/=+@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("`owner` must be 1 to 64 characters from `A-Za-z0-9_.:/=+@-`".into())
     }
 }
 

@@ -16,8 +16,7 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
     for d in diffs {
         for c in listed(&d.plan) {
             let show = |v: &Option<crate::secret::SecretValue>| {
-                v.as_ref()
-                    .map(|v| opts.policy.display("", &Value::Object(v.expose().clone())))
+                v.as_ref().map(|v| opts.policy.display_object(v.expose()))
             };
             changes.push(json!({
                 "target": d.plan.target,

@@ -623,6 +623,62 @@ pub(crate) mod fixtures {
             .collect()
     }
 
+    /// Sentinels under sensitive keys inside lists of objects: they stay masked even under
+    /// `--show-values`.
+    pub const LIST_SENTINELS: &[&str] = &[
+        "sentinel-list-old-pw",
+        "sentinel-list-new-pw",
+        "sentinel-list-deep-token",
+        "sentinel-list-added-key",
+    ];
+
+    /// One target: a modified secret whose list of users changed (passwords inside), and an
+    /// added secret with a list of API keys.
+    pub fn list_diffs() -> Vec<TargetDiff> {
+        let key = FingerprintKey::from_bytes([3; crate::fingerprint::KEY_LEN]);
+        let old = secret(json!({
+            "users": [{"name": "visible-alice", "password": "sentinel-list-old-pw"}],
+            "level": 1
+        }));
+        let new = secret(json!({
+            "users": [{"name": "visible-bob", "password": "sentinel-list-new-pw"}],
+            "nested": [[{"auth": {"token": "sentinel-list-deep-token", "host": "visible-host"}}]],
+            "level": 2
+        }));
+        let listed = BTreeMap::from([(
+            "prod/app/users".to_string(),
+            Listed {
+                name: "prod/app/users".into(),
+                tags: BTreeMap::from([
+                    (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
+                    (TAG_OWNER.to_string(), "team".to_string()),
+                    (TAG_TARGET.to_string(), "prod".to_string()),
+                    (TAG_FINGERPRINT.to_string(), key.fingerprint(&old)),
+                    (TAG_VERSION.to_string(), "v1".to_string()),
+                ]),
+                current_version: Some("v1".into()),
+                pending_deletion: false,
+            },
+        )]);
+        let desired = Bundle::from([
+            ("app/users".to_string(), new),
+            (
+                "app/keys".to_string(),
+                secret(
+                    json!({"clients": [{"id": "visible-id", "api_key": "sentinel-list-added-key"}]}),
+                ),
+            ),
+        ]);
+        let opts = PlanOptions {
+            max_deletes: 10,
+            ..PlanOptions::new("prod", "team", "prod/")
+        };
+        let values = BTreeMap::from([("prod/app/users".to_string(), old)]);
+        vec![TargetDiff::new(plan(
+            &opts, &key, &desired, &listed, &values,
+        ))]
+    }
+
     /// Renders like the binary does: each target's plan (when it has one) and result, then
     /// what follows all targets.
     pub fn render_diffs(diffs: &[TargetDiff], format: Format, opts: &RenderOptions) -> String {
@@ -924,6 +980,58 @@ mod tests {
             ..Default::default()
         };
         assert!(render(Format::Json, &all).contains("sentinel-new-pw"));
+    }
+
+    /// `--show-values` reveals non-sensitive values, but a sensitive key inside a list of
+    /// objects stays masked in every format, with and without `--diff`.
+    #[test]
+    fn sensitive_keys_inside_lists_stay_masked_in_every_format() {
+        let diffs = list_diffs();
+        let policy = MaskPolicy::new(
+            true,
+            DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        );
+        for details in [false, true] {
+            for f in FORMATS {
+                let opts = RenderOptions {
+                    policy: policy.clone(),
+                    details,
+                    ..Default::default()
+                };
+                let out = render_diffs(&diffs, f, &opts);
+                for s in LIST_SENTINELS {
+                    assert!(
+                        !out.contains(s),
+                        "{f:?} (details {details}) leaked {s}:\n{out}"
+                    );
+                }
+                // Where values are shown at all, the non-sensitive ones are.
+                let shows_values = f == Format::Json
+                    || (details && matches!(f, Format::Text))
+                    || f == Format::SideBySide;
+                if shows_values {
+                    assert!(
+                        out.contains("visible-bob"),
+                        "{f:?} should show values:\n{out}"
+                    );
+                }
+                if f == Format::Json {
+                    assert!(
+                        out.contains("visible-host") && out.contains("visible-id"),
+                        "{out}"
+                    );
+                }
+            }
+        }
+        // Without pattern masking everything is shown: the sentinels are really there.
+        let all = RenderOptions {
+            policy: MaskPolicy::new(true, vec![]),
+            ..Default::default()
+        };
+        let out = render_diffs(&diffs, Format::Json, &all);
+        for s in LIST_SENTINELS {
+            assert!(out.contains(s), "{s} missing from unmasked output:\n{out}");
+        }
     }
 
     #[test]
