@@ -147,7 +147,7 @@ pub async fn run(
             Some(secretsync_core::config::MergeStoreConfig::S3 { .. })
         );
     let aws = if needs_aws {
-        Some(AwsContext::load(opts.aws_max_attempts.max(1)).await)
+        Some(AwsContext::load(opts.aws_max_attempts.max(1), env).await?)
     } else {
         None
     };
