@@ -196,7 +196,7 @@ pub async fn run(
             })?;
             let mut out = BTreeMap::new();
             for t in &selected {
-                match store.read_bundle(t).await? {
+                match store.read_bundle(t).await?.map(|b| b.secrets) {
                     Some(b) => {
                         out.insert(t.clone(), b);
                     }
@@ -223,7 +223,7 @@ pub async fn run(
                         let store = store.as_ref().ok_or_else(|| {
                             Error::config(format!("import `{name}` needs a merge store"))
                         })?;
-                        let b = store.read_bundle(name).await?.ok_or_else(|| {
+                        let b = store.read_bundle(name).await?.map(|b| b.secrets).ok_or_else(|| {
                         Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
                     })?;
                         stored.insert(name.clone(), b);
@@ -233,7 +233,7 @@ pub async fn run(
             let desired = merge_phase(config, vault, &selected, &stored).await?;
             if let (Some(store), false) = (&store, opts.dry_run) {
                 for (name, bundle) in &desired {
-                    let stats = store.write_bundle(name, bundle, &run_id).await?;
+                    let stats = store.write_bundle(name, bundle, &[], &run_id).await?;
                     reporter.stored(&store.location(), name, stats);
                 }
             }
