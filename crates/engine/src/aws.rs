@@ -35,12 +35,16 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// black-holed endpoint fails the run instead of hanging it.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The environment variables that override AWS endpoints for the services SecretSync calls.
-pub const ENDPOINT_VARS: [&str; 4] = [
+/// The environment variables that override AWS endpoints for the services SecretSync (or the
+/// SDK's credential providers, for SSO) sends values or credentials to.
+pub const ENDPOINT_VARS: [&str; 7] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSM",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_ENDPOINT_URL_SSO_OIDC",
 ];
 
 /// Timeouts applied to every AWS call.

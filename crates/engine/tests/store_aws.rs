@@ -136,6 +136,7 @@ fn endpoint_overrides_are_https_or_loopback_http() {
         ),
         ("AWS_ENDPOINT_URL_STS", "ftp://127.0.0.1"),
         ("AWS_ENDPOINT_URL_STS", "sts.amazonaws.com"),
+        ("AWS_ENDPOINT_URL_SSO", "http://sso.example.com"),
     ] {
         let env = env_of(&[(var, url), ("AWS_ENDPOINT_URL", "https://fine.example.com")]);
         let err = check_endpoint_env(&env).expect_err(&format!("{var}={url} must be refused"));

@@ -29,7 +29,7 @@ use common::{Bao, unique};
 
 enum Backend {
     S3 {
-        aws: AwsContext,
+        aws: Box<AwsContext>,
         client: aws_sdk_s3::Client,
         bucket: String,
     },
@@ -94,7 +94,7 @@ impl Fixture {
                 kms_key_id: None,
             },
             backend: Backend::S3 {
-                aws: AwsContext::from_sdk_config(sdk),
+                aws: Box::new(AwsContext::from_sdk_config(sdk)),
                 client,
                 bucket,
             },
