@@ -1,19 +1,103 @@
 //! AWS access shared by every AWS backend: the SDK's default credential chain loaded once,
 //! per-role credentials (assumed with STS, session name `secretsync`, cached and refreshed by
-//! the SDK's identity cache), adaptive retries, and an interceptor that counts API calls.
-//! `AWS_ENDPOINT_URL` is honoured by the SDK's config loader.
+//! the SDK's identity cache), adaptive retries, timeouts on every call, and an interceptor that
+//! counts API calls.
+//!
+//! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_<SERVICE>` variables are honoured by
+//! the SDK's config loader; before loading, [`check_endpoint_env`] refuses any of them that
+//! would send credentials or values over plain http to a host other than loopback.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use secretsync_core::config::check_endpoint;
 use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// How long to wait for a TCP (and TLS) connection to an AWS endpoint. Endpoints answer in
+/// milliseconds; a connection that takes seconds goes nowhere.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one attempt of a call may take, response included. The slowest calls we make
+/// (`BatchGetSecretValue` of 20 large secrets, `ListSecrets` pages, S3 objects) take well under
+/// a second; an attempt that hangs this long is retried.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a call may take with all its retries (adaptive backoff included), so that a
+/// black-holed endpoint fails the run instead of hanging it.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The environment variables that override AWS endpoints for the services SecretSync (or the
+/// SDK's credential providers, for SSO) sends values or credentials to.
+pub const ENDPOINT_VARS: [&str; 7] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSM",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_ENDPOINT_URL_SSO_OIDC",
+];
+
+/// Timeouts applied to every AWS call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: CONNECT_TIMEOUT,
+            attempt: ATTEMPT_TIMEOUT,
+            operation: OPERATION_TIMEOUT,
+        }
+    }
+}
+
+impl Timeouts {
+    fn config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
+/// Checks every AWS endpoint override in the environment: https, or plain http only to a
+/// loopback address. An error names the variable and says what to do.
+pub fn check_endpoint_env(env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    for var in ENDPOINT_VARS {
+        if let Some(url) = env(var).filter(|u| !u.trim().is_empty()) {
+            check_endpoint(url.trim()).map_err(|e| {
+                Error::config(format!(
+                    "{var}: {e}; use an https:// endpoint (plain http only to 127.0.0.1, ::1 or localhost) or unset {var}"
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether S3 requests go to an endpoint override (a local emulator or a gateway), given the
+/// environment and the loaded config.
+fn s3_endpoint_overridden(env: &dyn Fn(&str) -> Option<String>, base: &SdkConfig) -> bool {
+    base.endpoint_url().is_some()
+        || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| env(v).is_some_and(|u| !u.trim().is_empty()))
+}
 
 /// Counts every attempt (retries included) of the clients it is attached to.
 #[derive(Debug, Clone, Default)]
@@ -49,27 +133,61 @@ pub struct AwsContext {
     roles: Mutex<HashMap<RoleKey, SdkConfig>>,
     /// Calls made by shared clients (merge store); targets count their own.
     pub calls: CallCounter,
+    /// S3 clients use path-style addressing only when an endpoint override is set: emulators
+    /// on `localhost` cannot serve virtual-hosted buckets, and AWS is retiring path style.
+    s3_path_style: bool,
 }
 
 impl AwsContext {
-    pub async fn load(max_attempts: u32) -> Self {
+    /// Loads the SDK's default config (credentials chain, region, endpoint overrides) with
+    /// adaptive retries and [`Timeouts::default`]. Refuses endpoint overrides that would use
+    /// plain http to a non-loopback host. `env` is the process environment in production.
+    pub async fn load(max_attempts: u32, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        check_endpoint_env(env)?;
         let base = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::adaptive().with_max_attempts(max_attempts))
+            .timeout_config(Timeouts::default().config())
             .load()
             .await;
-        AwsContext {
+        // The config file can set an endpoint too (`endpoint_url` in a profile).
+        if let Some(url) = base.endpoint_url() {
+            check_endpoint(url).map_err(|e| {
+                Error::config(format!(
+                    "the AWS endpoint from the shared config: {e}; use an https:// endpoint (plain http only to loopback)"
+                ))
+            })?;
+        }
+        let s3_path_style = s3_endpoint_overridden(env, &base);
+        Ok(AwsContext {
             base,
             roles: Mutex::new(HashMap::new()),
             calls: CallCounter::default(),
-        }
+            s3_path_style,
+        })
     }
 
-    /// From an explicit SDK config (tests and embedding).
+    /// From an explicit SDK config (tests and embedding), with [`Timeouts::default`] for any
+    /// timeout the config does not set.
     pub fn from_sdk_config(base: SdkConfig) -> Self {
+        Self::with_timeouts(base, Timeouts::default())
+    }
+
+    /// From an explicit SDK config with the given timeouts for any the config does not set.
+    pub fn with_timeouts(base: SdkConfig, timeouts: Timeouts) -> Self {
+        let tc = match base.timeout_config() {
+            Some(set) => {
+                let mut tc = set.clone();
+                tc.take_defaults_from(&timeouts.config());
+                tc
+            }
+            None => timeouts.config(),
+        };
+        let s3_path_style = base.endpoint_url().is_some();
         AwsContext {
-            base,
+            base: base.to_builder().timeout_config(tc).build(),
             roles: Mutex::new(HashMap::new()),
             calls: CallCounter::default(),
+            s3_path_style,
         }
     }
 
@@ -126,9 +244,8 @@ impl AwsContext {
     }
 
     pub fn s3(&self, cfg: &SdkConfig) -> aws_sdk_s3::Client {
-        // Path-style addressing works with every endpoint, local emulators included.
         let conf = aws_sdk_s3::config::Builder::from(cfg)
-            .force_path_style(true)
+            .force_path_style(self.s3_path_style)
             .interceptor(self.calls.clone())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
@@ -136,5 +253,10 @@ impl AwsContext {
 
     pub fn base(&self) -> &SdkConfig {
         &self.base
+    }
+
+    /// Whether S3 clients use path-style addressing (only with an endpoint override).
+    pub fn s3_path_style(&self) -> bool {
+        self.s3_path_style
     }
 }

@@ -169,7 +169,7 @@ pub async fn run(
             Some(secretsync_core::config::MergeStoreConfig::S3 { .. })
         );
     let aws = if needs_aws {
-        Some(AwsContext::load(opts.aws_max_attempts.max(1)).await)
+        Some(AwsContext::load(opts.aws_max_attempts.max(1), env).await?)
     } else {
         None
     };
@@ -225,7 +225,13 @@ pub async fn run(
             for t in &selected {
                 match store.read_bundle(t).await? {
                     Some(b) => {
-                        out.insert(t.clone(), Collected::complete(b));
+                        out.insert(
+                            t.clone(),
+                            Collected {
+                                secrets: b.secrets,
+                                incomplete: b.incomplete,
+                            },
+                        );
                     }
                     None => {
                         return Err(Error::config(format!(
@@ -253,7 +259,13 @@ pub async fn run(
                         let b = store.read_bundle(name).await?.ok_or_else(|| {
                         Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
                     })?;
-                        stored.insert(name.clone(), Collected::complete(b));
+                        stored.insert(
+                            name.clone(),
+                            Collected {
+                                secrets: b.secrets,
+                                incomplete: b.incomplete,
+                            },
+                        );
                     }
                 }
             }
@@ -266,7 +278,9 @@ pub async fn run(
                             "cancelled while writing the merge store; bundles already written are complete, the rest were not written, and nothing was synced",
                         ));
                     }
-                    let stats = store.write_bundle(name, &bundle.secrets, &run_id).await?;
+                    let stats = store
+                        .write_bundle(name, &bundle.secrets, &bundle.incomplete, &run_id)
+                        .await?;
                     reporter.stored(&store.location(), name, stats);
                 }
             }

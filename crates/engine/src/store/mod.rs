@@ -1,38 +1,37 @@
 //! Merge stores: where merged bundles are kept between the merge and the sync phase (and for
-//! other pipelines to import). One trait, one registry ([`build`]).
+//! other pipelines to import). One trait ([`MergeStore`]), one registry ([`build`]).
 //!
 //! ```yaml
 //! merge_store: { enabled: true, type: s3, bucket: my-merge-store, prefix: merged/, region: us-east-1 }
 //! # or: merge_store: { type: vault, mount: secretsync/merged/ }
 //! ```
 //!
-//! Layout: one object per secret, `<prefix><bundle>/<relative path>.json`, plus a manifest
-//! `<prefix><bundle>.bundle.json` listing each secret's content hash. Writing a bundle reads
-//! the manifest, writes only secrets whose hash changed, deletes secrets no longer in the
-//! bundle, then writes the manifest; reading a bundle reads the manifest and then each secret.
+//! The bundle logic is written once, in [`manifest`], over a small object interface
+//! ([`Objects`]: get, put, create-if-absent, delete-many) that each backend implements:
+//! [`s3`] (objects in a bucket under a prefix) and [`vault`] (KV v2 secrets under a mount).
+//!
+//! Layout below the store's root (`<prefix>` or `<mount>`), with `<suffix>` `.json` on S3 and
+//! empty in Vault:
+//! * `<bundle>/<relative path><suffix>`: one object per secret, its canonical JSON;
+//! * `<bundle>.bundle<suffix>`: the manifest, each secret's keyed fingerprint plus whether the
+//!   bundle is complete;
+//! * `.secretsync/fingerprint-key`: the store's random fingerprint key, created once.
 
+pub mod manifest;
 pub mod s3;
 pub mod vault;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use secretsync_core::config::MergeStoreConfig;
 use secretsync_core::secret::Bundle;
-use serde::{Deserialize, Serialize};
+
+pub use manifest::{Manifest, ManifestStore};
 
 use crate::aws::AwsContext;
 use crate::error::Result;
 use crate::vault::VaultClient;
-
-/// What a stored bundle holds: relative path -> content hash.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    pub bundle: String,
-    pub secrets: BTreeMap<String, String>,
-    pub run_id: String,
-}
 
 /// What writing a bundle did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,13 +41,50 @@ pub struct WriteStats {
     pub deleted: usize,
 }
 
+/// A bundle read back from a store: its secrets (each verified against the manifest) and why
+/// it is incomplete, if it is (which source paths the merge phase skipped).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredBundle {
+    pub secrets: Bundle,
+    pub incomplete: Vec<String>,
+}
+
 #[async_trait]
 pub trait MergeStore: Send + Sync {
-    /// Writes a bundle, replacing what was stored under that name.
-    async fn write_bundle(&self, name: &str, bundle: &Bundle, run_id: &str) -> Result<WriteStats>;
-    /// Reads a bundle; `None` when nothing is stored under that name.
-    async fn read_bundle(&self, name: &str) -> Result<Option<Bundle>>;
+    /// Writes a bundle, replacing what was stored under that name. `incomplete` says which
+    /// source paths were skipped while merging it (empty: the bundle is complete).
+    async fn write_bundle(
+        &self,
+        name: &str,
+        bundle: &Bundle,
+        incomplete: &[String],
+        run_id: &str,
+    ) -> Result<WriteStats>;
+    /// Reads a bundle and verifies every secret against its manifest; `None` when nothing is
+    /// stored under that name.
+    async fn read_bundle(&self, name: &str) -> Result<Option<StoredBundle>>;
     /// Where it is, for messages (`s3://bucket/prefix/`).
+    fn location(&self) -> String;
+}
+
+/// What a store backend implements: named objects holding JSON. Keys are relative to the
+/// store's root and already validated; the backend maps them to its own names.
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// An object's bytes; `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Creates or replaces an object. `body` is a JSON object.
+    async fn put(&self, key: &str, body: &[u8]) -> Result<()>;
+    /// Creates an object only if none exists (atomically on the server); `false` when one
+    /// already did.
+    async fn create(&self, key: &str, body: &[u8]) -> Result<bool>;
+    /// Deletes objects; absent ones are fine. An error names every key left undeleted.
+    async fn delete_many(&self, keys: &[String]) -> Result<()>;
+    /// Appended to secret and manifest keys (`.json` on S3).
+    fn suffix(&self) -> &'static str;
+    /// Where an object is, for messages (`s3://bucket/prefix/key`).
+    fn describe(&self, key: &str) -> String;
+    /// Where the store is, for messages.
     fn location(&self) -> String;
 }
 
@@ -72,40 +108,20 @@ pub async fn build(
                 .or_else(|| aws.base().region().map(|r| r.to_string()))
                 .unwrap_or_else(|| "us-east-1".into());
             let cfg = aws.config_for(&region, None, None).await;
-            Ok(Arc::new(s3::S3Store::new(
+            Ok(Arc::new(ManifestStore::new(s3::S3Objects::new(
                 aws.s3(&cfg),
                 bucket.clone(),
                 prefix.clone(),
                 kms_key_id.clone(),
-            )))
+            ))))
         }
         MergeStoreConfig::Vault { mount } => {
             let vault = vault
                 .ok_or_else(|| crate::Error::config("the Vault merge store needs Vault access"))?;
-            Ok(Arc::new(vault::VaultStore::new(
+            Ok(Arc::new(ManifestStore::new(vault::VaultObjects::new(
                 vault.clone(),
                 mount.clone(),
-            )))
+            ))))
         }
     }
-}
-
-/// Plans a bundle write against the previous manifest: (paths to write, paths to delete).
-pub fn changed_paths(old: &Manifest, bundle: &Bundle) -> (Vec<String>, Vec<String>, Manifest) {
-    let mut new = Manifest::default();
-    let mut write = Vec::new();
-    for (path, v) in bundle {
-        let h = secretsync_core::fingerprint::legacy_content_hash(v);
-        if old.secrets.get(path) != Some(&h) {
-            write.push(path.clone());
-        }
-        new.secrets.insert(path.clone(), h);
-    }
-    let delete = old
-        .secrets
-        .keys()
-        .filter(|p| !bundle.contains_key(*p))
-        .cloned()
-        .collect();
-    (write, delete, new)
 }

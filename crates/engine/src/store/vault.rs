@@ -1,26 +1,30 @@
-//! The Vault KV v2 merge store: `<mount><bundle>/<relative path>` plus a manifest secret
-//! `<mount><bundle>.bundle` holding each secret's content hash.
+//! The Vault merge store's objects: KV v2 secrets `<mount><key>`, each holding the object's
+//! JSON map (a secret's value, a manifest, or the fingerprint key `{"key": ...}`). Deleting an
+//! object removes all its versions.
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use secretsync_core::config::SourceConfig;
-use secretsync_core::secret::{Bundle, SecretValue};
+use secretsync_core::secret::SecretValue;
 use tokio::sync::OnceCell;
 
-use super::{Manifest, MergeStore, WriteStats, changed_paths};
+use super::Objects;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::source::{ResolvedSource, resolve};
 use crate::vault::{ReadOutcome, VaultClient};
 
-pub struct VaultStore {
+/// Deletions in flight at once.
+const DELETE_CONCURRENCY: usize = 8;
+
+pub struct VaultObjects {
     client: VaultClient,
     mount: String,
     at: OnceCell<ResolvedSource>,
 }
 
-impl VaultStore {
+impl VaultObjects {
     pub fn new(client: VaultClient, mount: String) -> Self {
-        VaultStore {
+        VaultObjects {
             client,
             mount,
             at: OnceCell::new(),
@@ -42,92 +46,88 @@ impl VaultStore {
             .await
     }
 
-    async fn manifest(&self, name: &str) -> Result<Option<Manifest>> {
-        let at = self.at().await?;
-        match self
-            .client
-            .read(&at.kv_mount, &format!("{}{name}.bundle", at.sub_path))
-            .await?
-        {
-            ReadOutcome::Found { data, .. } => {
-                serde_json::from_value(serde_json::Value::Object(data))
-                    .map(Some)
-                    .map_err(|e| {
-                        Error::new(
-                            ErrorKind::Unexpected,
-                            format!(
-                                "`{}{name}.bundle` is not a SecretSync manifest: {e}",
-                                self.mount
-                            ),
-                        )
-                    })
-            }
-            _ => Ok(None),
+    /// A body as a KV map (wiped when dropped, like a secret's value).
+    fn map(&self, key: &str, body: &[u8]) -> Result<SecretValue> {
+        match serde_json::from_slice(body) {
+            Ok(serde_json::Value::Object(m)) => Ok(SecretValue::new(m)),
+            _ => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("{} can only hold a JSON object", self.describe(key)),
+            )),
         }
     }
 }
 
 #[async_trait]
-impl MergeStore for VaultStore {
-    async fn write_bundle(&self, name: &str, bundle: &Bundle, run_id: &str) -> Result<WriteStats> {
+impl Objects for VaultObjects {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let at = self.at().await?;
-        let old = self.manifest(name).await?.unwrap_or_default();
-        let (write, delete, mut manifest) = changed_paths(&old, bundle);
-        manifest.bundle = name.to_string();
-        manifest.run_id = run_id.to_string();
-        stream::iter(write.iter().cloned())
-            .map(|p| async move {
-                self.client
-                    .write(
-                        &at.kv_mount,
-                        &format!("{}{name}/{p}", at.sub_path),
-                        bundle[&p].expose(),
-                    )
-                    .await
-            })
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
-        for p in &delete {
-            self.client
-                .delete_all_versions(&at.kv_mount, &format!("{}{name}/{p}", at.sub_path))
-                .await?;
-        }
-        let m = match serde_json::to_value(&manifest) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Unexpected,
-                    "cannot encode the manifest",
-                ));
+        match self
+            .client
+            .read(&at.kv_mount, &format!("{}{key}", at.sub_path))
+            .await?
+        {
+            ReadOutcome::Found { data, .. } => {
+                let v = SecretValue::new(data);
+                Ok(Some(v.canonical_json().into_bytes()))
             }
-        };
-        self.client
-            .write(&at.kv_mount, &format!("{}{name}.bundle", at.sub_path), &m)
-            .await?;
-        Ok(WriteStats {
-            written: write.len(),
-            unchanged: bundle.len() - write.len(),
-            deleted: delete.len(),
-        })
+            ReadOutcome::Deleted { .. } | ReadOutcome::Missing => Ok(None),
+        }
     }
 
-    async fn read_bundle(&self, name: &str) -> Result<Option<Bundle>> {
+    async fn put(&self, key: &str, body: &[u8]) -> Result<()> {
         let at = self.at().await?;
-        let Some(manifest) = self.manifest(name).await? else {
-            return Ok(None);
-        };
-        let items: Vec<(String, SecretValue)> = stream::iter(manifest.secrets.keys().cloned())
-            .map(|p| async move {
-                match self.client.read(&at.kv_mount, &format!("{}{name}/{p}", at.sub_path)).await? {
-                    ReadOutcome::Found { data, .. } => Ok((p, SecretValue::new(data))),
-                    _ => Err(Error::new(ErrorKind::Unexpected, format!("`{}{name}/{p}` is listed in the manifest but missing; re-run the merge phase", self.mount))),
-                }
+        let v = self.map(key, body)?;
+        self.client
+            .write(&at.kv_mount, &format!("{}{key}", at.sub_path), v.expose())
+            .await
+    }
+
+    async fn create(&self, key: &str, body: &[u8]) -> Result<bool> {
+        let at = self.at().await?;
+        let v = self.map(key, body)?;
+        self.client
+            .create(&at.kv_mount, &format!("{}{key}", at.sub_path), v.expose())
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let at = self.at().await?;
+        let mut failed: Vec<(String, Error)> = stream::iter(keys.iter().cloned())
+            .map(|k| async move {
+                self.client
+                    .delete_all_versions(&at.kv_mount, &format!("{}{k}", at.sub_path))
+                    .await
+                    .err()
+                    .map(|e| (k, e))
             })
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
-        Ok(Some(items.into_iter().collect()))
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        if failed.is_empty() {
+            return Ok(());
+        }
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        let kind = failed[0].1.kind;
+        let names: Vec<String> = failed
+            .iter()
+            .map(|(k, e)| format!("{} ({e})", self.describe(k)))
+            .collect();
+        let msg = format!(
+            "{} object(s) could not be deleted: {}; fix the cause and re-run",
+            names.len(),
+            names.join(", ")
+        );
+        Err(Error::new(kind, msg))
+    }
+
+    fn suffix(&self) -> &'static str {
+        ""
+    }
+
+    fn describe(&self, key: &str) -> String {
+        format!("vault `{}{key}`", self.mount)
     }
 
     fn location(&self) -> String {

@@ -634,6 +634,32 @@ impl VaultClient {
 }
 
 impl VaultClient {
+    /// Creates a KV v2 secret only if the path has no version yet (check-and-set `0`, atomic
+    /// in Vault); `false` when it already has one. Used by the Vault merge store.
+    pub async fn create(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &serde_json::Map<String, Value>,
+    ) -> Result<bool> {
+        let api = format!("{mount}data/{path}");
+        let body = json!({ "options": { "cas": 0 }, "data": data });
+        let (status, v) = self
+            .call(Method::POST, &encode_path(&api), Some(&body))
+            .await?;
+        match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => Ok(false),
+            StatusCode::FORBIDDEN => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
+                ),
+            )),
+            s => Err(unexpected(s, "creating", &api, &v)),
+        }
+    }
+
     /// Deletes a KV v2 secret with all its versions and metadata.
     pub async fn delete_all_versions(&self, mount: &str, path: &str) -> Result<()> {
         let api = format!("{mount}metadata/{path}");
