@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod error;
+pub mod lease;
 pub mod pipeline;
 pub mod store;
 pub mod targets;
