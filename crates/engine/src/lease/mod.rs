@@ -140,7 +140,8 @@ pub struct LeaseRecord {
 const RECORD_FORMAT: u32 = 1;
 
 impl LeaseRecord {
-    fn new(holder: &Holder, lease_id: &str, now_ms: u64, ttl: Duration) -> LeaseRecord {
+    /// A fresh record for `holder`'s lease `lease_id`, written at `now_ms` (epoch ms).
+    pub fn new(holder: &Holder, lease_id: &str, now_ms: u64, ttl: Duration) -> LeaseRecord {
         LeaseRecord {
             secretsync_lease: RECORD_FORMAT,
             owner: holder.owner.clone(),
@@ -415,44 +416,10 @@ pub async fn acquire(
         if cancel.load(Ordering::SeqCst) {
             return Err(cancelled(key, &location));
         }
-        let record = LeaseRecord::new(&me, &lease_id, now_ms(), spec.ttl);
-        if backend
-            .try_create(key, &record)
-            .await
-            .map_err(|e| e.context(format!("taking the lease on `{key}` ({location})")))?
-        {
-            if let Some(stored) = confirm(&*backend, key, &record, &location).await? {
-                info!(key, location = %location, expires_at = stored.record.expires_at, "took the lease");
-                return Ok(start(backend, key, location, stored, spec.ttl));
-            }
-        } else {
-            let current = backend
-                .current(key)
-                .await
-                .map_err(|e| e.context(format!("reading the lease on `{key}` ({location})")))?;
-            match current {
-                Some(old) if old.record.expired_at(now_ms()) => {
-                    let record = LeaseRecord::new(&me, &lease_id, now_ms(), spec.ttl);
-                    let swapped = backend.compare_and_swap(key, &old.token, &record).await;
-                    let ctx = || format!("taking over the expired lease on `{key}` ({location})");
-                    // Won, lost, or unknown (a retried request): the record read back decides.
-                    match confirm(&*backend, key, &record, &location).await {
-                        Ok(Some(stored)) => {
-                            info!(key, location = %location, previous = %old.record.holder(), expired_at = old.record.expires_at, "took over an expired lease");
-                            return Ok(start(backend, key, location, stored, spec.ttl));
-                        }
-                        // Someone else was faster, or a passing failure: look again.
-                        Ok(None) => match swapped {
-                            Err(e) if !e.retryable => return Err(e.context(ctx())),
-                            _ => {}
-                        },
-                        Err(e) => return Err(swapped.err().unwrap_or(e).context(ctx())),
-                    }
-                }
-                Some(held) => last_seen = Some(held.record),
-                // Released between our create and our read: try again after a pause.
-                None => {}
-            }
+        match attempt(&*backend, key, &location, &me, &lease_id, spec.ttl).await? {
+            Attempt::Won(stored) => return Ok(start(backend, key, location, stored, spec.ttl)),
+            Attempt::Held(Some(seen)) => last_seen = Some(seen),
+            Attempt::Held(None) => {}
         }
         let waited = started.elapsed();
         if waited >= spec.wait {
@@ -461,8 +428,12 @@ pub async fn acquire(
         // Wake up soon after the holder's lease would expire, to take it over promptly.
         let mut nap = jitter(pause).min(spec.wait - waited);
         if let Some(seen) = &last_seen {
-            let until_expiry =
-                Duration::from_millis((seen.expires_at * 1000).saturating_sub(now_ms()) + 50);
+            let until_expiry = Duration::from_millis(
+                seen.expires_at
+                    .saturating_mul(1000)
+                    .saturating_sub(now_ms())
+                    + 50,
+            );
             nap = nap.min(until_expiry);
         }
         debug!(key, holder = ?last_seen.as_ref().map(LeaseRecord::holder), pause_ms = nap.as_millis() as u64, "lease is held; waiting");
@@ -473,18 +444,86 @@ pub async fn acquire(
     }
 }
 
-/// Reads the lease back after a write: `Some` when it carries this write's nonce.
-async fn confirm(
+enum Attempt {
+    Won(Stored),
+    /// Someone else holds it (the record seen, when one was).
+    Held(Option<LeaseRecord>),
+}
+
+/// One try: create the lease, or take it over if it has expired.
+async fn attempt(
     backend: &dyn LeaseBackend,
     key: &str,
-    record: &LeaseRecord,
     location: &str,
-) -> Result<Option<Stored>> {
-    let now = backend
+    me: &Holder,
+    lease_id: &str,
+    ttl: Duration,
+) -> Result<Attempt> {
+    let record = LeaseRecord::new(me, lease_id, now_ms(), ttl);
+    let created = backend
+        .try_create(key, &record)
+        .await
+        .map_err(|e| e.context(format!("taking the lease on `{key}` ({location})")))?;
+    let read_ctx = || format!("reading the lease on `{key}` ({location})");
+    if created {
+        // Read back: a store whose conditional create is not atomic can let two runs create.
+        let now = backend
+            .current(key)
+            .await
+            .map_err(|e| e.context(read_ctx()))?;
+        return Ok(match now {
+            Some(s) if s.record.nonce == record.nonce => {
+                info!(
+                    key,
+                    location,
+                    expires_at = s.record.expires_at,
+                    "took the lease"
+                );
+                Attempt::Won(s)
+            }
+            other => Attempt::Held(other.map(|s| s.record)),
+        });
+    }
+    let Some(old) = backend
         .current(key)
         .await
-        .map_err(|e| e.context(format!("reading back the lease on `{key}` ({location})")))?;
-    Ok(now.filter(|s| s.record.nonce == record.nonce))
+        .map_err(|e| e.context(read_ctx()))?
+    else {
+        // Released between our create and our read.
+        return Ok(Attempt::Held(None));
+    };
+    if old.record.nonce == record.nonce {
+        // Our create landed, but its retry was refused (the first answer was lost).
+        info!(
+            key,
+            location,
+            expires_at = old.record.expires_at,
+            "took the lease"
+        );
+        return Ok(Attempt::Won(old));
+    }
+    if !old.record.expired_at(now_ms()) {
+        return Ok(Attempt::Held(Some(old.record)));
+    }
+    let record = LeaseRecord::new(me, lease_id, now_ms(), ttl);
+    let swapped = backend.compare_and_swap(key, &old.token, &record).await;
+    let ctx = || format!("taking over the expired lease on `{key}` ({location})");
+    // Won, lost, or unknown (a retried request): the record read back decides.
+    let now = match backend.current(key).await {
+        Ok(now) => now,
+        Err(e) => return Err(swapped.err().unwrap_or(e).context(ctx())),
+    };
+    match now {
+        Some(s) if s.record.nonce == record.nonce => {
+            info!(key, location, previous = %old.record.holder(), expired_at = old.record.expires_at, "took over an expired lease");
+            Ok(Attempt::Won(s))
+        }
+        other => match swapped {
+            Err(e) if !e.retryable => Err(e.context(ctx())),
+            // Someone else was faster, or a passing failure: look again.
+            _ => Ok(Attempt::Held(other.map(|s| s.record))),
+        },
+    }
 }
 
 fn start(
