@@ -316,9 +316,9 @@ both!(renewal_keeps_a_lease_past_its_ttl);
 async fn renewal_keeps_a_lease_past_its_ttl(b: Arc<dyn LeaseBackend>) {
     let key = new_key();
     let (alice, bob) = (holder("alice"), holder("bob"));
-    let a = take(&b, &key, 2, Duration::ZERO, &alice).await.unwrap();
+    let a = take(&b, &key, 3, Duration::ZERO, &alice).await.unwrap();
     let first = a.record();
-    tokio::time::sleep(Duration::from_secs(5)).await; // more than twice the ttl
+    tokio::time::sleep(Duration::from_secs(7)).await; // more than twice the ttl
     assert!(!a.lost(), "{:?}", a.lost_reason());
     a.check().unwrap();
     let now = stored(&b, &key).await.unwrap();
@@ -643,13 +643,16 @@ async fn secrets_manager_a_renewal_whose_answer_was_lost_keeps_the_lease() {
         AwsContext::from_sdk_config(cfg.clone()).secrets_manager(&cfg, &CallCounter::default());
     let b: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm));
     let key = new_key();
-    let a = take(&b, &key, 2, Duration::ZERO, &holder("alice"))
+    // A ttl with room for the SDK's retry backoff before the safety margin.
+    let a = take(&b, &key, 6, Duration::ZERO, &holder("alice"))
         .await
         .unwrap();
+    let first = a.record();
     // The first renewal moves AWSCURRENT, its answer is lost, the retry is refused (AWSCURRENT
     // is no longer on the version it names): the version read back is ours, so still held.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!a.lost(), "{:?}", a.lost_reason());
+    assert_ne!(a.record().nonce, first.nonce, "renewed at ttl/3");
     assert_eq!(
         stored(&b, &key).await.unwrap().record.nonce,
         a.record().nonce

@@ -20,9 +20,10 @@
 //! Expiry is absolute time (UTC epoch seconds) in the record, so a crashed run's lease can be
 //! taken over once it has expired; the hosts' clocks must agree to well within a quarter of
 //! the ttl (the holder gives its lease up that long before it expires). A held [`Lease`]
-//! renews itself every ttl/3 in a background task; when a renewal finds another holder, fails
-//! for good, or cannot succeed before that safety margin, [`Lease::lost`] turns true and the
-//! apply must stop.
+//! renews itself every ttl/3 in a background task. When a renewal finds another holder (or
+//! the lease deleted), [`Lease::lost`] turns true at once; a renewal that merely fails is
+//! retried every ttl/9, and if none succeeds before that safety margin `lost` turns true
+//! too. The apply must then stop.
 //!
 //! Lease records are not secret (names of the run, host and user); they are logged freely.
 
@@ -291,9 +292,9 @@ impl Lease {
         self.shared.stored().record
     }
 
-    /// True once the lease can no longer be trusted: another run took it over, a renewal
-    /// failed for good, or it came within a quarter of its ttl of expiring unrenewed. The
-    /// apply must then stop and roll back. Stays true.
+    /// True once the lease can no longer be trusted: another run took it over or deleted
+    /// it, or renewals kept failing until it came within a quarter of its ttl of expiring.
+    /// The apply must then stop and roll back. Stays true. Cheap: no network call.
     pub fn lost(&self) -> bool {
         if self.shared.lost.load(Ordering::SeqCst) {
             return true;

@@ -154,9 +154,10 @@ where
 #[async_trait]
 impl LeaseBackend for SecretsManagerLeases {
     fn location(&self, key: &str) -> String {
-        match Self::secret_name(key) {
-            Ok(n) => format!("lock secret {n}"),
-            Err(_) => format!("lock secret for `{key}`"),
+        let name = Self::secret_name(key).unwrap_or_else(|_| format!("for `{key}`"));
+        match self.client.config().region() {
+            Some(r) => format!("lock secret {name} in {r}"),
+            None => format!("lock secret {name}"),
         }
     }
 
