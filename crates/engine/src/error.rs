@@ -21,8 +21,11 @@ pub enum ErrorKind {
     Unavailable,
     /// The service answered something we cannot use.
     Unexpected,
-    /// A conflicting state (e.g. a secret owned by someone else, a held lock).
+    /// A conflicting state (e.g. a secret owned by someone else).
     Conflict,
+    /// Another run holds the lease on a target and did not release it within the wait
+    /// (`--lock-timeout`), or this run lost its lease while applying.
+    Locked,
     /// The run was cancelled.
     Cancelled,
 }

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cancel;
 pub mod error;
+pub mod lease;
 pub mod pipeline;
 pub mod store;
 pub mod targets;
