@@ -94,6 +94,14 @@ pub struct PipelineArgs {
     /// secrets (and more than 5), or all of them.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// How long to wait for a target that another run is applying (its lease), e.g. `30s`,
+    /// `5m`; `0s` fails at once. The target then fails, naming the run that holds it.
+    #[arg(long, default_value = "2m", value_parser = parse_lock_timeout)]
+    pub lock_timeout: std::time::Duration,
+}
+
+fn parse_lock_timeout(s: &str) -> Result<std::time::Duration, String> {
+    secretsync_core::config::parse_duration(s)
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -296,6 +296,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         targets: selected.clone(),
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
+        lock_timeout: a.lock_timeout,
         cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);

@@ -63,6 +63,7 @@ impl Error {
             ErrorKind::Unexpected => "unreadable answer",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Locked => "held by another run",
         }
     }
 

@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub aws_max_attempts: u32,
     /// `--allow-mass-delete`: plans may delete more than `max_delete_fraction`, or everything.
     pub allow_mass_delete: bool,
+    /// How long to wait for a target's lease held by another run (`--lock-timeout`).
+    pub lock_timeout: std::time::Duration,
     /// Cancelled (a signal) to stop: the Vault read ends, the target being applied is rolled
     /// back, later targets are not started.
     pub cancel: std::sync::Arc<Cancel>,
@@ -208,8 +210,81 @@ pub async fn run(
             }
         }
     }
+    // Leases before anything is listed, so that the plan is made from a state no other run is
+    // changing: taken in name order (no two runs can deadlock), each waiting up to
+    // `--lock-timeout`. A target whose lease is held elsewhere fails, naming the holder; the
+    // others go on. Dry runs take none.
+    let mut leases: BTreeMap<String, crate::lease::Lease> = BTreeMap::new();
+    let mut lease_errors: BTreeMap<String, String> = BTreeMap::new();
+    if !opts.dry_run && !opts.merge_only {
+        let me = crate::lease::Holder::detect(owner.clone(), run_id.clone());
+        for (name, target) in &targets {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let spec = crate::lease::LeaseSpec {
+                key: crate::lease::target_key(&owner, name),
+                ttl: crate::lease::DEFAULT_TTL,
+                wait: opts.lock_timeout,
+            };
+            match crate::lease::acquire(target.lease_backend(), spec, me.clone(), cancel).await {
+                Ok(l) => {
+                    leases.insert(name.clone(), l);
+                }
+                Err(e) => {
+                    warn!(target_name = %name, error = %e.message, "could not take the target's lease");
+                    lease_errors.insert(name.clone(), e.message);
+                }
+            }
+        }
+    }
+    let result = sync_targets(
+        config,
+        opts,
+        reporter,
+        &selected,
+        &targets,
+        &mut leases,
+        &lease_errors,
+        aws.as_ref(),
+        vault.as_ref(),
+        store.as_ref(),
+        &run_id,
+        &mut summary,
+    )
+    .await;
+    for (name, lease) in leases {
+        if let Err(e) = lease.release().await {
+            warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
+        }
+    }
+    result.map(|()| summary)
+}
+
+/// The merge phase and the sync of every target, with the leases already taken.
+#[allow(clippy::too_many_arguments)]
+async fn sync_targets(
+    config: &Config,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+    selected: &[String],
+    targets: &BTreeMap<String, std::sync::Arc<dyn crate::targets::Target>>,
+    leases: &mut BTreeMap<String, crate::lease::Lease>,
+    lease_errors: &BTreeMap<String, String>,
+    aws: Option<&crate::aws::AwsContext>,
+    vault: Option<&VaultClient>,
+    store: Option<&std::sync::Arc<dyn crate::store::MergeStore>>,
+    run_id: &str,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let cancel = &opts.cancel;
     let prefetch = futures::StreamExt::for_each_concurrent(
-        futures::stream::iter(targets.values().cloned()),
+        futures::stream::iter(
+            targets
+                .iter()
+                .filter(|(n, _)| !lease_errors.contains_key(*n))
+                .map(|(_, t)| t.clone()),
+        ),
         4,
         |t| async move {
             t.prefetch().await;
@@ -218,11 +293,11 @@ pub async fn run(
 
     let desired_fut = async {
         let desired: BTreeMap<String, Collected> = if opts.sync_only {
-            let store = store.as_ref().ok_or_else(|| {
+            let store = store.ok_or_else(|| {
                 Error::config("--sync-only needs a merge store: configure `merge_store`")
             })?;
             let mut out = BTreeMap::new();
-            for t in &selected {
+            for t in selected {
                 match store.read_bundle(t).await? {
                     Some(b) => {
                         out.insert(
@@ -243,17 +318,16 @@ pub async fn run(
             }
             out
         } else {
-            let vault = vault
-                .as_ref()
-                .ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
-            let closure = config.graph.closure(&selected);
+            let vault =
+                vault.ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
+            let closure = config.graph.closure(selected);
             let mut stored = BTreeMap::new();
             for t in &closure {
                 for imp in config.graph.imports.get(t).into_iter().flatten() {
                     if let Import::Stored(name) = imp
                         && !stored.contains_key(name)
                     {
-                        let store = store.as_ref().ok_or_else(|| {
+                        let store = store.ok_or_else(|| {
                             Error::config(format!("import `{name}` needs a merge store"))
                         })?;
                         let b = store.read_bundle(name).await?.ok_or_else(|| {
@@ -269,8 +343,8 @@ pub async fn run(
                     }
                 }
             }
-            let desired = merge_phase(config, vault, &selected, &stored, cancel).await?;
-            if let (Some(store), false) = (&store, opts.dry_run) {
+            let desired = merge_phase(config, vault, selected, &stored, cancel).await?;
+            if let (Some(store), false) = (store, opts.dry_run) {
                 for (name, bundle) in &desired {
                     if cancel.is_cancelled() {
                         return Err(Error::new(
@@ -290,8 +364,8 @@ pub async fn run(
     };
     let (desired, ()) = tokio::join!(desired_fut, prefetch);
     let desired = desired?;
-    reporter.merged(&desired, &selected);
-    for name in &selected {
+    reporter.merged(&desired, selected);
+    for name in selected {
         for r in desired
             .get(name)
             .map(|d| d.incomplete.as_slice())
@@ -302,21 +376,28 @@ pub async fn run(
             }
         }
     }
-    summary.vault_requests = vault.as_ref().map_or(0, |v| v.request_count());
+    summary.vault_requests = vault.map_or(0, |v| v.request_count());
     if opts.merge_only {
-        summary.aws_calls = aws.as_ref().map_or(0, |a| a.calls.get());
-        return Ok(summary);
+        summary.aws_calls = aws.map_or(0, |a| a.calls.get());
+        return Ok(());
     }
     let ctx = crate::targets::PlanContext {
         dry_run: opts.dry_run,
         allow_mass_delete: opts.allow_mass_delete,
     };
-    for name in &selected {
+    for name in selected {
         let Some(target) = targets.get(name).cloned() else {
             continue;
         };
         let started = std::time::Instant::now();
         let mut outcome = TargetOutcome::new(name);
+        if let Some(e) = lease_errors.get(name) {
+            outcome.error = Some(e.clone());
+            outcome.calls = target.calls();
+            reporter.finished(&outcome);
+            summary.targets.push(outcome);
+            continue;
+        }
         if cancel.is_cancelled() {
             warn!(target_name = %name, "not started: the run was cancelled");
             outcome.not_started = true;
@@ -345,7 +426,19 @@ pub async fn run(
                 }
                 reporter.planned(name, &plan);
                 if !opts.dry_run {
-                    outcome.report = Some(target.apply(&plan, cancel).await);
+                    // A lost lease stops this target's apply (and rolls it back), not the run.
+                    let stop = crate::cancel::Cancel::child(cancel);
+                    let watcher = leases.get(name).map(|l| l.cancel_when_lost(stop.clone()));
+                    outcome.report = Some(target.apply(&plan, &stop).await);
+                    if let Some(w) = watcher {
+                        w.abort();
+                    }
+                    // Released as soon as the target is done, not at the end of the run.
+                    if let Some(l) = leases.remove(name)
+                        && let Err(e) = l.release().await
+                    {
+                        warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
+                    }
                 }
                 outcome.plan = Some(plan);
             }
@@ -355,7 +448,7 @@ pub async fn run(
         reporter.finished(&outcome);
         summary.targets.push(outcome);
     }
-    summary.aws_calls = aws.as_ref().map_or(0, |a| a.calls.get())
-        + summary.targets.iter().map(|t| t.calls).sum::<u64>();
-    Ok(summary)
+    summary.aws_calls =
+        aws.map_or(0, |a| a.calls.get()) + summary.targets.iter().map(|t| t.calls).sum::<u64>();
+    Ok(())
 }

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use secretsync_engine::cancel::Cancel;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -23,8 +25,6 @@ use secretsync_engine::lease::{
 
 mod common;
 use common::unique;
-
-static NO_CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn endpoint() -> String {
     std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT").expect(
@@ -105,7 +105,13 @@ async fn take(
     wait: Duration,
     who: &Holder,
 ) -> secretsync_engine::Result<Lease> {
-    lease::acquire(b.clone(), spec(key, ttl, wait), who.clone(), &NO_CANCEL).await
+    lease::acquire(
+        b.clone(),
+        spec(key, ttl, wait),
+        who.clone(),
+        &Cancel::default(),
+    )
+    .await
 }
 
 async fn stored(b: &Arc<dyn LeaseBackend>, key: &str) -> Option<lease::Stored> {
@@ -398,12 +404,12 @@ async fn cancelling_stops_the_wait(b: Arc<dyn LeaseBackend>) {
     let a = take(&b, &key, 30, Duration::ZERO, &holder("alice"))
         .await
         .unwrap();
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = Cancel::new();
     let setter = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            cancel.store(true, Ordering::SeqCst);
+            cancel.cancel("cancelled by a test");
         })
     };
     let e = lease::acquire(
@@ -433,7 +439,7 @@ async fn the_lock_secret_is_named_tagged_and_deleted_on_release() {
     let a = take(&b, &key, 30, Duration::ZERO, &alice).await.unwrap();
     let name = SecretsManagerLeases::secret_name(&key).unwrap();
     assert!(
-        name.starts_with("secretsync-lock/") && name.ends_with("/prod_20us_5f1"),
+        name.starts_with(".secretsync/locks/") && name.ends_with("/prod_20us_5f1"),
         "{name}"
     );
     let sm = sm_client();

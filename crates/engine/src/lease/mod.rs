@@ -5,7 +5,7 @@
 //! the holder. A lease is one small record (holder, lease id, expiry) kept by a
 //! [`LeaseBackend`]:
 //!
-//! * [`secrets_manager::SecretsManagerLeases`]: a lock secret `secretsync-lock/<key>` in the
+//! * [`secrets_manager::SecretsManagerLeases`]: a lock secret `.secretsync/locks/<key>` in the
 //!   target's own account and region (works without a merge store);
 //! * [`s3::S3Leases`]: an object `<prefix>.secretsync/locks/<key>.json` in the merge store's
 //!   bucket.
@@ -41,6 +41,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A ttl that suits most runs: renewed every 20 s, taken over 60 s after a crash.
@@ -214,7 +215,7 @@ pub struct Stored {
 /// Where leases are kept. Every write is conditional; not-found is `None`, not an error.
 #[async_trait]
 pub trait LeaseBackend: Send + Sync {
-    /// Where the lease for `key` lives, for messages (`secret secretsync-lock/x`).
+    /// Where the lease for `key` lives, for messages (`secret .secretsync/locks/x`).
     fn location(&self, key: &str) -> String;
 
     /// Creates the lease if none exists: `true` when created, `false` when one exists (or
@@ -321,6 +322,31 @@ impl Lease {
             .clone()
     }
 
+    /// Cancels `cancel` as soon as the lease is lost (checked every 250 ms), so an apply that
+    /// is using it stops and rolls back. Abort the returned task when the apply is done.
+    pub fn cancel_when_lost(&self, cancel: Arc<Cancel>) -> JoinHandle<()> {
+        let shared = self.shared.clone();
+        let key = self.key.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let lost =
+                    shared.lost.load(Ordering::SeqCst) || now_ms() >= shared.trusted_until_ms();
+                if lost {
+                    let why = shared
+                        .lost_reason
+                        .lock()
+                        .expect("lease reason lock")
+                        .clone()
+                        .unwrap_or_else(|| "it could not be renewed in time".into());
+                    warn!(lease = %key, reason = %why, "lost the lease; stopping the apply");
+                    cancel.cancel(format!("lost the lease on `{key}`: {why}"));
+                    return;
+                }
+            }
+        })
+    }
+
     /// `Ok` while the lease holds; otherwise an [`ErrorKind::Locked`] error that says why.
     pub fn check(&self) -> Result<()> {
         match self.lost_reason() {
@@ -399,7 +425,7 @@ pub async fn acquire(
     backend: Arc<dyn LeaseBackend>,
     spec: LeaseSpec,
     me: Holder,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Lease> {
     if spec.ttl < Duration::from_secs(1) {
         return Err(Error::config(format!(
@@ -414,7 +440,7 @@ pub async fn acquire(
     let mut pause = FIRST_POLL;
     let mut last_seen: Option<LeaseRecord> = None;
     loop {
-        if cancel.load(Ordering::SeqCst) {
+        if cancel.is_cancelled() {
             return Err(cancelled(key, &location));
         }
         match attempt(&*backend, key, &location, &me, &lease_id, spec.ttl).await? {
@@ -657,10 +683,10 @@ fn cancelled(key: &str, location: &str) -> Error {
 }
 
 /// Sleeps for `d` in short slices; `false` as soon as `cancel` is set.
-async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) -> bool {
+async fn sleep_unless_cancelled(d: Duration, cancel: &Cancel) -> bool {
     let end = Instant::now() + d;
     loop {
-        if cancel.load(Ordering::SeqCst) {
+        if cancel.is_cancelled() {
             return false;
         }
         let left = end.saturating_duration_since(Instant::now());
@@ -767,12 +793,12 @@ mod tests {
 
     #[test]
     fn a_foreign_value_is_an_error_that_says_what_to_do() {
-        let e =
-            LeaseRecord::from_json(r#"{"password":"x"}"#, "secret secretsync-lock/a").unwrap_err();
+        let e = LeaseRecord::from_json(r#"{"password":"x"}"#, "secret .secretsync/locks/a")
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unexpected);
         assert!(
             e.message
-                .contains("secret secretsync-lock/a does not hold a SecretSync lease")
+                .contains("secret .secretsync/locks/a does not hold a SecretSync lease")
         );
         assert!(e.message.contains("delete it"));
     }
@@ -782,14 +808,14 @@ mod tests {
         let r = LeaseRecord::new(&holder(), "l", 1_764_411_248_000, Duration::from_secs(60));
         let e = locked(
             "acme/prod",
-            "secret secretsync-lock/acme/prod",
+            "secret .secretsync/locks/acme/prod",
             Some(&r),
             Duration::from_secs(30),
         );
         assert_eq!(e.kind, ErrorKind::Locked);
         assert_eq!(
             e.message,
-            "target lease `acme/prod` (secret secretsync-lock/acme/prod) is held by run run-1 of \
+            "target lease `acme/prod` (secret .secretsync/locks/acme/prod) is held by run run-1 of \
              owner `acme` on host ci-7 started by alice since 2025-11-29T10:14:08Z, until \
              2025-11-29T10:15:08Z unless renewed; waited 30s: wait for that run to finish, or \
              raise --lock-timeout (a crashed run's lease expires at 2025-11-29T10:15:08Z)"

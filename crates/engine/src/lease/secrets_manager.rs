@@ -1,7 +1,7 @@
 //! Leases as lock secrets in AWS Secrets Manager, in the target's own account and region, so
 //! they work without a merge store.
 //!
-//! The lease for key `k` is the secret `secretsync-lock/<k>` (the key encoded into AWS name
+//! The lease for key `k` is the secret `.secretsync/locks/<k>` (the key encoded into AWS name
 //! characters, [`super::encode_key`]), tagged `managed-by=secretsync` and
 //! `secretsync:role=lock` (and no `secretsync:target`, so no target ever counts it among its
 //! secrets); its `AWSCURRENT` value is the [`LeaseRecord`] as JSON.
@@ -20,7 +20,7 @@
 //!   is safe because the holder releases only while its lease is valid, and nobody takes
 //!   over a valid lease.
 //!
-//! Permissions on `secretsync-lock/*`: `CreateSecret`, `GetSecretValue`, `PutSecretValue`,
+//! Permissions on `.secretsync/locks/*`: `CreateSecret`, `GetSecretValue`, `PutSecretValue`,
 //! `UpdateSecretVersionStage`, `DescribeSecret`, `RestoreSecret`, `DeleteSecret`,
 //! `TagResource`.
 
@@ -35,11 +35,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::targets::aws_sm::error::{code, map};
 
 /// Name prefix of every lock secret.
-pub const LOCK_PREFIX: &str = "secretsync-lock/";
+pub const LOCK_PREFIX: &str = ".secretsync/locks/";
 /// The staging label of a version written for a compare-and-swap.
 pub const NEXT_STAGE: &str = "secretsync-next";
 /// Tag that marks the secret as a lock.
-pub const TAG_ROLE: &str = "secretsync:role";
+pub use secretsync_core::diff::TAG_ROLE;
 pub const ROLE_LOCK: &str = "lock";
 
 const CURRENT: &str = "AWSCURRENT";

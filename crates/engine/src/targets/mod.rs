@@ -42,6 +42,8 @@ pub trait Target: Send + Sync {
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport;
     /// API calls made so far (attempts, retries included).
     fn calls(&self) -> u64;
+    /// Where this target's lease lives (so two runs never apply it at once).
+    fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend>;
 }
 
 /// The registry: one arm per target kind.

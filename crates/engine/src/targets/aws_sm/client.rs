@@ -716,6 +716,14 @@ impl Target for AwsSmTarget {
         self.counter.get()
     }
 
+    /// A lock secret in the target's own account and region: works without a merge store,
+    /// and locks where the writes happen.
+    fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
+        Arc::new(crate::lease::secrets_manager::SecretsManagerLeases::new(
+            self.client.clone(),
+        ))
+    }
+
     async fn prefetch(&self) {
         let listed = self.list().await;
         *self.prefetched.lock().await = Some(listed);
