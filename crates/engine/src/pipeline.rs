@@ -353,7 +353,7 @@ async fn sync_targets(
                         ));
                     }
                     let stats = store
-                        .write_bundle(name, &bundle.secrets, &bundle.incomplete, &run_id)
+                        .write_bundle(name, &bundle.secrets, &bundle.incomplete, run_id)
                         .await?;
                     reporter.stored(&store.location(), name, stats);
                 }
