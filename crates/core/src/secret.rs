@@ -1,5 +1,11 @@
 //! The secret model: a secret's value is a JSON map held in a type that never prints itself
 //! and wipes its strings when dropped. A [`Bundle`] is a set of secrets by relative path.
+//!
+//! Zeroizing is best effort: [`SecretValue`] wipes the strings it owns when dropped, and the
+//! canonical JSON made for writes is wiped after use, but copies made outside this type — the
+//! HTTP clients' request and response buffers, serde_json's intermediate buffers, the allocator's
+//! freed blocks after a map grows — are out of its reach. The goal is a short lifetime for values
+//! in memory, not a guarantee; nothing is ever written to local disk.
 
 use std::collections::BTreeMap;
 use std::fmt;
