@@ -388,7 +388,10 @@ fn write_desired(
             .iter()
             .filter_map(|t| desired.get(t).map(|d| (t, d)))
             .filter(|(_, d)| !d.is_complete())
-            .map(|(t, d)| (t.clone(), json!(d.incomplete)))
+            .map(|(t, d)| {
+                let gaps: Vec<String> = d.incomplete.iter().map(|g| g.to_string()).collect();
+                (t.clone(), json!(gaps))
+            })
             .collect();
         if !incomplete.is_empty() {
             doc["incomplete"] = Value::Object(incomplete);

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::fingerprint::{FingerprintKey, legacy_content_hash};
 use crate::naming;
-use crate::secret::{Bundle, SecretValue, summarize};
+use crate::secret::{Bundle, Gap, SecretValue, summarize};
 
 pub const TAG_MANAGED: &str = "managed-by";
 pub const MANAGED_VALUE: &str = "secretsync";
@@ -147,9 +147,9 @@ pub struct PlanOptions {
     /// [`MASS_DELETE_FLOOR`]) is refused unless `allow_mass_delete`.
     pub max_delete_fraction: f64,
     pub allow_mass_delete: bool,
-    /// Why the desired state is incomplete (skipped source paths); non-empty holds every
-    /// deletion.
-    pub incomplete: Vec<String>,
+    /// What the read of the desired state skipped: non-empty holds every deletion, and a
+    /// desired secret at a skipped path is not written either.
+    pub incomplete: Vec<Gap>,
 }
 
 impl PlanOptions {
@@ -354,7 +354,7 @@ pub fn needs_value(
     for (path, value) in desired {
         let name = format!("{}{path}", opts.prefix);
         let Some(l) = listed.get(&name) else { continue };
-        if l.pending_deletion {
+        if l.pending_deletion || opts.incomplete.iter().any(|g| g.covers(path)) {
             continue;
         }
         let writable = match l.ownership(opts) {
@@ -410,6 +410,15 @@ pub fn plan(
             let mut c = SecretChange::new(path, &name, ChangeKind::Skipped);
             c.reason = Some(e);
             c.invalid = true;
+            changes.push(c);
+            continue;
+        }
+        // A lower layer alone must not overwrite what an unread layer holds at this path.
+        if let Some(gap) = opts.incomplete.iter().find(|g| g.covers(path)) {
+            let mut c = SecretChange::new(path, &name, ChangeKind::Skipped);
+            c.reason = Some(format!(
+                "not written: the read of its sources was incomplete here ({gap}); fix that and run again"
+            ));
             changes.push(c);
             continue;
         }
@@ -951,12 +960,33 @@ mod tests {
             .iter()
             .map(|n| (n.to_string(), managed(n, &a, "v")))
             .collect();
-        let desired = Bundle::from([("x".into(), a.clone()), ("new".into(), a.clone())]);
         let mut o = opts(false, true);
-        o.incomplete = vec!["source `base`: `app/` could not be listed (permission denied)".into()];
-        let p = plan(&o, &key(), &desired, &listed, &BTreeMap::new());
+        o.incomplete = vec![
+            Gap::new("base", "app/", "could not be listed (permission denied)"),
+            Gap::new("base", "db", "could not be read (permission denied)"),
+        ];
+        let desired = Bundle::from([
+            ("x".into(), a.clone()),
+            ("new".into(), a.clone()),
+            // Covered by the gaps: the other layers alone must not be written there.
+            ("app/under".into(), a.clone()),
+            ("db".into(), secret(json!({"k": "from a lower layer"}))),
+        ]);
+        let mut l = listed.clone();
+        l.insert("p/db".into(), managed("p/db", &a, "v"));
+        let p = plan(&o, &key(), &desired, &l, &BTreeMap::new());
         assert_eq!(p.counts().deleted, 0);
-        assert_eq!(p.counts().added, 1, "creates and updates still happen");
+        assert_eq!(
+            p.counts().added,
+            1,
+            "creates and updates still happen elsewhere"
+        );
+        assert_eq!(p.counts().skipped, 2, "{:?}", kinds(&p));
+        for c in p.changes.iter().filter(|c| c.kind == ChangeKind::Skipped) {
+            assert!(c.reason.as_ref().unwrap().contains("incomplete"), "{c:?}");
+            assert!(!c.invalid);
+        }
+        assert!(needs_value(&o, &key(), &desired, &l).is_empty());
         assert_eq!(p.orphans_kept, ["p/y"]);
         let held = p.deletions_held.unwrap();
         assert!(

@@ -32,7 +32,7 @@ pub fn desired_states(
     let empty = Vec::new();
     for name in config.graph.order.iter().filter(|n| targets.contains(n)) {
         let mut bundle = Bundle::new();
-        let mut incomplete: Vec<String> = Vec::new();
+        let mut incomplete: Vec<crate::secret::Gap> = Vec::new();
         for import in config.graph.imports.get(name).unwrap_or(&empty) {
             let layer = match import {
                 Import::Target(t) => out.get(t),
@@ -105,7 +105,11 @@ targets:
         let c = config();
         let a = Collected {
             secrets: Bundle::from([("x".into(), secret(json!({"k": 1})))]),
-            incomplete: vec!["source `a`: `dir/` could not be listed (permission denied)".into()],
+            incomplete: vec![crate::secret::Gap::new(
+                "a",
+                "dir/",
+                "could not be listed (permission denied)",
+            )],
         };
         let b = Collected::complete(Bundle::from([("y".into(), secret(json!({"k": 2})))]));
         let sources = BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);

@@ -76,16 +76,51 @@ impl Drop for SecretValue {
 /// Secrets by relative path (the path below a source's `mount:`), ordered.
 pub type Bundle = BTreeMap<String, SecretValue>;
 
+/// One thing a read skipped: a secret (`app/db`) or a whole folder (`app/`, ending in `/`),
+/// relative to its source's `mount:` like every secret path, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Gap {
+    pub source: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl Gap {
+    pub fn new(source: &str, path: &str, reason: impl Into<String>) -> Self {
+        Gap {
+            source: source.to_string(),
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether a secret at `path` may be affected: the gap is that secret, or a folder that
+    /// holds it. Such a secret is neither written nor deleted.
+    pub fn covers(&self, path: &str) -> bool {
+        self.path == path || (self.path.ends_with('/') && path.starts_with(&self.path))
+    }
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "source `{}`: `{}` {}",
+            self.source, self.path, self.reason
+        )
+    }
+}
+
 /// A bundle and what is known to be missing from it. A read is complete only when every
 /// folder was listed and every secret read; otherwise `incomplete` says which paths were
-/// skipped and why, and whatever is built from this bundle must not delete anything
-/// (a secret missing from an incomplete read may still exist at the source).
+/// skipped and why. Whatever is built from an incomplete bundle deletes nothing (a secret
+/// missing from it may still exist at the source) and writes nothing at a skipped path (its
+/// value there is unknown: a lower layer alone would overwrite the real one).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Collected {
     pub secrets: Bundle,
-    /// Human-readable reasons (`source `base`: `app/db`: permission denied`); empty when
-    /// complete.
-    pub incomplete: Vec<String>,
+    /// Empty when complete.
+    pub incomplete: Vec<Gap>,
 }
 
 impl Collected {
@@ -101,11 +136,11 @@ impl Collected {
 }
 
 /// A list of skipped paths shortened for a message: the first few and a count of the rest.
-pub fn summarize(reasons: &[String], max: usize) -> String {
+pub fn summarize<T: fmt::Display>(reasons: &[T], max: usize) -> String {
     let mut s = reasons
         .iter()
         .take(max)
-        .cloned()
+        .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join("; ");
     if reasons.len() > max {

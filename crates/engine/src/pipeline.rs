@@ -130,7 +130,7 @@ pub trait Reporter {
 pub struct RunSummary {
     pub targets: Vec<TargetOutcome>,
     /// Every gap of the Vault read (skipped paths and why), over all selected targets.
-    pub incomplete: Vec<String>,
+    pub incomplete: Vec<secretsync_core::secret::Gap>,
     pub vault_requests: u64,
     pub aws_calls: u64,
 }

@@ -289,7 +289,11 @@ async fn round_trip_with_keyed_manifests(f: &Fixture) {
         ),
         ("top", json!({"k": "S3NT1NEL-k"})),
     ]);
-    let skipped = vec!["secret/base/deep/: cut off by max_depth".to_string()];
+    let skipped = vec![secretsync_core::secret::Gap::new(
+        "base",
+        "deep/",
+        "is deeper than `max_depth` (1)",
+    )];
     assert_eq!(
         store
             .write_bundle("t", &b, &skipped, "run-1")

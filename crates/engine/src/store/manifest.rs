@@ -59,7 +59,7 @@ pub struct Manifest {
     pub key_id: Option<String>,
     /// Why the bundle is incomplete (source paths skipped while merging); empty: complete.
     #[serde(default)]
-    pub incomplete: Vec<String>,
+    pub incomplete: Vec<secretsync_core::secret::Gap>,
     /// Set while a run writes the bundle's objects; a reader refuses such a manifest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub writing: bool,
@@ -314,7 +314,7 @@ impl<O: Objects> MergeStore for ManifestStore<O> {
         &self,
         name: &str,
         bundle: &Bundle,
-        incomplete: &[String],
+        incomplete: &[secretsync_core::secret::Gap],
         run_id: &str,
     ) -> Result<WriteStats> {
         check_bundle_name(name)?;
@@ -503,7 +503,11 @@ mod tests {
             serde_json::from_str(r#"{"bundle":"b","secrets":{"a":"ff"},"run_id":"r"}"#).unwrap();
         assert_eq!(legacy, manifest(None, &[("a", "ff")]));
         let mut m = manifest(Some("k1"), &[("a", "1")]);
-        m.incomplete = vec!["src/app/: cut off by max_depth".into()];
+        m.incomplete = vec![secretsync_core::secret::Gap::new(
+            "src",
+            "app/",
+            "is deeper than `max_depth` (1)",
+        )];
         let json = serde_json::to_string(&m).unwrap();
         assert!(!json.contains("writing"), "{json}");
         assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);

@@ -46,7 +46,7 @@ pub struct WriteStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredBundle {
     pub secrets: Bundle,
-    pub incomplete: Vec<String>,
+    pub incomplete: Vec<secretsync_core::secret::Gap>,
 }
 
 #[async_trait]
@@ -57,7 +57,7 @@ pub trait MergeStore: Send + Sync {
         &self,
         name: &str,
         bundle: &Bundle,
-        incomplete: &[String],
+        incomplete: &[secretsync_core::secret::Gap],
         run_id: &str,
     ) -> Result<WriteStats>;
     /// Reads a bundle and verifies every secret against its manifest; `None` when nothing is

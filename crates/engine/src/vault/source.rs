@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use futures::{StreamExt, stream};
 use secretsync_core::config::SourceConfig;
-use secretsync_core::secret::{Bundle, Collected, SecretValue};
+use secretsync_core::secret::{Bundle, Collected, Gap, SecretValue};
 use tracing::{debug, info, warn};
 
 use super::client::{ReadOutcome, VaultClient};
@@ -69,7 +69,7 @@ type Listed = (String, usize, Result<Option<Vec<String>>>);
 #[derive(Debug, Default)]
 pub struct Listing {
     pub paths: Vec<String>,
-    pub incomplete: Vec<String>,
+    pub incomplete: Vec<Gap>,
 }
 
 /// Lists every secret of a source, breadth first. Returns paths relative to the source. A
@@ -87,7 +87,7 @@ pub async fn list_all(
     let mut index = 0usize;
     let mut visited: HashSet<String> = HashSet::from([String::new()]);
     let mut out = Listing::default();
-    let gap = |path: &str, why: &str| format!("source `{}`: `{path}` {why}", source.name);
+    let gap = |path: &str, why: &str| Gap::new(&source.name, path, why);
     let threshold = source.queue_compaction_threshold;
     while index < queue.len() {
         cancelled(cancel)?;
@@ -206,7 +206,7 @@ pub async fn read_all(
         secrets: Bundle::new(),
         incomplete: listing.incomplete,
     };
-    let gap = |path: &str, why: &str| format!("source `{}`: `{path}` {why}", source.name);
+    let gap = |path: &str, why: &str| Gap::new(&source.name, path, why);
     for (rel, outcome) in results {
         match outcome {
             Ok(ReadOutcome::Found { data, .. }) => {

@@ -156,7 +156,11 @@ impl AwsSmTarget {
         }
     }
 
-    fn options(&self, ctx: &PlanContext, incomplete: &[String]) -> PlanOptions {
+    fn options(
+        &self,
+        ctx: &PlanContext,
+        incomplete: &[secretsync_core::secret::Gap],
+    ) -> PlanOptions {
         PlanOptions {
             target: self.name.clone(),
             owner: self.owner.clone(),
