@@ -326,7 +326,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
                 message.push_str("; ");
             }
             message.push_str(&format!(
-                "the Vault read was incomplete, so nothing was deleted ({}); fix the token's policy or the named paths and run again",
+                "the Vault read was incomplete, so nothing was deleted and the skipped paths were not written ({}); fix the token's policy or the named paths and run again",
                 secretsync_core::secret::summarize(&summary.incomplete, 5)
             ));
         }
