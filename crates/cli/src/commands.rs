@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use secretsync_core::config::{self, Config, MergeStoreConfig, TargetBackend};
+use secretsync_core::config::{self, Config, MergeStoreConfig};
 use secretsync_core::mask::MaskPolicy;
 use secretsync_core::secret::{Bundle, Collected};
 use secretsync_engine::cancel::Cancel;
@@ -241,11 +241,7 @@ fn graph(a: GraphArgs) -> Result<ExitCode> {
                         .collect();
                     let kind = c
                         .target(name)
-                        .map(|t| match &t.backend {
-                            TargetBackend::AwsSecretsManager(a) => {
-                                format!("aws_secretsmanager {}", a.region)
-                            }
-                        })
+                        .map(|t| t.backend.describe())
                         .unwrap_or_default();
                     writeln!(
                         out,

@@ -344,12 +344,84 @@ impl<'a> Deserializer<'a> for NodeDe<'a, '_> {
 
     fn deserialize_enum<V: Visitor<'a>>(
         self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
+        name: &'static str,
+        variants: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Error> {
         match &self.node.kind {
             NodeKind::Str(s) => v.visit_enum(s.as_str().into_deserializer()),
+            // A map tagged by its `type` key: the variant's settings struct is read from the
+            // same map (it lists `type` among its fields), so unknown keys are reported against
+            // that variant's keys, with suggestions. An unknown or missing `type` is a
+            // diagnostic, and the value becomes the enum's `#[serde(other)]` variant.
+            NodeKind::Map(entries) => {
+                let known: Vec<&str> = variants
+                    .iter()
+                    .copied()
+                    .filter(|v| !v.starts_with('$'))
+                    .collect();
+                // `RawTarget` -> "target type", `RawMergeStore` -> "merge store type".
+                let what = {
+                    let base = name.strip_prefix("Raw").unwrap_or(name);
+                    let mut w = String::new();
+                    for (i, c) in base.chars().enumerate() {
+                        if c.is_uppercase() && i > 0 {
+                            w.push(' ');
+                        }
+                        w.extend(c.to_lowercase());
+                    }
+                    format!("{w} type")
+                };
+                let first = known.first().copied().unwrap_or(UNKNOWN_VARIANT);
+                let tag = entries.iter().find(|(k, _)| k.key_str() == "type");
+                // On an unknown or missing `type`, the closest (or first) kind's keys are still
+                // checked, so one run reports every problem; the error keeps the config from
+                // loading.
+                let tag = match tag {
+                    Some((_, n)) => match &n.kind {
+                        NodeKind::Str(t) if known.contains(&t.as_str()) => t.clone(),
+                        NodeKind::Str(t) => {
+                            let near = closest(t, known.iter().copied());
+                            let help = match near {
+                                Some(c) => format!("did you mean `{c}`?"),
+                                None => format!("use one of: {}", known.join(", ")),
+                            };
+                            self.diags.borrow_mut().push(
+                                Diagnostic::error(
+                                    Some(n.pos),
+                                    child_path(&self.path, "type"),
+                                    format!("unknown {what} `{t}`"),
+                                )
+                                .with_help(help),
+                            );
+                            near.unwrap_or(first).to_string()
+                        }
+                        _ => {
+                            self.diags.borrow_mut().push(
+                                Diagnostic::error(
+                                    Some(n.pos),
+                                    child_path(&self.path, "type"),
+                                    format!("expected a string, found {}", n.kind.describe()),
+                                )
+                                .with_help(format!("use one of: {}", known.join(", "))),
+                            );
+                            first.to_string()
+                        }
+                    },
+                    None => {
+                        self.diags.borrow_mut().push(
+                            Diagnostic::error(
+                                Some(self.node.pos),
+                                child_path(&self.path, "type"),
+                                "missing required key `type`",
+                            )
+                            .with_help(format!("add `type: …` (one of: {})", known.join(", "))),
+                        );
+                        first.to_string()
+                    }
+                };
+                v.visit_enum(Tagged { de: self, tag })
+            }
             _ => Err(Error(format!(
                 "expected a string at {}, found {}",
                 self.node.pos,
@@ -362,6 +434,48 @@ impl<'a> Deserializer<'a> for NodeDe<'a, '_> {
         <W: Visitor<'a>>
         i8 i16 i32 i128 u128 f32 char bytes byte_buf unit unit_struct newtype_struct tuple
         tuple_struct
+    }
+}
+
+/// The variant a `type`-tagged enum gets for an unknown or missing `type`: name the enum's
+/// catch-all variant `#[serde(other, rename = "$unknown")]`.
+pub const UNKNOWN_VARIANT: &str = "$unknown";
+
+/// Enum access for a `type`-tagged map: the variant is the tag, its content the same map.
+struct Tagged<'a, 'c> {
+    de: NodeDe<'a, 'c>,
+    tag: String,
+}
+
+impl<'a, 'c> de::EnumAccess<'a> for Tagged<'a, 'c> {
+    type Error = Error;
+    type Variant = Self;
+    fn variant_seed<S: DeserializeSeed<'a>>(self, seed: S) -> Result<(S::Value, Self), Error> {
+        let tag: de::value::StrDeserializer<'_, Error> = self.tag.as_str().into_deserializer();
+        let v = seed.deserialize(tag)?;
+        Ok((v, self))
+    }
+}
+
+impl<'a> de::VariantAccess<'a> for Tagged<'a, '_> {
+    type Error = Error;
+    fn unit_variant(self) -> Result<(), Error> {
+        Ok(())
+    }
+    fn newtype_variant_seed<S: DeserializeSeed<'a>>(self, seed: S) -> Result<S::Value, Error> {
+        seed.deserialize(self.de)
+    }
+    fn tuple_variant<V: Visitor<'a>>(self, _len: usize, _v: V) -> Result<V::Value, Error> {
+        Err(Error(
+            "tuple variants are not supported in the config".into(),
+        ))
+    }
+    fn struct_variant<V: Visitor<'a>>(
+        self,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        self.de.deserialize_struct("", fields, v)
     }
 }
 

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::fingerprint::{FingerprintKey, legacy_content_hash};
-use crate::naming;
 use crate::secret::{Bundle, Gap, SecretValue, summarize};
+use crate::targets::TargetRules;
 
 pub const TAG_MANAGED: &str = "managed-by";
 pub const MANAGED_VALUE: &str = "secretsync";
@@ -132,9 +132,11 @@ impl Listed {
 }
 
 /// Settings of a target that shape its plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     pub target: String,
+    /// The kind's naming and size rules.
+    pub rules: std::sync::Arc<dyn TargetRules>,
     /// The deployment's owner scope ([`crate::config::Config::owner_scope`]).
     pub owner: String,
     /// Earlier names of this target whose secrets it takes over.
@@ -153,10 +155,12 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
-    /// Defaults for everything but the identity (tests and fixtures).
+    /// Defaults for everything but the identity, with AWS Secrets Manager's rules (tests and
+    /// fixtures; set `rules` for another kind).
     pub fn new(target: &str, owner: &str, prefix: &str) -> Self {
         PlanOptions {
             target: target.into(),
+            rules: std::sync::Arc::new(crate::targets::aws_sm::AwsSmRules),
             owner: owner.into(),
             adopt_from: Vec::new(),
             prefix: prefix.into(),
@@ -352,7 +356,7 @@ pub fn needs_value(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (path, value) in desired {
-        let name = format!("{}{path}", opts.prefix);
+        let name = opts.rules.name(&opts.prefix, path);
         let Some(l) = listed.get(&name) else { continue };
         if l.pending_deletion || opts.incomplete.iter().any(|g| g.covers(path)) {
             continue;
@@ -396,7 +400,7 @@ pub fn plan(
     let mut changes = Vec::new();
     let mut desired_names = BTreeSet::new();
     for (path, value) in desired {
-        let name = format!("{}{path}", opts.prefix);
+        let name = opts.rules.name(&opts.prefix, path);
         desired_names.insert(name.clone());
         let json = value.canonical_json();
         let checked = if name.starts_with(RESERVED_PREFIX) {
@@ -404,7 +408,9 @@ pub fn plan(
                 "names below `{RESERVED_PREFIX}` are reserved for SecretSync's own bookkeeping; rename the Vault secret or change `secret_prefix`"
             ))
         } else {
-            naming::check_name(&name).and_then(|_| naming::check_size(json.len()))
+            opts.rules
+                .check_name(&name)
+                .and_then(|_| opts.rules.check_size(json.len()))
         };
         if let Err(e) = checked {
             let mut c = SecretChange::new(path, &name, ChangeKind::Skipped);
@@ -500,7 +506,7 @@ pub fn plan(
     let mut orphans = Vec::new();
     let mut managed = 0usize;
     for (name, l) in listed {
-        if !name.starts_with(&opts.prefix) || l.pending_deletion {
+        if opts.rules.path_of(&opts.prefix, name).is_none() || l.pending_deletion {
             continue;
         }
         let scoped = matches!(
@@ -568,7 +574,10 @@ pub fn plan(
             }
         }
         for name in deletable {
-            let path = name.strip_prefix(&opts.prefix).unwrap_or(&name).to_string();
+            let path = opts
+                .rules
+                .path_of(&opts.prefix, &name)
+                .unwrap_or_else(|| name.clone());
             let mut c = SecretChange::new(&path, &name, ChangeKind::Deleted);
             c.old_version = listed.get(&name).and_then(|l| l.current_version.clone());
             c.old_tags = listed

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use secretsync_core::config::{
-    self, AwsSmTarget, CircuitBreakerConfig, Config, DiscoveryConfig, DiscoveryFilter,
+    self, AwsSmSettings, CircuitBreakerConfig, Config, DiscoveryConfig, DiscoveryFilter,
     DiscoveryKind, Loaded, MergeStoreConfig, MetricsConfig, SourceConfig, TargetBackend,
     TargetConfig, TargetTemplate, VaultAuth,
 };
@@ -184,20 +184,12 @@ fn design_example_means_what_it_says() {
     );
 
     let aws = |region: &str, role_arn: &str| {
-        TargetBackend::AwsSecretsManager(AwsSmTarget {
+        TargetBackend::AwsSecretsManager(AwsSmSettings {
             region: region.into(),
             role_arn: Some(role_arn.into()),
             external_id: None,
-            secret_prefix: String::new(),
-            delete_orphans: false,
             deletion_recovery_days: config::DEFAULT_RECOVERY_DAYS,
             force_delete: false,
-            max_deletes: config::DEFAULT_MAX_DELETES,
-            adopt: false,
-            adopt_from: vec![],
-            max_delete_fraction: config::DEFAULT_MAX_DELETE_FRACTION,
-            concurrency: config::DEFAULT_TARGET_CONCURRENCY,
-            writes_per_second: config::DEFAULT_WRITES_PER_SECOND,
         })
     };
     let overrides = |env: &str| match json!({ "environment": env }) {
@@ -211,12 +203,14 @@ fn design_example_means_what_it_says() {
                 name: "production-us-east-1".into(),
                 imports: vec!["base".into(), "production".into()],
                 overrides: overrides("production"),
+                policy: config::TargetPolicy::default(),
                 backend: aws("us-east-1", "arn:aws:iam::123456789012:role/SecretSync"),
             },
             TargetConfig {
                 name: "staging-us-west-2".into(),
                 imports: vec!["production-us-east-1".into()],
                 overrides: overrides("staging"),
+                policy: config::TargetPolicy::default(),
                 backend: aws("us-west-2", "arn:aws:iam::987654321098:role/SecretSync"),
             },
         ]
@@ -407,14 +401,19 @@ fn non_default_values_are_used() {
     let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
     assert_eq!(
         t,
-        &AwsSmTarget {
+        &AwsSmSettings {
             region: "eu-central-2".into(),
             role_arn: None,
             external_id: Some("ext-1".into()),
-            secret_prefix: "app/".into(),
-            delete_orphans: true,
             deletion_recovery_days: 7,
             force_delete: true,
+        }
+    );
+    assert_eq!(
+        c.targets[0].policy,
+        config::TargetPolicy {
+            secret_prefix: "app/".into(),
+            delete_orphans: true,
             max_deletes: 5,
             adopt: true,
             adopt_from: vec!["production".into(), "prod-old".into()],
@@ -1647,8 +1646,9 @@ fn adopt_from_and_max_delete_fraction() {
         ),
         &[],
     );
-    let settings = |i: usize| match &c.targets[i].backend {
-        TargetBackend::AwsSecretsManager(t) => (t.adopt_from.clone(), t.max_delete_fraction),
+    let settings = |i: usize| {
+        let p = &c.targets[i].policy;
+        (p.adopt_from.clone(), p.max_delete_fraction)
     };
     assert_eq!(
         settings(0),
@@ -1656,8 +1656,8 @@ fn adopt_from_and_max_delete_fraction() {
     );
     assert_eq!(settings(1), (vec![], 0.005));
     let c = accepted(MINIMAL, &[]);
-    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
-    assert_eq!((t.adopt_from.len(), t.max_delete_fraction), (0, 0.10));
+    let p = &c.targets[0].policy;
+    assert_eq!((p.adopt_from.len(), p.max_delete_fraction), (0, 0.10));
 }
 
 #[test]

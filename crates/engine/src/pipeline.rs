@@ -198,15 +198,14 @@ pub async fn run(
     // the two are independent, and on a no-change run they are most of the time.
     let mut targets: BTreeMap<String, std::sync::Arc<dyn crate::targets::Target>> = BTreeMap::new();
     if !opts.merge_only {
-        let aws = aws
-            .as_ref()
-            .ok_or_else(|| Error::config("AWS is needed for the sync phase"))?;
+        let clients = crate::targets::Clients {
+            aws: aws.as_ref(),
+            owner: &owner,
+            env,
+        };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {
-                targets.insert(
-                    name.clone(),
-                    crate::targets::build(tcfg, &owner, aws).await?,
-                );
+                targets.insert(name.clone(), crate::targets::build(tcfg, &clients).await?);
             }
         }
     }

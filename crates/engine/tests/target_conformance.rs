@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use secretsync_core::config::AwsSmTarget as Settings;
+use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::ChangeKind;
 use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::aws::AwsContext;
@@ -43,21 +43,24 @@ fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-fn settings(prefix: &str) -> Settings {
+fn settings() -> Settings {
     Settings {
         region: "us-east-1".into(),
         role_arn: None,
         external_id: None,
-        secret_prefix: prefix.into(),
-        delete_orphans: true,
         deletion_recovery_days: 7,
         force_delete: false,
+    }
+}
+
+fn policy(prefix: &str) -> TargetPolicy {
+    TargetPolicy {
+        secret_prefix: prefix.into(),
+        delete_orphans: true,
         max_deletes: 10,
-        adopt: false,
-        adopt_from: Vec::new(),
-        max_delete_fraction: secretsync_core::config::DEFAULT_MAX_DELETE_FRACTION,
         concurrency: 1,
         writes_per_second: 1000,
+        ..TargetPolicy::default()
     }
 }
 
@@ -111,7 +114,7 @@ async fn conformance_create_update_skip_delete_restore() {
     let ctx = AwsContext::from_sdk_config(sdk(&ep));
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
     let prefix = format!("conf-{}/", unique());
-    let t = AwsSmTarget::new("conf", OWNER, &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("conf", OWNER, &policy(&prefix), &settings(), &ctx).await;
 
     // create
     let v1 = bundle(&[
@@ -172,7 +175,7 @@ async fn conformance_create_update_skip_delete_restore() {
         .send()
         .await
         .unwrap();
-    let other = AwsSmTarget::new("someone-else", OWNER, &settings(&prefix), &ctx).await;
+    let other = AwsSmTarget::new("someone-else", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let r = other
         .apply(
             &other
@@ -319,7 +322,7 @@ async fn failed_write_rolls_the_target_back() {
     let prefix = format!("rb-{}/", unique());
     // Start from one managed secret.
     let direct = AwsContext::from_sdk_config(sdk(&ep));
-    let t = AwsSmTarget::new("rb", OWNER, &settings(&prefix), &direct).await;
+    let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &direct).await;
     let r = t
         .apply(
             &t.plan(&bundle(&[("a", json!({"v": "old"}))]), &apply_ctx())
@@ -334,7 +337,7 @@ async fn failed_write_rolls_the_target_back() {
     // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
     let proxy = failing_proxy(ep.clone(), "zz-fail").await;
     let ctx = AwsContext::from_sdk_config(sdk(&proxy));
-    let t = AwsSmTarget::new("rb", OWNER, &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
         ("b", json!({"v": 1})),
@@ -390,7 +393,7 @@ async fn cancelled_apply_writes_nothing_and_says_so() {
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
     let prefix = format!("cx-{}/", unique());
     let ctx = AwsContext::from_sdk_config(sdk(&ep));
-    let t = AwsSmTarget::new("cx", OWNER, &settings(&prefix), &ctx).await;
+    let t = AwsSmTarget::new("cx", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let plan = t
         .plan(
             &bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]),
@@ -426,9 +429,9 @@ async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
 
     let proxy = failing_proxy(ep.clone(), "zz-fail").await;
     let ctx = AwsContext::from_sdk_config(sdk(&proxy));
-    let mut s = settings(&prefix);
-    s.adopt = true;
-    let t = AwsSmTarget::new("ad", OWNER, &s, &ctx).await;
+    let mut p = policy(&prefix);
+    p.adopt = true;
+    let t = AwsSmTarget::new("ad", OWNER, &p, &settings(), &ctx).await;
     let plan = t
         .plan(
             &bundle(&[("u", json!({"ours": 2})), ("zz-fail", json!({"v": 1}))]),

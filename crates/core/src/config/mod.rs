@@ -12,7 +12,9 @@
 //! ```
 
 mod raw;
-mod validate;
+pub(crate) mod validate;
+
+pub use raw::{RawCommon, RawTarget, S};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -147,6 +149,8 @@ pub struct TargetConfig {
     pub name: String,
     pub imports: Vec<String>,
     pub overrides: Map<String, Value>,
+    /// What every kind of target shares: where names go, what may be deleted, pacing.
+    pub policy: TargetPolicy,
     pub backend: TargetBackend,
 }
 
@@ -156,15 +160,53 @@ impl fmt::Debug for TargetConfig {
             .field("name", &self.name)
             .field("imports", &self.imports)
             .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .field("policy", &self.policy)
             .field("backend", &self.backend)
             .finish()
     }
 }
 
-/// The registry of target kinds: one variant per backend.
+/// The settings every target kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetPolicy {
+    /// Name in the target = prefix + relative path (checked by the kind's rules).
+    pub secret_prefix: String,
+    pub delete_orphans: bool,
+    pub max_deletes: usize,
+    /// A plan that would delete more than this fraction of the target's managed secrets (and
+    /// more than a handful) is refused without `--allow-mass-delete`. In (0, 1].
+    pub max_delete_fraction: f64,
+    pub adopt: bool,
+    /// Former names of this target: secrets marked as theirs (same owner scope) are taken
+    /// over, so a renamed target keeps managing its secrets.
+    pub adopt_from: Vec<String>,
+    /// Concurrent writes.
+    pub concurrency: usize,
+    /// A ceiling on writes per second.
+    pub writes_per_second: u32,
+}
+
+impl Default for TargetPolicy {
+    fn default() -> Self {
+        TargetPolicy {
+            secret_prefix: String::new(),
+            delete_orphans: false,
+            max_deletes: DEFAULT_MAX_DELETES,
+            max_delete_fraction: DEFAULT_MAX_DELETE_FRACTION,
+            adopt: false,
+            adopt_from: Vec::new(),
+            concurrency: DEFAULT_TARGET_CONCURRENCY,
+            writes_per_second: DEFAULT_WRITES_PER_SECOND,
+        }
+    }
+}
+
+pub use crate::targets::aws_sm::{AwsSmSettings, DEFAULT_RECOVERY_DAYS};
+
+/// The registry of target kinds: one variant per kind, its settings inside.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetBackend {
-    AwsSecretsManager(AwsSmTarget),
+    AwsSecretsManager(AwsSmSettings),
 }
 
 impl TargetBackend {
@@ -173,33 +215,25 @@ impl TargetBackend {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
         }
     }
-}
 
-pub const TARGET_TYPES: &[&str] = &["aws_secretsmanager"];
+    /// The kind's naming and size rules for the plan.
+    pub fn rules(&self) -> std::sync::Arc<dyn crate::targets::TargetRules> {
+        match self {
+            TargetBackend::AwsSecretsManager(_) => {
+                std::sync::Arc::new(crate::targets::aws_sm::AwsSmRules)
+            }
+        }
+    }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct AwsSmTarget {
-    pub region: String,
-    pub role_arn: Option<String>,
-    pub external_id: Option<String>,
-    pub secret_prefix: String,
-    pub delete_orphans: bool,
-    pub deletion_recovery_days: u32,
-    pub force_delete: bool,
-    pub max_deletes: usize,
-    pub adopt: bool,
-    /// Former names of this target: secrets tagged as theirs (same owner scope) are taken
-    /// over, so a renamed target keeps managing its secrets.
-    pub adopt_from: Vec<String>,
-    /// A plan that would delete more than this fraction of the target's managed secrets (and
-    /// more than a handful) is refused without `--allow-mass-delete`. In (0, 1].
-    pub max_delete_fraction: f64,
-    pub concurrency: usize,
-    pub writes_per_second: u32,
+    /// Where it writes, for `graph` (`aws_secretsmanager us-east-1`).
+    pub fn describe(&self) -> String {
+        match self {
+            TargetBackend::AwsSecretsManager(a) => format!("aws_secretsmanager {}", a.region),
+        }
+    }
 }
 
 pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.10;
-pub const DEFAULT_RECOVERY_DAYS: u32 = 30;
 pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;

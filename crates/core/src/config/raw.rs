@@ -7,7 +7,82 @@ use serde::Deserialize;
 
 use crate::de::Spanned;
 
-type S<T> = Option<Spanned<T>>;
+/// An optional positioned value: every raw field has this type.
+pub type S<T> = Option<Spanned<T>>;
+
+/// Declares a target kind's raw settings: the keys every target has (name, type, imports,
+/// overrides and the sync policy) plus the kind's own. `deny_unknown_fields`: a key of
+/// another kind is reported with its line and the closest key of this kind.
+#[macro_export]
+macro_rules! raw_target {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            pub name: $crate::config::S<String>,
+            #[serde(rename = "type")]
+            pub kind: $crate::config::S<String>,
+            pub imports: $crate::config::S<Vec<$crate::de::Spanned<String>>>,
+            pub overrides: $crate::config::S<serde_json::Value>,
+            pub secret_prefix: $crate::config::S<String>,
+            pub delete_orphans: $crate::config::S<bool>,
+            pub max_deletes: $crate::config::S<u64>,
+            pub max_delete_fraction: $crate::config::S<f64>,
+            pub adopt: $crate::config::S<bool>,
+            pub adopt_from: $crate::config::S<Vec<$crate::de::Spanned<String>>>,
+            pub concurrency: $crate::config::S<u64>,
+            pub writes_per_second: $crate::config::S<u64>,
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+        impl $name {
+            /// Moves the keys every target has out.
+            pub fn take_common(&mut self) -> $crate::config::RawCommon {
+                $crate::config::RawCommon {
+                    name: self.name.take(),
+                    imports: self.imports.take(),
+                    overrides: self.overrides.take(),
+                    secret_prefix: self.secret_prefix.take(),
+                    delete_orphans: self.delete_orphans.take(),
+                    max_deletes: self.max_deletes.take(),
+                    max_delete_fraction: self.max_delete_fraction.take(),
+                    adopt: self.adopt.take(),
+                    adopt_from: self.adopt_from.take(),
+                    concurrency: self.concurrency.take(),
+                    writes_per_second: self.writes_per_second.take(),
+                }
+            }
+        }
+    };
+}
+
+/// The keys every target has, whatever its kind.
+#[derive(Default)]
+pub struct RawCommon {
+    pub name: S<String>,
+    pub imports: S<Vec<Spanned<String>>>,
+    pub overrides: S<serde_json::Value>,
+    pub secret_prefix: S<String>,
+    pub delete_orphans: S<bool>,
+    pub max_deletes: S<u64>,
+    pub max_delete_fraction: S<f64>,
+    pub adopt: S<bool>,
+    pub adopt_from: S<Vec<Spanned<String>>>,
+    pub concurrency: S<u64>,
+    pub writes_per_second: S<u64>,
+}
+
+/// A target, tagged by its `type`: one variant per kind (the registry of raw settings).
+/// Parsed once per config; the size difference to `Unknown` does not matter.
+#[derive(Deserialize)]
+#[allow(clippy::large_enum_variant)]
+pub enum RawTarget {
+    #[serde(rename = "aws_secretsmanager")]
+    AwsSecretsManager(crate::targets::aws_sm::Raw),
+    /// An unknown or missing `type` (already reported).
+    #[serde(other, rename = "$unknown")]
+    Unknown,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -96,30 +171,6 @@ pub struct RawMergeStore {
     pub region: S<String>,
     pub kms_key_id: S<String>,
     pub mount: S<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawTarget {
-    pub name: S<String>,
-    #[serde(rename = "type")]
-    pub kind: S<String>,
-    pub region: S<String>,
-    pub role_arn: S<String>,
-    pub external_id: S<String>,
-    pub secret_prefix: S<String>,
-    pub imports: S<Vec<Spanned<String>>>,
-    pub overrides: S<serde_json::Value>,
-    pub delete_orphans: S<bool>,
-    pub deletion_recovery_days: S<u64>,
-    pub force_delete: S<bool>,
-    pub max_deletes: S<u64>,
-    pub adopt: S<bool>,
-    /// Former names of this target whose secrets it takes over.
-    pub adopt_from: S<Vec<Spanned<String>>>,
-    pub max_delete_fraction: S<f64>,
-    pub concurrency: S<u64>,
-    pub writes_per_second: S<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -58,21 +58,31 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
     }
 }
 
-struct Validator {
+/// A kind's raw settings once its common keys are moved out.
+enum RawBackend {
+    AwsSm(crate::targets::aws_sm::Raw),
+}
+
+pub(crate) struct Validator {
     diags: Diagnostics,
 }
 
-fn at<T>(s: &Spanned<T>) -> Option<Pos> {
+pub(crate) fn at<T>(s: &Spanned<T>) -> Option<Pos> {
     (s.pos.line > 0).then_some(s.pos)
 }
 
 impl Validator {
-    fn error<T>(&mut self, s: &Spanned<T>, msg: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn error<T>(
+        &mut self,
+        s: &Spanned<T>,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diags
             .push(Diagnostic::error(at(s), s.key.clone(), msg).with_help(help));
     }
 
-    fn missing(&mut self, parent: Option<Pos>, key: &str, what: &str) {
+    pub(crate) fn missing(&mut self, parent: Option<Pos>, key: &str, what: &str) {
         self.diags.push(
             Diagnostic::error(
                 parent,
@@ -91,7 +101,7 @@ impl Validator {
 
     /// A count: at least 1 and at most `max` (a bound that keeps arithmetic and allocations
     /// sane); `default` when absent or invalid.
-    fn count<N>(&mut self, s: &Option<Spanned<u64>>, default: N, max: N) -> N
+    pub(crate) fn count<N>(&mut self, s: &Option<Spanned<u64>>, default: N, max: N) -> N
     where
         N: Copy + TryInto<u64> + TryFrom<u64> + std::fmt::Display,
     {
@@ -115,7 +125,7 @@ impl Validator {
         N::try_from(v.value).unwrap_or(default)
     }
 
-    fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
+    pub(crate) fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
         match s {
             None => default,
             Some(v) => match parse_duration(&v.value) {
@@ -144,13 +154,13 @@ impl Validator {
         }
     }
 
-    fn region(&mut self, s: &Spanned<String>) {
+    pub(crate) fn region(&mut self, s: &Spanned<String>) {
         if let Err(e) = check_region(&s.value) {
             self.error(s, e, "use an AWS region name such as `us-east-1`");
         }
     }
 
-    fn role_arn(&mut self, s: &Option<Spanned<String>>) -> Option<String> {
+    pub(crate) fn role_arn(&mut self, s: &Option<Spanned<String>>) -> Option<String> {
         let s = s.as_ref()?;
         if let Err(e) = check_role_arn(&s.value) {
             self.error(
@@ -601,15 +611,29 @@ impl Validator {
         let mut inputs = Vec::new();
         let mut names: Vec<(String, Option<Pos>)> = Vec::new();
         let raw = raw.map(|r| r.value).unwrap_or_default();
+        // Each kind's raw settings, its common keys moved out.
+        let raw: Vec<(Option<Pos>, RawCommon, Option<RawBackend>)> = raw
+            .into_iter()
+            .map(|t| {
+                let pos = at(&t);
+                match t.value {
+                    RawTarget::AwsSecretsManager(mut r) => {
+                        (pos, r.take_common(), Some(RawBackend::AwsSm(r)))
+                    }
+                    RawTarget::Unknown => (pos, RawCommon::default(), None),
+                }
+            })
+            .collect();
         let all_names: Vec<String> = raw
             .iter()
-            .filter_map(|t| t.value.name.as_ref().map(|n| n.value.clone()))
+            .filter_map(|(_, c, _)| c.name.as_ref().map(|n| n.value.clone()))
             .collect();
-        for (i, t) in raw.into_iter().enumerate() {
-            let pos = at(&t);
-            let r = t.value;
+        for (i, (pos, r, backend)) in raw.into_iter().enumerate() {
+            // An unknown or missing `type` was reported where it was read.
+            let Some(backend) = backend else { continue };
+            let path = format!("targets[{i}]");
             let Some(name) = r.name else {
-                self.missing(pos, &format!("targets[{i}].name"), "a unique target name");
+                self.missing(pos, &format!("{path}.name"), "a unique target name");
                 continue;
             };
             if let Err(e) = check_name(&name.value) {
@@ -632,13 +656,6 @@ impl Validator {
                 );
             }
             names.push((name.value.clone(), at(&name)));
-            let kind_ok = match &r.kind {
-                None => {
-                    self.missing(pos, &format!("targets[{i}].type"), "`aws_secretsmanager`");
-                    false
-                }
-                Some(k) => self.one_of(k, TARGET_TYPES, "target type"),
-            };
             let imports: Vec<(String, Option<Pos>)> = r
                 .imports
                 .map(|i| i.value)
@@ -650,39 +667,25 @@ impl Validator {
                 })
                 .collect();
             let overrides = self.overrides(&r.overrides);
-            let region = match &r.region {
-                Some(rg) => {
-                    self.region(rg);
-                    rg.value.clone()
-                }
-                None => {
-                    self.missing(
-                        pos,
-                        &format!("targets[{i}].region"),
-                        "the AWS region, e.g. `us-east-1`",
-                    );
-                    String::new()
-                }
+            let backend = match backend {
+                RawBackend::AwsSm(b) => TargetBackend::AwsSecretsManager(
+                    crate::targets::aws_sm::lower(self, &b, pos, &path),
+                ),
             };
-            let role_arn = self.role_arn(&r.role_arn);
             let secret_prefix = r
                 .secret_prefix
                 .as_ref()
                 .map(|p| p.value.clone())
                 .unwrap_or_default();
             if let Some(p) = &r.secret_prefix
-                && let Err(e) = crate::naming::check_prefix(&p.value)
+                && let Err(e) = backend.rules().check_prefix(&p.value)
             {
-                self.error(p, e, "secret names may use letters, digits and `/_+=.@-`");
+                self.error(
+                    p,
+                    e,
+                    "fix the prefix so that every name it starts is valid in this target",
+                );
             }
-            let recovery = match &r.deletion_recovery_days {
-                Some(d) if !(7..=30).contains(&d.value) => {
-                    self.error(d, "`deletion_recovery_days` must be between 7 and 30", "AWS accepts 7 to 30 days; use `force_delete: true` to delete without recovery");
-                    DEFAULT_RECOVERY_DAYS
-                }
-                Some(d) => d.value as u32,
-                None => DEFAULT_RECOVERY_DAYS,
-            };
             let max_deletes = self.count(&r.max_deletes, DEFAULT_MAX_DELETES, MAX_DELETES_LIMIT);
             let concurrency =
                 self.count(&r.concurrency, DEFAULT_TARGET_CONCURRENCY, MAX_CONCURRENCY);
@@ -726,28 +729,22 @@ impl Validator {
                 pos: at(&name),
                 imports: imports.clone(),
             });
-            if kind_ok {
-                out.push(TargetConfig {
-                    name: name.value.clone(),
-                    imports: imports.into_iter().map(|(n, _)| n).collect(),
-                    overrides,
-                    backend: TargetBackend::AwsSecretsManager(AwsSmTarget {
-                        region,
-                        role_arn,
-                        external_id: r.external_id.map(|e| e.value),
-                        secret_prefix,
-                        delete_orphans,
-                        deletion_recovery_days: recovery,
-                        force_delete: r.force_delete.is_some_and(|d| d.value),
-                        max_deletes,
-                        adopt: r.adopt.is_some_and(|d| d.value),
-                        adopt_from,
-                        max_delete_fraction,
-                        concurrency,
-                        writes_per_second: wps,
-                    }),
-                });
-            }
+            out.push(TargetConfig {
+                name: name.value.clone(),
+                imports: imports.into_iter().map(|(n, _)| n).collect(),
+                overrides,
+                policy: TargetPolicy {
+                    secret_prefix,
+                    delete_orphans,
+                    max_deletes,
+                    max_delete_fraction,
+                    adopt: r.adopt.is_some_and(|d| d.value),
+                    adopt_from,
+                    concurrency,
+                    writes_per_second: wps,
+                },
+                backend,
+            });
         }
         (out, inputs)
     }

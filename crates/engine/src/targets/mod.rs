@@ -46,12 +46,38 @@ pub trait Target: Send + Sync {
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend>;
 }
 
+/// What targets are built from: the run's shared clients and identity.
+pub struct Clients<'a> {
+    /// AWS access (credentials chain, per-role configs), when the run has it.
+    pub aws: Option<&'a AwsContext>,
+    /// The deployment's owner scope, written into every ownership mark.
+    pub owner: &'a str,
+    /// The environment, for targets that log in on their own (credentials from env vars).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Clients<'_> {
+    fn aws(&self, target: &str) -> Result<&AwsContext> {
+        self.aws.ok_or_else(|| {
+            crate::Error::config(format!(
+                "target `{target}` needs AWS access, which this run has not loaded"
+            ))
+        })
+    }
+}
+
 /// The registry: one arm per target kind.
-/// `owner` is the deployment's owner scope, written into every ownership mark.
-pub async fn build(cfg: &TargetConfig, owner: &str, aws: &AwsContext) -> Result<Arc<dyn Target>> {
+pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn Target>> {
     match &cfg.backend {
         TargetBackend::AwsSecretsManager(sm) => Ok(Arc::new(
-            aws_sm::AwsSmTarget::new(&cfg.name, owner, sm, aws).await,
+            aws_sm::AwsSmTarget::new(
+                &cfg.name,
+                clients.owner,
+                &cfg.policy,
+                sm,
+                clients.aws(&cfg.name)?,
+            )
+            .await,
         )),
     }
 }

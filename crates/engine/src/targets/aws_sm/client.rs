@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use futures::{StreamExt, stream};
-use secretsync_core::config::AwsSmTarget as Settings;
+use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::{
     self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, PlanOptions, RESERVED_PREFIX,
     SecretChange, TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET,
@@ -59,6 +59,7 @@ impl Pacer {
 pub struct AwsSmTarget {
     name: String,
     owner: String,
+    policy: TargetPolicy,
     settings: Settings,
     client: Client,
     counter: CallCounter,
@@ -135,7 +136,13 @@ enum Done {
 }
 
 impl AwsSmTarget {
-    pub async fn new(name: &str, owner: &str, settings: &Settings, aws: &AwsContext) -> Self {
+    pub async fn new(
+        name: &str,
+        owner: &str,
+        policy: &TargetPolicy,
+        settings: &Settings,
+        aws: &AwsContext,
+    ) -> Self {
         let cfg = aws
             .config_for(
                 &settings.region,
@@ -148,6 +155,7 @@ impl AwsSmTarget {
         AwsSmTarget {
             name: name.to_string(),
             owner: owner.to_string(),
+            policy: policy.clone(),
             settings: settings.clone(),
             client,
             counter,
@@ -163,13 +171,14 @@ impl AwsSmTarget {
     ) -> PlanOptions {
         PlanOptions {
             target: self.name.clone(),
+            rules: std::sync::Arc::new(secretsync_core::targets::aws_sm::AwsSmRules),
             owner: self.owner.clone(),
-            adopt_from: self.settings.adopt_from.clone(),
-            prefix: self.settings.secret_prefix.clone(),
-            adopt: self.settings.adopt,
-            delete_orphans: self.settings.delete_orphans,
-            max_deletes: self.settings.max_deletes,
-            max_delete_fraction: self.settings.max_delete_fraction,
+            adopt_from: self.policy.adopt_from.clone(),
+            prefix: self.policy.secret_prefix.clone(),
+            adopt: self.policy.adopt,
+            delete_orphans: self.policy.delete_orphans,
+            max_deletes: self.policy.max_deletes,
+            max_delete_fraction: self.policy.max_delete_fraction,
             allow_mass_delete: ctx.allow_mass_delete,
             incomplete: incomplete.to_vec(),
         }
@@ -281,7 +290,7 @@ impl AwsSmTarget {
             .list_secrets()
             .include_planned_deletion(true)
             .max_results(100);
-        let prefix = &self.settings.secret_prefix;
+        let prefix = &self.policy.secret_prefix;
         if !prefix.is_empty() {
             req = req.filters(
                 Filter::builder()
@@ -761,7 +770,7 @@ impl Target for AwsSmTarget {
             report.failure = Some(refused.clone());
             return report;
         }
-        let pacer = Arc::new(Pacer::new(self.settings.writes_per_second));
+        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
         let failed = Arc::new(AtomicBool::new(false));
         let changes = &plan.changes;
         let writes: Vec<usize> = (0..changes.len())
@@ -796,7 +805,7 @@ impl Target for AwsSmTarget {
                     r
                 }
             })
-            .buffer_unordered(self.settings.concurrency.max(1))
+            .buffer_unordered(self.policy.concurrency.max(1))
             .collect()
             .await;
         let mut done = Vec::new();
