@@ -1,19 +1,16 @@
 //! Command implementations: each returns an exit code or an error to print once.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig};
-use secretsync_core::mask::MaskPolicy;
-use secretsync_core::secret::{Bundle, Collected};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::pipeline;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::cli::{Cli, Command, GraphArgs, GraphFormat, Output, PipelineArgs, ValidateArgs};
+use crate::cli::{Cli, Command, GraphArgs, GraphFormat, PipelineArgs, ValidateArgs};
 
 /// An error with a specific exit code.
 #[derive(Debug)]
@@ -337,128 +334,4 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-pub fn render_bundle(b: &Bundle, policy: &MaskPolicy) -> Value {
-    Value::Object(
-        b.iter()
-            .map(|(path, v)| (path.clone(), policy.display_object(v.expose())))
-            .collect(),
-    )
-}
-
-/// `--merge-only`: the desired state of each selected target, masked by `policy`.
-pub fn print_desired(
-    desired: &BTreeMap<String, Collected>,
-    selected: &[String],
-    output: Output,
-    policy: &MaskPolicy,
-) -> Result<()> {
-    write_desired(
-        &mut std::io::stdout().lock(),
-        desired,
-        selected,
-        output,
-        policy,
-    )
-}
-
-fn write_desired(
-    out: &mut dyn Write,
-    desired: &BTreeMap<String, Collected>,
-    selected: &[String],
-    output: Output,
-    policy: &MaskPolicy,
-) -> Result<()> {
-    if output == Output::Json {
-        let targets: serde_json::Map<String, Value> = selected
-            .iter()
-            .filter_map(|t| {
-                desired
-                    .get(t)
-                    .map(|b| (t.clone(), render_bundle(&b.secrets, policy)))
-            })
-            .collect();
-        let mut doc = json!({ "targets": targets });
-        let incomplete: serde_json::Map<String, Value> = selected
-            .iter()
-            .filter_map(|t| desired.get(t).map(|d| (t, d)))
-            .filter(|(_, d)| !d.is_complete())
-            .map(|(t, d)| {
-                let gaps: Vec<String> = d.incomplete.iter().map(|g| g.to_string()).collect();
-                (t.clone(), json!(gaps))
-            })
-            .collect();
-        if !incomplete.is_empty() {
-            doc["incomplete"] = Value::Object(incomplete);
-        }
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        return Ok(());
-    }
-    for t in selected {
-        let Some(c) = desired.get(t) else { continue };
-        let b = &c.secrets;
-        writeln!(out, "target {t}: {} secret{}", b.len(), plural(b.len()))?;
-        for r in &c.incomplete {
-            writeln!(out, "  incomplete: {r}")?;
-        }
-        for (path, v) in b {
-            writeln!(out, "  {path} = {}", policy.display_object(v.expose()))?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use secretsync_core::mask::DEFAULT_PATTERNS;
-    use secretsync_core::secret::SecretValue;
-
-    use super::*;
-
-    /// `--merge-only` masks like every renderer: sensitive keys stay masked at any depth,
-    /// inside lists of objects too, in text and JSON, even under `--show-values`.
-    #[test]
-    fn merge_only_output_masks_sensitive_keys_at_any_depth() {
-        let value = json!({
-            "users": [{"name": "visible-alice", "password": "sentinel-merge-pw"}],
-            "db": {"replicas": [{"host": "visible-host", "secret": "sentinel-merge-secret"}]},
-            "api_token": "sentinel-merge-token"
-        });
-        let bundle = Bundle::from([(
-            "app/db".to_string(),
-            SecretValue::new(value.as_object().unwrap().clone()),
-        )]);
-        let desired = BTreeMap::from([("prod".to_string(), Collected::complete(bundle))]);
-        let selected = ["prod".to_string()];
-        let patterns = || DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect();
-        for output in [
-            Output::Text,
-            Output::SideBySide,
-            Output::Json,
-            Output::Github,
-            Output::Compact,
-        ] {
-            for (policy, shows) in [
-                (MaskPolicy::new(false, patterns()), false),
-                (MaskPolicy::new(true, patterns()), true),
-            ] {
-                let mut out = Vec::new();
-                write_desired(&mut out, &desired, &selected, output, &policy).unwrap();
-                let out = String::from_utf8(out).unwrap();
-                assert!(!out.contains("sentinel-merge"), "{output:?}: {out}");
-                assert_eq!(out.contains("visible-alice"), shows, "{output:?}: {out}");
-                assert_eq!(out.contains("visible-host"), shows, "{output:?}: {out}");
-            }
-            // With pattern masking off, `--show-values` shows them: the test can fail.
-            let mut out = Vec::new();
-            let all = MaskPolicy::new(true, vec![]);
-            write_desired(&mut out, &desired, &selected, output, &all).unwrap();
-            assert!(
-                String::from_utf8(out)
-                    .unwrap()
-                    .contains("sentinel-merge-pw")
-            );
-        }
-    }
 }

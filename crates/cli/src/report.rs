@@ -14,7 +14,7 @@ use secretsync_engine::store::WriteStats;
 use serde_json::json;
 
 use crate::cli::Output;
-use crate::commands::{plural, print_desired};
+use crate::commands::plural;
 
 pub struct Printer {
     output: Output,
@@ -82,7 +82,13 @@ impl Printer {
         let mut out = std::io::stdout().lock();
         if self.merge_only {
             if let Some((desired, selected)) = &self.merged {
-                print_desired(desired, selected, self.output, &self.opts.policy)?;
+                render::desired::render(
+                    &mut out,
+                    desired,
+                    selected,
+                    self.output == Output::Json,
+                    &self.opts.policy,
+                )?;
             }
             return Ok(false);
         }
@@ -100,7 +106,7 @@ impl Printer {
                 if matches!(f, Format::Text | Format::SideBySide) {
                     writeln!(
                         out,
-                        "{} AWS calls, {} Vault requests",
+                        "{} API calls to targets and stores, {} Vault requests to sources",
                         summary.aws_calls, summary.vault_requests
                     )?;
                 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use secretsync_core::config::Config;
+use secretsync_core::fold::desired_states;
 use secretsync_core::graph::Import;
-use secretsync_core::plan::desired_states;
 use secretsync_core::secret::Collected;
 use tracing::{info, warn};
 

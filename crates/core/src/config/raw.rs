@@ -162,15 +162,40 @@ pub struct RawSource {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawMergeStore {
+pub struct RawS3Store {
     pub enabled: S<bool>,
+    /// Read by the `type` dispatch of [`RawMergeStore`].
     #[serde(rename = "type")]
+    #[allow(dead_code)]
     pub kind: S<String>,
     pub bucket: S<String>,
     pub prefix: S<String>,
     pub region: S<String>,
     pub kms_key_id: S<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawVaultStore {
+    pub enabled: S<bool>,
+    /// Read by the `type` dispatch of [`RawMergeStore`].
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    pub kind: S<String>,
     pub mount: S<String>,
+    pub prefix: S<String>,
+}
+
+/// A merge store, tagged by its `type`: one variant per kind.
+#[derive(Deserialize)]
+pub enum RawMergeStore {
+    #[serde(rename = "s3")]
+    S3(RawS3Store),
+    #[serde(rename = "vault")]
+    Vault(RawVaultStore),
+    /// An unknown or missing `type` (already reported).
+    #[serde(other, rename = "$unknown")]
+    Unknown,
 }
 
 #[derive(Deserialize, Default)]

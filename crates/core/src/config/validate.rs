@@ -503,21 +503,17 @@ impl Validator {
 
     fn merge_store(&mut self, m: Spanned<RawMergeStore>) -> Option<MergeStoreConfig> {
         let pos = at(&m);
-        let r = m.value;
-        let enabled = r.enabled.as_ref().is_none_or(|e| e.value);
-        let Some(kind) = r.kind else {
-            self.missing(pos, "merge_store.type", "`s3` or `vault`");
-            return None;
+        let (enabled, raw_prefix) = match &m.value {
+            RawMergeStore::S3(r) => (&r.enabled, &r.prefix),
+            RawMergeStore::Vault(r) => (&r.enabled, &r.prefix),
+            RawMergeStore::Unknown => return None,
         };
-        if !self.one_of(&kind, &["s3", "vault"], "merge store type") {
-            return None;
-        }
-        let prefix = r
-            .prefix
+        let enabled = enabled.as_ref().is_none_or(|e| e.value);
+        let prefix = raw_prefix
             .as_ref()
             .map(|p| p.value.trim_matches('/').to_string())
             .unwrap_or_default();
-        if let Some(p) = &r.prefix
+        if let Some(p) = raw_prefix
             && let Err(e) = check_vault_path(&p.value)
         {
             self.error(p, e, "write the prefix as `path/to/prefix/`");
@@ -527,20 +523,8 @@ impl Validator {
         } else {
             format!("{prefix}/")
         };
-        let store = match kind.value.as_str() {
-            "s3" => {
-                for (k, v) in [("mount", r.mount.is_some())] {
-                    if v {
-                        self.diags.push(
-                            Diagnostic::error(
-                                pos,
-                                format!("merge_store.{k}"),
-                                format!("`{k}` applies to `type: vault` only"),
-                            )
-                            .with_help("remove it"),
-                        );
-                    }
-                }
+        let store = match m.value {
+            RawMergeStore::S3(r) => {
                 let Some(bucket) = r.bucket else {
                     self.missing(
                         pos,
@@ -566,23 +550,7 @@ impl Validator {
                     kms_key_id: r.kms_key_id.map(|k| k.value),
                 }
             }
-            _ => {
-                for (k, v) in [
-                    ("bucket", r.bucket.is_some()),
-                    ("region", r.region.is_some()),
-                    ("kms_key_id", r.kms_key_id.is_some()),
-                ] {
-                    if v {
-                        self.diags.push(
-                            Diagnostic::error(
-                                pos,
-                                format!("merge_store.{k}"),
-                                format!("`{k}` applies to `type: s3` only"),
-                            )
-                            .with_help("remove it"),
-                        );
-                    }
-                }
+            RawMergeStore::Vault(r) => {
                 let Some(mount) = r.mount else {
                     self.missing(
                         pos,
@@ -598,6 +566,7 @@ impl Validator {
                     mount: format!("{}/{prefix}", mount.value.trim_matches('/')),
                 }
             }
+            RawMergeStore::Unknown => return None,
         };
         enabled.then_some(store)
     }

@@ -9,6 +9,7 @@
 //! and [`applied_totals`]); a dry run shows the plan, labelled as planned.
 
 pub mod compact;
+pub mod desired;
 pub mod github;
 pub mod json;
 pub mod side_by_side;
@@ -44,7 +45,7 @@ pub struct TargetDiff {
     pub applied: Option<ApplyReport>,
     /// The run was cancelled before this target began (nothing planned or written).
     pub not_started: bool,
-    /// AWS calls the target made (every attempt).
+    /// API calls the target made (every attempt, to whatever backend it is).
     pub aws_calls: u64,
     pub duration_ms: u64,
 }

@@ -148,7 +148,7 @@ pub(crate) fn written(r: &crate::diff::ApplyReport) -> String {
 pub fn result(d: &TargetDiff, _opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let t = &d.plan.target;
     let stats = format!(
-        "{} AWS calls in {:.2}s",
+        "{} API calls in {:.2}s",
         d.aws_calls,
         d.duration_ms as f64 / 1000.0
     );
