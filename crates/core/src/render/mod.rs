@@ -107,14 +107,20 @@ impl TargetDiff {
             })
     }
 
-    /// The target counts as failed (not started is counted on its own).
+    /// The target counts as failed (not started is counted on its own). Like the engine's
+    /// `TargetOutcome::failed`: an incomplete read (deletions held) or an invalid secret fails
+    /// the target even though the rest was applied.
     pub fn failed(&self) -> bool {
         match self.status() {
             Status::Failed | Status::RolledBack | Status::PartiallyApplied | Status::Refused => {
                 true
             }
             Status::NotStarted => false,
-            Status::Applied | Status::Planned => self.error.is_some(),
+            Status::Applied | Status::Planned => {
+                self.error.is_some()
+                    || self.plan.deletions_held.is_some()
+                    || self.plan.invalid().next().is_some()
+            }
         }
     }
 

@@ -311,7 +311,7 @@ impl AwsSmTarget {
                 if !name.starts_with(prefix.as_str()) || name.starts_with(RESERVED_PREFIX) {
                     continue;
                 }
-                let tags = s
+                let tags: BTreeMap<String, String> = s
                     .tags()
                     .iter()
                     .filter_map(|t| {
@@ -319,9 +319,22 @@ impl AwsSmTarget {
                     })
                     .collect();
                 let current_version = s.secret_versions_to_stages().and_then(|m| {
-                    m.iter()
-                        .find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT"))
-                        .map(|(v, _)| v.clone())
+                    // AWS keeps `AWSCURRENT` on one version. An emulator can show it on two
+                    // after a stage move (moto); then the one the tool last wrote is the
+                    // current one if it is among them, else the smallest id (deterministic;
+                    // its value is read and compared, so a wrong guess costs a read, never a
+                    // wrong "unchanged").
+                    let ours = tags.get(TAG_VERSION);
+                    let mut current: Vec<&String> = m
+                        .iter()
+                        .filter(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT"))
+                        .map(|(v, _)| v)
+                        .collect();
+                    current.sort();
+                    match ours {
+                        Some(o) if current.len() > 1 && current.contains(&o) => Some(o.clone()),
+                        _ => current.first().map(|v| v.to_string()),
+                    }
                 });
                 out.insert(
                     name.to_string(),
