@@ -2,19 +2,21 @@
 //! (one attempt per call), so the target's own handling of an ambiguous write is what is
 //! tested: a write whose answer was lost after it landed is found by its client request token
 //! and counted as done (no duplicate, nothing rolled back); one that did not land is a failure
-//! and the target is rolled back; when the check itself fails the report names the secret.
+//! and the target is rolled back; when the check itself fails the report names the secret. A
+//! write whose answer never comes times out (short timeouts here) and is resolved the same way.
 //!
 //! Needs the local servers (`scripts/test.sh`). Every test uses its own prefix, in a region no
 //! other test file uses.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use secretsync_core::config::AwsSmTarget as Settings;
+use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::{ChangeKind, TargetPlan};
 use secretsync_core::secret::{Collected, SecretValue};
-use secretsync_engine::aws::AwsContext;
+use secretsync_engine::aws::{AwsContext, Timeouts};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
 use secretsync_engine::targets::{PlanContext, Target};
@@ -44,21 +46,25 @@ fn sdk(endpoint: &str, attempts: u32) -> aws_config::SdkConfig {
         .build()
 }
 
-fn settings(prefix: &str) -> Settings {
+fn settings() -> Settings {
     Settings {
         region: REGION.into(),
         role_arn: None,
         external_id: None,
-        secret_prefix: prefix.into(),
-        delete_orphans: true,
         deletion_recovery_days: 7,
         force_delete: false,
+    }
+}
+
+fn policy(prefix: &str) -> TargetPolicy {
+    TargetPolicy {
+        secret_prefix: prefix.into(),
+        delete_orphans: true,
         max_deletes: 10,
-        adopt: false,
         concurrency: 1,
         writes_per_second: 1000,
-        adopt_from: Vec::new(),
         max_delete_fraction: 1.0,
+        ..TargetPolicy::default()
     }
 }
 
@@ -92,8 +98,8 @@ async fn setup() -> Setup {
     let proxy = Proxy::start(&ep);
     let direct_ctx = AwsContext::from_sdk_config(sdk(&ep, 5));
     let faulty_ctx = AwsContext::from_sdk_config(sdk(&proxy.url(), 1));
-    let direct = AwsSmTarget::new("t", OWNER, &settings(&prefix), &direct_ctx).await;
-    let faulty = AwsSmTarget::new("t", OWNER, &settings(&prefix), &faulty_ctx).await;
+    let direct = AwsSmTarget::new("t", OWNER, &policy(&prefix), &settings(), &direct_ctx).await;
+    let faulty = AwsSmTarget::new("t", OWNER, &policy(&prefix), &settings(), &faulty_ctx).await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep, 5));
     let s = Setup {
         prefix,
@@ -275,6 +281,89 @@ async fn a_write_whose_outcome_cannot_be_checked_is_reported_by_name() {
         "names the secret and the version to look for: {failure}"
     );
     // The write did land; a run without faults recognises the value and converges.
+    s.proxy.clear();
+    s.converges(&desired).await;
+}
+
+/// A target through the proxy with short timeouts (the tool's own are 30 s per attempt) and
+/// `attempts` tries per call.
+async fn timing_out(s: &Setup, attempts: u32) -> AwsSmTarget {
+    let ctx = AwsContext::with_timeouts(
+        sdk(&s.proxy.url(), attempts),
+        Timeouts {
+            connect: Duration::from_secs(3),
+            attempt: Duration::from_millis(500),
+            operation: Duration::from_secs(20),
+        },
+    );
+    AwsSmTarget::new("t", OWNER, &policy(&s.prefix), &settings(), &ctx).await
+}
+
+/// The answer to a landed `PutSecretValue` never comes, once: the attempt times out, the SDK's
+/// retry with the same client request token adds no version, and the apply succeeds.
+#[tokio::test]
+async fn a_landed_write_whose_answer_never_comes_is_retried_without_a_duplicate() {
+    let s = setup().await;
+    let before_a = s.versions("a").await.unwrap();
+    let target = timing_out(&s, 3).await;
+    let desired = [("a", json!({"v": 2})), ("b", json!({"v": 1}))];
+    let stall = s.proxy.add(
+        s.write_rule("PutSecretValue", "a")
+            .then(Action::StallAfterForward)
+            .times(1),
+    );
+    let plan = target
+        .plan(&bundle(&desired), &PlanContext::default())
+        .await
+        .unwrap();
+    let r = target.apply(&plan, &Cancel::default()).await;
+    assert_eq!(r.failure, None, "{r:?}");
+    assert_eq!((r.updated, r.rolled_back), (1, 0), "{r:?}");
+    assert_eq!(
+        (s.proxy.hits(stall), s.proxy.matched(stall)),
+        (1, 2),
+        "retried once"
+    );
+    let a = s.versions("a").await.unwrap();
+    assert_eq!(a.len(), before_a.len() + 1, "no duplicate version: {a:?}");
+    assert_eq!(a[&planned_version(&plan, "a")], ["AWSCURRENT"]);
+    s.converges(&desired).await;
+}
+
+/// Every answer to a landed `CreateSecret` and `PutSecretValue` times out and the SDK may not
+/// retry: the tool finds its client request tokens and counts both writes as done.
+#[tokio::test]
+async fn landed_writes_whose_answers_always_time_out_are_resolved_as_done() {
+    let s = setup().await;
+    let before_a = s.versions("a").await.unwrap();
+    let target = timing_out(&s, 1).await;
+    let desired = [
+        ("a", json!({"v": 2})),
+        ("b", json!({"v": 1})),
+        ("c", json!({"v": 1})),
+    ];
+    s.proxy.add(
+        s.write_rule("PutSecretValue", "a")
+            .then(Action::StallAfterForward),
+    );
+    s.proxy.add(
+        s.write_rule("CreateSecret", "c")
+            .then(Action::StallAfterForward),
+    );
+    let plan = target
+        .plan(&bundle(&desired), &PlanContext::default())
+        .await
+        .unwrap();
+    let r = target.apply(&plan, &Cancel::default()).await;
+    assert_eq!(
+        r.failure, None,
+        "timed-out writes that landed are not failures: {r:?}"
+    );
+    assert_eq!((r.created, r.updated, r.rolled_back), (1, 1, 0), "{r:?}");
+    let a = s.versions("a").await.unwrap();
+    assert_eq!(a.len(), before_a.len() + 1, "{a:?}");
+    let c = s.versions("c").await.expect("c was created");
+    assert_eq!(c.keys().collect::<Vec<_>>(), [&planned_version(&plan, "c")]);
     s.proxy.clear();
     s.converges(&desired).await;
 }
