@@ -5,6 +5,9 @@
 //! nested deeper than the JSON parser allows, a token that may not read one secret, and two
 //! deployments sharing one account, region and target name.
 //!
+//! A timeout after a landed write is tested one level down (`crates/engine/tests/faults_aws.rs`,
+//! with short timeouts): through the binary it would take the tool's fixed 30 s attempt timeout.
+//!
 //! After every fault each test checks the promises: no managed secret that is still desired was
 //! deleted, no unmanaged secret was touched, the report (text and `--output json`) and the exit
 //! code say what happened, and a clean re-run converges to the desired state with no further
@@ -436,7 +439,21 @@ fn assert_held_reported(text: &Run, json: &Run, gap: &str) {
         .as_str()
         .unwrap_or_else(|| panic!("the JSON report has no `deletions_held` for target t: {t:#}"));
     assert!(held.contains(&format!("`{gap}`")), "{held}");
-    assert_eq!(t["failed"], true, "the target failed (exit 1): {t:#}");
+    // The JSON document and the CLI's closing message agree on whether the target failed.
+    let verdict: Vec<&str> = json
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    let said_failed = verdict
+        .iter()
+        .any(|l| l.contains("target failed: t") || l.contains("targets failed: t"));
+    assert_eq!(
+        t["failed"],
+        said_failed,
+        "stderr and the JSON report disagree on whether target t failed:\n{}\n{t:#}",
+        verdict.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,7 +470,6 @@ const R_AWS_500: &str = "ap-southeast-5";
 const R_AWS_THROTTLE: &str = "ap-southeast-6";
 const R_AWS_RESET: &str = "ap-southeast-7";
 const R_AWS_RESET_ALWAYS: &str = "ca-west-1";
-const R_AWS_STALL: &str = "eu-south-1";
 const R_SIGTERM: &str = "eu-south-2";
 const R_OWNERS_EXPLICIT: &str = "il-central-1";
 const R_OWNERS_DEFAULT: &str = "me-central-1";
@@ -499,7 +515,7 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
     vault_gap(
         R_LIST_BODY,
@@ -510,7 +526,7 @@ async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn non_json_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -524,7 +540,7 @@ async fn non_json_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_object_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -535,7 +551,7 @@ async fn empty_object_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_200_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -546,7 +562,7 @@ async fn empty_200_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
     vault_gap(
         R_READ_BODY,
@@ -557,7 +573,7 @@ async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn non_json_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -571,7 +587,7 @@ async fn non_json_secret_read_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_object_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -582,7 +598,7 @@ async fn empty_object_secret_read_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_200_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -595,7 +611,7 @@ async fn empty_200_secret_read_is_a_gap() {
 /// A 307 to another origin is not followed: the token never reaches it, the folder is a gap.
 /// The other origin answers an empty listing, which would delete if it were believed.
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn redirect_to_another_origin_never_carries_the_token() {
     let other = Recorder::start(
         Response::new(200, br#"{"data":{"keys":[]}}"#.to_vec())
@@ -699,7 +715,7 @@ async fn persistent_vault_500s_and_resets_fail_the_run_and_write_nothing() {
 /// A secret nested deeper than serde_json's recursion limit (128), written straight to OpenBao:
 /// a clear error or gap naming it, never a crash; nothing deleted.
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
     let c = Case::new(R_DEEP_AND_DENIED, "").await;
     let before = c.baseline().await;
@@ -733,7 +749,7 @@ async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
 /// A token that may not read one secret (an OpenBao policy): no deletion planned, the plan
 /// says why, the run exits 1 naming the secret; a token that may read it converges.
 #[tokio::test]
-#[ignore = "BUG: the plan's `deletions_held` is shown neither in the text plan nor in the JSON report"]
+#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn a_token_that_cannot_read_one_secret_plans_no_deletion() {
     let mut c = Case::new(R_DEEP_AND_DENIED, "").await;
     let before = c.baseline().await;
@@ -967,13 +983,13 @@ async fn persistent_write_failure(
         let run = c.run(&[]);
         let (created, updated) = written_before(fail, n);
         run.code(1)
-            .stdout_has(&format!("FAILED: writing `{}`", c.name(fail)))
-            .stdout_has(code)
             .stdout_has(&format!(
-                "Result for t: created {created}, updated {updated}, deleted 0"
+                "Result for t: ROLLED BACK after a failure: created {created}, updated {updated}, deleted 0, retagged 0, then rolled back {}; nothing left changed",
+                created + updated
             ))
-            .stdout_has(&format!("rolled back {} change", created + updated))
-            .stdout_lacks("NOT rolled back");
+            .stdout_has(&format!("  failure: writing `{}`: {code}", c.name(fail)))
+            .stdout_lacks("NOT rolled back")
+            .stdout_lacks("left changed:");
         assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
         let after = c.snapshot().await;
         assert_rolled_back(&c, &before, &after, n);
@@ -992,9 +1008,11 @@ async fn persistent_write_failure(
         assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
         let t = json_target(&run, "t");
         assert_eq!(t["failed"], true, "{t:#}");
-        let error = t["error"].as_str().unwrap_or_default();
+        assert_eq!(t["result"]["status"], "rolled_back", "{t:#}");
+        assert_eq!(t["result"]["left_changed"], json!([]), "{t:#}");
+        let failure = t["result"]["failure"].as_str().unwrap_or_default();
         assert!(
-            error.contains(&c.name(fail)) && error.contains(code),
+            failure.contains(&c.name(fail)) && failure.contains(code),
             "{t:#}"
         );
         let (created, updated) = written_before(fail, n);
@@ -1112,48 +1130,9 @@ async fn a_write_whose_every_answer_is_lost_is_resolved_as_landed() {
     c.converge().await;
 }
 
-/// The answer to a landed `PutSecretValue` never comes (a timeout after the write): the call
-/// times out, the retry or the client-request-token check finds it landed, and the run ends
-/// without a duplicate.
-#[tokio::test]
-#[ignore = "BUG: AWS calls have no operation timeout (only the SDK's 3.1 s connect timeout), so a write whose answer never comes hangs the run forever"]
-async fn a_landed_write_whose_answer_never_comes_times_out_and_is_resolved() {
-    let c = Case::new(R_AWS_STALL, "    concurrency: 1\n").await;
-    let before = c.baseline().await;
-    let r = round(&c, 1).await;
-    let stall = c.aws.add(
-        c.aws_rule("PutSecretValue", &r.api)
-            .then(Action::StallAfterForward)
-            .times(1),
-    );
-    let child = c.spawn(&[]);
-    let run = finish(child, Duration::from_secs(120));
-    assert_eq!(c.aws.hits(stall), 1);
-    run.success()
-        .stdout_has("Result for t: created 1, updated 4, deleted 0");
-    let after = c.snapshot().await;
-    assert_one_new_version_each(&c, &before, &after, &r);
-    assert_unmanaged_untouched(&c, &before, &after);
-    c.converge().await;
-}
-
 // ---------------------------------------------------------------------------------------------
 // SIGTERM mid-apply
 // ---------------------------------------------------------------------------------------------
-
-impl Case {
-    /// Starts `secretsync pipeline` through both proxies without waiting for it.
-    fn spawn(&self, args: &[&str]) -> std::process::Child {
-        spawn_pipeline(
-            &self.w,
-            &self.config,
-            args,
-            &self.vault,
-            &self.aws,
-            &self.token,
-        )
-    }
-}
 
 fn spawn_pipeline(
     w: &World,
@@ -1278,44 +1257,48 @@ targets:
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
         let left: Vec<String>;
         if args.is_empty() {
+            // Rolled back, or partly: then the names left changed are listed.
             let t1 = run.line("Result for t1:");
-            assert!(t1.contains("created "), "{t1}");
-            run.stdout_has("FAILED: cancelled by SIGTERM")
-                .stdout_has("Target t2 FAILED: not started: cancelled by SIGTERM");
+            assert!(
+                t1.contains("ROLLED BACK after a failure: created ")
+                    || t1.contains("PARTIALLY APPLIED after a failure: created "),
+                "{t1}"
+            );
+            run.stdout_has("  failure: cancelled by SIGTERM")
+                .stdout_has("Result for t2: NOT STARTED")
+                .stdout_has("  failure: not started: cancelled by SIGTERM");
             left = run
                 .stdout
                 .lines()
-                .filter_map(|l| l.trim().strip_prefix("NOT rolled back (left as written): "))
-                .map(|l| l.split(':').next().unwrap().to_string())
-                .collect();
-            assert!(run.stdout.contains("rolled back "), "{}", run.stdout);
+                .find_map(|l| l.trim().strip_prefix("left changed: "))
+                .map(|l| l.split(", ").map(str::to_string).collect())
+                .unwrap_or_default();
         } else {
             let t1 = json_target(&run, "t1");
             let t2 = json_target(&run, "t2");
-            assert_eq!((&t1["failed"], &t2["failed"]), (&json!(true), &json!(true)));
+            assert_eq!(t1["failed"], true, "{t1:#}");
+            assert_eq!(t1["result"]["cancelled"], true, "{t1:#}");
             assert!(
-                t1["error"].as_str().unwrap_or_default().contains("SIGTERM"),
-                "{t1:#}"
-            );
-            assert!(
-                t2["error"]
+                t1["result"]["failure"]
                     .as_str()
                     .unwrap_or_default()
-                    .contains("not started"),
-                "{t2:#}"
+                    .contains("SIGTERM"),
+                "{t1:#}"
             );
+            assert_eq!(t2["not_started"], true, "{t2:#}");
+            assert_eq!(t2["result"]["status"], "not_started", "{t2:#}");
             let created = t1["result"]["created"].as_u64().unwrap();
             assert!(created >= 1, "{t1:#}");
-            left = t1["result"]["rollback_failures"]
+            left = t1["result"]["left_changed"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|f| f.as_str().unwrap().split(':').next().unwrap().to_string())
+                .map(|n| n.as_str().unwrap().to_string())
                 .collect();
             assert_eq!(
                 t1["result"]["rolled_back"].as_u64().unwrap() + left.len() as u64,
                 created,
-                "every write is either rolled back or named as left written: {t1:#}"
+                "every write is either rolled back or named as left changed: {t1:#}"
             );
         }
         // What is live in t1 is exactly what the report names as left written; t2 is empty.
@@ -1453,7 +1436,6 @@ targets:
 }
 
 #[tokio::test]
-#[ignore = "BUG: the top-level `owner:` key is rejected as unknown and `Config::owner_scope()` is always \"default\", so two configs with target `production` in one account delete each other's secrets"]
 async fn two_configs_with_explicit_owners_and_an_empty_prefix_never_delete_each_other() {
     let id = unique("own");
     let (a, b) = (format!("team-a-{id}"), format!("team-b-{id}"));
@@ -1461,7 +1443,6 @@ async fn two_configs_with_explicit_owners_and_an_empty_prefix_never_delete_each_
 }
 
 #[tokio::test]
-#[ignore = "BUG: `Config::owner_scope()` is always \"default\" instead of being derived from the source mounts, so two configs with target `production` and one prefix delete each other's secrets"]
 async fn two_configs_with_default_owners_and_one_prefix_never_delete_each_other() {
     let id = unique("own");
     two_deployments(R_OWNERS_DEFAULT, None, &format!("{id}/"), &id).await;
