@@ -4,7 +4,6 @@
 //! front of moto fails chosen writes).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -15,12 +14,8 @@ use secretsync_engine::aws::AwsContext;
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
 use secretsync_engine::targets::{PlanContext, Target};
+use secretsync_test_support::proxy::{Action, Proxy, Rule};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-mod common;
-use common::read_request;
 
 fn endpoint() -> String {
     std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
@@ -253,66 +248,20 @@ async fn conformance_create_update_skip_delete_restore() {
 }
 
 /// A proxy in front of moto that answers 400 to writes whose body mentions `marker`.
-async fn failing_proxy(upstream: String, marker: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = upstream.trim_start_matches("http://").to_string();
-    let upstream = Arc::new(upstream);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut client).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&request).to_lowercase();
-                let is_write = text.contains("x-amz-target: secretsmanager.createsecret")
-                    || text.contains("x-amz-target: secretsmanager.putsecretvalue");
-                if is_write && text.contains(marker) {
-                    let body =
-                        r#"{"__type":"InvalidRequestException","message":"injected failure"}"#;
-                    let resp = format!(
-                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = client.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
-                    return;
-                };
-                let request = force_close(&request);
-                if up.write_all(&request).await.is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                let _ = client.write_all(&resp).await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Rewrites the request so the upstream closes the connection after answering.
-fn force_close(req: &[u8]) -> Vec<u8> {
-    let end = req
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(req.len());
-    let head = String::from_utf8_lossy(&req[..end]);
-    let mut out: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_lowercase().starts_with("connection:"))
-        .map(str::to_string)
-        .collect();
-    out.push("Connection: close".into());
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(&req[end..]);
-    bytes
+fn failing_proxy(upstream: &str, marker: &str) -> Proxy {
+    let proxy = Proxy::start(upstream);
+    for op in ["CreateSecret", "PutSecretValue"] {
+        proxy.add(
+            Rule::amz_target(&format!("secretsmanager.{op}"))
+                .body_contains(marker)
+                .then(Action::aws_error(
+                    400,
+                    "InvalidRequestException",
+                    "injected failure",
+                )),
+        );
+    }
+    proxy
 }
 
 #[tokio::test]
@@ -335,8 +284,8 @@ async fn failed_write_rolls_the_target_back() {
     let (_, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
 
     // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
-    let proxy = failing_proxy(ep.clone(), "zz-fail").await;
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let proxy = failing_proxy(&ep, "zz-fail");
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url()));
     let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
@@ -427,8 +376,8 @@ async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
         .unwrap();
     let (_, u_ver) = current_value(&sm, &format!("{prefix}u")).await.unwrap();
 
-    let proxy = failing_proxy(ep.clone(), "zz-fail").await;
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let proxy = failing_proxy(&ep, "zz-fail");
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url()));
     let mut p = policy(&prefix);
     p.adopt = true;
     let t = AwsSmTarget::new("ad", OWNER, &p, &settings(), &ctx).await;

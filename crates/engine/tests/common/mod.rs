@@ -439,34 +439,8 @@ impl tracing::Subscriber for Recorder {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// Reads one HTTP/1.1 request (headers and a `Content-Length` body) from a test server's
-/// connection; `None` when the peer closes first.
+/// Reads one HTTP/1.1 request (headers and a `Content-Length` or chunked body) from a test
+/// server's connection; `None` when the peer closes first.
 pub async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::io::AsyncReadExt::read(s, &mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = tokio::io::AsyncReadExt::read(s, &mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
+    secretsync_test_support::http::read_request(s).await
 }
