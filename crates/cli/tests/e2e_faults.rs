@@ -515,7 +515,6 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
     vault_gap(
         R_LIST_BODY,
@@ -526,7 +525,6 @@ async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn non_json_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -540,7 +538,6 @@ async fn non_json_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_object_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -551,7 +548,6 @@ async fn empty_object_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_200_folder_listing_is_a_gap() {
     vault_gap(
         R_LIST_BODY,
@@ -562,7 +558,6 @@ async fn empty_200_folder_listing_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
     vault_gap(
         R_READ_BODY,
@@ -573,7 +568,6 @@ async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn non_json_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -587,7 +581,6 @@ async fn non_json_secret_read_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_object_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -598,7 +591,6 @@ async fn empty_object_secret_read_is_a_gap() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn empty_200_secret_read_is_a_gap() {
     vault_gap(
         R_READ_BODY,
@@ -611,7 +603,6 @@ async fn empty_200_secret_read_is_a_gap() {
 /// A 307 to another origin is not followed: the token never reaches it, the folder is a gap.
 /// The other origin answers an empty listing, which would delete if it were believed.
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn redirect_to_another_origin_never_carries_the_token() {
     let other = Recorder::start(
         Response::new(200, br#"{"data":{"keys":[]}}"#.to_vec())
@@ -715,7 +706,6 @@ async fn persistent_vault_500s_and_resets_fail_the_run_and_write_nothing() {
 /// A secret nested deeper than serde_json's recursion limit (128), written straight to OpenBao:
 /// a clear error or gap naming it, never a crash; nothing deleted.
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
     let c = Case::new(R_DEEP_AND_DENIED, "").await;
     let before = c.baseline().await;
@@ -749,7 +739,6 @@ async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
 /// A token that may not read one secret (an OpenBao policy): no deletion planned, the plan
 /// says why, the run exits 1 naming the secret; a token that may read it converges.
 #[tokio::test]
-#[ignore = "BUG: a target whose deletions were held is failed on stderr (`1 target failed: t`) but `failed: false` in the JSON report"]
 async fn a_token_that_cannot_read_one_secret_plans_no_deletion() {
     let mut c = Case::new(R_DEEP_AND_DENIED, "").await;
     let before = c.baseline().await;
@@ -1032,7 +1021,6 @@ async fn persistent_write_failure(
 
 /// Three updates and a creation are written before `top` fails, then undone.
 #[tokio::test]
-#[ignore = "BUG: after a rollback moto lists two AWSCURRENT versions and the target picks one at random (HashMap order), so a re-run may rewrite the secret again and again instead of converging"]
 async fn persistent_aws_500_on_a_write_rolls_the_target_back() {
     let e500 = (500, "InternalServiceError");
     persistent_write_failure(R_AWS_500, e500, "top", true, true).await;
@@ -1042,7 +1030,6 @@ async fn persistent_aws_500_on_a_write_rolls_the_target_back() {
 /// answer the SDK's adaptive rate limiter makes every retry wait ~10 s (5 tokens at its minimum
 /// 0.5 tokens/s) and every later call ~2 s, so four retries alone take ~40 s.
 #[tokio::test]
-#[ignore = "BUG: after a rollback moto lists two AWSCURRENT versions and the target picks one at random (HashMap order), so a re-run may rewrite the secret again and again instead of converging"]
 async fn persistent_aws_throttling_on_a_write_rolls_the_target_back() {
     let throttled = (400, "ThrottlingException");
     persistent_write_failure(R_AWS_THROTTLE, throttled, "app/db", false, true).await;
