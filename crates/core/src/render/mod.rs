@@ -916,7 +916,10 @@ mod tests {
         assert_eq!(outputs["rolled_back"], "3");
         assert_eq!(outputs["left_changed"], r#"["stuck/app/db"]"#);
         // `held` applied, but its read was incomplete: it counts as failed.
-        assert_eq!(outputs["failed_targets"], r#"["undo","stuck","bulk","held"]"#);
+        assert_eq!(
+            outputs["failed_targets"],
+            r#"["undo","stuck","bulk","held"]"#
+        );
         assert_eq!(outputs["not_started_targets"], r#"["later"]"#);
         let summary = github::step_summary(&outcomes(), &opts);
         assert!(
