@@ -49,6 +49,7 @@ fn settings() -> Settings {
         external_id: None,
         deletion_recovery_days: 7,
         force_delete: false,
+        ..Settings::default()
     }
 }
 
