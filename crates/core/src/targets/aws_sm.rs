@@ -415,9 +415,10 @@ pub fn metadata_changes(s: &AwsSmSettings, l: &Listing<'_>) -> Vec<SettingChange
     if let Some(k) = &s.kms_key_id
         && !kms_matches(k, l.kms_key_id, l.tags.get(TAG_KMS_KEY).map(String::as_str))
     {
+        // `None`: the account's `aws/secretsmanager` key (ListSecrets leaves it out).
         out.push(change(
             Setting::KmsKey,
-            Some(l.kms_key_id.unwrap_or("aws/secretsmanager")),
+            l.kms_key_id,
             Some(k),
             Some("AWS re-encrypts the current, pending and previous versions under the new key; no new version".into()),
         ));
@@ -578,7 +579,11 @@ mod tests {
         let config = loaded
             .config
             .unwrap_or_else(|| panic!("rejected: {:?}", loaded.diagnostics.0));
-        let TargetBackend::AwsSecretsManager(s) = &config.targets[0].backend;
+        // Refutable once there are other kinds.
+        #[allow(irrefutable_let_patterns)]
+        let TargetBackend::AwsSecretsManager(s) = &config.targets[0].backend else {
+            panic!("not an aws_secretsmanager target")
+        };
         s.clone()
     }
 
@@ -688,7 +693,11 @@ mod tests {
         let config = loaded
             .config
             .unwrap_or_else(|| panic!("{yaml}\n{:?}", loaded.diagnostics.0));
-        let TargetBackend::AwsSecretsManager(s) = &config.targets[0].backend;
+        // Refutable once there are other kinds.
+        #[allow(irrefutable_let_patterns)]
+        let TargetBackend::AwsSecretsManager(s) = &config.targets[0].backend else {
+            panic!("not an aws_secretsmanager target")
+        };
         assert_eq!(s.replica_regions, ["us-west-2", "eu-west-1"]);
     }
 

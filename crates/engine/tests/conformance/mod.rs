@@ -302,7 +302,7 @@ pub async fn update(f: &Fixture) {
     );
     let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.updated, r.created, r.failure.as_deref()), (1, 0, None));
-    assert_eq!(r.left_changed, [b.clone()]);
+    assert_eq!(r.left_changed, std::slice::from_ref(&b));
     assert_eq!(
         f.inspector.value(&b).await,
         Some(json!({"k": 3, "new": 1, "n": {"x": true}}))
@@ -383,7 +383,7 @@ pub async fn orphans(f: &Fixture) {
         "{:?}",
         kinds(&plan)
     );
-    assert_eq!(plan.orphans_kept, [b.clone()]);
+    assert_eq!(plan.orphans_kept, std::slice::from_ref(&b));
     assert_eq!(r.deleted, 0);
     assert_eq!(f.inspector.value(&b).await, Some(json!({"k": 2})));
 
@@ -527,7 +527,7 @@ pub async fn ownership_scope(f: &Fixture) {
     assert!(plan.orphans_kept.is_empty(), "{:?}", plan.orphans_kept);
     let r = second.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.created, r.deleted, r.updated), (1, 0, 0), "{r:?}");
-    assert_eq!(r.left_changed, [c.clone()]);
+    assert_eq!(r.left_changed, std::slice::from_ref(&c));
     assert_ours(f, &c, OTHER_OWNER).await;
 
     assert_eq!(f.inspector.value(&a).await, Some(json!({"k": 1})));
