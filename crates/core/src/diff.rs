@@ -200,6 +200,23 @@ pub struct KeyChange {
     pub kind: KeyChangeKind,
 }
 
+/// A change to a secret's settings in the target that writes no new version of its value (for
+/// AWS Secrets Manager: its description, encryption key, extra tags and replica regions). The
+/// kind computes these beside the plan; the plan shows them and the apply makes them. Never holds
+/// a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingChange {
+    /// What changes, in the kind's words: `description`, `kms_key_id`, `tag:<key>`,
+    /// `replica:<region>`.
+    pub setting: String,
+    /// Before, as shown (`None`: not set).
+    pub old: Option<String>,
+    /// After, as shown (`None`: removed).
+    pub new: Option<String>,
+    /// What the plan reports about it (e.g. why a replica failed).
+    pub note: Option<String>,
+}
+
 /// What happens to one secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretChange {
@@ -227,6 +244,9 @@ pub struct SecretChange {
     pub new_value: Option<SecretValue>,
     /// The keyed fingerprint of `new_value` (what the ownership marks will say).
     pub fingerprint: Option<String>,
+    /// Settings brought in line beside (or instead of) the value: an otherwise unchanged secret
+    /// with settings to change is a change without a new version.
+    pub settings: Vec<SettingChange>,
 }
 
 impl SecretChange {
@@ -247,6 +267,7 @@ impl SecretChange {
             old_value: None,
             new_value: None,
             fingerprint: None,
+            settings: Vec::new(),
         }
     }
 }
@@ -309,6 +330,9 @@ pub struct ApplyReport {
     /// Names of secrets the target is left with changed by this run (applied and not rolled
     /// back): empty after a clean rollback, every applied name after a success.
     pub left_changed: Vec<String>,
+    /// What did not work out without failing the apply (e.g. a replica that failed to
+    /// replicate: `name: why`).
+    pub warnings: Vec<String>,
 }
 
 impl ApplyReport {
@@ -338,6 +362,7 @@ impl TargetPlan {
                 c.kind,
                 ChangeKind::Added | ChangeKind::Modified | ChangeKind::Deleted
             ) || c.retag
+                || !c.settings.is_empty()
         })
     }
     pub fn invalid(&self) -> impl Iterator<Item = &SecretChange> {

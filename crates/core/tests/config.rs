@@ -190,6 +190,7 @@ fn design_example_means_what_it_says() {
             external_id: None,
             deletion_recovery_days: config::DEFAULT_RECOVERY_DAYS,
             force_delete: false,
+            ..Default::default()
         })
     };
     let overrides = |env: &str| match json!({ "environment": env }) {
@@ -407,6 +408,7 @@ fn non_default_values_are_used() {
             external_id: Some("ext-1".into()),
             deletion_recovery_days: 7,
             force_delete: true,
+            ..Default::default()
         }
     );
     assert_eq!(

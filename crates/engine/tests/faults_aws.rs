@@ -53,6 +53,10 @@ fn settings() -> Settings {
         external_id: None,
         deletion_recovery_days: 7,
         force_delete: false,
+        kms_key_id: None,
+        tags: Default::default(),
+        description: None,
+        replica_regions: Vec::new(),
     }
 }
 

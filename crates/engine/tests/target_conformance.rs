@@ -1,21 +1,25 @@
-//! The conformance script every target passes, run against the real local AWS emulator
-//! (moto): create, read back as unchanged, update, skip-unchanged, delete, list-managed-only,
-//! restore from pending deletion — and rollback after an injected failure (a small proxy in
-//! front of moto fails chosen writes).
+//! The conformance suite (`conformance/mod.rs`) run for `aws_secretsmanager` against the real
+//! local AWS emulator (moto), through an [`Inspector`] that reads moto directly; then the checks
+//! only this kind has: an unchanged target costs one `ListSecrets` call, a desired secret
+//! pending deletion is restored, and the details of a rollback (the previous version is
+//! current again, the ownership tags point at it, an adoption is undone).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::ChangeKind;
-use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::aws::AwsContext;
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
 use secretsync_engine::targets::{PlanContext, Target};
-use secretsync_test_support::proxy::{Action, Proxy, Rule};
-use serde_json::json;
+use serde_json::{Value, json};
+
+mod conformance;
+use conformance::{FAIL_MARKER, Fault, Fixture, Inspector, MakeTarget, bundle, failing_proxy};
 
 fn endpoint() -> String {
     std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
@@ -45,46 +49,26 @@ fn settings() -> Settings {
         external_id: None,
         deletion_recovery_days: 7,
         force_delete: false,
+        ..Settings::default()
     }
 }
 
 fn policy(prefix: &str) -> TargetPolicy {
     TargetPolicy {
-        secret_prefix: prefix.into(),
         delete_orphans: true,
-        max_deletes: 10,
-        concurrency: 1,
-        writes_per_second: 1000,
-        ..TargetPolicy::default()
+        ..conformance::policy(prefix)
     }
 }
 
-fn bundle(items: &[(&str, serde_json::Value)]) -> Collected {
-    Collected::complete(
-        items
-            .iter()
-            .map(|(p, v)| {
-                (
-                    p.to_string(),
-                    SecretValue::new(v.as_object().unwrap().clone()),
-                )
-            })
-            .collect(),
-    )
-}
-
 /// The owner scope of these tests' deployment.
-const OWNER: &str = "conformance";
+const OWNER: &str = conformance::OWNER;
 
 fn apply_ctx() -> PlanContext {
     PlanContext::default()
 }
 
 fn kinds(plan: &secretsync_core::diff::TargetPlan) -> BTreeMap<String, ChangeKind> {
-    plan.changes
-        .iter()
-        .map(|c| (c.path.clone(), c.kind))
-        .collect()
+    conformance::kinds(plan)
 }
 
 /// The `AWSCURRENT` value and version. The stage is named explicitly: moto's default read
@@ -103,33 +87,152 @@ async fn current_value(
     Some((v.secret_string()?.to_string(), v.version_id()?.to_string()))
 }
 
+/// Reads moto directly.
+struct SmInspector {
+    sm: aws_sdk_secretsmanager::Client,
+}
+
+#[async_trait]
+impl Inspector for SmInspector {
+    fn name(&self, prefix: &str, path: &str) -> String {
+        format!("{prefix}{path}")
+    }
+
+    async fn value(&self, name: &str) -> Option<Value> {
+        let (json, _) = current_value(&self.sm, name).await?;
+        Some(serde_json::from_str(&json).expect("a stored value is JSON"))
+    }
+
+    async fn marks(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let d = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .ok()?;
+        Some(
+            d.tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    async fn versions(&self, name: &str) -> usize {
+        // moto answers 500 to ListSecretVersionIds on a missing secret: look first.
+        if self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        self.sm
+            .list_secret_version_ids()
+            .secret_id(name)
+            .include_deprecated(true)
+            .send()
+            .await
+            .expect("listing versions")
+            .versions()
+            .len()
+    }
+
+    async fn create_unmanaged(&self, name: &str, value: &Value) {
+        self.sm
+            .create_secret()
+            .name(name)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .expect("creating an unmanaged secret");
+    }
+
+    async fn is_deleted(&self, name: &str) -> bool {
+        match self.sm.describe_secret().secret_id(name).send().await {
+            Ok(d) => d.deleted_date().is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// A space: not in AWS's name alphabet.
+    fn rejected_path(&self) -> String {
+        "bad name".into()
+    }
+
+    fn rejected_size(&self) -> usize {
+        secretsync_core::targets::aws_sm::MAX_VALUE_BYTES + 1
+    }
+}
+
+/// The target under test, talking to `endpoint`.
+fn make(endpoint: String) -> MakeTarget {
+    Arc::new(move |name: &str, owner: &str, policy: TargetPolicy| {
+        let (endpoint, name, owner) = (endpoint.clone(), name.to_string(), owner.to_string());
+        Box::pin(async move {
+            let ctx = AwsContext::from_sdk_config(sdk(&endpoint));
+            Arc::new(AwsSmTarget::new(&name, &owner, &policy, &settings(), &ctx).await)
+                as Arc<dyn Target>
+        })
+    })
+}
+
+/// A proxy in front of moto failing creations and value writes of names with [`FAIL_MARKER`].
+async fn fault_proxy(endpoint: &str) -> String {
+    failing_proxy(
+        endpoint.to_string(),
+        Fault::aws(
+            &[
+                "secretsmanager.CreateSecret",
+                "secretsmanager.PutSecretValue",
+            ],
+            FAIL_MARKER,
+        ),
+    )
+    .await
+}
+
 #[tokio::test]
-async fn conformance_create_update_skip_delete_restore() {
+async fn conformance_suite() {
+    let ep = endpoint();
+    let fixture = Fixture {
+        make: make(ep.clone()),
+        inspector: Arc::new(SmInspector {
+            sm: aws_sdk_secretsmanager::Client::new(&sdk(&ep)),
+        }),
+        prefix: format!("conf-{}/", unique()),
+        failing: Some(make(fault_proxy(&ep).await)),
+    };
+    conformance::run_all(&fixture).await;
+}
+
+/// Unchanged is proven by the tags alone: one `ListSecrets` call, no value reads. A desired
+/// secret pending deletion is restored, not fought.
+#[tokio::test]
+async fn listing_alone_proves_unchanged_and_pending_deletions_are_restored() {
     let ep = endpoint();
     let ctx = AwsContext::from_sdk_config(sdk(&ep));
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
     let prefix = format!("conf-{}/", unique());
     let t = AwsSmTarget::new("conf", OWNER, &policy(&prefix), &settings(), &ctx).await;
-
-    // create
-    let v1 = bundle(&[
-        ("a", json!({"k": 1})),
-        ("b", json!({"k": 2, "n": {"x": true}})),
-    ]);
-    let plan = t.plan(&v1, &apply_ctx()).await.unwrap();
-    assert_eq!(
-        kinds(&plan),
-        BTreeMap::from([
-            ("a".into(), ChangeKind::Added),
-            ("b".into(), ChangeKind::Added)
-        ])
-    );
-    let r = t.apply(&plan, &Cancel::default()).await;
+    let v1 = bundle(&[("a", json!({"k": 1})), ("b", json!({"k": 2}))]);
+    let r = t
+        .apply(
+            &t.plan(&v1, &apply_ctx()).await.unwrap(),
+            &Cancel::default(),
+        )
+        .await;
     assert_eq!((r.created, r.failure.as_deref()), (2, None));
-    let (a_json, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
-    assert_eq!(a_json, r#"{"k":1}"#);
 
-    // read back: unchanged, proven by tags alone (one ListSecrets call, no value reads)
     let before = t.calls();
     let plan = t.plan(&v1, &apply_ctx()).await.unwrap();
     assert!(!plan.has_changes() && plan.counts().unchanged == 2);
@@ -139,129 +242,44 @@ async fn conformance_create_update_skip_delete_restore() {
         "an unchanged target costs one ListSecrets call"
     );
 
-    // update one secret: only it gets a new version
-    let (_, b_ver) = current_value(&sm, &format!("{prefix}b")).await.unwrap();
-    let v2 = bundle(&[
-        ("a", json!({"k": 1})),
-        ("b", json!({"k": 3, "n": {"x": true}})),
-    ]);
-    let plan = t.plan(&v2, &apply_ctx()).await.unwrap();
-    let b = plan.changes.iter().find(|c| c.path == "b").unwrap();
-    assert_eq!(b.kind, ChangeKind::Modified);
-    assert_eq!(
-        b.keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
-        ["k"]
-    );
-    let r = t.apply(&plan, &Cancel::default()).await;
-    assert_eq!((r.updated, r.created), (1, 0));
-    assert_eq!(
-        current_value(&sm, &format!("{prefix}a")).await.unwrap().1,
-        a_ver,
-        "unchanged secret keeps its version"
-    );
-    let (b_json, b_ver2) = current_value(&sm, &format!("{prefix}b")).await.unwrap();
-    assert_ne!(b_ver2, b_ver);
-    assert_eq!(b_json, r#"{"k":3,"n":{"x":true}}"#);
-
-    // list-managed-only: an unmanaged secret and one managed by another target are left alone
-    sm.create_secret()
-        .name(format!("{prefix}u"))
-        .secret_string("{\"mine\":1}")
-        .send()
+    // b becomes an orphan and is deleted (pending deletion for 7 days) ...
+    let plan = t
+        .plan(&bundle(&[("a", json!({"k": 1}))]), &apply_ctx())
         .await
         .unwrap();
-    let other = AwsSmTarget::new("someone-else", OWNER, &policy(&prefix), &settings(), &ctx).await;
-    let r = other
-        .apply(
-            &other
-                .plan(&bundle(&[("o", json!({"x": 1}))]), &apply_ctx())
-                .await
-                .unwrap(),
-            &Cancel::default(),
-        )
-        .await;
-    assert_eq!(r.created, 1);
-    let v3 = bundle(&[
-        ("b", json!({"k": 3, "n": {"x": true}})),
-        ("u", json!({"k": 9})),
-        ("o", json!({"k": 9})),
-    ]);
-    let plan = t.plan(&v3, &apply_ctx()).await.unwrap();
-    assert_eq!(
-        kinds(&plan),
-        BTreeMap::from([
-            ("a".into(), ChangeKind::Deleted),
-            ("b".into(), ChangeKind::Unchanged),
-            ("o".into(), ChangeKind::Skipped),
-            ("u".into(), ChangeKind::Skipped),
-        ])
-    );
-    let r = t.apply(&plan, &Cancel::default()).await;
-    assert_eq!((r.deleted, r.failure.as_deref()), (1, None));
-    assert_eq!(
-        current_value(&sm, &format!("{prefix}u")).await.unwrap().0,
-        "{\"mine\":1}"
-    );
-    assert_eq!(
-        current_value(&sm, &format!("{prefix}o")).await.unwrap().0,
-        "{\"x\":1}"
-    );
-    let listed = sm
+    assert_eq!(kinds(&plan)["b"], ChangeKind::Deleted);
+    assert_eq!(t.apply(&plan, &Cancel::default()).await.deleted, 1);
+    let d = sm
         .describe_secret()
-        .secret_id(format!("{prefix}a"))
+        .secret_id(format!("{prefix}b"))
         .send()
         .await
         .unwrap();
-    assert!(
-        listed.deleted_date().is_some(),
-        "orphan is pending deletion, not gone"
-    );
+    assert!(d.deleted_date().is_some(), "pending deletion, not gone");
 
-    // a desired secret pending deletion is restored, not fought
+    // ... and desired again: restored and written.
     let plan = t
         .plan(
-            &bundle(&[
-                ("a", json!({"k": 5})),
-                ("b", json!({"k": 3, "n": {"x": true}})),
-            ]),
+            &bundle(&[("a", json!({"k": 1})), ("b", json!({"k": 5}))]),
             &apply_ctx(),
         )
         .await
         .unwrap();
-    let a = plan.changes.iter().find(|c| c.path == "a").unwrap();
-    assert!(a.kind == ChangeKind::Modified && a.restore);
+    let b = plan.changes.iter().find(|c| c.path == "b").unwrap();
+    assert!(b.kind == ChangeKind::Modified && b.restore, "{b:?}");
     let r = t.apply(&plan, &Cancel::default()).await;
     assert_eq!((r.updated, r.failure.as_deref()), (1, None));
-    assert!(
-        sm.describe_secret()
-            .secret_id(format!("{prefix}a"))
-            .send()
-            .await
-            .unwrap()
-            .deleted_date()
-            .is_none()
-    );
+    let d = sm
+        .describe_secret()
+        .secret_id(format!("{prefix}b"))
+        .send()
+        .await
+        .unwrap();
+    assert!(d.deleted_date().is_none());
     assert_eq!(
-        current_value(&sm, &format!("{prefix}a")).await.unwrap().0,
+        current_value(&sm, &format!("{prefix}b")).await.unwrap().0,
         r#"{"k":5}"#
     );
-}
-
-/// A proxy in front of moto that answers 400 to writes whose body mentions `marker`.
-fn failing_proxy(upstream: &str, marker: &str) -> Proxy {
-    let proxy = Proxy::start(upstream);
-    for op in ["CreateSecret", "PutSecretValue"] {
-        proxy.add(
-            Rule::amz_target(&format!("secretsmanager.{op}"))
-                .body_contains(marker)
-                .then(Action::aws_error(
-                    400,
-                    "InvalidRequestException",
-                    "injected failure",
-                )),
-        );
-    }
-    proxy
 }
 
 #[tokio::test]
@@ -284,8 +302,8 @@ async fn failed_write_rolls_the_target_back() {
     let (_, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
 
     // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
-    let proxy = failing_proxy(&ep, "zz-fail");
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url()));
+    let proxy = fault_proxy(&ep).await;
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
     let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
@@ -337,33 +355,6 @@ async fn failed_write_rolls_the_target_back() {
 }
 
 #[tokio::test]
-async fn cancelled_apply_writes_nothing_and_says_so() {
-    let ep = endpoint();
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
-    let prefix = format!("cx-{}/", unique());
-    let ctx = AwsContext::from_sdk_config(sdk(&ep));
-    let t = AwsSmTarget::new("cx", OWNER, &policy(&prefix), &settings(), &ctx).await;
-    let plan = t
-        .plan(
-            &bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]),
-            &apply_ctx(),
-        )
-        .await
-        .unwrap();
-    let cancel = Cancel::default();
-    cancel.cancel("cancelled by a test");
-    let r = t.apply(&plan, &cancel).await;
-    assert_eq!((r.created, r.updated, r.deleted), (0, 0, 0));
-    assert!(
-        r.failure
-            .as_deref()
-            .is_some_and(|f| f.contains("cancelled")),
-        "{r:?}"
-    );
-    assert!(current_value(&sm, &format!("{prefix}a")).await.is_none());
-}
-
-#[tokio::test]
 async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
     let ep = endpoint();
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
@@ -376,8 +367,8 @@ async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
         .unwrap();
     let (_, u_ver) = current_value(&sm, &format!("{prefix}u")).await.unwrap();
 
-    let proxy = failing_proxy(&ep, "zz-fail");
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url()));
+    let proxy = fault_proxy(&ep).await;
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
     let mut p = policy(&prefix);
     p.adopt = true;
     let t = AwsSmTarget::new("ad", OWNER, &p, &settings(), &ctx).await;

@@ -228,7 +228,14 @@ impl TargetBackend {
     /// Where it writes, for `graph` (`aws_secretsmanager us-east-1`).
     pub fn describe(&self) -> String {
         match self {
-            TargetBackend::AwsSecretsManager(a) => format!("aws_secretsmanager {}", a.region),
+            TargetBackend::AwsSecretsManager(a) if a.replica_regions.is_empty() => {
+                format!("aws_secretsmanager {}", a.region)
+            }
+            TargetBackend::AwsSecretsManager(a) => format!(
+                "aws_secretsmanager {} (replicas: {})",
+                a.region,
+                a.replica_regions.join(", ")
+            ),
         }
     }
 }

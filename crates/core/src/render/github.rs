@@ -34,9 +34,16 @@ fn message(target: &str, c: &crate::diff::SecretChange) -> String {
             ChangeKind::Modified => "will be modified",
             ChangeKind::Deleted => "will be deleted",
             ChangeKind::Skipped => "is skipped",
-            ChangeKind::Unchanged => "needs its ownership tags fixed",
+            ChangeKind::Unchanged if c.retag => "needs its ownership tags fixed",
+            ChangeKind::Unchanged => "needs its settings brought in line",
         }
     );
+    if !c.settings.is_empty() {
+        m.push_str(&format!(
+            " (settings: {})",
+            super::text::settings(&c.settings)
+        ));
+    }
     if !c.keys.is_empty() && c.kind == ChangeKind::Modified {
         let keys: Vec<String> = c
             .keys

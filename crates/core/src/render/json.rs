@@ -31,6 +31,7 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
                 "reason": c.reason,
                 "restore": c.restore,
                 "adopt": c.adopt,
+                "settings": c.settings,
             }));
         }
     }
@@ -85,6 +86,7 @@ fn result(d: &TargetDiff, opts: &RenderOptions) -> Value {
         "left_changed": if opts.dry_run { Value::Null } else { json!(r.left_changed) },
         "failure": d.failure(),
         "cancelled": r.cancelled,
+        "warnings": if opts.dry_run { Value::Null } else { json!(r.warnings) },
         "aws_calls": d.aws_calls,
         "duration_ms": d.duration_ms,
     })

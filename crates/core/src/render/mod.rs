@@ -369,7 +369,7 @@ pub(crate) fn one_line(s: &str) -> String {
 pub fn listed(plan: &TargetPlan) -> impl Iterator<Item = &crate::diff::SecretChange> {
     plan.changes
         .iter()
-        .filter(|c| c.kind != ChangeKind::Unchanged || c.retag)
+        .filter(|c| c.kind != ChangeKind::Unchanged || c.retag || !c.settings.is_empty())
 }
 
 /// Short form of a version id for display (`v` + 8 characters).
@@ -1128,5 +1128,76 @@ mod tests {
             },
         );
         assert!(coloured.contains("\x1b[32m+"));
+    }
+
+    /// A secret whose value is unchanged but whose settings change is listed with them in
+    /// every format; a warning of the apply is shown in text and JSON.
+    #[test]
+    fn setting_changes_and_warnings_are_shown() {
+        let mut plan = sample_plan("prod", false, false, 10);
+        let c = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.path == "shared/logging")
+            .unwrap();
+        assert!(c.kind == ChangeKind::Unchanged && !c.retag);
+        c.settings = vec![
+            crate::diff::SettingChange {
+                setting: "description".into(),
+                old: Some("old text".into()),
+                new: Some("synced".into()),
+                note: None,
+            },
+            crate::diff::SettingChange {
+                setting: "replica:eu-west-1".into(),
+                old: Some("Failed".into()),
+                new: Some("retry".into()),
+                note: Some("failed: name exists".into()),
+            },
+        ];
+        assert!(plan.has_changes());
+        let d = TargetDiff {
+            applied: Some(ApplyReport {
+                retagged: 1,
+                warnings: vec![
+                    "prod/shared/logging: replica in eu-west-1 failed: name exists".into(),
+                ],
+                ..Default::default()
+            }),
+            ..TargetDiff::new(plan)
+        };
+        let text = render_diffs(std::slice::from_ref(&d), Format::Text, &applied_opts());
+        assert!(
+            text.contains(
+                r#"= prod/shared/logging (settings: description: "old text" → "synced", replica:eu-west-1: "Failed" → "retry" (failed: name exists))"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  warning: prod/shared/logging: replica in eu-west-1 failed: name exists"
+            ),
+            "{text}"
+        );
+        let json: Value = serde_json::from_str(&render_diffs(
+            std::slice::from_ref(&d),
+            Format::Json,
+            &applied_opts(),
+        ))
+        .unwrap();
+        let change = json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == "shared/logging")
+            .expect("listed");
+        assert_eq!(change["settings"][1]["setting"], "replica:eu-west-1");
+        assert_eq!(change["settings"][1]["note"], "failed: name exists");
+        assert_eq!(
+            json["targets"][0]["result"]["warnings"][0],
+            "prod/shared/logging: replica in eu-west-1 failed: name exists"
+        );
+        let gh = render_diffs(std::slice::from_ref(&d), Format::Github, &applied_opts());
+        assert!(gh.contains("needs its settings brought in line"), "{gh}");
     }
 }

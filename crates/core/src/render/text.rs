@@ -60,6 +60,9 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
     if c.retag {
         line.push_str(" (value matches; ownership tags fixed)");
     }
+    if !c.settings.is_empty() {
+        line.push_str(&format!(" (settings: {})", settings(&c.settings)));
+    }
     if !opts.details && c.kind == ChangeKind::Modified && !c.keys.is_empty() {
         let keys: Vec<String> = c
             .keys
@@ -72,6 +75,25 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
         line.push_str(&format!(": {r}"));
     }
     paint(&line, c.kind, opts.color)
+}
+
+/// `description: "a" → "b", replica:eu-west-1: none → add (…)`.
+pub(crate) fn settings(changes: &[crate::diff::SettingChange]) -> String {
+    let show = |v: &Option<String>| match v {
+        Some(v) => format!("{v:?}"),
+        None => "none".into(),
+    };
+    changes
+        .iter()
+        .map(|s| {
+            let mut t = format!("{}: {} → {}", s.setting, show(&s.old), show(&s.new));
+            if let Some(n) = &s.note {
+                t.push_str(&format!(" ({})", one_line(n)));
+            }
+            t
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn key_sign(k: KeyChangeKind) -> &'static str {
@@ -204,6 +226,9 @@ pub fn result(d: &TargetDiff, _opts: &RenderOptions, out: &mut dyn Write) -> io:
     let left = d.left_after_failure();
     if !left.is_empty() {
         writeln!(out, "  left changed: {}", left.join(", "))?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "  warning: {}", one_line(w))?;
     }
     Ok(())
 }

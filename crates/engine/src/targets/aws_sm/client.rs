@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use super::error::{code, map};
+use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -57,22 +58,30 @@ impl Pacer {
 }
 
 pub struct AwsSmTarget {
-    name: String,
+    pub(super) name: String,
     owner: String,
-    policy: TargetPolicy,
-    settings: Settings,
-    client: Client,
+    pub(super) policy: TargetPolicy,
+    pub(super) settings: Settings,
+    pub(super) client: Client,
     counter: CallCounter,
     /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
+    prefetched: Mutex<Option<Result<Listing>>>,
     /// The account and region's fingerprint key, once read (or created).
     key: Mutex<Option<FingerprintKey>>,
 }
 
-/// All tags a write touches: the ownership marks plus the legacy plain hash it removes.
-fn touched_tags() -> impl Iterator<Item = &'static str> {
-    OWNERSHIP_TAGS.iter().copied().chain([TAG_HASH])
+/// All tags a value write touches: the ownership marks plus the legacy plain hash it removes.
+fn touched_tags() -> Vec<String> {
+    OWNERSHIP_TAGS
+        .iter()
+        .copied()
+        .chain([TAG_HASH])
+        .map(str::to_string)
+        .collect()
 }
+
+/// What `ListSecrets` shows: the marks the plan works from, and the settings beside them.
+type Listing = (BTreeMap<String, Listed>, BTreeMap<String, Meta>);
 
 /// The value a change writes and the version id to write it under (chosen at plan time, so the
 /// plan could show it; a fresh one if the plan had none).
@@ -119,6 +128,8 @@ fn random_key() -> Result<[u8; KEY_LEN]> {
 enum Done {
     Created {
         name: String,
+        /// Regions its creation replicated it to (removed before it is deleted again).
+        replicas: Vec<String>,
     },
     Updated {
         name: String,
@@ -128,10 +139,19 @@ enum Done {
         restored: bool,
         /// The new value was written (false: only the restore from deletion happened).
         written: bool,
+        settings: Applied,
     },
-    Retagged,
+    /// Marks or settings rewritten without a new version. With no settings changed (only
+    /// ownership marks fixed for an equal value) there is nothing worth undoing.
+    Settings {
+        name: String,
+        old_tags: BTreeMap<String, String>,
+        applied: Applied,
+    },
     Deleted {
         name: String,
+        /// In-sync replicas removed before the deletion (replicated again on undo).
+        replicas: Vec<String>,
     },
 }
 
@@ -283,8 +303,9 @@ impl AwsSmTarget {
         ))
     }
 
-    /// Every secret under the prefix, pending deletions included: names, tags, current version.
-    async fn list(&self) -> Result<BTreeMap<String, Listed>> {
+    /// Every secret under the prefix, pending deletions included: names, tags, current version;
+    /// and beside them, description and key.
+    async fn list(&self) -> Result<Listing> {
         let mut req = self
             .client
             .list_secrets()
@@ -301,6 +322,7 @@ impl AwsSmTarget {
         }
         let mut pages = req.into_paginator().send();
         let mut out = BTreeMap::new();
+        let mut meta = BTreeMap::new();
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| map(e, &format!("listing secrets of target `{}`", self.name)))?;
@@ -345,9 +367,16 @@ impl AwsSmTarget {
                         pending_deletion: s.deleted_date().is_some(),
                     },
                 );
+                meta.insert(
+                    name.to_string(),
+                    Meta {
+                        description: s.description().map(str::to_string),
+                        kms_key_id: s.kms_key_id().map(str::to_string),
+                    },
+                );
             }
         }
-        Ok(out)
+        Ok((out, meta))
     }
 
     /// Reads values with `BatchGetSecretValue`, 20 names per call. A value is kept only when
@@ -478,34 +507,57 @@ impl AwsSmTarget {
         }
     }
 
-    async fn create(&self, c: &SecretChange) -> Result<Done> {
+    /// Creates a secret with its description, key, tags and replicas in one call.
+    async fn create(&self, c: &SecretChange, warnings: &Warnings) -> Result<Done> {
         let (value, version, fingerprint) = payload(c)?;
         let mut json = value.canonical_json();
+        let mut tags = self.tags(fingerprint, &version);
+        tags.extend(self.creation_tags());
+        let replicas = self.settings.replica_regions.clone();
         let res = self
             .client
             .create_secret()
             .name(&c.name)
             .secret_string(json.as_str())
             .client_request_token(&version)
-            .set_tags(Some(self.tags(fingerprint, &version)))
+            .set_tags(Some(tags))
+            .set_description(self.settings.description.clone())
+            .set_kms_key_id(self.settings.kms_key_id.clone())
+            .set_add_replica_regions((!replicas.is_empty()).then(|| {
+                replicas
+                    .iter()
+                    .map(|r| {
+                        aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                            .region(r)
+                            .build()
+                    })
+                    .collect()
+            }))
             .send()
             .await;
         zeroize::Zeroize::zeroize(&mut json);
-        if let Err(e) = res {
-            let err = map(e, &format!("creating `{}`", c.name));
-            self.resolve_ambiguous(err, &c.name, &version).await?;
+        match res {
+            Ok(out) => {
+                if !replicas.is_empty() {
+                    let statuses = created_replicas(out.replication_status());
+                    self.after_replication(&c.name, &statuses, warnings, false)
+                        .await;
+                }
+            }
+            Err(e) => {
+                let err = map(e, &format!("creating `{}`", c.name));
+                self.resolve_ambiguous(err, &c.name, &version).await?;
+            }
         }
         Ok(Done::Created {
             name: c.name.clone(),
+            replicas,
         })
     }
 
-    async fn update(
-        &self,
-        c: &SecretChange,
-        listed_tags: BTreeMap<String, String>,
-    ) -> Result<Done> {
-        let (value, version, fingerprint) = payload(c)?;
+    /// Marks and settings of a secret whose value is kept (no new version).
+    async fn retag(&self, c: &SecretChange, warnings: &Warnings) -> Result<Done> {
+        let (_, _, fingerprint) = payload(c)?;
         if c.retag {
             let v = c.old_version.clone().unwrap_or_default();
             self.client
@@ -516,7 +568,33 @@ impl AwsSmTarget {
                 .await
                 .map_err(|e| map(e, &format!("tagging `{}`", c.name)))?;
             self.drop_legacy_tags(c).await?;
-            return Ok(Done::Retagged);
+        }
+        let mut applied = Applied::default();
+        if let Err(mut err) = self.apply_settings(c, &mut applied, warnings).await {
+            if let Err(u) = self.undo_settings(&c.name, &c.old_tags, &applied).await {
+                err.message = format!(
+                    "{}; putting its settings back also failed: {u}",
+                    err.message
+                );
+            }
+            return Err(err);
+        }
+        Ok(Done::Settings {
+            name: c.name.clone(),
+            old_tags: c.old_tags.clone(),
+            applied,
+        })
+    }
+
+    async fn update(
+        &self,
+        c: &SecretChange,
+        listed_tags: BTreeMap<String, String>,
+        warnings: &Warnings,
+    ) -> Result<Done> {
+        let (value, version, fingerprint) = payload(c)?;
+        if c.retag || c.kind == ChangeKind::Unchanged {
+            return self.retag(c, warnings).await;
         }
         if c.restore {
             self.client
@@ -536,19 +614,20 @@ impl AwsSmTarget {
             .send()
             .await;
         zeroize::Zeroize::zeroize(&mut json);
-        let done = |written: bool| Done::Updated {
+        let done = |written: bool, settings: Applied| Done::Updated {
             name: c.name.clone(),
             old_version: c.old_version.clone(),
             new_version: version.clone(),
             old_tags: listed_tags.clone(),
             restored: c.restore,
             written,
+            settings,
         };
         if let Err(e) = res {
             let err = map(e, &format!("writing `{}`", c.name));
             if let Err(mut err) = self.resolve_ambiguous(err, &c.name, &version).await {
                 if c.restore
-                    && let Err(u) = self.undo(done(false)).await
+                    && let Err(u) = self.undo(done(false, Applied::default())).await
                 {
                     err.message = format!(
                         "{}; putting it back into pending deletion also failed: {u}",
@@ -569,8 +648,13 @@ impl AwsSmTarget {
             Ok(_) => self.drop_legacy_tags(c).await,
             Err(e) => Err(map(e, &format!("tagging `{}`", c.name))),
         };
+        let mut applied = Applied::default();
+        let tagged = match tagged {
+            Ok(()) => self.apply_settings(c, &mut applied, warnings).await,
+            Err(e) => Err(e),
+        };
         if let Err(mut err) = tagged {
-            if let Err(u) = self.undo(done(true)).await {
+            if let Err(u) = self.undo(done(true, applied)).await {
                 err.message = format!(
                     "{}; rolling this secret back also failed, it is left with the new value: {u}",
                     err.message
@@ -578,29 +662,45 @@ impl AwsSmTarget {
             }
             return Err(err);
         }
-        Ok(done(true))
+        Ok(done(true, applied))
     }
 
+    /// Deletes a secret (after removing its replicas: AWS refuses to delete a primary that
+    /// has any).
     async fn delete(&self, c: &SecretChange) -> Result<Done> {
+        let replicas = self.remove_replicas_before_delete(c).await?;
         let mut req = self.client.delete_secret().secret_id(&c.name);
         req = if self.settings.force_delete {
             req.force_delete_without_recovery(true)
         } else {
             req.recovery_window_in_days(self.settings.deletion_recovery_days as i64)
         };
-        req.send()
-            .await
-            .map_err(|e| map(e, &format!("deleting `{}`", c.name)))?;
+        if let Err(e) = req.send().await {
+            let mut err = map(e, &format!("deleting `{}`", c.name));
+            if let Err(u) = self.replicate_again(&c.name, &replicas).await {
+                err.message = format!(
+                    "{}; its replicas were removed and could not be added back: {u}",
+                    err.message
+                );
+            }
+            return Err(err);
+        }
         Ok(Done::Deleted {
             name: c.name.clone(),
+            replicas,
         })
     }
 
     /// Undoes one completed write.
     async fn undo(&self, done: Done) -> Result<()> {
         match done {
-            Done::Retagged => Ok(()),
-            Done::Created { name } => {
+            Done::Settings {
+                name,
+                old_tags,
+                applied,
+            } => self.undo_settings(&name, &old_tags, &applied).await,
+            Done::Created { name, replicas } => {
+                self.remove_created_replicas(&name, &replicas).await?;
                 self.client
                     .delete_secret()
                     .secret_id(&name)
@@ -617,7 +717,9 @@ impl AwsSmTarget {
                 old_tags,
                 restored,
                 written,
+                settings,
             } => {
+                self.undo_settings(&name, &old_tags, &settings).await?;
                 if written {
                     let old = old_version.ok_or_else(|| {
                         Error::new(
@@ -636,37 +738,7 @@ impl AwsSmTarget {
                         .map_err(|e| map(e, &format!("rolling back `{name}` to version {old}")))?;
                     // Ownership tags go back to what they were: restored where they existed,
                     // removed where this run added them (an adoption is undone too).
-                    let restore: Vec<Tag> = touched_tags()
-                        .filter_map(|k| {
-                            old_tags
-                                .get(k)
-                                .map(|v| Tag::builder().key(k).value(v).build())
-                        })
-                        .collect();
-                    let remove: Vec<String> = touched_tags()
-                        .filter(|k| !old_tags.contains_key(*k))
-                        .map(|k| k.to_string())
-                        .collect();
-                    if !restore.is_empty() {
-                        self.client
-                            .tag_resource()
-                            .secret_id(&name)
-                            .set_tags(Some(restore))
-                            .send()
-                            .await
-                            .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
-                    }
-                    if !remove.is_empty() {
-                        self.client
-                            .untag_resource()
-                            .secret_id(&name)
-                            .set_tag_keys(Some(remove))
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                map(e, &format!("removing the ownership tags added to `{name}`"))
-                            })?;
-                    }
+                    self.restore_tags(&name, &old_tags, &touched_tags()).await?;
                 }
                 if restored {
                     self.client
@@ -681,14 +753,14 @@ impl AwsSmTarget {
                 }
                 Ok(())
             }
-            Done::Deleted { name } => {
+            Done::Deleted { name, replicas } => {
                 self.client
                     .restore_secret()
                     .secret_id(&name)
                     .send()
                     .await
                     .map_err(|e| map(e, &format!("rolling back the deletion of `{name}`")))?;
-                Ok(())
+                self.replicate_again(&name, &replicas).await
             }
         }
     }
@@ -698,11 +770,8 @@ impl AwsSmTarget {
     /// written, like what failed to undo.
     async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
         for d in done.into_iter().rev() {
-            let label = match &d {
-                Done::Created { name } | Done::Deleted { name } | Done::Updated { name, .. } => {
-                    name.clone()
-                }
-                Done::Retagged => continue,
+            let Some(label) = done_name(&d).map(str::to_string) else {
+                continue;
             };
             let undone = match cancel.deadline() {
                 Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
@@ -725,10 +794,14 @@ impl AwsSmTarget {
     }
 }
 
+/// The name a completed write changed; `None` for ownership marks fixed on an equal value
+/// (nothing the user would call a change, and nothing to undo).
 fn done_name(d: &Done) -> Option<&str> {
     match d {
-        Done::Created { name } | Done::Deleted { name } | Done::Updated { name, .. } => Some(name),
-        Done::Retagged => None,
+        Done::Created { name, .. } | Done::Deleted { name, .. } | Done::Updated { name, .. } => {
+            Some(name)
+        }
+        Done::Settings { name, applied, .. } => (!applied.done.is_empty()).then_some(name.as_str()),
     }
 }
 
@@ -757,8 +830,8 @@ impl Target for AwsSmTarget {
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
         let prefetched = self.prefetched.lock().await.take();
-        let listed = match prefetched {
-            Some(listed) => listed?,
+        let (listed, meta) = match prefetched {
+            Some(listing) => listing?,
             None => self.list().await?,
         };
         let key = self.fingerprint_key(!ctx.dry_run).await?;
@@ -774,6 +847,7 @@ impl Target for AwsSmTarget {
                 c.new_version = Some(uuid::Uuid::new_v4().to_string());
             }
         }
+        self.plan_settings(&mut plan, &listed, &meta).await?;
         Ok(plan)
     }
 
@@ -789,13 +863,16 @@ impl Target for AwsSmTarget {
         let writes: Vec<usize> = (0..changes.len())
             .filter(|&i| {
                 matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || changes[i].retag
+                    || (changes[i].kind == ChangeKind::Unchanged
+                        && (changes[i].retag || !changes[i].settings.is_empty()))
             })
             .collect();
+        let warnings = Warnings::default();
         let results: Vec<Result<Done>> = stream::iter(writes)
             .map(|i| {
                 let pacer = pacer.clone();
                 let failed = failed.clone();
+                let warnings = &warnings;
                 async move {
                     let c = &changes[i];
                     if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
@@ -809,8 +886,8 @@ impl Target for AwsSmTarget {
                         return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
                     }
                     let r = match c.kind {
-                        ChangeKind::Added => self.create(c).await,
-                        _ => self.update(c, c.old_tags.clone()).await,
+                        ChangeKind::Added => self.create(c, warnings).await,
+                        _ => self.update(c, c.old_tags.clone(), warnings).await,
                     };
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
@@ -828,7 +905,7 @@ impl Target for AwsSmTarget {
                     match &d {
                         Done::Created { .. } => report.created += 1,
                         Done::Updated { .. } => report.updated += 1,
-                        Done::Retagged => report.retagged += 1,
+                        Done::Settings { .. } => report.retagged += 1,
                         Done::Deleted { .. } => report.deleted += 1,
                     }
                     done.push(d);
@@ -883,6 +960,8 @@ impl Target for AwsSmTarget {
                 .filter_map(done_name)
                 .map(str::to_string)
                 .collect();
+            report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+            report.warnings.sort();
             info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
         }
         report.left_changed.sort();

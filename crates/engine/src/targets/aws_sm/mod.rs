@@ -15,16 +15,66 @@
 //!     adopt: false                    # take over existing unmanaged secrets of desired names
 //!     concurrency: 8                  # concurrent writes
 //!     writes_per_second: 40           # pacing below the ~50/s AWS write quota
+//!     kms_key_id: alias/secrets       # optional: CreateSecret/UpdateSecret KmsKeyId
+//!     tags: { team: platform }        # beside the ownership tags
+//!     description: synced from Vault  # optional
+//!     replica_regions: [us-west-2, eu-west-1]
 //! ```
 //!
-//! Plan: `ListSecrets` (100 per page, pending deletions included) gives names, tags and the
-//! `AWSCURRENT` version; values are read with `BatchGetSecretValue` (20 per call) only for
-//! secrets whose tags do not prove them unchanged. Apply: creates and updates run
-//! concurrently (bounded and paced), deletions after every write succeeded; on a failure the
-//! target is rolled back (created secrets deleted, `AWSCURRENT` moved back, deletions
-//! restored) and the report says what could not be undone.
+//! Plan: `ListSecrets` (100 per page, pending deletions included) gives names, tags, the
+//! `AWSCURRENT` version, description and key; values are read with `BatchGetSecretValue` (20
+//! per call) only for secrets whose tags do not prove them unchanged. Description, key and
+//! extra tags are compared with the listing; replicas with `DescribeSecret` only where the
+//! `secretsync:replicas` tag (the region set last seen all in sync) differs from
+//! `replica_regions`, and before each deletion (a primary with replicas cannot be deleted).
+//! A run with nothing to do costs one `ListSecrets` page per 100 secrets.
+//!
+//! Apply: creates (with description, key, tags and replicas in one `CreateSecret`) and updates
+//! run concurrently (bounded and paced), deletions after every write succeeded. Settings change
+//! without a new version (`UpdateSecret` without a value, `TagResource`,
+//! `ReplicateSecretToRegions`, `RemoveRegionsFromReplication`). A replica that failed is a
+//! warning of the result and retried by the next run (removed, then added: adding a region that
+//! has a replica, even a failed one, does not replace it; `ForceOverwriteReplicaSecret` is never
+//! set, so another secret of that name in the replica region is never overwritten). On a
+//! failure the target is rolled back (created secrets and their replicas deleted, `AWSCURRENT`
+//! moved back, settings and tags put back, deletions restored with their replicas) and the
+//! report says what could not be undone.
 
 mod client;
 pub mod error;
+mod settings;
 
 pub use client::AwsSmTarget;
+
+#[cfg(test)]
+mod tests {
+    use secretsync_core::config::{TargetBackend, load};
+
+    /// The example above is a valid target.
+    #[test]
+    fn the_module_example_loads() {
+        let doc: String = include_str!("mod.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(""))
+            .skip_while(|l| !l.starts_with("```yaml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let yaml = format!(
+            "vault_sources:\n  - mount: secret/base/\n  - mount: secret/production/\n{doc}\n"
+        );
+        let loaded = load(&yaml, &|_| None);
+        let config = loaded
+            .config
+            .unwrap_or_else(|| panic!("{yaml}\n{:?}", loaded.diagnostics.0));
+        // Refutable once there are other kinds.
+        #[allow(irrefutable_let_patterns)]
+        let TargetBackend::AwsSecretsManager(s) = &config.targets[0].backend else {
+            panic!("not an aws_secretsmanager target")
+        };
+        assert_eq!(s.kms_key_id.as_deref(), Some("alias/secrets"));
+        assert_eq!(s.replica_regions, ["us-west-2", "eu-west-1"]);
+    }
+}
