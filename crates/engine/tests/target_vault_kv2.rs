@@ -942,3 +942,20 @@ async fn the_lease_lives_in_the_destination_and_the_documented_policy_covers_it(
     held.release().await.unwrap();
     assert!(kv.meta(&path).await.is_none(), "released: removed");
 }
+
+#[tokio::test]
+async fn a_bad_token_points_at_the_targets_own_auth() {
+    let kv = Kv2::new("").await;
+    let settings = settings_for(&kv, "not-a-token", false);
+    let t = VaultKv2Target::new("badauth", OWNER, &policy(PREFIX), &settings);
+    let e = t
+        .plan(&bundle(&[("a", json!({"v": 1}))]), &PlanContext::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, secretsync_engine::error::ErrorKind::Auth, "{e}");
+    assert!(
+        e.message.contains("target `badauth`") && e.message.contains("fix `auth:` in its config"),
+        "{e}"
+    );
+    assert!(!e.message.contains("not-a-token"), "{e}");
+}

@@ -276,7 +276,7 @@ impl VaultClient {
         st.ttl = Duration::from_secs(ttl);
         st.expires_at = (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl));
         st.renewable = renewable;
-        info!(ttl_seconds = ttl, renewable, "logged in to Vault");
+        info!(address = %self.inner.addr, ttl_seconds = ttl, renewable, "logged in to Vault");
         Ok(())
     }
 

@@ -31,7 +31,15 @@ pub fn maybe_landed(err: Error, name: &str, version: u64) -> Error {
     )
 }
 
-/// Context for every error of the target: which target, which destination.
-pub fn in_target(err: Error, target: &str, address: &str) -> Error {
+/// Context for every error of the target: which target, which destination. A credentials
+/// problem points at the target's own `auth:` (the client's hints name the source's
+/// environment variables, which a target never uses).
+pub fn in_target(mut err: Error, target: &str, address: &str) -> Error {
+    if err.kind == ErrorKind::Auth {
+        err.message = format!(
+            "{}; for this target, fix `auth:` in its config (VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID are the source's and are never used)",
+            err.message
+        );
+    }
     err.context(format!("target `{target}` ({address})"))
 }
