@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts local OpenBao (dev mode) and moto on free loopback ports, waits until both answer,
+# Starts two local OpenBao servers (dev mode: the source Vault, and a second one that
+# `vault_kv2` targets sync into) and moto on free loopback ports, waits until all three answer,
 # and writes their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,28 +17,47 @@ scripts/venv.sh
 mkdir -p "$DIR"
 stop
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-VPORT=$(free_port); APORT=$(free_port)
-# The OpenBao dev server also listens on its port + 1 (cluster port): keep moto off both.
-while [ "$APORT" = "$VPORT" ] || [ "$APORT" = $((VPORT + 1)) ]; do APORT=$(free_port); done
+# A port that is none of the ports already taken (arguments).
+port_besides() {
+  local p taken
+  while :; do
+    p=$(free_port); taken=
+    for t in "$@"; do [ "$p" = "$t" ] && taken=1; done
+    [ -z "$taken" ] && { echo "$p"; return; }
+  done
+}
+# An OpenBao dev server also listens on its port + 1 (cluster port): keep everything else off
+# both, for each of the two servers.
+VPORT=$(free_port)
+V2PORT=$(port_besides "$VPORT" $((VPORT + 1)) $((VPORT - 1)))
+APORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)))
 TOKEN=root
+# Another root token on the second server: a test that mixes the two up fails.
+TOKEN2=root2
 .venv/bin/bao server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$VPORT" \
   >"$DIR/bao.log" 2>&1 &
 echo $! > "$DIR/bao.pid"
+.venv/bin/bao server -dev -dev-root-token-id="$TOKEN2" -dev-listen-address="127.0.0.1:$V2PORT" \
+  >"$DIR/bao2.log" 2>&1 &
+echo $! > "$DIR/bao2.pid"
 .venv/bin/moto_server -H 127.0.0.1 -p "$APORT" >"$DIR/moto.log" 2>&1 &
 echo $! > "$DIR/moto.pid"
 for _ in $(seq 1 200); do
   if curl -sf "http://127.0.0.1:$VPORT/v1/sys/health" >/dev/null 2>&1 \
+     && curl -sf "http://127.0.0.1:$V2PORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1; then
     cat > "$DIR/env" <<ENV
 export SECRETSYNC_TEST_VAULT_ADDR=http://127.0.0.1:$VPORT
 export SECRETSYNC_TEST_VAULT_TOKEN=$TOKEN
+export SECRETSYNC_TEST_VAULT2_ADDR=http://127.0.0.1:$V2PORT
+export SECRETSYNC_TEST_VAULT2_TOKEN=$TOKEN2
 export SECRETSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:$APORT
 ENV
-    echo "OpenBao on 127.0.0.1:$VPORT, moto on 127.0.0.1:$APORT" >&2
+    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT" >&2
     exit 0
   fi
   sleep 0.1
 done
-echo "local servers did not start; see $DIR/bao.log and $DIR/moto.log" >&2
+echo "local servers did not start; see $DIR/bao.log, $DIR/bao2.log and $DIR/moto.log" >&2
 stop
 exit 1

@@ -1,6 +1,7 @@
-//! Run leases against the real local AWS emulator (moto), for both backends: a lock secret in
-//! Secrets Manager and a lock object in the S3 merge store's bucket. Every scenario runs on
-//! each backend (`both!`); backend-specific checks follow.
+//! Run leases against the real local servers, for every backend: a lock secret in Secrets
+//! Manager and a lock object in the S3 merge store's bucket (moto), and a KV v2 lock secret
+//! in a `vault_kv2` target's destination (the second OpenBao). Every scenario runs on each
+//! backend (`both!`, named when there were two); backend-specific checks follow.
 //!
 //! Short ttls (1–3 s) keep the tests quick; no test asserts how long anything took. Loops
 //! that wait for something have a generous deadline only so that a broken lease fails the
@@ -19,6 +20,7 @@ use secretsync_engine::aws::{AwsContext, CallCounter};
 use secretsync_engine::error::ErrorKind;
 use secretsync_engine::lease::s3::S3Leases;
 use secretsync_engine::lease::secrets_manager::SecretsManagerLeases;
+use secretsync_engine::lease::vault_kv::VaultKvLeases;
 use secretsync_engine::lease::{
     self, Holder, Lease, LeaseBackend, LeaseRecord, LeaseSpec, fmt_epoch, now_ms,
 };
@@ -75,6 +77,18 @@ async fn s3_backend() -> Arc<dyn LeaseBackend> {
         STORE_PREFIX.into(),
         None,
     ))
+}
+
+/// KV v2 leases on the second OpenBao, below a folder of their own in `secret/`.
+async fn vault_kv_backend() -> Arc<dyn LeaseBackend> {
+    Arc::new(vault_kv_leases().await.0)
+}
+
+async fn vault_kv_leases() -> (VaultKvLeases, common::Bao, String) {
+    let bao = common::Bao::second_from_env();
+    let sub = format!("{}/", unique("leases-"));
+    let leases = VaultKvLeases::new(bao.root_client().await, "secret/".into(), sub.clone());
+    (leases, bao, sub)
 }
 
 fn holder(name: &str) -> Holder {
@@ -146,6 +160,10 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3() {
                 super::$scenario(super::s3_backend().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn vault_kv() {
+                super::$scenario(super::vault_kv_backend().await).await
             }
         }
     };
@@ -427,6 +445,63 @@ async fn cancelling_stops_the_wait(b: Arc<dyn LeaseBackend>) {
         a.record().nonce
     );
     a.release().await.unwrap();
+}
+
+// ---- Vault KV v2 only ----
+
+#[tokio::test]
+async fn a_kv_lock_deleted_by_hand_is_undeleted_and_still_honoured() {
+    let (leases, bao, sub) = vault_kv_leases().await;
+    let b: Arc<dyn LeaseBackend> = Arc::new(leases);
+    let key = new_key();
+    let alice = holder("alice");
+    let a = take(&b, &key, 30, Duration::ZERO, &alice).await.unwrap();
+    let path = format!("secret/data/{sub}.secretsync/locks/{key}");
+    // Someone soft-deletes the lock while alice holds it.
+    bao.ok(reqwest::Method::DELETE, &path, None).await;
+    let e = take(&b, &key, 30, Duration::ZERO, &holder("bob"))
+        .await
+        .expect_err("alice's lease is still valid");
+    assert_eq!(e.kind, ErrorKind::Locked, "{e}");
+    assert_names(&e.message, &alice);
+    assert!(!a.lost());
+    a.release().await.unwrap();
+    assert_eq!(stored(&b, &key).await, None);
+}
+
+#[tokio::test]
+async fn a_destroyed_kv_lock_is_free() {
+    let (leases, bao, sub) = vault_kv_leases().await;
+    let b: Arc<dyn LeaseBackend> = Arc::new(leases);
+    let key = new_key();
+    drop(
+        take(&b, &key, 30, Duration::ZERO, &holder("alice"))
+            .await
+            .unwrap(),
+    );
+    let version = stored(&b, &key).await.unwrap().token;
+    bao.ok(
+        reqwest::Method::PUT,
+        &format!("secret/destroy/{sub}.secretsync/locks/{key}"),
+        Some(serde_json::json!({ "versions": [version.parse::<u64>().unwrap()] })),
+    )
+    .await;
+    assert_eq!(stored(&b, &key).await, None);
+    let bob = holder("bob");
+    let l = take(&b, &key, 30, Duration::ZERO, &bob)
+        .await
+        .expect("a destroyed lease holds nothing");
+    assert_eq!(stored(&b, &key).await.unwrap().record.run_id, bob.run_id);
+    l.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kv_lock_path_that_would_leave_the_lock_folder_is_refused() {
+    let (leases, _, _) = vault_kv_leases().await;
+    let e = leases.lock_path("../escape").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(e.message.contains("`..`"), "{e}");
+    assert!(leases.lock_path("acme/prod").is_ok());
 }
 
 // ---- Secrets Manager only ----

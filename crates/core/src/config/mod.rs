@@ -14,6 +14,7 @@
 mod raw;
 pub(crate) mod validate;
 
+pub(crate) use raw::RawVaultAuth;
 pub use raw::{RawCommon, RawTarget, S};
 
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ pub struct Config {
     pub graph: Graph,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct VaultSettings {
     /// `None`: take `VAULT_ADDR` from the environment at run time.
     pub address: Option<String>,
@@ -97,7 +98,7 @@ pub const MAX_DEPTH_LIMIT: usize = 1024;
 pub const MAX_DELETES_LIMIT: usize = 1_000_000;
 pub const MAX_WRITES_PER_SECOND: u32 = 10_000;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum VaultAuth {
     /// `None`: the token comes from `VAULT_TOKEN`.
     Token(Option<Sensitive>),
@@ -202,17 +203,20 @@ impl Default for TargetPolicy {
 }
 
 pub use crate::targets::aws_sm::{AwsSmSettings, DEFAULT_RECOVERY_DAYS};
+pub use crate::targets::vault_kv2::VaultKv2Settings;
 
 /// The registry of target kinds: one variant per kind, its settings inside.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetBackend {
     AwsSecretsManager(AwsSmSettings),
+    VaultKv2(VaultKv2Settings),
 }
 
 impl TargetBackend {
     pub fn type_name(&self) -> &'static str {
         match self {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
+            TargetBackend::VaultKv2(_) => "vault_kv2",
         }
     }
 
@@ -221,6 +225,9 @@ impl TargetBackend {
         match self {
             TargetBackend::AwsSecretsManager(_) => {
                 std::sync::Arc::new(crate::targets::aws_sm::AwsSmRules)
+            }
+            TargetBackend::VaultKv2(_) => {
+                std::sync::Arc::new(crate::targets::vault_kv2::VaultKv2Rules)
             }
         }
     }
@@ -235,6 +242,11 @@ impl TargetBackend {
                 "aws_secretsmanager {} (replicas: {})",
                 a.region,
                 a.replica_regions.join(", ")
+            ),
+            TargetBackend::VaultKv2(v) => format!(
+                "vault_kv2 {} {}",
+                v.vault.address.as_deref().unwrap_or_default(),
+                v.mount
             ),
         }
     }

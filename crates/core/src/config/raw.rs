@@ -79,6 +79,8 @@ pub struct RawCommon {
 pub enum RawTarget {
     #[serde(rename = "aws_secretsmanager")]
     AwsSecretsManager(crate::targets::aws_sm::Raw),
+    #[serde(rename = "vault_kv2")]
+    VaultKv2(crate::targets::vault_kv2::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

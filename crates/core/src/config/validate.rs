@@ -58,9 +58,12 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
     }
 }
 
-/// A kind's raw settings once its common keys are moved out.
+/// A kind's raw settings once its common keys are moved out (one per target while loading;
+/// the size difference between kinds does not matter).
+#[allow(clippy::large_enum_variant)]
 enum RawBackend {
     AwsSm(crate::targets::aws_sm::Raw),
+    VaultKv2(crate::targets::vault_kv2::Raw),
 }
 
 pub(crate) struct Validator {
@@ -322,7 +325,29 @@ impl Validator {
 
     fn vault(&mut self, v: Spanned<RawVault>) -> VaultSettings {
         let raw = v.value;
-        if let Some(a) = &raw.address
+        self.vault_connection(
+            "vault",
+            raw.address,
+            raw.namespace,
+            raw.auth,
+            raw.ca_cert,
+            &raw.concurrency,
+        )
+    }
+
+    /// What `vault:` and a `vault_kv2` target share: address (https unless loopback),
+    /// namespace, auth (exactly one method) and CA bundle. `path` is where the keys are
+    /// (`vault`, `targets[2]`), for diagnostics. The credentials are moved, not copied.
+    pub(crate) fn vault_connection(
+        &mut self,
+        path: &str,
+        address: S<String>,
+        namespace: S<String>,
+        auth: S<RawVaultAuth>,
+        ca_cert: S<String>,
+        concurrency: &S<u64>,
+    ) -> VaultSettings {
+        if let Some(a) = &address
             && let Err(e) = check_vault_address(&a.value)
         {
             self.error(
@@ -331,17 +356,17 @@ impl Validator {
                 "use https:// (plain http:// is only accepted for loopback addresses)",
             );
         }
-        let auth = raw.auth.and_then(|a| self.vault_auth(a));
+        let auth = auth.and_then(|a| self.vault_auth(a, path));
         VaultSettings {
-            address: raw.address.map(|a| a.value),
-            namespace: raw.namespace.map(|n| n.value),
+            address: address.map(|a| a.value),
+            namespace: namespace.map(|n| n.value),
             auth,
-            concurrency: self.count(&raw.concurrency, DEFAULT_VAULT_CONCURRENCY, MAX_CONCURRENCY),
-            ca_cert: raw.ca_cert.map(|c| c.value),
+            concurrency: self.count(concurrency, DEFAULT_VAULT_CONCURRENCY, MAX_CONCURRENCY),
+            ca_cert: ca_cert.map(|c| c.value),
         }
     }
 
-    fn vault_auth(&mut self, a: Spanned<RawVaultAuth>) -> Option<VaultAuth> {
+    fn vault_auth(&mut self, a: Spanned<RawVaultAuth>, path: &str) -> Option<VaultAuth> {
         let pos = at(&a);
         let key = a.key.clone();
         let raw = a.value;
@@ -353,7 +378,9 @@ impl Validator {
                 Diagnostic::error(
                     pos,
                     key,
-                    "`vault.auth` must hold exactly one of `token`, `approle`, `kubernetes`",
+                    format!(
+                        "`{path}.auth` must hold exactly one of `token`, `approle`, `kubernetes`"
+                    ),
                 )
                 .with_help("keep one auth method"),
             );
@@ -383,14 +410,14 @@ impl Validator {
                     if role.is_none() {
                         self.missing(
                             p,
-                            "vault.auth.approle.role_id",
+                            &format!("{path}.auth.approle.role_id"),
                             "or set it as `${VAULT_ROLE_ID}`",
                         );
                     }
                     if secret.is_none() {
                         self.missing(
                             p,
-                            "vault.auth.approle.secret_id",
+                            &format!("{path}.auth.approle.secret_id"),
                             "or set it as `${VAULT_SECRET_ID}`",
                         );
                     }
@@ -404,7 +431,7 @@ impl Validator {
         let Some(role) = k.role else {
             self.missing(
                 p,
-                "vault.auth.kubernetes.role",
+                &format!("{path}.auth.kubernetes.role"),
                 "the Vault role bound to this service account",
             );
             return None;
@@ -420,6 +447,25 @@ impl Validator {
                 .map(|m| m.value.trim_matches('/').to_string())
                 .unwrap_or_else(|| "kubernetes".into()),
         })
+    }
+
+    /// A KV v2 mount and optional sub-path as written (`secret/base/`), normalized to end in
+    /// `/`; `None` (reported) when it is unsafe or empty.
+    pub(crate) fn kv_mount(&mut self, mount: &Spanned<String>) -> Option<String> {
+        if let Err(e) = check_vault_path(&mount.value) {
+            self.error(mount, e, "write the mount as `mount/sub/path/`");
+            return None;
+        }
+        let normalized = format!("{}/", mount.value.trim_matches('/'));
+        if normalized == "/" {
+            self.error(
+                mount,
+                "mount is empty",
+                "write the KV v2 mount, e.g. `secret/`",
+            );
+            return None;
+        }
+        Some(normalized)
     }
 
     fn sources(&mut self, raw: Option<Spanned<Vec<Spanned<RawSource>>>>) -> Vec<SourceConfig> {
@@ -441,19 +487,9 @@ impl Validator {
                 );
                 continue;
             };
-            let normalized = format!("{}/", mount.value.trim_matches('/'));
-            if let Err(e) = check_vault_path(&mount.value) {
-                self.error(&mount, e, "write the mount as `mount/sub/path/`");
+            let Some(normalized) = self.kv_mount(&mount) else {
                 continue;
-            }
-            if normalized == "/" {
-                self.error(
-                    &mount,
-                    "mount is empty",
-                    "write the KV v2 mount, e.g. `secret/`",
-                );
-                continue;
-            }
+            };
             let name = match &r.name {
                 Some(n) => {
                     if let Err(e) = check_name(&n.value) {
@@ -589,6 +625,9 @@ impl Validator {
                     RawTarget::AwsSecretsManager(mut r) => {
                         (pos, r.take_common(), Some(RawBackend::AwsSm(r)))
                     }
+                    RawTarget::VaultKv2(mut r) => {
+                        (pos, r.take_common(), Some(RawBackend::VaultKv2(r)))
+                    }
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -640,6 +679,9 @@ impl Validator {
                 RawBackend::AwsSm(b) => TargetBackend::AwsSecretsManager(
                     crate::targets::aws_sm::lower(self, &b, pos, &path),
                 ),
+                RawBackend::VaultKv2(b) => {
+                    TargetBackend::VaultKv2(crate::targets::vault_kv2::lower(self, b, pos, &path))
+                }
             };
             let secret_prefix = r
                 .secret_prefix

@@ -9,6 +9,8 @@
 //!   target's own account and region (works without a merge store);
 //! * [`s3::S3Leases`]: an object `<prefix>.secretsync/locks/<key>.json` in the merge store's
 //!   bucket.
+//! * [`vault_kv::VaultKvLeases`]: a KV v2 secret `<mount>.secretsync/locks/<key>` in a
+//!   `vault_kv2` target's destination (check-and-set on the KV version).
 //!
 //! Every change is conditional: a create that fails when the lease exists, and a
 //! compare-and-swap against the version the writer read (takeover of an expired lease, and
@@ -29,6 +31,7 @@
 
 pub mod s3;
 pub mod secrets_manager;
+pub mod vault_kv;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,7 @@
 //! `mod.rs`, client, error mapping).
 
 pub mod aws_sm;
+pub mod vault_kv2;
 
 use std::sync::Arc;
 
@@ -79,5 +80,11 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
             )
             .await,
         )),
+        TargetBackend::VaultKv2(v) => Ok(Arc::new(vault_kv2::VaultKv2Target::new(
+            &cfg.name,
+            clients.owner,
+            &cfg.policy,
+            v,
+        ))),
     }
 }

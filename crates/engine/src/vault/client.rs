@@ -84,10 +84,23 @@ fn encode_path(p: &str) -> String {
 impl VaultClient {
     /// Builds a client from settings plus the environment (`VAULT_ADDR`, `VAULT_NAMESPACE`,
     /// `VAULT_TOKEN`, `VAULT_ROLE_ID`/`VAULT_SECRET_ID`), and logs in.
-    pub async fn connect(
+    ///
+    /// The environment is only looked at before the first request, so the returned future
+    /// does not hold on to it (and is `Send` whatever `env` is).
+    pub fn connect(
         settings: &VaultSettings,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self> {
+    ) -> impl std::future::Future<Output = Result<Self>> + Send + use<> {
+        let client = Self::prepare(settings, env);
+        async move {
+            let client = client?;
+            client.login().await?;
+            Ok(client)
+        }
+    }
+
+    /// The client for `settings` and `env`, not logged in yet.
+    fn prepare(settings: &VaultSettings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let addr = settings
             .address
             .clone()
@@ -172,7 +185,6 @@ impl VaultClient {
                 requests: AtomicU64::new(0),
             }),
         };
-        client.login().await?;
         Ok(client)
     }
 
@@ -264,7 +276,7 @@ impl VaultClient {
         st.ttl = Duration::from_secs(ttl);
         st.expires_at = (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl));
         st.renewable = renewable;
-        info!(ttl_seconds = ttl, renewable, "logged in to Vault");
+        info!(address = %self.inner.addr, ttl_seconds = ttl, renewable, "logged in to Vault");
         Ok(())
     }
 
@@ -507,12 +519,12 @@ impl VaultClient {
                 let kind = v["data"]["type"].as_str().unwrap_or_default();
                 if mount.is_empty() || kind.is_empty() {
                     return Err(Error::config(format!(
-                        "`{path}` is not under any Vault mount; check the source's `mount:`"
+                        "`{path}` is not under any Vault mount; check its `mount:`"
                     )));
                 }
                 if kind != "kv" && kind != "generic" {
                     return Err(Error::config(format!(
-                        "`{mount}` is a `{kind}` mount, not KV version 2; point the source at a KV v2 mount"
+                        "`{mount}` is a `{kind}` mount, not KV version 2; point `mount:` at a KV v2 mount"
                     )));
                 }
                 let version = v["data"]["options"]["version"].as_str().map(str::to_string);
@@ -521,11 +533,11 @@ impl VaultClient {
             StatusCode::FORBIDDEN => Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "no KV mount at `{path}`, or the token may not see it: check the source's `mount:` and that the token's policy grants a capability on `{path}*`"
+                    "no KV mount at `{path}`, or the token may not see it: check `mount:` and that the token's policy grants a capability on `{path}*`"
                 ),
             )),
             StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => Err(Error::config(format!(
-                "`{path}` is not under any Vault mount; check the source's `mount:` (Vault said: {})",
+                "`{path}` is not under any Vault mount; check `mount:` (Vault said: {})",
                 vault_errors(&v)
             ))),
             s => Err(unexpected(s, "looking up a mount", path, &v)),
@@ -675,6 +687,243 @@ impl VaultClient {
             s => Err(unexpected(s, "deleting", &api, &v)),
         }
     }
+}
+
+/// A KV v2 secret's metadata: what a target lists without reading values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KvMetadata {
+    /// The latest version (0: the path has metadata but no version).
+    pub current_version: u64,
+    /// The `custom_metadata` string map (empty when Vault says `null`).
+    pub custom_metadata: std::collections::BTreeMap<String, String>,
+    /// Every version still known, and its state.
+    pub versions: std::collections::BTreeMap<u64, KvVersionState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KvVersionState {
+    /// Soft-deleted (recoverable with undelete).
+    pub deleted: bool,
+    pub destroyed: bool,
+}
+
+impl KvMetadata {
+    /// The state of the latest version; `None` when there is none.
+    pub fn current(&self) -> Option<KvVersionState> {
+        self.versions.get(&self.current_version).copied()
+    }
+}
+
+/// What a check-and-set write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Written as this version.
+    Written(u64),
+    /// The path's current version is not the one given (someone else wrote first, or an
+    /// earlier attempt of this very write landed): nothing was written by this call.
+    Mismatch,
+}
+
+impl VaultClient {
+    /// Reads one KV v2 secret's metadata (`custom_metadata`, `current_version`, versions);
+    /// `None` when the path has none.
+    pub async fn read_metadata(&self, mount: &str, path: &str) -> Result<Option<KvMetadata>> {
+        let api = format!("{mount}metadata/{path}");
+        let (status, v) = self.call(Method::GET, &encode_path(&api), None).await?;
+        match status {
+            s if s.is_success() => {
+                let d = &v["data"];
+                let bad = |problem: &str| malformed(status, "reading", &api, problem);
+                let current_version = d["current_version"]
+                    .as_u64()
+                    .ok_or_else(|| bad("has no `data.current_version`"))?;
+                let custom_metadata = match &d["custom_metadata"] {
+                    Value::Null => Default::default(),
+                    Value::Object(m) => m
+                        .iter()
+                        .map(|(k, v)| {
+                            v.as_str()
+                                .map(|s| (k.clone(), s.to_string()))
+                                .ok_or_else(|| {
+                                    bad("has a `custom_metadata` value that is not a string")
+                                })
+                        })
+                        .collect::<Result<_>>()?,
+                    _ => return Err(bad("has a `custom_metadata` that is not a map")),
+                };
+                let mut versions = std::collections::BTreeMap::new();
+                if let Some(vs) = d["versions"].as_object() {
+                    for (n, st) in vs {
+                        let n: u64 = n
+                            .parse()
+                            .map_err(|_| bad("has a version that is not a number"))?;
+                        versions.insert(
+                            n,
+                            KvVersionState {
+                                deleted: st["deletion_time"]
+                                    .as_str()
+                                    .is_some_and(|t| !t.is_empty()),
+                                destroyed: st["destroyed"].as_bool().unwrap_or(false),
+                            },
+                        );
+                    }
+                }
+                Ok(Some(KvMetadata {
+                    current_version,
+                    custom_metadata,
+                    versions,
+                }))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::FORBIDDEN => {
+                Err(denied("reading the metadata of", mount, path, "read", &api))
+            }
+            s => Err(unexpected(s, "reading", &api, &v)),
+        }
+    }
+
+    /// Replaces one KV v2 secret's `custom_metadata` (other metadata settings are kept).
+    pub async fn write_metadata(
+        &self,
+        mount: &str,
+        path: &str,
+        custom: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let api = format!("{mount}metadata/{path}");
+        let body = json!({ "custom_metadata": custom });
+        let (status, v) = self
+            .call(Method::POST, &encode_path(&api), Some(&body))
+            .await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::FORBIDDEN => Err(denied(
+                "writing the metadata of",
+                mount,
+                path,
+                "create` and `update",
+                &api,
+            )),
+            // Vault's limits on custom metadata (64 keys, 128-byte keys, 512-byte values).
+            StatusCode::BAD_REQUEST => Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "Vault refused the custom metadata of `{mount}{path}`: {}; remove some of its own `custom_metadata` keys (at most 64 keys in all)",
+                    vault_errors(&v)
+                ),
+            )),
+            s => Err(unexpected(s, "writing", &api, &v)),
+        }
+    }
+
+    /// Writes one KV v2 secret only if its current version is `cas` (0: only if the path has
+    /// no version yet). Atomic in Vault.
+    pub async fn write_cas(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &serde_json::Map<String, Value>,
+        cas: u64,
+    ) -> Result<CasOutcome> {
+        let api = format!("{mount}data/{path}");
+        let body = json!({ "options": { "cas": cas }, "data": data });
+        let (status, v) = self
+            .call(Method::POST, &encode_path(&api), Some(&body))
+            .await?;
+        match status {
+            s if s.is_success() => v["data"]["version"]
+                .as_u64()
+                .map(CasOutcome::Written)
+                .ok_or_else(|| malformed(status, "writing", &api, "has no `data.version`")),
+            StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => {
+                Ok(CasOutcome::Mismatch)
+            }
+            StatusCode::FORBIDDEN => {
+                Err(denied("writing", mount, path, "create` and `update", &api))
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "Vault refused `{mount}{path}` as too large: {}",
+                    vault_errors(&v)
+                ),
+            )),
+            s => Err(unexpected(s, "writing", &api, &v)),
+        }
+    }
+
+    /// Reads one version of a KV v2 secret.
+    pub async fn read_version(&self, mount: &str, path: &str, version: u64) -> Result<ReadOutcome> {
+        let api = format!("{mount}data/{path}");
+        let (status, v) = self
+            .call(
+                Method::GET,
+                &format!("{}?version={version}", encode_path(&api)),
+                None,
+            )
+            .await?;
+        match status {
+            s if s.is_success() => match v["data"]["data"].as_object() {
+                Some(data) => Ok(ReadOutcome::Found {
+                    data: data.clone(),
+                    version: v["data"]["metadata"]["version"].as_u64().unwrap_or(version),
+                }),
+                None => match deleted_or_missing(&v["data"]["metadata"]) {
+                    d @ ReadOutcome::Deleted { .. } => Ok(d),
+                    _ => Err(malformed(
+                        status,
+                        "reading",
+                        &api,
+                        "has no `data.data` object",
+                    )),
+                },
+            },
+            StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
+            StatusCode::FORBIDDEN => Err(denied("reading", mount, path, "read", &api)),
+            s => Err(unexpected(s, "reading", &api, &v)),
+        }
+    }
+
+    /// Soft-deletes versions of a KV v2 secret (recoverable with [`VaultClient::undelete`]).
+    pub async fn delete_versions(&self, mount: &str, path: &str, versions: &[u64]) -> Result<()> {
+        self.versions_call("delete", mount, path, versions, "soft-deleting")
+            .await
+    }
+
+    /// Brings soft-deleted versions of a KV v2 secret back.
+    pub async fn undelete(&self, mount: &str, path: &str, versions: &[u64]) -> Result<()> {
+        self.versions_call("undelete", mount, path, versions, "undeleting")
+            .await
+    }
+
+    async fn versions_call(
+        &self,
+        op: &str,
+        mount: &str,
+        path: &str,
+        versions: &[u64],
+        what: &str,
+    ) -> Result<()> {
+        let api = format!("{mount}{op}/{path}");
+        let body = json!({ "versions": versions });
+        let (status, v) = self
+            .call(Method::POST, &encode_path(&api), Some(&body))
+            .await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::FORBIDDEN => Err(denied(what, mount, path, "update", &api)),
+            s => Err(unexpected(s, what, &api, &v)),
+        }
+    }
+}
+
+/// A permission denial naming the capability and the API path it is needed on.
+fn denied(what: &str, mount: &str, path: &str, capability: &str, api: &str) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "permission denied {what} `{mount}{path}`: the token needs the `{capability}` capability on `{api}`"
+        ),
+    )
 }
 
 /// The `auth` block of a login response, or an error with Vault's status and message (never

@@ -62,17 +62,30 @@ pub struct Bao {
 impl Bao {
     /// Reads the server address and root token from the environment; panics when unset.
     pub fn from_env() -> Bao {
+        Bao::from_vars(ADDR_VAR, TOKEN_VAR)
+    }
+
+    /// The second local OpenBao server (the destination of `vault_kv2` targets), from
+    /// `SECRETSYNC_TEST_VAULT2_ADDR` and `SECRETSYNC_TEST_VAULT2_TOKEN`; panics when unset.
+    pub fn second_from_env() -> Bao {
+        Bao::from_vars(
+            "SECRETSYNC_TEST_VAULT2_ADDR",
+            "SECRETSYNC_TEST_VAULT2_TOKEN",
+        )
+    }
+
+    fn from_vars(addr_var: &str, token_var: &str) -> Bao {
         let get = |name: &str| match std::env::var(name) {
             Ok(v) if !v.is_empty() => v,
             _ => panic!(
-                "{name} is not set: these integration tests need the local OpenBao server. \
+                "{name} is not set: these integration tests need the local OpenBao servers. \
                  Run `scripts/test.sh`, or `scripts/servers.sh start && source .servers/env` \
                  before `cargo test`"
             ),
         };
         Bao {
-            addr: get(ADDR_VAR).trim_end_matches('/').to_string(),
-            root: get(TOKEN_VAR),
+            addr: get(addr_var).trim_end_matches('/').to_string(),
+            root: get(token_var),
             http: reqwest::Client::new(),
         }
     }

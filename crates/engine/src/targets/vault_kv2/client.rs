@@ -1,0 +1,1057 @@
+//! The `vault_kv2` target implementation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::{StreamExt, stream};
+use secretsync_core::config::{TargetPolicy, VaultKv2Settings as Settings};
+use secretsync_core::diff::{
+    self, ChangeKind, Listed, MANAGED_VALUE, PlanOptions, RESERVED_PREFIX, SecretChange,
+    TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
+    TargetPlan,
+};
+use secretsync_core::fingerprint::{FingerprintKey, KEY_LEN};
+use secretsync_core::path::reject_key;
+use secretsync_core::secret::{Collected, SecretValue};
+use secretsync_core::targets::vault_kv2::VaultKv2Rules;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, OnceCell};
+use tracing::{debug, info, warn};
+use zeroize::Zeroize;
+
+use super::error::{changed_since_plan, in_target, maybe_landed};
+use crate::cancel::Cancel;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
+use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
+use crate::targets::{ApplyReport, PlanContext, Target};
+use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
+
+/// The fingerprint key's path below the configured mount (see
+/// `secretsync_core::fingerprint`): readable by exactly those who can read the secrets.
+pub const KEY_PATH: &str = ".secretsync/fingerprint-key";
+
+/// Entries a listing may hold before the target is refused (a mount pointed at the wrong
+/// place, not a destination).
+const MAX_LISTED: usize = 1_000_000;
+
+/// Spaces writes evenly: at most `per_second` starts per second.
+struct Pacer {
+    next: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        Pacer {
+            next: Mutex::new(Instant::now()),
+            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
+        }
+    }
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+/// The destination, connected on first use.
+struct Dest {
+    target: String,
+    settings: Settings,
+    conn: OnceCell<Conn>,
+}
+
+struct Conn {
+    client: VaultClient,
+    /// The KV v2 mount, ending in `/`.
+    kv_mount: String,
+    /// The folder below it (from the configured mount), empty or ending in `/`.
+    sub_path: String,
+    leases: Arc<VaultKvLeases>,
+}
+
+impl Conn {
+    /// The full path below the KV mount of a name (a path below the configured mount).
+    fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.sub_path)
+    }
+}
+
+impl Dest {
+    fn address(&self) -> &str {
+        self.settings.vault.address.as_deref().unwrap_or_default()
+    }
+
+    fn err(&self, e: Error) -> Error {
+        in_target(e, &self.target, self.address())
+    }
+
+    /// Logs in and finds the KV v2 mount; retried on the next use when it fails.
+    async fn get(&self) -> Result<&Conn> {
+        self.conn
+            .get_or_try_init(|| async {
+                // Never the environment: VAULT_TOKEN and friends are the source's.
+                let client = VaultClient::connect(&self.settings.vault, &|_| None)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let mount = &self.settings.mount;
+                let (kv_mount, version) =
+                    client.mount_of(mount).await.map_err(|e| self.err(e))?;
+                if version.as_deref() != Some("2") {
+                    return Err(self.err(Error::config(format!(
+                        "mount `{kv_mount}` is KV version {}, not 2; point `mount:` at a KV v2 mount",
+                        version.unwrap_or_else(|| "1".into())
+                    ))));
+                }
+                let sub_path = mount.strip_prefix(&kv_mount).unwrap_or("").to_string();
+                let leases = Arc::new(VaultKvLeases::new(
+                    client.clone(),
+                    kv_mount.clone(),
+                    sub_path.clone(),
+                ));
+                Ok(Conn {
+                    client,
+                    kv_mount,
+                    sub_path,
+                    leases,
+                })
+            })
+            .await
+    }
+}
+
+/// The lease backend of a target whose connection is made on first use.
+struct DestLeases {
+    dest: Arc<Dest>,
+}
+
+#[async_trait]
+impl LeaseBackend for DestLeases {
+    fn location(&self, key: &str) -> String {
+        format!(
+            "lock secret {}{LOCK_FOLDER}{} at {}",
+            self.dest.settings.mount,
+            encode_key(key),
+            self.dest.address()
+        )
+    }
+    async fn try_create(&self, key: &str, record: &LeaseRecord) -> Result<bool> {
+        self.dest.get().await?.leases.try_create(key, record).await
+    }
+    async fn current(&self, key: &str) -> Result<Option<Stored>> {
+        self.dest.get().await?.leases.current(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        record: &LeaseRecord,
+    ) -> Result<Option<String>> {
+        self.dest
+            .get()
+            .await?
+            .leases
+            .compare_and_swap(key, expected, record)
+            .await
+    }
+    async fn delete_if_current(&self, key: &str, ours: &Stored) -> Result<bool> {
+        self.dest
+            .get()
+            .await?
+            .leases
+            .delete_if_current(key, ours)
+            .await
+    }
+}
+
+pub struct VaultKv2Target {
+    name: String,
+    owner: String,
+    policy: TargetPolicy,
+    dest: Arc<Dest>,
+    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
+    prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
+    /// The destination's fingerprint key, once read (or created).
+    key: Mutex<Option<FingerprintKey>>,
+}
+
+/// One completed write, and how to undo it.
+enum Done {
+    Created {
+        name: String,
+        version: u64,
+    },
+    Updated {
+        name: String,
+        /// The version the plan saw (0: the path had no version).
+        old_version: u64,
+        /// The version this run wrote (when `written`).
+        new_version: u64,
+        /// The value at `old_version`, to write back.
+        old_value: Option<SecretValue>,
+        /// `custom_metadata` as listed.
+        old_meta: BTreeMap<String, String>,
+        /// The latest version was soft-deleted and was undeleted first.
+        restored: bool,
+        /// The new value was written (false: only the undelete happened).
+        written: bool,
+    },
+    Retagged,
+    /// Soft-deleted (recoverable).
+    Deleted {
+        name: String,
+        version: u64,
+    },
+    /// Destroyed with every version and the metadata (`destroy: true`): cannot be undone.
+    Destroyed {
+        name: String,
+    },
+}
+
+fn done_name(d: &Done) -> Option<&str> {
+    match d {
+        Done::Created { name, .. }
+        | Done::Updated { name, .. }
+        | Done::Deleted { name, .. }
+        | Done::Destroyed { name } => Some(name),
+        Done::Retagged => None,
+    }
+}
+
+/// The value and fingerprint a change writes.
+fn payload(c: &SecretChange) -> Result<(&SecretValue, &str)> {
+    let missing = |what: &str| {
+        Error::new(
+            ErrorKind::Unexpected,
+            format!("no {what} to write for `{}`", c.name),
+        )
+    };
+    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
+    let fingerprint = c
+        .fingerprint
+        .as_deref()
+        .ok_or_else(|| missing("fingerprint"))?;
+    Ok((value, fingerprint))
+}
+
+/// The KV version a listing or a plan names (`None`/absent: 0, no version).
+fn version_of(v: Option<&str>) -> u64 {
+    v.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Whether two values have the same canonical JSON (the temporaries are wiped).
+fn same(a: &SecretValue, b: &SecretValue) -> bool {
+    let (mut x, mut y) = (a.canonical_json(), b.canonical_json());
+    let eq = x == y;
+    x.zeroize();
+    y.zeroize();
+    eq
+}
+
+/// A new random fingerprint key from the operating system.
+fn random_key() -> Result<[u8; KEY_LEN]> {
+    let mut bytes = [0u8; KEY_LEN];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Unexpected,
+            format!("cannot get random bytes from the operating system: {e}"),
+        )
+    })?;
+    Ok(bytes)
+}
+
+impl VaultKv2Target {
+    /// The target; nothing is sent to the destination until it is first used.
+    pub fn new(name: &str, owner: &str, policy: &TargetPolicy, settings: &Settings) -> Self {
+        VaultKv2Target {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            policy: policy.clone(),
+            dest: Arc::new(Dest {
+                target: name.to_string(),
+                settings: settings.clone(),
+                conn: OnceCell::new(),
+            }),
+            prefetched: Mutex::new(None),
+            key: Mutex::new(None),
+        }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.dest.settings
+    }
+
+    fn read_concurrency(&self) -> usize {
+        self.settings().vault.concurrency.max(1)
+    }
+
+    fn options(
+        &self,
+        ctx: &PlanContext,
+        incomplete: &[secretsync_core::secret::Gap],
+    ) -> PlanOptions {
+        PlanOptions {
+            target: self.name.clone(),
+            rules: Arc::new(VaultKv2Rules),
+            owner: self.owner.clone(),
+            adopt_from: self.policy.adopt_from.clone(),
+            prefix: self.policy.secret_prefix.clone(),
+            adopt: self.policy.adopt,
+            delete_orphans: self.policy.delete_orphans,
+            max_deletes: self.policy.max_deletes,
+            max_delete_fraction: self.policy.max_delete_fraction,
+            allow_mass_delete: ctx.allow_mass_delete,
+            incomplete: incomplete.to_vec(),
+        }
+    }
+
+    /// The destination's fingerprint key: read from [`KEY_PATH`]; created there (random,
+    /// once, with check-and-set 0: a concurrent creator's key wins) unless `create` is
+    /// false, in which case a throwaway key makes every managed secret a read candidate (dry
+    /// runs write nothing).
+    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
+        let mut cached = self.key.lock().await;
+        if let Some(k) = cached.as_ref() {
+            return Ok(k.clone());
+        }
+        let key = self
+            .fetch_fingerprint_key(create)
+            .await
+            .map_err(|e| self.dest.err(e))?;
+        if create {
+            *cached = Some(key.clone());
+        }
+        Ok(key)
+    }
+
+    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
+        let conn = self.dest.get().await?;
+        let (client, mount) = (&conn.client, conn.kv_mount.as_str());
+        let path = conn.path(KEY_PATH);
+        let throwaway = || -> Result<FingerprintKey> {
+            debug!(target_name = %self.name, "no readable fingerprint key yet (dry run): every managed secret will be read");
+            Ok(FingerprintKey::from_bytes(random_key()?))
+        };
+        for _ in 0..3 {
+            let cas = match client.read(mount, &path).await? {
+                ReadOutcome::Found { data, .. } => {
+                    return data
+                        .get("key")
+                        .and_then(Value::as_str)
+                        .and_then(FingerprintKey::from_hex)
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Unexpected,
+                                format!(
+                                    "`{mount}{path}` does not hold a SecretSync fingerprint key; delete it with its metadata (SecretSync recreates it, and then reads every managed value once)"
+                                ),
+                            )
+                        });
+                }
+                _ if !create => return throwaway(),
+                ReadOutcome::Missing => 0,
+                // Soft-deleted: bring it back rather than invalidating every mark.
+                ReadOutcome::Deleted { destroyed: false } => {
+                    if let Some(meta) = client.read_metadata(mount, &path).await? {
+                        warn!(target_name = %self.name, "the fingerprint key was soft-deleted; undeleting it");
+                        client
+                            .undelete(mount, &path, &[meta.current_version])
+                            .await?;
+                    }
+                    continue;
+                }
+                // Destroyed: a new key, written over the destroyed version.
+                ReadOutcome::Deleted { destroyed: true } => client
+                    .read_metadata(mount, &path)
+                    .await?
+                    .map(|m| m.current_version)
+                    .unwrap_or(0),
+            };
+            let key = FingerprintKey::from_bytes(random_key()?);
+            let mut data = Map::new();
+            data.insert("key".into(), Value::String(key.to_hex()));
+            let written = client.write_cas(mount, &path, &data, cas).await;
+            if let Some(Value::String(s)) = data.get_mut("key") {
+                s.zeroize();
+            }
+            match written? {
+                CasOutcome::Written(_) => {
+                    info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this destination");
+                    let marks = BTreeMap::from([
+                        (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
+                        (TAG_ROLE.to_string(), "fingerprint-key".to_string()),
+                    ]);
+                    if let Err(e) = client.write_metadata(mount, &path, &marks).await {
+                        warn!(target_name = %self.name, error = %e.message, "could not mark the fingerprint key; it works unmarked");
+                    }
+                    return Ok(key);
+                }
+                // Someone else created it first: read theirs.
+                CasOutcome::Mismatch => {}
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("could not read or create the fingerprint key `{mount}{path}`; run again"),
+        ))
+    }
+
+    /// Every secret under the prefix (soft-deleted ones included): names, marks, version.
+    async fn list(&self) -> Result<BTreeMap<String, Listed>> {
+        self.list_inner().await.map_err(|e| self.dest.err(e))
+    }
+
+    async fn list_inner(&self) -> Result<BTreeMap<String, Listed>> {
+        let conn = self.dest.get().await?;
+        let prefix = self.policy.secret_prefix.as_str();
+        // The prefix's folder is listed; at that level only keys that continue the prefix
+        // (`apps-` keeps `apps-db`) count.
+        let (start, head) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let concurrency = self.read_concurrency();
+        let mut names: Vec<String> = Vec::new();
+        let mut queue: Vec<String> = vec![start.to_string()];
+        let mut index = 0;
+        while index < queue.len() {
+            let end = (index + concurrency).min(queue.len());
+            let batch: Vec<String> = queue[index..end].to_vec();
+            index = end;
+            let listed: Vec<(String, Result<Option<Vec<String>>>)> = stream::iter(batch)
+                .map(|dir| async move {
+                    let keys = conn.client.list(&conn.kv_mount, &conn.path(&dir)).await;
+                    (dir, keys)
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+            for (dir, keys) in listed {
+                // A folder that does not exist (404) holds nothing yet.
+                for key in keys?.unwrap_or_default() {
+                    if dir == start && !key.starts_with(head) {
+                        continue;
+                    }
+                    let full = format!("{dir}{key}");
+                    if full.starts_with(RESERVED_PREFIX) {
+                        continue;
+                    }
+                    if let Some(why) = reject_key(&key) {
+                        warn!(target_name = %self.name, folder = %dir, reason = why, "skipping a key with an unsafe name in the destination; it is never written or deleted");
+                        continue;
+                    }
+                    if key.ends_with('/') {
+                        queue.push(full);
+                    } else {
+                        names.push(full);
+                    }
+                    if names.len() + queue.len() > MAX_LISTED {
+                        return Err(Error::new(
+                            ErrorKind::Limit,
+                            format!(
+                                "`{}{prefix}` holds more than {MAX_LISTED} entries; point `mount:` or `secret_prefix` at the folder this target owns",
+                                self.settings().mount
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let metas: Vec<(String, Result<Option<KvMetadata>>)> = stream::iter(names)
+            .map(|name| async move {
+                let m = conn
+                    .client
+                    .read_metadata(&conn.kv_mount, &conn.path(&name))
+                    .await;
+                (name, m)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        for (name, meta) in metas {
+            // Gone between the listing and the metadata read: not there.
+            let Some(meta) = meta? else { continue };
+            out.insert(
+                name.clone(),
+                Listed {
+                    name,
+                    current_version: (meta.current_version > 0)
+                        .then(|| meta.current_version.to_string()),
+                    pending_deletion: meta.current().is_some_and(|s| s.deleted || s.destroyed),
+                    tags: meta.custom_metadata,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Reads each name's value at the version the listing saw, so a write made since is never
+    /// mistaken for "up to date". A version deleted meanwhile is left out (it is then
+    /// overwritten).
+    async fn read_values(
+        &self,
+        names: Vec<String>,
+        listed: &BTreeMap<String, Listed>,
+    ) -> Result<BTreeMap<String, SecretValue>> {
+        let conn = self.dest.get().await?;
+        let reads: Vec<(String, Result<ReadOutcome>)> = stream::iter(names)
+            .map(|name| async move {
+                let version =
+                    version_of(listed.get(&name).and_then(|l| l.current_version.as_deref()));
+                let r = conn
+                    .client
+                    .read_version(&conn.kv_mount, &conn.path(&name), version)
+                    .await;
+                (name, r)
+            })
+            .buffer_unordered(self.read_concurrency())
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        for (name, r) in reads {
+            match r.map_err(|e| self.dest.err(e))? {
+                ReadOutcome::Found { data, .. } => {
+                    out.insert(name, SecretValue::new(data));
+                }
+                ReadOutcome::Deleted { .. } | ReadOutcome::Missing => {
+                    debug!(target_name = %self.name, secret = %name, "the listed version is gone; it will be overwritten");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `custom_metadata` after a write of this fingerprint at `version`: what was there (the
+    /// user's own keys stay), the ownership marks set, the pre-0.2 plain hash removed.
+    fn marks(
+        &self,
+        old: &BTreeMap<String, String>,
+        fingerprint: &str,
+        version: u64,
+    ) -> BTreeMap<String, String> {
+        let mut m = old.clone();
+        m.remove(TAG_HASH);
+        for (k, v) in [
+            (TAG_MANAGED, MANAGED_VALUE),
+            (TAG_OWNER, self.owner.as_str()),
+            (TAG_TARGET, self.name.as_str()),
+            (TAG_FINGERPRINT, fingerprint),
+            (TAG_VERSION, version.to_string().as_str()),
+        ] {
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+
+    /// After a write that was refused or failed in a way that may have landed: whether
+    /// `version` holds exactly `value` (an earlier attempt of this write landed and its
+    /// answer was lost). `None`: could not tell.
+    async fn landed(
+        &self,
+        conn: &Conn,
+        name: &str,
+        version: u64,
+        value: &SecretValue,
+    ) -> Option<bool> {
+        let meta = match conn
+            .client
+            .read_metadata(&conn.kv_mount, &conn.path(name))
+            .await
+        {
+            Ok(m) => m,
+            Err(_) => return None,
+        };
+        if meta.is_none_or(|m| m.current_version != version) {
+            return Some(false);
+        }
+        match conn
+            .client
+            .read_version(&conn.kv_mount, &conn.path(name), version)
+            .await
+        {
+            Ok(ReadOutcome::Found { data, .. }) => Some(same(&SecretValue::new(data), value)),
+            Ok(_) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// Writes `value` over version `cas`; returns the version written. A refused or
+    /// ambiguous write is resolved by looking at version `cas + 1`.
+    async fn write(
+        &self,
+        conn: &Conn,
+        c: &SecretChange,
+        value: &SecretValue,
+        cas: u64,
+    ) -> Result<u64> {
+        let res = conn
+            .client
+            .write_cas(&conn.kv_mount, &conn.path(&c.name), value.expose(), cas)
+            .await;
+        let expected = cas + 1;
+        let err = match res {
+            Ok(CasOutcome::Written(v)) => return Ok(v),
+            Ok(CasOutcome::Mismatch) => changed_since_plan(&c.name, cas),
+            Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Unexpected) => e,
+            Err(e) => return Err(e),
+        };
+        match self.landed(conn, &c.name, expected, value).await {
+            Some(true) => {
+                warn!(target_name = %self.name, secret = %c.name, "a write reported an error but landed; continuing");
+                Ok(expected)
+            }
+            Some(false) => Err(err),
+            None => Err(maybe_landed(err, &c.name, expected)),
+        }
+    }
+
+    async fn create(&self, c: &SecretChange) -> Result<Done> {
+        let conn = self.dest.get().await?;
+        let (value, fingerprint) = payload(c)?;
+        let version = self.write(conn, c, value, 0).await?;
+        let done = Done::Created {
+            name: c.name.clone(),
+            version,
+        };
+        let marks = self.marks(&BTreeMap::new(), fingerprint, version);
+        if let Err(mut err) = conn
+            .client
+            .write_metadata(&conn.kv_mount, &conn.path(&c.name), &marks)
+            .await
+        {
+            if let Err(u) = self.undo(done).await {
+                err.message = format!(
+                    "{}; removing the secret just created also failed, it is left without ownership marks: {u}",
+                    err.message
+                );
+            }
+            return Err(err);
+        }
+        Ok(done)
+    }
+
+    async fn update(&self, c: &SecretChange) -> Result<Done> {
+        let conn = self.dest.get().await?;
+        let (value, fingerprint) = payload(c)?;
+        let path = conn.path(&c.name);
+        let old_version = version_of(c.old_version.as_deref());
+        if c.retag {
+            let marks = self.marks(&c.old_tags, fingerprint, old_version);
+            conn.client
+                .write_metadata(&conn.kv_mount, &path, &marks)
+                .await?;
+            return Ok(Done::Retagged);
+        }
+        let mut done = Done::Updated {
+            name: c.name.clone(),
+            old_version,
+            new_version: 0,
+            old_value: c.old_value.clone(),
+            old_meta: c.old_tags.clone(),
+            restored: c.restore,
+            written: false,
+        };
+        if c.restore {
+            // Pending deletion: the soft-deleted version comes back first, so its history
+            // stays whole, then the new value goes on top.
+            conn.client
+                .undelete(&conn.kv_mount, &path, &[old_version])
+                .await?;
+        } else if c.old_value.is_none() && old_version > 0 {
+            // What a rollback writes back, read before it can be trimmed by `max_versions`.
+            if let ReadOutcome::Found { data, .. } = conn
+                .client
+                .read_version(&conn.kv_mount, &path, old_version)
+                .await?
+                && let Done::Updated { old_value, .. } = &mut done
+            {
+                *old_value = Some(SecretValue::new(data));
+            }
+        }
+        let new_version = match self.write(conn, c, value, old_version).await {
+            Ok(v) => v,
+            Err(mut err) => {
+                if c.restore
+                    && let Err(u) = self.undo(done).await
+                {
+                    err.message = format!(
+                        "{}; putting it back into pending deletion also failed: {u}",
+                        err.message
+                    );
+                }
+                return Err(err);
+            }
+        };
+        if let Done::Updated {
+            new_version: n,
+            written,
+            ..
+        } = &mut done
+        {
+            *n = new_version;
+            *written = true;
+        }
+        let marks = self.marks(&c.old_tags, fingerprint, new_version);
+        if let Err(mut err) = conn
+            .client
+            .write_metadata(&conn.kv_mount, &path, &marks)
+            .await
+        {
+            if let Err(u) = self.undo(done).await {
+                err.message = format!(
+                    "{}; rolling this secret back also failed, it is left with the new value: {u}",
+                    err.message
+                );
+            }
+            return Err(err);
+        }
+        Ok(done)
+    }
+
+    /// Soft-deletes the version the plan saw (a version written since is left alone).
+    async fn delete(&self, c: &SecretChange) -> Result<Done> {
+        let conn = self.dest.get().await?;
+        let version = version_of(c.old_version.as_deref());
+        if version == 0 {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("cannot delete `{}`: its version is unknown", c.name),
+            ));
+        }
+        conn.client
+            .delete_versions(&conn.kv_mount, &conn.path(&c.name), &[version])
+            .await?;
+        Ok(Done::Deleted {
+            name: c.name.clone(),
+            version,
+        })
+    }
+
+    /// `destroy: true`: removes a soft-deleted orphan with every version and its metadata,
+    /// unless someone wrote a new version since it was deleted.
+    async fn destroy(&self, name: &str, version: u64) -> Result<bool> {
+        let conn = self.dest.get().await?;
+        let path = conn.path(name);
+        let meta = conn.client.read_metadata(&conn.kv_mount, &path).await?;
+        match meta {
+            Some(m) if m.current_version == version => {
+                conn.client
+                    .delete_all_versions(&conn.kv_mount, &path)
+                    .await?;
+                Ok(true)
+            }
+            Some(_) => {
+                warn!(target_name = %self.name, secret = %name, "a new version was written after the orphan was deleted; it is not destroyed");
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Undoes one completed write.
+    async fn undo(&self, done: Done) -> Result<()> {
+        let conn = self.dest.get().await?;
+        let (client, mount) = (&conn.client, conn.kv_mount.as_str());
+        match done {
+            Done::Retagged => Ok(()),
+            Done::Created { name, version } => {
+                let path = conn.path(&name);
+                match client.read_metadata(mount, &path).await? {
+                    None => Ok(()),
+                    Some(m) if m.current_version != version => Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "not removed: `{name}` was written again (version {}) after it was created; it is left as it is",
+                            m.current_version
+                        ),
+                    )),
+                    Some(_) => client.delete_all_versions(mount, &path).await,
+                }
+            }
+            Done::Updated {
+                name,
+                old_version,
+                new_version,
+                old_value,
+                mut old_meta,
+                restored,
+                written,
+            } => {
+                let path = conn.path(&name);
+                if written && restored {
+                    // Back to pending deletion: the version this run wrote and the restored
+                    // one are soft-deleted again.
+                    client
+                        .delete_versions(mount, &path, &[old_version, new_version])
+                        .await?;
+                    return client.write_metadata(mount, &path, &old_meta).await;
+                }
+                if !written {
+                    // At most the undelete happened.
+                    if restored {
+                        return client.delete_versions(mount, &path, &[old_version]).await;
+                    }
+                    return Ok(());
+                }
+                let old = old_value.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "cannot roll back `{name}`: its previous value (version {old_version}) could not be read; it keeps the new value"
+                        ),
+                    )
+                })?;
+                // KV versions are immutable: the previous value goes back as a new version.
+                let restored_as = match client
+                    .write_cas(mount, &path, old.expose(), new_version)
+                    .await?
+                {
+                    CasOutcome::Written(v) => v,
+                    CasOutcome::Mismatch => {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "not rolled back: `{name}` was written again after version {new_version}; it is left as it is"
+                            ),
+                        ));
+                    }
+                };
+                // Marks that were true for the old version are true for its copy.
+                if old_meta.get(TAG_VERSION) == Some(&old_version.to_string()) {
+                    old_meta.insert(TAG_VERSION.into(), restored_as.to_string());
+                }
+                client.write_metadata(mount, &path, &old_meta).await
+            }
+            Done::Deleted { name, version } => {
+                client.undelete(mount, &conn.path(&name), &[version]).await
+            }
+            Done::Destroyed { name } => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!(
+                    "`{name}` was destroyed (`destroy: true`) with every version; it cannot be restored"
+                ),
+            )),
+        }
+    }
+
+    /// Undoes completed writes in reverse order. After a second signal the rollback is
+    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
+    /// written, like what failed to undo.
+    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
+        for d in done.into_iter().rev() {
+            let Some(label) = done_name(&d).map(str::to_string) else {
+                continue;
+            };
+            let undone = match cancel.deadline() {
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Cancelled,
+                        "not rolled back: the rollback was cut short by a second signal",
+                    )),
+                },
+                None => self.undo(d).await,
+            };
+            match undone {
+                Ok(()) => report.rolled_back += 1,
+                Err(e) => {
+                    report.rollback_failures.push(format!("{label}: {e}"));
+                    report.left_changed.push(label);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Target for VaultKv2Target {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn calls(&self) -> u64 {
+        self.dest
+            .conn
+            .get()
+            .map(|c| c.client.request_count())
+            .unwrap_or(0)
+    }
+
+    /// Lock secrets in the destination's own mount: they lock where the writes happen.
+    fn lease_backend(&self) -> Arc<dyn LeaseBackend> {
+        Arc::new(DestLeases {
+            dest: self.dest.clone(),
+        })
+    }
+
+    async fn prefetch(&self) {
+        let listed = self.list().await;
+        *self.prefetched.lock().await = Some(listed);
+    }
+
+    async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
+        let prefetched = self.prefetched.lock().await.take();
+        let listed = match prefetched {
+            Some(listed) => listed?,
+            None => self.list().await?,
+        };
+        let key = self.fingerprint_key(!ctx.dry_run).await?;
+        let opts = self.options(ctx, &desired.incomplete);
+        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
+        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
+        let values = self.read_values(wanted, &listed).await?;
+        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
+        // The KV version each write will make: a check-and-set on the listed version can
+        // only write the next one.
+        for c in &mut plan.changes {
+            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
+                c.new_version = Some((version_of(c.old_version.as_deref()) + 1).to_string());
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        if let Some(refused) = &plan.refused {
+            report.failure = Some(refused.clone());
+            return report;
+        }
+        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
+        let failed = Arc::new(AtomicBool::new(false));
+        let changes = &plan.changes;
+        let writes: Vec<usize> = (0..changes.len())
+            .filter(|&i| {
+                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
+                    || changes[i].retag
+            })
+            .collect();
+        let results: Vec<Result<Done>> = stream::iter(writes)
+            .map(|i| {
+                let pacer = pacer.clone();
+                let failed = failed.clone();
+                async move {
+                    let c = &changes[i];
+                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
+                        return Err(Error::new(
+                            ErrorKind::Cancelled,
+                            "not attempted after an earlier failure",
+                        ));
+                    }
+                    pacer.wait().await;
+                    if cancel.is_cancelled() {
+                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
+                    }
+                    let r = match c.kind {
+                        ChangeKind::Added => self.create(c).await,
+                        _ => self.update(c).await,
+                    };
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    r
+                }
+            })
+            .buffer_unordered(self.policy.concurrency.max(1))
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        for r in results {
+            match r {
+                Ok(d) => {
+                    match &d {
+                        Done::Created { .. } => report.created += 1,
+                        Done::Updated { .. } => report.updated += 1,
+                        Done::Retagged => report.retagged += 1,
+                        Done::Deleted { .. } | Done::Destroyed { .. } => report.deleted += 1,
+                    }
+                    done.push(d);
+                }
+                Err(e) if e.kind == ErrorKind::Cancelled => {}
+                Err(e) => {
+                    if report.failure.is_none() {
+                        report.failure = Some(self.dest.err(e).message);
+                    }
+                }
+            }
+        }
+        let cancelled = |report: &mut ApplyReport| {
+            if cancel.is_cancelled() && report.failure.is_none() {
+                report.cancelled = true;
+                report.failure = Some(format!(
+                    "{} before every change was applied",
+                    cancel.reason().unwrap_or_else(|| "cancelled".into())
+                ));
+            }
+        };
+        cancelled(&mut report);
+        if report.failure.is_none() {
+            for c in plan
+                .changes
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Deleted)
+            {
+                pacer.wait().await;
+                cancelled(&mut report);
+                if report.failure.is_some() {
+                    break;
+                }
+                match self.delete(c).await {
+                    Ok(d) => {
+                        report.deleted += 1;
+                        done.push(d);
+                    }
+                    Err(e) => {
+                        report.failure = Some(self.dest.err(e).message);
+                        break;
+                    }
+                }
+            }
+        }
+        // `destroy: true`: only once every deletion was made (recoverably) are they made
+        // final, so a failure before this point loses nothing.
+        if report.failure.is_none() && self.settings().destroy {
+            for d in done.iter_mut() {
+                let Done::Deleted { name, version } = d else {
+                    continue;
+                };
+                cancelled(&mut report);
+                if report.failure.is_some() {
+                    break;
+                }
+                pacer.wait().await;
+                match self.destroy(name, *version).await {
+                    Ok(true) => *d = Done::Destroyed { name: name.clone() },
+                    Ok(false) => {}
+                    Err(e) => {
+                        report.failure = Some(self.dest.err(e).message);
+                        break;
+                    }
+                }
+            }
+        }
+        if report.failure.is_some() {
+            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
+            self.rollback(done, &mut report, cancel).await;
+        } else {
+            report.left_changed = done
+                .iter()
+                .filter_map(done_name)
+                .map(str::to_string)
+                .collect();
+            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
+        }
+        report.left_changed.sort();
+        report
+    }
+}
