@@ -398,7 +398,9 @@ fn non_default_values_are_used() {
             mount: "kv/merged/runs/".into()
         })
     );
-    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend else {
+        panic!("an aws_secretsmanager target")
+    };
     assert_eq!(
         t,
         &AwsSmSettings {
@@ -1343,7 +1345,9 @@ fn env_expansion() {
     assert_eq!(c.sources[0].mount, "kv/base/");
     assert_eq!(c.sources[0].max_secrets, 250);
     assert_eq!(c.targets[0].name, "prod-eu-west-1");
-    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend;
+    let TargetBackend::AwsSecretsManager(t) = &c.targets[0].backend else {
+        panic!("an aws_secretsmanager target")
+    };
     assert_eq!(t.region, "eu-west-1");
     assert_eq!(
         serde_json::Value::Object(c.targets[0].overrides.clone()),

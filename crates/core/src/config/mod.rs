@@ -207,12 +207,14 @@ pub use crate::targets::aws_sm::{AwsSmSettings, DEFAULT_RECOVERY_DAYS};
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetBackend {
     AwsSecretsManager(AwsSmSettings),
+    AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
 }
 
 impl TargetBackend {
     pub fn type_name(&self) -> &'static str {
         match self {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
+            TargetBackend::AwsSsm(_) => "aws_ssm",
         }
     }
 
@@ -222,6 +224,7 @@ impl TargetBackend {
             TargetBackend::AwsSecretsManager(_) => {
                 std::sync::Arc::new(crate::targets::aws_sm::AwsSmRules)
             }
+            TargetBackend::AwsSsm(s) => std::sync::Arc::new(s.rules()),
         }
     }
 
@@ -229,6 +232,7 @@ impl TargetBackend {
     pub fn describe(&self) -> String {
         match self {
             TargetBackend::AwsSecretsManager(a) => format!("aws_secretsmanager {}", a.region),
+            TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
         }
     }
 }

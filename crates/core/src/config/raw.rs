@@ -79,6 +79,8 @@ pub struct RawCommon {
 pub enum RawTarget {
     #[serde(rename = "aws_secretsmanager")]
     AwsSecretsManager(crate::targets::aws_sm::Raw),
+    #[serde(rename = "aws_ssm")]
+    AwsSsm(crate::targets::aws_ssm::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

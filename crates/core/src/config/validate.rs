@@ -61,6 +61,7 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
 /// A kind's raw settings once its common keys are moved out.
 enum RawBackend {
     AwsSm(crate::targets::aws_sm::Raw),
+    AwsSsm(crate::targets::aws_ssm::Raw),
 }
 
 pub(crate) struct Validator {
@@ -620,6 +621,7 @@ impl Validator {
                     RawTarget::AwsSecretsManager(mut r) => {
                         (pos, r.take_common(), Some(RawBackend::AwsSm(r)))
                     }
+                    RawTarget::AwsSsm(mut r) => (pos, r.take_common(), Some(RawBackend::AwsSsm(r))),
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -671,6 +673,13 @@ impl Validator {
                 RawBackend::AwsSm(b) => TargetBackend::AwsSecretsManager(
                     crate::targets::aws_sm::lower(self, &b, pos, &path),
                 ),
+                RawBackend::AwsSsm(b) => TargetBackend::AwsSsm(crate::targets::aws_ssm::lower(
+                    self,
+                    &b,
+                    pos,
+                    &path,
+                    &r.writes_per_second,
+                )),
             };
             let secret_prefix = r
                 .secret_prefix

@@ -3,6 +3,7 @@
 //! `mod.rs`, client, error mapping).
 
 pub mod aws_sm;
+pub mod aws_ssm;
 
 use std::sync::Arc;
 
@@ -75,6 +76,16 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
                 clients.owner,
                 &cfg.policy,
                 sm,
+                clients.aws(&cfg.name)?,
+            )
+            .await,
+        )),
+        TargetBackend::AwsSsm(ssm) => Ok(Arc::new(
+            aws_ssm::AwsSsmTarget::new(
+                &cfg.name,
+                clients.owner,
+                &cfg.policy,
+                ssm,
                 clients.aws(&cfg.name)?,
             )
             .await,
