@@ -191,11 +191,11 @@ fn tag(k: &str, v: &str) -> Tag {
         .expect("a tag has a key and a value")
 }
 
-fn filter(key: &str, option: Option<&str>, value: &str) -> ParameterStringFilter {
+fn filter(key: &str, option: Option<&str>, values: &[&str]) -> ParameterStringFilter {
     ParameterStringFilter::builder()
         .key(key)
         .set_option(option.map(str::to_string))
-        .values(value)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
         .build()
         .expect("a filter has a key")
 }
@@ -461,51 +461,82 @@ impl AwsSsmTarget {
             .collect())
     }
 
-    /// Every parameter under the prefix, classified: three listings, and the tags of the
-    /// managed parameters that are not this target's.
+    /// This target's parameters under the prefix (one listing with a `tag:` filter on
+    /// managed-by, owner and target), and with `adopt_from` those of the targets it takes over
+    /// (a second listing; their tags are read, one call each).
     async fn list(&self) -> Result<Listing> {
         let prefix = self.prefix();
-        let by_name = || filter("Name", Some("BeginsWith"), prefix);
-        let managed = || filter(&format!("tag:{TAG_MANAGED}"), None, MANAGED_VALUE);
-        let (all, managed, ours) = tokio::join!(
-            self.describe(vec![by_name()]),
-            self.describe(vec![by_name(), managed()]),
-            self.describe(vec![
-                by_name(),
-                managed(),
-                filter(&format!("tag:{TAG_OWNER}"), None, &self.owner),
-                filter(&format!("tag:{TAG_TARGET}"), None, &self.name),
-            ]),
-        );
-        let (all, managed, ours) = (all?, managed?, ours?);
-        let others: Vec<String> = managed
-            .keys()
-            .filter(|n| !ours.contains_key(*n) && all.contains_key(*n))
-            .cloned()
+        let base = || {
+            vec![
+                filter("Name", Some("BeginsWith"), &[prefix]),
+                filter(&format!("tag:{TAG_MANAGED}"), None, &[MANAGED_VALUE]),
+                filter(&format!("tag:{TAG_OWNER}"), None, &[&self.owner]),
+            ]
+        };
+        let mut ours = base();
+        ours.push(filter(&format!("tag:{TAG_TARGET}"), None, &[&self.name]));
+        let mut out: Listing = self
+            .describe(ours)
+            .await?
+            .into_iter()
+            .map(|(n, meta)| (n, (meta, Class::Ours)))
             .collect();
-        let tagged: Vec<Result<(String, BTreeMap<String, String>)>> = stream::iter(others)
+        if !self.policy.adopt_from.is_empty() {
+            let mut inherited = base();
+            let from: Vec<&str> = self.policy.adopt_from.iter().map(String::as_str).collect();
+            inherited.push(filter(&format!("tag:{TAG_TARGET}"), None, &from));
+            let found = self.describe(inherited).await?;
+            for (n, t) in self.tags_of_all(found.keys().cloned().collect()).await? {
+                if let Some(meta) = found.get(&n) {
+                    out.entry(n).or_insert((meta.clone(), Class::Managed(t)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tags of each name, read concurrently.
+    async fn tags_of_all(
+        &self,
+        names: Vec<String>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let tagged: Vec<Result<(String, BTreeMap<String, String>)>> = stream::iter(names)
             .map(|n| async move { self.tags_of(&n).await.map(|t| (n, t)) })
             .buffer_unordered(READ_CONCURRENCY)
             .collect()
             .await;
-        let mut tags = BTreeMap::new();
-        for t in tagged {
-            let (n, t) = t?;
-            tags.insert(n, t);
-        }
-        Ok(all
-            .into_iter()
-            .map(|(n, meta)| {
-                let class = if ours.contains_key(&n) {
-                    Class::Ours
-                } else if let Some(t) = tags.remove(&n) {
-                    Class::Managed(t)
-                } else {
-                    Class::Unmanaged
+        tagged.into_iter().collect()
+    }
+
+    /// Which of `names` (not in the listing) exist, and whose they are: `DescribeParameters`
+    /// by exact names, 50 per call, once as they are and once with the managed-by filter;
+    /// the managed ones (another owner or target) have their tags read. A no-change run asks
+    /// nothing here: every desired name is already listed.
+    async fn check_names(&self, names: Vec<String>) -> Result<Listing> {
+        let mut out = Listing::new();
+        for chunk in names.chunks(PAGE as usize) {
+            let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let by_name = || filter("Name", Some("Equals"), &values);
+            let found = self.describe(vec![by_name()]).await?;
+            if found.is_empty() {
+                continue;
+            }
+            let managed = self
+                .describe(vec![
+                    by_name(),
+                    filter(&format!("tag:{TAG_MANAGED}"), None, &[MANAGED_VALUE]),
+                ])
+                .await?;
+            let mut tags = self.tags_of_all(managed.keys().cloned().collect()).await?;
+            for (n, meta) in found {
+                let class = match tags.remove(&n) {
+                    Some(t) => Class::Managed(t),
+                    None => Class::Unmanaged,
                 };
-                (n, (meta, class))
-            })
-            .collect())
+                out.insert(n, (meta, class));
+            }
+        }
+        Ok(out)
     }
 
     /// Current values (decrypted) with `GetParameters`, 10 names per call. A name that is
@@ -604,6 +635,19 @@ impl AwsSsmTarget {
     ) -> Result<(TargetPlan, BTreeMap<String, Group>)> {
         let key = self.fingerprint_key(!ctx.dry_run).await?;
         let opts = self.options(ctx, &desired.incomplete);
+        let mut listing = listing;
+        // Desired names the listing does not know: free, taken by an unmanaged parameter, or
+        // by another owner's or target's.
+        let unknown: Vec<String> = desired
+            .secrets
+            .iter()
+            .filter(|(path, _)| !desired.incomplete.iter().any(|g| g.covers(path)))
+            .filter_map(|(path, v)| self.rules.parameters(&self.rules_name(path), v).ok())
+            .flatten()
+            .map(|p| p.name)
+            .filter(|n| !listing.contains_key(n))
+            .collect();
+        listing.extend(self.check_names(unknown).await?);
 
         // Each parameter into its secret's group, with its ownership.
         struct Seen {
