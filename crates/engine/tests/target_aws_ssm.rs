@@ -1191,3 +1191,123 @@ async fn inspector_follows_the_conformance_contract() {
         assert!(fx.inspector.marks(&other).await.unwrap().is_empty());
     }
 }
+
+/// A proxy that forwards everything, but answers the first `PutParameter` mentioning `marker`
+/// with a 500 after moto applied it (an answer lost on the way back).
+async fn lossy_proxy(upstream: String, marker: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = Arc::new(upstream.trim_start_matches("http://").to_string());
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, lost) = (upstream.clone(), lost.clone());
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut client).await else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
+                    return;
+                };
+                if up.write_all(&force_close(&request)).await.is_err() {
+                    return;
+                }
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp).await;
+                if text.contains("x-amz-target: amazonssm.putparameter")
+                    && text.contains(marker)
+                    && !lost.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    let body = r#"{"__type":"InternalServerError","message":"answer lost"}"#;
+                    resp = format!(
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes();
+                }
+                let _ = client.write_all(&resp).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_ours() {
+    let w = World::new("ap-southeast-1", "lost");
+    let proxy = lossy_proxy(w.endpoint.clone(), "lost-answer").await;
+    let t = w.target_via(&proxy, "t", Mapping::Whole, |_| {}).await;
+    let (_, r) = apply(&t, &bundle(&[("lost-answer", json!({"v": "1"}))])).await;
+    // The SDK retried the create and met ParameterAlreadyExists: it landed, with our tags.
+    assert_eq!((r.created, r.failure.as_deref()), (1, None), "{r:?}");
+    assert_eq!(w.version("lost-answer").await, 1);
+    assert_eq!(w.tags("lost-answer").await["secretsync:target"], "t");
+}
+
+#[tokio::test]
+async fn adopt_from_re_marks_without_new_versions_and_plain_strings_are_rewritten_encrypted() {
+    let w = World::new("sa-east-1", "rename");
+    let old = w
+        .target_via(&w.endpoint, "old-name", Mapping::PerKey, |_| {})
+        .await;
+    let start = bundle(&[("a", json!({"k": "1", "l": "2"})), ("b", json!({"k": "3"}))]);
+    let (_, r) = apply(&old, &start).await;
+    assert_eq!(r.created, 2);
+
+    // Without adopt_from, the old target's parameters are someone else's.
+    let t = w.target(Mapping::PerKey, |_| {}).await;
+    let keep_a = bundle(&[("a", json!({"k": "1", "l": "2"}))]);
+    let plan = t.plan(&keep_a, &PlanContext::default()).await.unwrap();
+    assert_eq!(plan.invalid().count(), 1, "{:?}", kinds(&plan));
+    assert_eq!(plan.counts().deleted, 0);
+
+    let t = w
+        .target(Mapping::PerKey, |p| p.adopt_from = vec!["old-name".into()])
+        .await;
+    let plan = t.plan(&keep_a, &PlanContext::default()).await.unwrap();
+    let a = plan.changes.iter().find(|c| c.path == "a").unwrap();
+    assert!(
+        a.kind == ChangeKind::Unchanged && a.retag,
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        kinds(&plan)["b"],
+        ChangeKind::Deleted,
+        "the old target's orphan"
+    );
+    let r = t.apply(&plan, &Cancel::default()).await;
+    assert_eq!((r.retagged, r.deleted, r.failure.as_deref()), (1, 1, None));
+    assert_eq!(w.names().await, ["a/k", "a/l"]);
+    for k in ["a/k", "a/l"] {
+        assert_eq!(w.tags(k).await["secretsync:target"], "t");
+        assert_eq!(w.version(k).await, 1, "re-marked without a new version");
+    }
+    let plan = t.plan(&keep_a, &PlanContext::default()).await.unwrap();
+    assert!(!plan.has_changes());
+
+    // Someone turns one of ours into a plain String with the same value: written again,
+    // encrypted.
+    w.ssm
+        .put_parameter()
+        .name(w.name("a/l"))
+        .value("2")
+        .r#type(ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let plan = t.plan(&keep_a, &PlanContext::default()).await.unwrap();
+    let a = &plan.changes[0];
+    assert_eq!(a.kind, ChangeKind::Modified);
+    assert!(a.reason.as_ref().unwrap().contains("SecureString"));
+    let r = t.apply(&plan, &Cancel::default()).await;
+    assert_eq!((r.updated, r.failure.as_deref()), (1, None));
+    let (value, _, kind, _) = w.param("a/l").await.unwrap();
+    assert_eq!((value.as_str(), kind.as_str()), ("2", "SecureString"));
+    assert_eq!(w.version("a/k").await, 1, "the other key is untouched");
+}

@@ -939,7 +939,11 @@ impl AwsSsmTarget {
             .map(|p| p.version()))
     }
 
-    /// A write of `value` to `name`, resolving an ambiguous failure.
+    /// A write of `value` to `name` (`prior`: the version it overwrites; `None` creates, with
+    /// `tags`), resolving a failure that may have landed: a timeout, a lost connection, a 5xx,
+    /// or a create whose first attempt landed but whose answer was lost, so that the SDK's
+    /// retry met `ParameterAlreadyExists`. Landed means: a newer version holds `value` (and, for
+    /// a create, carries the tags this create sent, which nobody else writes).
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -952,6 +956,10 @@ impl AwsSsmTarget {
         what: &str,
     ) -> Result<i64> {
         pacer.wait().await;
+        let sent: BTreeMap<String, String> = tags
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
         let res = self
             .put(
                 name,
@@ -965,28 +973,36 @@ impl AwsSsmTarget {
                 tags,
             )
             .await;
-        match res {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let err = map(e, &format!("{what} `{name}`"));
-                if !matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Unexpected) {
-                    return Err(err);
-                }
-                match self.landed(name, value, prior.unwrap_or(0)).await {
-                    Ok(Some(v)) => {
-                        warn!(target_name = %self.name, parameter = %name, "a write reported an error but landed; continuing");
-                        Ok(v)
-                    }
-                    Ok(None) => Err(err),
-                    Err(()) => Err(Error::new(
-                        err.kind,
-                        format!(
-                            "{}; it may have landed and its state could not be checked: look at `{name}`",
-                            err.message
-                        ),
-                    )),
-                }
+        let e = match res {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let retried_create = prior.is_none() && code(&e) == Some("ParameterAlreadyExists");
+        let err = map(e, &format!("{what} `{name}`"));
+        if !retried_create && !matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Unexpected) {
+            return Err(err);
+        }
+        let landed = match self.landed(name, value, prior.unwrap_or(0)).await {
+            Ok(Some(v)) if prior.is_none() => match self.tags_of(name).await {
+                Ok(t) if sent.iter().all(|(k, v)| t.get(k) == Some(v)) => Ok(Some(v)),
+                Ok(_) => Ok(None),
+                Err(_) => Err(()),
+            },
+            other => other,
+        };
+        match landed {
+            Ok(Some(v)) => {
+                warn!(target_name = %self.name, parameter = %name, "a write reported an error but landed; continuing");
+                Ok(v)
             }
+            Ok(None) => Err(err),
+            Err(()) => Err(Error::new(
+                err.kind,
+                format!(
+                    "{}; it may have landed and its state could not be checked: look at `{name}`",
+                    err.message
+                ),
+            )),
         }
     }
 
