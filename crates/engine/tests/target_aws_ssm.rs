@@ -1311,3 +1311,26 @@ async fn adopt_from_re_marks_without_new_versions_and_plain_strings_are_rewritte
     assert_eq!((value.as_str(), kind.as_str()), ("2", "SecureString"));
     assert_eq!(w.version("a/k").await, 1, "the other key is untouched");
 }
+
+#[tokio::test]
+async fn a_secret_failing_half_way_takes_back_its_own_parameters() {
+    let w = World::new("ap-southeast-2", "half");
+    let proxy = failing_proxy(w.endpoint.clone(), "zz-fail", &["PutParameter"]).await;
+    let t = w.target_via(&proxy, "t", Mapping::PerKey, |_| {}).await;
+    let (_, r) = apply(&t, &bundle(&[("s", json!({"a": "1", "zz-fail": "2"}))])).await;
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("s/zz-fail")),
+        "{r:?}"
+    );
+    assert_eq!((r.created, r.rolled_back), (0, 0), "{r:?}");
+    assert!(
+        r.rollback_failures.is_empty() && r.left_changed.is_empty(),
+        "{r:?}"
+    );
+    assert!(
+        w.names().await.is_empty(),
+        "the key written before the failure is removed"
+    );
+}

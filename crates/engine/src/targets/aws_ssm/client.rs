@@ -1538,7 +1538,13 @@ impl Target for AwsSsmTarget {
             warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
             self.rollback(partial, done, &mut report, cancel).await;
         } else {
-            report.left_changed = done.iter().map(|d| d.secret.clone()).collect();
+            // As for every target: re-marked secrets kept their values, so they are not
+            // "left changed".
+            report.left_changed = done
+                .iter()
+                .filter(|d| d.kind != DoneKind::Retagged)
+                .map(|d| d.secret.clone())
+                .collect();
             info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
         }
         report.left_changed.sort();
