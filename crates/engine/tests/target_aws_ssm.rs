@@ -1334,3 +1334,33 @@ async fn a_secret_failing_half_way_takes_back_its_own_parameters() {
         "the key written before the failure is removed"
     );
 }
+
+/// The config example in the target's module docs loads, with the settings it shows.
+#[test]
+fn module_docs_example_loads() {
+    let docs = include_str!("../src/targets/aws_ssm/mod.rs");
+    let example: String = docs
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ```yaml"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| l.strip_prefix("//! ").unwrap_or("").to_string() + "\n")
+        .collect();
+    let yaml = format!("vault_sources:\n  - mount: secret/base/\n{example}");
+    let loaded = secretsync_core::config::load(&yaml, &|_: &str| None);
+    let config = loaded
+        .config
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics));
+    let t = &config.targets[0];
+    let secretsync_core::config::TargetBackend::AwsSsm(s) = &t.backend else {
+        panic!("an aws_ssm target")
+    };
+    assert_eq!(
+        (s.mapping, s.kms_key_id.as_deref(), s.writes_per_second),
+        (Mapping::PerKey, Some("alias/params"), 3)
+    );
+    assert_eq!(
+        (t.policy.secret_prefix.as_str(), t.policy.concurrency),
+        ("/myorg/prod/", 4)
+    );
+}

@@ -24,15 +24,16 @@
 //! `secretsync_core::targets::aws_ssm`.
 //!
 //! Plan: Parameter Store lists no tags, and reading them costs one `ListTagsForResource` per
-//! parameter; instead three `DescribeParameters` listings under the prefix (50 per page) tell
-//! the tool's own parameters (a `tag:` filter on managed-by, owner and target), other managed
-//! ones (filter on managed-by alone: only these have their tags read, to tell inherited from
-//! foreign) and unmanaged ones (no filter), and the current values of the tool's parameters of
-//! desired secrets are read with `GetParameters` (10 per call, decrypted). Content is proven by
-//! those values, not by the fingerprint tag, so an out-of-band edit is always seen. A no-change
-//! run of N secrets (`whole`) costs 3 listing pages per 50 parameters, one `GetParameters` per
-//! 10 parameters, one `GetParameter` for the fingerprint key, and the lease's Secrets Manager
-//! calls.
+//! parameter. Instead one `DescribeParameters` listing under the prefix with `tag:` filters
+//! (managed-by, owner, target; 50 per page) finds this target's parameters (with
+//! `adopt_from`, a second one finds the adopted targets' and reads their tags), their current
+//! values are read with `GetParameters` (10 per call, decrypted), and content is proven by those
+//! values, not by the fingerprint tag, so an out-of-band edit is always seen. Desired names
+//! the listing does not know are looked up exactly (`DescribeParameters` by `Name`, 50 per
+//! call, plus the managed-by filter; tags are read only for other owners' or targets'): an
+//! unmanaged parameter is never written without `adopt: true`, another target's never. A
+//! no-change run of P parameters costs ⌈P/50⌉ listing pages, ⌈P/10⌉ `GetParameters`, one
+//! `GetParameter` for the fingerprint key and the lease's Secrets Manager calls.
 //!
 //! Apply: each secret is one change (with `per_key`: added keys become new parameters, changed
 //! ones are overwritten, removed ones deleted), written concurrently (bounded, every write call
