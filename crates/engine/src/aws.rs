@@ -243,6 +243,14 @@ impl AwsContext {
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
 
+    /// A Parameter Store client whose calls `counter` counts.
+    pub fn ssm(&self, cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_ssm::Client {
+        let conf = aws_sdk_ssm::config::Builder::from(cfg)
+            .interceptor(counter.clone())
+            .build();
+        aws_sdk_ssm::Client::from_conf(conf)
+    }
+
     pub fn s3(&self, cfg: &SdkConfig) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(cfg)
             .force_path_style(self.s3_path_style)

@@ -210,6 +210,7 @@ pub use crate::targets::vault_kv2::VaultKv2Settings;
 pub enum TargetBackend {
     AwsSecretsManager(AwsSmSettings),
     VaultKv2(VaultKv2Settings),
+    AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
 }
 
 impl TargetBackend {
@@ -217,6 +218,7 @@ impl TargetBackend {
         match self {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
             TargetBackend::VaultKv2(_) => "vault_kv2",
+            TargetBackend::AwsSsm(_) => "aws_ssm",
         }
     }
 
@@ -229,6 +231,7 @@ impl TargetBackend {
             TargetBackend::VaultKv2(_) => {
                 std::sync::Arc::new(crate::targets::vault_kv2::VaultKv2Rules)
             }
+            TargetBackend::AwsSsm(s) => std::sync::Arc::new(s.rules()),
         }
     }
 
@@ -248,6 +251,7 @@ impl TargetBackend {
                 v.vault.address.as_deref().unwrap_or_default(),
                 v.mount
             ),
+            TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum RawTarget {
     AwsSecretsManager(crate::targets::aws_sm::Raw),
     #[serde(rename = "vault_kv2")]
     VaultKv2(crate::targets::vault_kv2::Raw),
+    #[serde(rename = "aws_ssm")]
+    AwsSsm(crate::targets::aws_ssm::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

@@ -64,6 +64,7 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
 enum RawBackend {
     AwsSm(crate::targets::aws_sm::Raw),
     VaultKv2(crate::targets::vault_kv2::Raw),
+    AwsSsm(crate::targets::aws_ssm::Raw),
 }
 
 pub(crate) struct Validator {
@@ -628,6 +629,7 @@ impl Validator {
                     RawTarget::VaultKv2(mut r) => {
                         (pos, r.take_common(), Some(RawBackend::VaultKv2(r)))
                     }
+                    RawTarget::AwsSsm(mut r) => (pos, r.take_common(), Some(RawBackend::AwsSsm(r))),
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -682,6 +684,13 @@ impl Validator {
                 RawBackend::VaultKv2(b) => {
                     TargetBackend::VaultKv2(crate::targets::vault_kv2::lower(self, b, pos, &path))
                 }
+                RawBackend::AwsSsm(b) => TargetBackend::AwsSsm(crate::targets::aws_ssm::lower(
+                    self,
+                    &b,
+                    pos,
+                    &path,
+                    &r.writes_per_second,
+                )),
             };
             let secret_prefix = r
                 .secret_prefix

@@ -8,6 +8,7 @@
 //! with their match arms, and the engine folder with its arm in `targets::build`.
 
 pub mod aws_sm;
+pub mod aws_ssm;
 pub mod vault_kv2;
 
 use std::fmt::Debug;

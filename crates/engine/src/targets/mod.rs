@@ -3,6 +3,7 @@
 //! `mod.rs`, client, error mapping).
 
 pub mod aws_sm;
+pub mod aws_ssm;
 pub mod vault_kv2;
 
 use std::sync::Arc;
@@ -86,5 +87,15 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
             &cfg.policy,
             v,
         ))),
+        TargetBackend::AwsSsm(ssm) => Ok(Arc::new(
+            aws_ssm::AwsSsmTarget::new(
+                &cfg.name,
+                clients.owner,
+                &cfg.policy,
+                ssm,
+                clients.aws(&cfg.name)?,
+            )
+            .await,
+        )),
     }
 }

@@ -430,7 +430,13 @@ pub async fn unmanaged_never_touched(f: &Fixture) {
     )
     .await;
     let change = plan.changes.iter().find(|c| c.path == "u").unwrap();
-    assert_eq!(change.kind, ChangeKind::Skipped);
+    assert_eq!(
+        change.kind,
+        ChangeKind::Skipped,
+        "`{u}` exists unmanaged ({:?}); the plan: {:?}",
+        f.inspector.value(&u).await,
+        kinds(&plan)
+    );
     assert!(!change.invalid, "not a failure: a policy skip");
     assert!(
         change
