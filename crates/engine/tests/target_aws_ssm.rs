@@ -415,13 +415,14 @@ fn fixture(w: &World, mapping: Mapping) -> conformance::Fixture {
     }
 }
 
-/// The shared conformance suite; the failing target writes through a proxy that fails
-/// `PutParameter` of names with the marker. `mapping: whole` only for now: with `per_key`, an
-/// unmanaged parameter `<path>/<other key>` does not stop the tool from adding `<path>/<key>`
-/// beside it (the suite expects the secret to be skipped as unmanaged) — open in issue 8.
+/// The shared conformance suite, in both mappings; the failing target writes through a proxy
+/// that fails `PutParameter` of names with the marker.
 #[tokio::test]
 async fn conformance_suite() {
-    for (mapping, region) in [(Mapping::Whole, "af-south-1")] {
+    for (mapping, region) in [
+        (Mapping::Whole, "af-south-1"),
+        (Mapping::PerKey, "ap-east-1"),
+    ] {
         let w = World::new(
             region,
             &format!("conf-{}", mapping.as_str().replace('_', "")),

@@ -648,6 +648,35 @@ impl AwsSsmTarget {
             .filter(|n| !listing.contains_key(n))
             .collect();
         listing.extend(self.check_names(unknown).await?);
+        // With `per_key`, a secret is every parameter below `<secret>/`: a new secret whose
+        // folder already holds someone else's parameters (another key) is theirs, not free.
+        // One `DescribeParameters` per secret the listing does not know (never on a no-change
+        // run).
+        if self.settings.mapping == Mapping::PerKey {
+            // Only valid secrets (an invalid one is reported and never written).
+            let fresh: Vec<String> = desired
+                .secrets
+                .iter()
+                .filter(|(path, _)| !desired.incomplete.iter().any(|g| g.covers(path)))
+                .filter(|(path, v)| self.rules.parameters(&self.rules_name(path), v).is_ok())
+                .map(|(path, _)| format!("{}/", self.rules_name(path)))
+                .filter(|folder| !listing.keys().any(|n| n.starts_with(folder.as_str())))
+                .collect();
+            let mut found: Vec<String> = Vec::new();
+            for folder in fresh {
+                let under = self
+                    .describe(vec![filter("Name", Some("BeginsWith"), &[folder.as_str()])])
+                    .await?;
+                found.extend(
+                    under
+                        .into_keys()
+                        .filter(|n| self.locate(n).is_some_and(|(_, k)| k.is_some())),
+                );
+            }
+            if !found.is_empty() {
+                listing.extend(self.check_names(found).await?);
+            }
+        }
 
         // Each parameter into its secret's group, with its ownership.
         struct Seen {
@@ -717,10 +746,11 @@ impl AwsSsmTarget {
                 wanted.contains(&p.name) && matches!(p.ownership, Ownership::Foreign { .. })
             });
             let has_writable = s.params.iter().any(|p| writable(&p.ownership));
-            let unmanaged_hit = s
-                .params
-                .iter()
-                .any(|p| wanted.contains(&p.name) && p.ownership == Ownership::Unmanaged);
+            // A desired secret with any parameter of nobody's (its own key or another one in its
+            // folder) is unmanaged as a whole: skipped unless `adopt`, like a whole-mapping
+            // secret.
+            let unmanaged_hit =
+                want.is_some() && s.params.iter().any(|p| p.ownership == Ownership::Unmanaged);
             let tags = if let Some(f) = foreign {
                 f.tags.clone()
             } else if unmanaged_hit {
@@ -742,7 +772,7 @@ impl AwsSsmTarget {
                     .into_iter()
                     .filter(|p| {
                         writable(&p.ownership)
-                            || (wanted.contains(&p.name) && p.ownership == Ownership::Unmanaged)
+                            || (unmanaged_hit && p.ownership == Ownership::Unmanaged)
                     })
                     .map(|p| {
                         let (n, k, meta) = (p.name, p.key, p.meta);
@@ -1180,7 +1210,11 @@ impl AwsSsmTarget {
         let removed: Vec<(&String, &Member)> = g
             .members
             .iter()
-            .filter(|(n, m)| !wanted.contains(n.as_str()) && m.tags.contains_key(TAG_MANAGED))
+            // Ours, or the rest of a secret this change adopts (`adopt: true` takes the whole
+            // folder over; its keys that are not desired go, and a rollback brings them back).
+            .filter(|(n, m)| {
+                !wanted.contains(n.as_str()) && (m.tags.contains_key(TAG_MANAGED) || c.adopt)
+            })
             .collect();
         self.delete(&removed, pacer, done).await
     }
