@@ -4,6 +4,7 @@
 
 pub mod aws_sm;
 pub mod aws_ssm;
+pub mod support;
 pub mod vault_kv2;
 
 use std::sync::Arc;

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use secretsync_core::fingerprint::{FingerprintKey, KEY_LEN};
+use secretsync_core::fingerprint::FingerprintKey;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
@@ -26,36 +25,12 @@ use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
+use crate::targets::support::{Pacer, random_key};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// The secret holding this account and region's fingerprint key (see
 /// `secretsync_core::fingerprint`): readable by exactly those who can read secret values.
 pub const KEY_SECRET: &str = ".secretsync/fingerprint-key";
-
-/// Spaces writes evenly: at most `per_second` starts per second.
-struct Pacer {
-    next: Mutex<Instant>,
-    interval: Duration,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Self {
-        Pacer {
-            next: Mutex::new(Instant::now()),
-            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
-        }
-    }
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
 
 pub struct AwsSmTarget {
     pub(super) name: String,
@@ -110,18 +85,6 @@ fn parse_object(s: &str) -> Option<SecretValue> {
         Ok(serde_json::Value::Object(m)) => Some(SecretValue::new(m)),
         _ => None,
     }
-}
-
-/// A new random fingerprint key from the operating system.
-fn random_key() -> Result<[u8; KEY_LEN]> {
-    let mut bytes = [0u8; KEY_LEN];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("cannot get random bytes from the operating system: {e}"),
-        )
-    })?;
-    Ok(bytes)
 }
 
 /// One completed write, and how to undo it.

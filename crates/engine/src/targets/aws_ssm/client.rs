@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -16,7 +15,7 @@ use secretsync_core::diff::{
     self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, Ownership, PlanOptions, SecretChange,
     TAG_FINGERPRINT, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION, TargetPlan,
 };
-use secretsync_core::fingerprint::{FingerprintKey, KEY_LEN};
+use secretsync_core::fingerprint::FingerprintKey;
 use secretsync_core::secret::{Collected, Gap, SecretValue};
 use secretsync_core::targets::aws_ssm::{
     AwsSsmRules, AwsSsmSettings as Settings, KEY_PARAMETER, Mapping, Param, RESERVED_PREFIX,
@@ -30,6 +29,7 @@ use super::error::{code, map};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
+use crate::targets::support::{Pacer, random_key};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// `DescribeParameters` page size (AWS's maximum).
@@ -39,31 +39,6 @@ const BATCH: usize = 10;
 /// Concurrent reads (`GetParameters`, `ListTagsForResource`) while planning.
 const READ_CONCURRENCY: usize = 4;
 const SECURE: &str = "SecureString";
-
-/// Spaces write calls evenly: at most `per_second` starts per second.
-struct Pacer {
-    next: Mutex<Instant>,
-    interval: Duration,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Self {
-        Pacer {
-            next: Mutex::new(Instant::now()),
-            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
-        }
-    }
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
 
 /// A parameter as `DescribeParameters` shows it.
 #[derive(Debug, Clone)]
@@ -198,18 +173,6 @@ fn filter(key: &str, option: Option<&str>, values: &[&str]) -> ParameterStringFi
         .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
         .build()
         .expect("a filter has a key")
-}
-
-/// A new random fingerprint key from the operating system.
-fn random_key() -> Result<[u8; KEY_LEN]> {
-    let mut bytes = [0u8; KEY_LEN];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("cannot get random bytes from the operating system: {e}"),
-        )
-    })?;
-    Ok(bytes)
 }
 
 fn tier_of(t: Tier) -> ParameterTier {

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
@@ -13,7 +12,7 @@ use secretsync_core::diff::{
     TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
     TargetPlan,
 };
-use secretsync_core::fingerprint::{FingerprintKey, KEY_LEN};
+use secretsync_core::fingerprint::FingerprintKey;
 use secretsync_core::path::reject_key;
 use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::vault_kv2::VaultKv2Rules;
@@ -27,6 +26,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
+use crate::targets::support::{Pacer, random_key};
 use crate::targets::{ApplyReport, PlanContext, Target};
 use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
 
@@ -37,31 +37,6 @@ pub const KEY_PATH: &str = ".secretsync/fingerprint-key";
 /// Entries a listing may hold before the target is refused (a mount pointed at the wrong
 /// place, not a destination).
 const MAX_LISTED: usize = 1_000_000;
-
-/// Spaces writes evenly: at most `per_second` starts per second.
-struct Pacer {
-    next: Mutex<Instant>,
-    interval: Duration,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Self {
-        Pacer {
-            next: Mutex::new(Instant::now()),
-            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
-        }
-    }
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
 
 /// The destination, connected on first use.
 struct Dest {
@@ -255,18 +230,6 @@ fn same(a: &SecretValue, b: &SecretValue) -> bool {
     x.zeroize();
     y.zeroize();
     eq
-}
-
-/// A new random fingerprint key from the operating system.
-fn random_key() -> Result<[u8; KEY_LEN]> {
-    let mut bytes = [0u8; KEY_LEN];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("cannot get random bytes from the operating system: {e}"),
-        )
-    })?;
-    Ok(bytes)
 }
 
 impl VaultKv2Target {
