@@ -213,8 +213,8 @@ targets:
     assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(
-            "error at line 9, column 5 (`targets[0].region`): unknown key `region`; valid keys here:"
-        ) && r.stderr.contains("address, namespace, auth, ca_cert, mount, destroy"),
+            "error at line 9, column 5 (`targets[0].region`): unknown key `region`; `region` is a key of `aws_secretsmanager` and `aws_ssm` targets"
+        ),
         "{}",
         r.stderr
     );

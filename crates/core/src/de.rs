@@ -83,6 +83,35 @@ impl de::Error for Error {
     }
 }
 
+/// The keys a struct `T` accepts (its serde field names), found by asking it to deserialize
+/// from a probe that only records them.
+pub fn fields_of<'a, T: Deserialize<'a>>() -> &'static [&'static str] {
+    struct Probe<'f>(&'f std::cell::Cell<&'static [&'static str]>);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, Error> {
+            Err(Error("not a struct".into()))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _v: V,
+        ) -> Result<V::Value, Error> {
+            self.0.set(fields);
+            Err(Error("probed".into()))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let cell = std::cell::Cell::new(&[][..]);
+    let _ = T::deserialize(Probe(&cell));
+    cell.get()
+}
+
 /// Deserializes `T` from `node`, returning it with every problem found on the way.
 pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> (Result<T, Error>, Diagnostics) {
     let diags = RefCell::new(Diagnostics::default());

@@ -50,3 +50,20 @@ fn the_multi_target_example_means_what_it_says() {
     assert_eq!(sm.replica_regions, ["us-west-2", "eu-west-1"]);
     assert_eq!(c.owner_scope(), "multi-demo");
 }
+
+#[test]
+fn a_key_of_another_target_kind_names_that_kind() {
+    let yaml = "vault_sources:\n  - mount: secret/base/\ntargets:\n  - name: v\n    type: vault_kv2\n    address: https://vault.example.com\n    auth: { token: { token: t } }\n    mount: synced/\n    region: us-east-1\n    imports: [base]\n";
+    let loaded = load(yaml, &|_| None);
+    let d = loaded
+        .diagnostics
+        .errors()
+        .find(|d| d.key == "targets[0].region")
+        .expect("`region` is reported");
+    assert_eq!(d.pos.map(|p| p.line), Some(9));
+    let help = d.help.as_deref().unwrap_or_default();
+    assert!(
+        help.contains("`aws_secretsmanager`") && help.contains("`aws_ssm`"),
+        "{help}"
+    );
+}

@@ -26,6 +26,9 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
         .0
         .retain(|d| d.pos.is_none_or(|p| !type_error_pos.contains(&p)));
     type_error_pos.extend(de_diags.0.iter().filter_map(|d| d.pos));
+    for d in &mut de_diags.0 {
+        cross_kind_hint(d);
+    }
     diags.0.extend(de_diags.0);
     let raw = match raw {
         Ok(raw) => raw,
@@ -55,6 +58,50 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
             Some(config)
         },
         diagnostics: diags,
+    }
+}
+
+/// Every target kind's name and keys, for saying which kind an unknown key belongs to.
+fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
+    use crate::de::fields_of;
+    vec![
+        (
+            "aws_secretsmanager",
+            fields_of::<crate::targets::aws_sm::Raw>(),
+        ),
+        ("vault_kv2", fields_of::<crate::targets::vault_kv2::Raw>()),
+        ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
+    ]
+}
+
+/// An unknown key of a target that no key of its kind is close to, but that another kind
+/// has (`region` on a `vault_kv2` target): say so instead of only listing the valid keys.
+fn cross_kind_hint(d: &mut Diagnostic) {
+    let Some(rest) = d.key.strip_prefix("targets[") else {
+        return;
+    };
+    let Some((_, key)) = rest.split_once("].") else {
+        return;
+    };
+    if key.contains('.') || !d.message.starts_with("unknown key") {
+        return;
+    }
+    if d.help
+        .as_deref()
+        .is_some_and(|h| h.starts_with("did you mean"))
+    {
+        return;
+    }
+    let kinds: Vec<String> = target_kind_keys()
+        .into_iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(k, _)| format!("`{k}`"))
+        .collect();
+    if !kinds.is_empty() {
+        d.help = Some(format!(
+            "`{key}` is a key of {} targets, not of this target's `type`: remove it, or change `type`",
+            kinds.join(" and ")
+        ));
     }
 }
 
