@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use secretsync_core::config::Config;
+use secretsync_core::diff::TargetPlan;
 use secretsync_core::fold::desired_states;
 use secretsync_core::graph::Import;
 use secretsync_core::secret::Collected;
@@ -191,7 +192,6 @@ pub async fn run(
     };
     let run_id = uuid::Uuid::new_v4().to_string();
     let owner = config.owner_scope();
-    let cancel = &opts.cancel;
     let mut summary = RunSummary::default();
 
     // Targets are built up front so their current state can be listed while Vault is read:
@@ -209,58 +209,52 @@ pub async fn run(
             }
         }
     }
-    // Leases before anything is listed, so that the plan is made from a state no other run is
-    // changing: taken in name order (no two runs can deadlock), each waiting up to
-    // `--lock-timeout`. A target whose lease is held elsewhere fails, naming the holder; the
-    // others go on. Dry runs take none.
-    let mut leases: BTreeMap<String, crate::lease::Lease> = BTreeMap::new();
-    let mut lease_errors: BTreeMap<String, String> = BTreeMap::new();
-    if !opts.dry_run && !opts.merge_only {
-        let me = crate::lease::Holder::detect(owner.clone(), run_id.clone());
-        for (name, target) in &targets {
-            if cancel.is_cancelled() {
-                break;
-            }
-            let spec = crate::lease::LeaseSpec {
-                key: crate::lease::target_key(&owner, name),
-                ttl: crate::lease::DEFAULT_TTL,
-                wait: opts.lock_timeout,
-            };
-            match crate::lease::acquire(target.lease_backend(), spec, me.clone(), cancel).await {
-                Ok(l) => {
-                    leases.insert(name.clone(), l);
-                }
-                Err(e) => {
-                    warn!(target_name = %name, error = %e.message, "could not take the target's lease");
-                    lease_errors.insert(name.clone(), e.message);
-                }
-            }
-        }
-    }
-    let result = sync_targets(
+    sync_targets(
         config,
         opts,
         reporter,
         &selected,
         &targets,
-        &mut leases,
-        &lease_errors,
         aws.as_ref(),
         vault.as_ref(),
         store.as_ref(),
         &run_id,
         &mut summary,
     )
-    .await;
-    for (name, lease) in leases {
-        if let Err(e) = lease.release().await {
-            warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
-        }
-    }
-    result.map(|()| summary)
+    .await?;
+    Ok(summary)
 }
 
-/// The merge phase and the sync of every target, with the leases already taken.
+/// A target's plan made under its lease, ready to apply: the lease is taken only once a plan
+/// made without it shows something to write, and the plan is then made again from a fresh
+/// listing, because the first listing may have been taken while another run was writing.
+/// Two runs therefore never interleave their writes, and a run with nothing to change writes
+/// nothing at all, not even a lease.
+async fn plan_under_lease(
+    target: &dyn crate::targets::Target,
+    bundle: &Collected,
+    ctx: &crate::targets::PlanContext,
+    lease_spec: crate::lease::LeaseSpec,
+    me: crate::lease::Holder,
+    cancel: &Cancel,
+) -> Result<(TargetPlan, Option<crate::lease::Lease>)> {
+    let plan = target.plan(bundle, ctx).await?;
+    if ctx.dry_run || !plan.has_changes() || plan.refused.is_some() {
+        return Ok((plan, None));
+    }
+    let lease = crate::lease::acquire(target.lease_backend(), lease_spec, me, cancel).await?;
+    match target.plan(bundle, ctx).await {
+        Ok(plan) => Ok((plan, Some(lease))),
+        Err(e) => {
+            if let Err(r) = lease.release().await {
+                warn!(target_name = %target.name(), error = %r.message, "could not release the target's lease; it expires by itself");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The merge phase and the sync of every target.
 #[allow(clippy::too_many_arguments)]
 async fn sync_targets(
     config: &Config,
@@ -268,8 +262,6 @@ async fn sync_targets(
     reporter: &mut dyn Reporter,
     selected: &[String],
     targets: &BTreeMap<String, std::sync::Arc<dyn crate::targets::Target>>,
-    leases: &mut BTreeMap<String, crate::lease::Lease>,
-    lease_errors: &BTreeMap<String, String>,
     aws: Option<&crate::aws::AwsContext>,
     vault: Option<&VaultClient>,
     store: Option<&std::sync::Arc<dyn crate::store::MergeStore>>,
@@ -278,12 +270,7 @@ async fn sync_targets(
 ) -> Result<()> {
     let cancel = &opts.cancel;
     let prefetch = futures::StreamExt::for_each_concurrent(
-        futures::stream::iter(
-            targets
-                .iter()
-                .filter(|(n, _)| !lease_errors.contains_key(*n))
-                .map(|(_, t)| t.clone()),
-        ),
+        futures::stream::iter(targets.values().cloned()),
         4,
         |t| async move {
             t.prefetch().await;
@@ -380,6 +367,7 @@ async fn sync_targets(
         summary.aws_calls = aws.map_or(0, |a| a.calls.get());
         return Ok(());
     }
+    let owner = config.owner_scope();
     let ctx = crate::targets::PlanContext {
         dry_run: opts.dry_run,
         allow_mass_delete: opts.allow_mass_delete,
@@ -390,13 +378,6 @@ async fn sync_targets(
         };
         let started = std::time::Instant::now();
         let mut outcome = TargetOutcome::new(name);
-        if let Some(e) = lease_errors.get(name) {
-            outcome.error = Some(e.clone());
-            outcome.calls = target.calls();
-            reporter.finished(&outcome);
-            summary.targets.push(outcome);
-            continue;
-        }
         if cancel.is_cancelled() {
             warn!(target_name = %name, "not started: the run was cancelled");
             outcome.not_started = true;
@@ -416,9 +397,15 @@ async fn sync_targets(
             summary.targets.push(outcome);
             continue;
         };
-        match target.plan(bundle, &ctx).await {
+        let spec = crate::lease::LeaseSpec {
+            key: crate::lease::target_key(&owner, name),
+            ttl: crate::lease::DEFAULT_TTL,
+            wait: opts.lock_timeout,
+        };
+        let me = crate::lease::Holder::detect(owner.clone(), run_id.to_string());
+        match plan_under_lease(&*target, bundle, &ctx, spec, me, cancel).await {
             Err(e) => outcome.error = Some(e.message),
-            Ok(mut plan) => {
+            Ok((mut plan, lease)) => {
                 if opts.dry_run {
                     // Version ids are chosen when writing; a dry run writes nothing.
                     plan.changes.iter_mut().for_each(|c| c.new_version = None);
@@ -427,13 +414,13 @@ async fn sync_targets(
                 if !opts.dry_run {
                     // A lost lease stops this target's apply (and rolls it back), not the run.
                     let stop = crate::cancel::Cancel::child(cancel);
-                    let watcher = leases.get(name).map(|l| l.cancel_when_lost(stop.clone()));
+                    let watcher = lease.as_ref().map(|l| l.cancel_when_lost(stop.clone()));
                     outcome.report = Some(target.apply(&plan, &stop).await);
                     if let Some(w) = watcher {
                         w.abort();
                     }
                     // Released as soon as the target is done, not at the end of the run.
-                    if let Some(l) = leases.remove(name)
+                    if let Some(l) = lease
                         && let Err(e) = l.release().await
                     {
                         warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
