@@ -2,8 +2,8 @@
 //! started by `scripts/servers.sh`): create, update, unchanged secrets get no new version,
 //! orphans kept / soft-deleted / destroyed, unmanaged and foreign secrets untouched, adopt,
 //! a pending deletion restored, rollback after injected failures (a policy that denies one
-//! path, a proxy that loses an answer), cancellation, names and sizes refused before any
-//! write, one fingerprint key for concurrent first runs.
+//! path, a proxy that loses an answer), cancellation (in the conformance suite), names and
+//! sizes refused before any write, one fingerprint key for concurrent first runs.
 //!
 //! Every test has a KV v2 mount of its own. The server is inspected through its plain HTTP API
 //! ([`Kv2`], the conformance suite's [`Inspector`] for this kind), never through the target
@@ -658,30 +658,6 @@ async fn a_destroyed_orphan_is_reported_as_not_rolled_back() {
         "{r:?}"
     );
     assert!(kv.meta("apps/a1").await.is_none());
-}
-
-#[tokio::test]
-async fn a_cancelled_apply_writes_nothing_and_says_so() {
-    let kv = Kv2::new("").await;
-    let f = root_fixture(&kv);
-    let t = (f.make)("cx", OWNER, policy(&f.prefix)).await;
-    let p = plan(
-        &t,
-        &bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]),
-    )
-    .await;
-    let cancel = Cancel::default();
-    cancel.cancel("cancelled by a test");
-    let r = t.apply(&p, &cancel).await;
-    assert_eq!((r.created, r.updated, r.deleted), (0, 0, 0));
-    assert!(r.cancelled, "{r:?}");
-    assert!(
-        r.failure
-            .as_deref()
-            .is_some_and(|f| f.contains("cancelled")),
-        "{r:?}"
-    );
-    assert!(f.inspector.marks("apps/a").await.is_none());
 }
 
 #[tokio::test]

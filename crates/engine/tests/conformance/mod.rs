@@ -39,7 +39,7 @@ use secretsync_core::diff::{
 };
 use secretsync_core::secret::Collected;
 use secretsync_engine::cancel::Cancel;
-use secretsync_engine::targets::{PlanContext, Target};
+use secretsync_engine::targets::{ApplyReport, PlanContext, Target};
 use secretsync_test_support::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
 
@@ -167,10 +167,7 @@ impl Fixture {
 }
 
 /// Plans and applies `desired`, insisting the apply succeeded; returns the plan and report.
-pub async fn sync(
-    t: &Arc<dyn Target>,
-    desired: &Collected,
-) -> (TargetPlan, secretsync_engine::targets::ApplyReport) {
+pub async fn sync(t: &Arc<dyn Target>, desired: &Collected) -> (TargetPlan, ApplyReport) {
     let plan = t.plan(desired, &ctx()).await.expect("plan");
     assert!(plan.refused.is_none(), "refused: {:?}", plan.refused);
     let r = t.apply(&plan, &Cancel::default()).await;
@@ -601,8 +598,15 @@ pub async fn cancellation(f: &Fixture) {
         "{r:?}"
     );
     assert!(r.left_changed.is_empty());
-    assert_eq!(f.inspector.value(&f.name(step, "a")).await, None);
-    assert_eq!(f.inspector.value(&f.name(step, "b")).await, None);
+    for path in ["a", "b"] {
+        let name = f.name(step, path);
+        assert_eq!(f.inspector.value(&name).await, None, "{name}");
+        assert_eq!(
+            f.inspector.marks(&name).await,
+            None,
+            "{name}: nothing at all"
+        );
+    }
 }
 
 /// A write that fails mid-apply rolls the target back: the update and the creation made before
@@ -636,15 +640,8 @@ pub async fn rollback_after_failure(f: &Fixture) {
         .unwrap();
     assert_eq!(plan.counts().changes(), 3);
     let r = broken.apply(&plan, &Cancel::default()).await;
-    let failure = r.failure.clone().expect("the apply reports the failure");
-    assert!(
-        failure.contains(FAIL_MARKER) && failure.contains(INJECTED),
-        "the failure names the secret and the cause: {failure}"
-    );
+    assert_injected_failure_rolled_back(&r);
     assert!(r.rolled_back > 0, "{r:?}");
-    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
-    assert!(r.left_changed.is_empty(), "{r:?}");
-    assert!(!r.cancelled);
 
     assert_eq!(f.inspector.value(&a).await, Some(json!({"v": "old"})));
     assert_eq!(
@@ -657,6 +654,21 @@ pub async fn rollback_after_failure(f: &Fixture) {
     // The marks match the restored state: nothing to do from where it started.
     let plan = t.plan(&start, &ctx()).await.unwrap();
     assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+}
+
+/// The apply failed on the write of [`FAIL_MARKER`] with the [`INJECTED`] failure and rolled
+/// back everything it wrote: no rollback failure, nothing left changed, not cancelled. (How
+/// many writes were undone is for the caller to check.)
+#[track_caller]
+pub fn assert_injected_failure_rolled_back(r: &ApplyReport) {
+    let failure = r.failure.as_deref().expect("the apply reports the failure");
+    assert!(
+        failure.contains(FAIL_MARKER) && failure.contains(INJECTED),
+        "the failure names the secret and the cause: {failure}"
+    );
+    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
+    assert!(r.left_changed.is_empty(), "{r:?}");
+    assert!(!r.cancelled, "{r:?}");
 }
 
 /// A fault proxy in front of moto (`upstream`, `http://host:port`) that answers 400
