@@ -500,90 +500,37 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
     assert_held_reported(&text, &json, gap);
 }
 
-#[tokio::test]
-async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::TruncateBody),
-        "app/",
-    )
-    .await;
+/// One [`vault_gap`] test per entry, `name: region, rule(gap) => damage;`: `rule` is the
+/// [`Case`] rule matching the request whose answer is damaged, `gap` the path the run must name,
+/// `damage` what the proxy does to the answer.
+macro_rules! vault_gap_tests {
+    ($($name:ident: $region:ident, $rule:ident($gap:literal) => $action:expr;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            vault_gap($region, |c| c.$rule($gap).then($action), $gap).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn non_json_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| {
-            c.list_rule("app/")
-                .then(Action::body("<html><body>502 Bad Gateway</body></html>"))
-        },
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_object_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::body("{}")),
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_200_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::body("")),
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::TruncateBody),
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn non_json_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| {
-            c.read_rule("app/db")
-                .then(Action::body("upstream connect error"))
-        },
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_object_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::body("{}")),
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_200_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::body("")),
-        "app/db",
-    )
-    .await;
+vault_gap_tests! {
+    // A folder's LIST.
+    truncated_folder_listing_is_a_gap_not_an_empty_folder:
+        R_LIST_BODY, list_rule("app/") => Action::TruncateBody;
+    non_json_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("<html><body>502 Bad Gateway</body></html>");
+    empty_object_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("{}");
+    empty_200_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("");
+    // One secret's read.
+    truncated_secret_read_is_a_gap_not_a_missing_secret:
+        R_READ_BODY, read_rule("app/db") => Action::TruncateBody;
+    non_json_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("upstream connect error");
+    empty_object_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("{}");
+    empty_200_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("");
 }
 
 /// A 307 to another origin is not followed: the token never reaches it, the folder is a gap.
