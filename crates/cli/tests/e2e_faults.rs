@@ -167,6 +167,15 @@ impl Case {
         snapshot(&self.sm(), &self.prefix()).await
     }
 
+    /// The state after a fault, checked against `before` for the promises every fault keeps:
+    /// nothing that existed was deleted, the hand-made secrets are untouched.
+    async fn after_fault(&self, before: &Snapshot) -> Snapshot {
+        let after = self.snapshot().await;
+        assert_nothing_deleted(before, &after);
+        assert_unmanaged_untouched(self, before, &after);
+        after
+    }
+
     /// Seeds the tree and the hand-made AWS secrets, runs once without faults, and returns the
     /// state: five managed secrets, `handmade` skipped.
     async fn baseline(&self) -> Snapshot {
@@ -475,7 +484,7 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
     let fault = c.vault.add(rule(&c));
     let text = c.run(&[]);
     let json = c.run(&["--output", "json"]);
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert!(
         c.vault.hits(fault) >= 2,
         "the fault was injected in both runs"
@@ -487,8 +496,6 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
             .stderr_has("nothing was deleted");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     // Creates and updates still happen.
     text.change("~", &c.name("other/x"));
     assert_eq!(
@@ -590,9 +597,7 @@ async fn transient_vault_500s_and_resets_mid_listing_are_retried() {
         c.vault.matched(e500) >= 3 && c.vault.matched(reset) >= 3,
         "each folder was listed again after its faults"
     );
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    c.after_fault(&before).await;
     c.converge().await;
 }
 
@@ -654,9 +659,7 @@ async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
         run.code(1).stderr_has("`app/db`");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    let after = c.after_fault(&before).await;
     assert_eq!(
         before.values[&c.name("app/db")],
         after.values[&c.name("app/db")],
@@ -713,9 +716,7 @@ path "secret/data/{id}/base/app/db" {{ capabilities = ["deny"] }}"#
         "{}",
         text.stdout
     );
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    let after = c.after_fault(&before).await;
     assert_eq!(after.values[&c.name("other/x")], r#"{"v":2}"#);
     c.token = c.w.vault_token.clone();
     c.converge().await;
@@ -846,10 +847,8 @@ async fn transient_aws_500s_and_throttling_on_writes_are_retried() {
         "{t:#}"
     );
     assert_eq!(rules.map(|id| c.aws.hits(id)), [2, 1, 2]);
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert_one_new_version_each(&c, &before, &after, &r);
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     c.converge().await;
 }
 
@@ -978,10 +977,8 @@ async fn reset_after_a_landed_write_makes_no_duplicate_and_is_not_a_failure() {
                 "{t:#}"
             );
         }
-        let after = c.snapshot().await;
+        let after = c.after_fault(&before).await;
         assert_one_new_version_each(&c, &before, &after, &r);
-        assert_nothing_deleted(&before, &after);
-        assert_unmanaged_untouched(&c, &before, &after);
         c.aws.clear();
         before = after;
     }
@@ -1019,10 +1016,8 @@ async fn a_write_whose_every_answer_is_lost_is_resolved_as_landed() {
         (&json!(1), &json!(4), &json!(0)),
         "{t:#}"
     );
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert_one_new_version_each(&c, &before, &after, &r);
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     c.converge().await;
 }
 
