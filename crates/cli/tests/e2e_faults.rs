@@ -29,7 +29,7 @@ use secretsync_test_support::http::Response;
 use secretsync_test_support::proxy::{Action, Proxy, Recorder, Rule};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support_sync::{Listed, Run, Sm, World, plan_counts, unique};
+use support_sync::{Listed, Run, Sm, World, plan_counts, single_target, unique, versions};
 
 // ---------------------------------------------------------------------------------------------
 // The scenario: one source, one target, both servers behind fault proxies
@@ -83,18 +83,10 @@ impl Case {
         let id = unique("flt");
         let vault = Proxy::start(&w.vault_addr);
         let aws = Proxy::start(&w.aws_endpoint);
-        let config = w.config(&format!(
-            "vault_sources:
-  - mount: secret/{id}/base/
-    name: base
-targets:
-  - name: t
-    type: aws_secretsmanager
-    region: {region}
-    secret_prefix: {id}/t/
-    imports: [base]
-    delete_orphans: true
-{extra}"
+        let config = w.config(&single_target(
+            &id,
+            region,
+            &format!("    delete_orphans: true\n{extra}"),
         ));
         let token = w.vault_token.clone();
         Case {
@@ -173,6 +165,15 @@ targets:
 
     async fn snapshot(&self) -> Snapshot {
         snapshot(&self.sm(), &self.prefix()).await
+    }
+
+    /// The state after a fault, checked against `before` for the promises every fault keeps:
+    /// nothing that existed was deleted, the hand-made secrets are untouched.
+    async fn after_fault(&self, before: &Snapshot) -> Snapshot {
+        let after = self.snapshot().await;
+        assert_nothing_deleted(before, &after);
+        assert_unmanaged_untouched(self, before, &after);
+        after
     }
 
     /// Seeds the tree and the hand-made AWS secrets, runs once without faults, and returns the
@@ -305,12 +306,6 @@ async fn current_version(sm: &Sm, name: &str, l: &Listed) -> String {
 /// Canonical JSON (sorted keys, no spaces): what the tool writes.
 fn canonical(v: &Value) -> String {
     serde_json::to_string(v).unwrap()
-}
-
-fn versions(l: &BTreeMap<String, Listed>) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    l.iter()
-        .map(|(k, v)| (k.clone(), v.versions.clone()))
-        .collect()
 }
 
 #[track_caller]
@@ -489,7 +484,7 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
     let fault = c.vault.add(rule(&c));
     let text = c.run(&[]);
     let json = c.run(&["--output", "json"]);
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert!(
         c.vault.hits(fault) >= 2,
         "the fault was injected in both runs"
@@ -501,8 +496,6 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
             .stderr_has("nothing was deleted");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     // Creates and updates still happen.
     text.change("~", &c.name("other/x"));
     assert_eq!(
@@ -514,90 +507,37 @@ async fn vault_gap(region: &'static str, rule: impl Fn(&Case) -> Rule, gap: &str
     assert_held_reported(&text, &json, gap);
 }
 
-#[tokio::test]
-async fn truncated_folder_listing_is_a_gap_not_an_empty_folder() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::TruncateBody),
-        "app/",
-    )
-    .await;
+/// One [`vault_gap`] test per entry, `name: region, rule(gap) => damage;`: `rule` is the
+/// [`Case`] rule matching the request whose answer is damaged, `gap` the path the run must name,
+/// `damage` what the proxy does to the answer.
+macro_rules! vault_gap_tests {
+    ($($name:ident: $region:ident, $rule:ident($gap:literal) => $action:expr;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            vault_gap($region, |c| c.$rule($gap).then($action), $gap).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn non_json_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| {
-            c.list_rule("app/")
-                .then(Action::body("<html><body>502 Bad Gateway</body></html>"))
-        },
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_object_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::body("{}")),
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_200_folder_listing_is_a_gap() {
-    vault_gap(
-        R_LIST_BODY,
-        |c| c.list_rule("app/").then(Action::body("")),
-        "app/",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn truncated_secret_read_is_a_gap_not_a_missing_secret() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::TruncateBody),
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn non_json_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| {
-            c.read_rule("app/db")
-                .then(Action::body("upstream connect error"))
-        },
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_object_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::body("{}")),
-        "app/db",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn empty_200_secret_read_is_a_gap() {
-    vault_gap(
-        R_READ_BODY,
-        |c| c.read_rule("app/db").then(Action::body("")),
-        "app/db",
-    )
-    .await;
+vault_gap_tests! {
+    // A folder's LIST.
+    truncated_folder_listing_is_a_gap_not_an_empty_folder:
+        R_LIST_BODY, list_rule("app/") => Action::TruncateBody;
+    non_json_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("<html><body>502 Bad Gateway</body></html>");
+    empty_object_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("{}");
+    empty_200_folder_listing_is_a_gap:
+        R_LIST_BODY, list_rule("app/") => Action::body("");
+    // One secret's read.
+    truncated_secret_read_is_a_gap_not_a_missing_secret:
+        R_READ_BODY, read_rule("app/db") => Action::TruncateBody;
+    non_json_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("upstream connect error");
+    empty_object_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("{}");
+    empty_200_secret_read_is_a_gap:
+        R_READ_BODY, read_rule("app/db") => Action::body("");
 }
 
 /// A 307 to another origin is not followed: the token never reaches it, the folder is a gap.
@@ -657,9 +597,7 @@ async fn transient_vault_500s_and_resets_mid_listing_are_retried() {
         c.vault.matched(e500) >= 3 && c.vault.matched(reset) >= 3,
         "each folder was listed again after its faults"
     );
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    c.after_fault(&before).await;
     c.converge().await;
 }
 
@@ -721,9 +659,7 @@ async fn a_secret_nested_deeper_than_the_parser_limit_is_a_gap_not_a_crash() {
         run.code(1).stderr_has("`app/db`");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    let after = c.after_fault(&before).await;
     assert_eq!(
         before.values[&c.name("app/db")],
         after.values[&c.name("app/db")],
@@ -744,24 +680,24 @@ async fn a_token_that_cannot_read_one_secret_plans_no_deletion() {
     let before = c.baseline().await;
     let policy = format!("deny-{}", c.id);
     let id = &c.id;
-    vault_root(
-        &c.w,
+    // Straight to OpenBao with the root token, not through the proxy.
+    c.w.vault(
         reqwest::Method::PUT,
         &format!("sys/policies/acl/{policy}"),
-        json!({ "policy": format!(
+        Some(json!({ "policy": format!(
             r#"path "secret/metadata/{id}/*" {{ capabilities = ["list", "read"] }}
 path "secret/data/{id}/*" {{ capabilities = ["read"] }}
 path "secret/data/{id}/base/app/db" {{ capabilities = ["deny"] }}"#
-        )}),
+        )})),
     )
     .await;
-    let created = vault_root(
-        &c.w,
-        reqwest::Method::POST,
-        "auth/token/create",
-        json!({"policies": [policy], "ttl": "10m"}),
-    )
-    .await;
+    let created =
+        c.w.vault(
+            reqwest::Method::POST,
+            "auth/token/create",
+            Some(json!({"policies": [policy], "ttl": "10m"})),
+        )
+        .await;
     c.token = created["auth"]["client_token"]
         .as_str()
         .unwrap()
@@ -780,28 +716,11 @@ path "secret/data/{id}/base/app/db" {{ capabilities = ["deny"] }}"#
         "{}",
         text.stdout
     );
-    let after = c.snapshot().await;
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
+    let after = c.after_fault(&before).await;
     assert_eq!(after.values[&c.name("other/x")], r#"{"v":2}"#);
     c.token = c.w.vault_token.clone();
     c.converge().await;
     assert_held_reported(&text, &json, "app/db");
-}
-
-/// A root-token request straight to OpenBao (not through the proxy); returns the body.
-async fn vault_root(w: &World, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .request(method.clone(), format!("{}/v1/{path}", w.vault_addr))
-        .header("X-Vault-Token", &w.vault_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{method} {path}: {status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -928,10 +847,8 @@ async fn transient_aws_500s_and_throttling_on_writes_are_retried() {
         "{t:#}"
     );
     assert_eq!(rules.map(|id| c.aws.hits(id)), [2, 1, 2]);
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert_one_new_version_each(&c, &before, &after, &r);
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     c.converge().await;
 }
 
@@ -949,72 +866,57 @@ fn written_before(fail: &str, round: u32) -> (u64, u64) {
 }
 
 /// A write (the `PutSecretValue` of `fail`) that keeps failing with `status`/`code`: the
-/// target is rolled back, the report says so (text and/or JSON, one round each: every round
-/// updates four secrets and creates `new/<round>`), the run exits 1, and a clean re-run
-/// converges.
+/// target is rolled back, the report says so (one round for each of `outputs`, the arguments
+/// of a run: every round updates four secrets and creates `new/<round>`), the run exits 1, and
+/// a clean re-run converges.
 async fn persistent_write_failure(
     region: &'static str,
     (status, code): (u16, &str),
     fail: &str,
-    text: bool,
-    json: bool,
+    outputs: &[&[&str]],
 ) {
     let c = Case::new(region, "    concurrency: 1\n").await;
     let before = c.baseline().await;
-    let mut n = 0;
-    if text {
-        n += 1;
+    for (n, args) in (1..).zip(outputs) {
         round(&c, n).await;
         let rule = c.aws.add(
             c.aws_rule("PutSecretValue", fail)
                 .then(Action::aws_error(status, code, "injected")),
         );
-        let run = c.run(&[]);
+        let run = c.run(args);
+        run.code(1);
+        assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
         let (created, updated) = written_before(fail, n);
-        run.code(1)
-            .stdout_has(&format!(
+        if args.contains(&"json") {
+            let t = json_target(&run, "t");
+            assert_eq!(t["failed"], true, "{t:#}");
+            assert_eq!(t["result"]["status"], "rolled_back", "{t:#}");
+            assert_eq!(t["result"]["left_changed"], json!([]), "{t:#}");
+            let failure = t["result"]["failure"].as_str().unwrap_or_default();
+            assert!(
+                failure.contains(&c.name(fail)) && failure.contains(code),
+                "{t:#}"
+            );
+            assert_eq!(
+                (&t["result"]["created"], &t["result"]["updated"]),
+                (&json!(created), &json!(updated)),
+                "{t:#}"
+            );
+            assert_eq!(t["result"]["rolled_back"], created + updated, "{t:#}");
+            assert_eq!(t["result"]["rollback_failures"], json!([]), "{t:#}");
+        } else {
+            run.stdout_has(&format!(
                 "Result for t: ROLLED BACK after a failure: created {created}, updated {updated}, deleted 0, retagged 0, then rolled back {}; nothing left changed",
                 created + updated
             ))
             .stdout_has(&format!("  failure: writing `{}`: {code}", c.name(fail)))
             .stdout_lacks("NOT rolled back")
             .stdout_lacks("left changed:");
-        assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
+        }
         let after = c.snapshot().await;
         assert_rolled_back(&c, &before, &after, n);
         assert_unmanaged_untouched(&c, &before, &after);
         c.aws.clear();
-    }
-    if json {
-        n += 1;
-        round(&c, n).await;
-        let rule = c.aws.add(
-            c.aws_rule("PutSecretValue", fail)
-                .then(Action::aws_error(status, code, "injected")),
-        );
-        let run = c.run(&["--output", "json"]);
-        run.code(1);
-        assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
-        let t = json_target(&run, "t");
-        assert_eq!(t["failed"], true, "{t:#}");
-        assert_eq!(t["result"]["status"], "rolled_back", "{t:#}");
-        assert_eq!(t["result"]["left_changed"], json!([]), "{t:#}");
-        let failure = t["result"]["failure"].as_str().unwrap_or_default();
-        assert!(
-            failure.contains(&c.name(fail)) && failure.contains(code),
-            "{t:#}"
-        );
-        let (created, updated) = written_before(fail, n);
-        assert_eq!(
-            (&t["result"]["created"], &t["result"]["updated"]),
-            (&json!(created), &json!(updated)),
-            "{t:#}"
-        );
-        assert_eq!(t["result"]["rolled_back"], created + updated, "{t:#}");
-        assert_eq!(t["result"]["rollback_failures"], json!([]), "{t:#}");
-        let after = c.snapshot().await;
-        assert_rolled_back(&c, &before, &after, n);
-        assert_unmanaged_untouched(&c, &before, &after);
     }
     c.converge().await;
 }
@@ -1023,7 +925,7 @@ async fn persistent_write_failure(
 #[tokio::test]
 async fn persistent_aws_500_on_a_write_rolls_the_target_back() {
     let e500 = (500, "InternalServiceError");
-    persistent_write_failure(R_AWS_500, e500, "top", true, true).await;
+    persistent_write_failure(R_AWS_500, e500, "top", &[&[], &["--output", "json"]]).await;
 }
 
 /// JSON round only, failing on the second write (one update to undo): after a throttling
@@ -1032,7 +934,13 @@ async fn persistent_aws_500_on_a_write_rolls_the_target_back() {
 #[tokio::test]
 async fn persistent_aws_throttling_on_a_write_rolls_the_target_back() {
     let throttled = (400, "ThrottlingException");
-    persistent_write_failure(R_AWS_THROTTLE, throttled, "app/db", false, true).await;
+    persistent_write_failure(
+        R_AWS_THROTTLE,
+        throttled,
+        "app/db",
+        &[&["--output", "json"]],
+    )
+    .await;
 }
 
 /// The connection is reset after a `PutSecretValue` and a `CreateSecret` landed (the answer is
@@ -1069,10 +977,8 @@ async fn reset_after_a_landed_write_makes_no_duplicate_and_is_not_a_failure() {
                 "{t:#}"
             );
         }
-        let after = c.snapshot().await;
+        let after = c.after_fault(&before).await;
         assert_one_new_version_each(&c, &before, &after, &r);
-        assert_nothing_deleted(&before, &after);
-        assert_unmanaged_untouched(&c, &before, &after);
         c.aws.clear();
         before = after;
     }
@@ -1110,10 +1016,8 @@ async fn a_write_whose_every_answer_is_lost_is_resolved_as_landed() {
         (&json!(1), &json!(4), &json!(0)),
         "{t:#}"
     );
-    let after = c.snapshot().await;
+    let after = c.after_fault(&before).await;
     assert_one_new_version_each(&c, &before, &after, &r);
-    assert_nothing_deleted(&before, &after);
-    assert_unmanaged_untouched(&c, &before, &after);
     c.converge().await;
 }
 
@@ -1129,26 +1033,23 @@ fn spawn_pipeline(
     aws: &Proxy,
     token: &str,
 ) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_secretsync"))
-        .arg("pipeline")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .envs([
-            ("VAULT_ADDR", vault.url().as_str()),
+    let mut all = vec!["pipeline".to_string(), "--config".to_string()];
+    all.push(config.to_str().expect("utf-8 path").to_string());
+    all.extend(args.iter().map(|a| a.to_string()));
+    let (vault, aws) = (vault.url(), aws.url());
+    w.command(
+        &all,
+        &[
+            ("VAULT_ADDR", vault.as_str()),
             ("VAULT_TOKEN", token),
-            ("AWS_ENDPOINT_URL", aws.url().as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", w.vault_addr))
+            ("AWS_ENDPOINT_URL", aws.as_str()),
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("start {}: {e}", w.vault_addr))
 }
 
 /// Waits for a child to end; kills it and fails the test if it runs longer than `limit` (a

@@ -1,19 +1,16 @@
 //! End to end: after an apply that fails, every output format of the real binary reports what
 //! happened — the writes made, the writes rolled back, the failure and what is left changed —
-//! not the plan. A write failure is injected by a small proxy between the binary and moto
-//! (the engine's conformance tests use the same technique; that proxy lives in another test
-//! crate, so this one has its own, on plain `std::net`).
+//! not the plan. A write failure is injected by the fault proxy (`secretsync-test-support`)
+//! between the binary and moto.
 //!
 //! Needs the local servers (`scripts/test.sh`, or `scripts/servers.sh start && source
 //! .servers/env`); without them the test fails loudly.
 
 mod support_sync;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-
+use secretsync_test_support::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
-use support_sync::{World, unique};
+use support_sync::{World, single_target, unique};
 
 /// Values that must never appear in any output.
 const SENTINELS: [&str; 4] = [
@@ -24,99 +21,25 @@ const SENTINELS: [&str; 4] = [
 ];
 
 /// A proxy in front of `upstream` that answers `400 InvalidRequestException` to Secrets
-/// Manager writes (`CreateSecret`, `PutSecretValue`) whose request mentions `marker`, and
-/// forwards everything else. One request per connection.
-fn failing_proxy(upstream: &str, marker: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-    let addr = listener.local_addr().expect("proxy address");
-    let upstream = upstream
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let upstream = upstream.clone();
-            std::thread::spawn(move || serve(client, &upstream, marker));
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn serve(mut client: TcpStream, upstream: &str, marker: &str) {
-    let Some(request) = read_request(&mut client) else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&request).to_lowercase();
-    let is_write = text.contains("x-amz-target: secretsmanager.createsecret")
-        || text.contains("x-amz-target: secretsmanager.putsecretvalue");
-    if is_write && text.contains(marker) {
-        let body = r#"{"__type":"InvalidRequestException","message":"injected failure"}"#;
-        let resp = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+/// Manager writes (`CreateSecret`, `PutSecretValue`) whose body mentions `marker`, and forwards
+/// everything else.
+fn failing_proxy(upstream: &str, marker: &str) -> Proxy {
+    let proxy = Proxy::start(upstream);
+    for write in [
+        "secretsmanager.CreateSecret",
+        "secretsmanager.PutSecretValue",
+    ] {
+        proxy.add(
+            Rule::amz_target(write)
+                .body_contains(marker)
+                .then(Action::aws_error(
+                    400,
+                    "InvalidRequestException",
+                    "injected failure",
+                )),
         );
-        let _ = client.write_all(resp.as_bytes());
-        return;
     }
-    let Ok(mut up) = TcpStream::connect(upstream) else {
-        return;
-    };
-    if up.write_all(&force_close(&request)).is_err() {
-        return;
-    }
-    let mut resp = Vec::new();
-    let _ = up.read_to_end(&mut resp);
-    let _ = client.write_all(&resp);
-}
-
-/// One HTTP/1.1 request: the head and a `Content-Length` body.
-fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
-}
-
-/// The request with `Connection: close`, so the upstream ends the answer by closing.
-fn force_close(req: &[u8]) -> Vec<u8> {
-    let end = req
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(req.len());
-    let head = String::from_utf8_lossy(&req[..end]);
-    let mut out: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_lowercase().starts_with("connection:"))
-        .map(str::to_string)
-        .collect();
-    out.push("Connection: close".into());
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(&req[end..]);
-    bytes
+    proxy
 }
 
 #[track_caller]
@@ -137,19 +60,7 @@ async fn a_failed_apply_reports_what_was_written_and_rolled_back_in_every_format
     let w = World::from_env().await;
     let id = unique("rpt");
     let prefix = format!("{id}/t/");
-    let config = w.config(&format!(
-        "vault_sources:
-  - mount: secret/{id}/base/
-    name: base
-targets:
-  - name: t
-    type: aws_secretsmanager
-    region: {REGION}
-    secret_prefix: {prefix}
-    imports: [base]
-    concurrency: 1
-"
-    ));
+    let config = w.config(&single_target(&id, REGION, "    concurrency: 1\n"));
     let sm = w.sm(REGION);
     w.put(
         &format!("{id}/base/a"),
@@ -168,8 +79,9 @@ targets:
             .await;
     }
     let proxy = failing_proxy(&w.aws_endpoint, "zz-fail");
+    let proxy_url = proxy.url();
     let through_proxy = |args: &[&str], env: &[(&str, &str)]| {
-        let mut vars = vec![("AWS_ENDPOINT_URL", proxy.as_str())];
+        let mut vars = vec![("AWS_ENDPOINT_URL", proxy_url.as_str())];
         vars.extend_from_slice(env);
         w.pipeline_env(&config, args, &vars)
     };
@@ -315,19 +227,10 @@ async fn a_refused_plan_reports_nothing_applied() {
     let w = World::from_env().await;
     let id = unique("rfs");
     let prefix = format!("{id}/t/");
-    let config = w.config(&format!(
-        "vault_sources:
-  - mount: secret/{id}/base/
-    name: base
-targets:
-  - name: t
-    type: aws_secretsmanager
-    region: {REGION}
-    secret_prefix: {prefix}
-    imports: [base]
-    delete_orphans: true
-    max_deletes: 1
-"
+    let config = w.config(&single_target(
+        &id,
+        REGION,
+        "    delete_orphans: true\n    max_deletes: 1\n",
     ));
     for p in ["a", "b", "c"] {
         w.put(&format!("{id}/base/{p}"), json!({"k": p})).await;

@@ -14,15 +14,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::ServerSideEncryption;
 use serde_json::{Value, json};
-use support_sync::{DEFAULT_ACCOUNT, Listed, World, closed_address, plan_counts, unique};
-
-/// The version maps of every secret, for "nothing was written" checks.
-fn versions(listed: &BTreeMap<String, Listed>) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
-    listed
-        .iter()
-        .map(|(k, v)| (k.clone(), v.versions.clone()))
-        .collect()
-}
+use support_sync::{
+    DEFAULT_ACCOUNT, Listed, World, closed_address, plan_counts, single_target, unique, versions,
+};
 
 #[track_caller]
 fn assert_managed_by(listed: &BTreeMap<String, Listed>, name: &str, target: &str) {
@@ -40,23 +34,6 @@ fn assert_managed_by(listed: &BTreeMap<String, Listed>, name: &str, target: &str
         "{name}: {l:?}"
     );
     assert!(!l.deleted, "{name} is pending deletion");
-}
-
-/// One source `base` at `secret/<id>/base/` and one target `t` (prefix `<id>/t/`) in `region`,
-/// with extra target settings.
-fn single_target(id: &str, region: &str, extra: &str) -> String {
-    format!(
-        "vault_sources:
-  - mount: secret/{id}/base/
-    name: base
-targets:
-  - name: t
-    type: aws_secretsmanager
-    region: {region}
-    secret_prefix: {id}/t/
-    imports: [base]
-{extra}"
-    )
 }
 
 #[tokio::test]

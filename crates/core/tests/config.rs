@@ -99,6 +99,11 @@ fn yaml(s: &str) -> String {
         + "\n"
 }
 
+/// [`check`] of a YAML document written in a test (see [`yaml`]), with an empty environment.
+fn diagnose(src: &str) -> String {
+    check(&yaml(src), &[])
+}
+
 /// A small valid config: one source `base`, one target `prod` importing it.
 const MINIMAL: &str = "\
 vault_sources:
@@ -492,9 +497,8 @@ fn minimal_config_gets_defaults() {
 
 #[test]
 fn unknown_key_unset_variable_and_cycle_in_one_load() {
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             vault_sources:
               - mount: secret/base/
                 max_secret: 10
@@ -508,9 +512,7 @@ fn unknown_key_unset_variable_and_cycle_in_one_load() {
                 type: aws_secretsmanager
                 region: us-east-1
                 imports: [a]
-            "#,
-        ),
-        &[],
+        "#,
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "three errors and the verdict:\n{out}");
@@ -538,9 +540,8 @@ fn unknown_key_unset_variable_and_cycle_in_one_load() {
 fn unset_variable_is_not_also_reported_as_a_bad_value() {
     // The empty stand-in for an unset variable must not produce a second, confusing error
     // about the value (`` is not an IAM role ARN / not an AWS region).
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             vault_sources:
               - mount: secret/base/
             targets:
@@ -549,9 +550,7 @@ fn unset_variable_is_not_also_reported_as_a_bad_value() {
                 region: ${REGION}
                 role_arn: ${ROLE_ARN}
                 imports: [base]
-            "#,
-        ),
-        &[],
+        "#,
     );
     insta::assert_snapshot!(out);
     assert_eq!(out.lines().count(), 3, "{out}");
@@ -559,9 +558,8 @@ fn unset_variable_is_not_also_reported_as_a_bad_value() {
 
 #[test]
 fn diagnostics_are_sorted_by_line() {
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             metrics: { port: 0 }
             targets:
               - name: prod
@@ -571,9 +569,7 @@ fn diagnostics_are_sorted_by_line() {
             vault_sources:
               - mount: secret/base/
                 max_secrets: 0
-            "#,
-        ),
-        &[],
+        "#,
     );
     let lines: Vec<usize> = out
         .lines()
@@ -586,78 +582,291 @@ fn diagnostics_are_sorted_by_line() {
 // ---------------------------------------------------------------------------------------
 // 3. One kind of problem at a time.
 
-#[test]
-fn duplicate_target_names() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [base]
-              - name: prod
-                type: aws_secretsmanager
-                region: us-west-2
-                imports: [base]
-            "#,
-        ),
-        &[],
-    );
-    assert!(
-        out.contains("duplicate target name `prod` (first at line 4, column 11)"),
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
+/// One test per entry, `name: r#"yaml"# => has [..] lacks [..] count [text => n, ..];` (each
+/// list optional): the diagnostics of the YAML (through [`diagnose`]) hold every `has` text, no
+/// `lacks` text, each `count` text exactly `n` times, and match the snapshot of the test's name.
+/// Line numbers count from the first line after `r#"`.
+macro_rules! diagnostics {
+    ($(
+        $(#[$attr:meta])*
+        $name:ident: $src:literal => $(has [$($has:expr),* $(,)?])?
+            $(lacks [$($lacks:expr),* $(,)?])? $(count [$($text:expr => $n:expr),* $(,)?])?;
+    )*) => {$(
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            let out = diagnose($src);
+            $($(assert!(out.contains($has), "lacks {:?}:\n{out}", $has);)*)?
+            $($(assert!(!out.contains($lacks), "has {:?}:\n{out}", $lacks);)*)?
+            $($(assert_eq!(out.matches($text).count(), $n, "{:?}:\n{out}", $text);)*)?
+            insta::assert_snapshot!(out);
+        }
+    )*};
 }
 
-#[test]
-fn duplicate_source_names() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/team-a/base/
-              - mount: secret/team-b/base
-              - mount: secret/other/
-                name: base
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [base]
-            "#,
-        ),
-        &[],
-    );
-    assert_eq!(
-        out.matches("duplicate source name `base`").count(),
-        2,
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
-}
+diagnostics! {
+    duplicate_target_names: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+          - name: prod
+            type: aws_secretsmanager
+            region: us-west-2
+            imports: [base]
+        "#
+        => has ["duplicate target name `prod` (first at line 4, column 11)"];
 
-#[test]
-fn unknown_import_is_an_error_with_a_suggestion() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [bsae, nothing-like-it]
-            "#,
-        ),
-        &[],
-    );
-    assert!(out.contains("did you mean `base`?"), "{out}");
-    insta::assert_snapshot!(out);
+    unknown_import_is_an_error_with_a_suggestion: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [bsae, nothing-like-it]
+        "#
+        => has ["did you mean `base`?"];
+
+    durations: r#"
+        circuit_breaker:
+          timeout: 30x
+          window: 0s
+        discovery:
+          type: aws_organizations
+          cache_ttl: 5
+        "#
+        => has ["`30x` has an unknown unit `x`"];
+
+    zero_is_not_a_count: r#"
+        vault:
+          concurrency: 0
+        vault_sources:
+          - mount: secret/base/
+            max_secrets: 0
+            queue_compaction_threshold: 0
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+            max_deletes: 0
+        circuit_breaker: { failure_threshold: 0 }
+        metrics: { port: 70000 }
+        "#
+        => has [
+            "line 5, column 18 (`vault_sources[0].max_secrets`): `vault_sources[0].max_secrets` must be greater than 0",
+        ];
+
+    missing_required_keys: r#"
+        vault_sources:
+          - mount: secret/base/
+          - name: orphan
+        merge_store: { type: s3 }
+        targets:
+          - type: aws_secretsmanager
+            region: us-east-1
+          - name: no-type
+            region: us-east-1
+            imports: [base]
+          - name: no-region
+            type: aws_secretsmanager
+            imports: [base]
+        discovery: { enabled: true }
+        vault:
+          auth: { approle: { role_id: r } }
+        "#
+        => has [
+            "(`vault_sources[1].mount`): missing required key",
+            "(`merge_store.bucket`): missing required key",
+            "(`targets[0].name`): missing required key",
+            "(`targets[1].type`): missing required key",
+            "(`targets[2].region`): missing required key",
+            "(`discovery.type`): missing required key",
+            "(`vault.auth.approle.secret_id`): missing required key",
+        ];
+
+    // The unknown key and the missing one sit at the same position (the first key of the
+    // map); both must be reported in the same run.
+    missing_key_is_reported_beside_an_unknown_first_key: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - colour: blue
+            type: aws_secretsmanager
+            region: us-east-1
+        "#
+        => has ["unknown key `colour`", "missing required key `name`"];
+
+    // A type error is reported once, not again by the validator for the placeholder value.
+    wrong_types: r#"
+        vault_sources:
+          - mount: secret/base/
+            max_secrets: lots
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: base
+            delete_orphans: yes
+            overrides: [a, b]
+            deletion_recovery_days: -7
+        metrics: { port: abc }
+        circuit_breaker: 5
+        "#
+        => has [
+            "line 12, column 18 (`metrics.port`): expected a non-negative whole number, found a string",
+        ] lacks ["port must be between"];
+
+    unknown_keys_everywhere_suggest_the_closest: r#"
+        vault_source:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            typ: aws_secretsmanager
+            region: us-east-1
+            rolearn: arn:aws:iam::123456789012:role/x
+            colour: blue
+        vault:
+          auth: { approle: { role: r, secret_id: s } }
+        metrics: { prot: 1 }
+        "#
+        => has [
+            "line 1, column 1 (`vault_source`): unknown key `vault_source`; did you mean `vault_sources`?",
+            "did you mean `type`?",
+            "did you mean `role_arn`?",
+            "did you mean `role_id`?",
+            "did you mean `port`?",
+        ];
+
+    duplicate_keys: r#"
+        vault_sources:
+          - mount: secret/base/
+            max_secrets: 10
+            max_secrets: 20
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        "#
+        => has ["line 4, column 5", "key `max_secrets` appears twice"];
+
+    unknown_target_type_suggests_the_closest: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretmanager
+            region: us-east-1
+            imports: [base]
+          - name: gcp
+            type: gcp_secret_manager
+            region: us-east-1
+            imports: [base]
+        "#
+        => has ["unknown target type `aws_secretmanager`; did you mean `aws_secretsmanager`?"];
+
+    discovery_filters: r#"
+        discovery:
+          type: aws_organisations
+          match_mode: all
+          statuses: [ACTIVE, CLOSED]
+          filters:
+            - { tag: Environment }
+            - { ou: prod }
+            - { tag: Team, values: [a], ou: ou-abcd-12345678 }
+        "#
+        => has ["did you mean `aws_organizations`?"];
+
+    duplicate_source_names: r#"
+        vault_sources:
+          - mount: secret/team-a/base/
+          - mount: secret/team-b/base
+          - mount: secret/other/
+            name: base
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        "#
+        => count ["duplicate source name `base`" => 2];
+
+    // t1..t5 and the discovery role are wrong; t6 and t7 are fine.
+    role_arns: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - { name: t1, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::12345:role/Sync" }
+          - { name: t2, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:user/Sync" }
+          - { name: t3, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:s3:::bucket" }
+          - { name: t4, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "SecretSync" }
+          - { name: t5, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:role/" }
+          - { name: t6, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-us-gov:iam::123456789012:role/path/Sync-1" }
+          - { name: t7, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-cn:iam::123456789012:role/Sync" }
+        discovery:
+          type: aws_organizations
+          role_arn: arn:aws:iam::123456789012:role/Org Discovery
+        "#
+        => lacks ["line 9,", "line 10,"] count ["error at line" => 6];
+
+    // The merge store's region and t1..t3 are wrong; t4 and t5 (lines 8, 9) are fine.
+    regions: r#"
+        vault_sources:
+          - mount: secret/base/
+        merge_store: { type: s3, bucket: merged-bundles, region: EU-WEST-1 }
+        targets:
+          - { name: t1, type: aws_secretsmanager, imports: [base], region: us-east }
+          - { name: t2, type: aws_secretsmanager, imports: [base], region: useast1 }
+          - { name: t3, type: aws_secretsmanager, imports: [base], region: eu-central-x }
+          - { name: t4, type: aws_secretsmanager, imports: [base], region: us-gov-west-1 }
+          - { name: t5, type: aws_secretsmanager, imports: [base], region: ap-southeast-4 }
+        "#
+        => lacks ["line 8,", "line 9,"] count ["is not an AWS region" => 4];
+
+    unsafe_paths_in_mounts_and_prefixes: r#"
+        vault_sources:
+          - mount: secret/../admin/
+          - mount: secret//base/
+          - mount: /
+        merge_store: { type: s3, bucket: Merged_Bundles, prefix: a/../b }
+        "#
+        => count ["error at" => 5];
+
+    bad_variable_references: r#"
+        vault:
+          namespace: ${1BAD}
+          address: "https://${VAULT_HOST"
+        "#
+        => count ["error at" => 2];
+
+    deleting_orphans_without_imports_is_warned_about: r#"
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: empty
+            type: aws_secretsmanager
+            region: us-east-1
+            delete_orphans: true
+          - name: listed-empty
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: []
+            delete_orphans: true
+          - name: fine
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+            delete_orphans: true
+          - name: keeps
+            type: aws_secretsmanager
+            region: us-east-1
+        "#
+        => count ["deletes orphans but imports nothing" => 2];
 }
 
 #[test]
@@ -712,89 +921,12 @@ fn a_target_named_like_a_source_wins_and_is_warned_about() {
     assert_eq!(c.graph.order, ["base", "prod"]);
 }
 
-#[test]
-fn role_arns() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - { name: t1, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::12345:role/Sync" }
-              - { name: t2, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:user/Sync" }
-              - { name: t3, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:s3:::bucket" }
-              - { name: t4, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "SecretSync" }
-              - { name: t5, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws:iam::123456789012:role/" }
-              - { name: t6, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-us-gov:iam::123456789012:role/path/Sync-1" }
-              - { name: t7, type: aws_secretsmanager, region: us-east-1, imports: [base], role_arn: "arn:aws-cn:iam::123456789012:role/Sync" }
-            discovery:
-              type: aws_organizations
-              role_arn: arn:aws:iam::123456789012:role/Org Discovery
-            "#,
-        ),
-        &[],
-    );
-    // t1..t5 and the discovery role are wrong; t6 and t7 are fine.
-    assert_eq!(out.matches("error at line").count(), 6, "{out}");
-    assert!(
-        !out.contains("line 9,") && !out.contains("line 10,"),
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn regions() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            merge_store: { type: s3, bucket: merged-bundles, region: EU-WEST-1 }
-            targets:
-              - { name: t1, type: aws_secretsmanager, imports: [base], region: us-east }
-              - { name: t2, type: aws_secretsmanager, imports: [base], region: useast1 }
-              - { name: t3, type: aws_secretsmanager, imports: [base], region: eu-central-x }
-              - { name: t4, type: aws_secretsmanager, imports: [base], region: us-gov-west-1 }
-              - { name: t5, type: aws_secretsmanager, imports: [base], region: ap-southeast-4 }
-            "#,
-        ),
-        &[],
-    );
-    assert_eq!(out.matches("is not an AWS region").count(), 4, "{out}");
-    assert!(
-        !out.contains("line 8,") && !out.contains("line 9,"),
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn durations() {
-    let out = check(
-        &yaml(
-            r#"
-            circuit_breaker:
-              timeout: 30x
-              window: 0s
-            discovery:
-              type: aws_organizations
-              cache_ttl: 5
-            "#,
-        ),
-        &[],
-    );
-    assert!(out.contains("`30x` has an unknown unit `x`"), "{out}");
-    insta::assert_snapshot!(out);
-}
-
 /// Numbers too big for their type, and durations that overflow, are diagnostics with a line:
 /// never a panic, a wrapped value or a silent default.
 #[test]
 fn overflowing_numbers_and_durations() {
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             vault:
               concurrency: 99999999999999999999
             vault_sources:
@@ -814,9 +946,7 @@ fn overflowing_numbers_and_durations() {
             circuit_breaker: { timeout: 99999999999999999999h, window: 5124095576030432h, max_requests: 4294967296 }
             discovery: { type: aws_organizations, cache_ttl: 366d }
             metrics: { port: 99999999999999999999 }
-            "#,
-        ),
-        &[],
+        "#,
     );
     for line in [2, 5, 6, 7, 13, 14, 15, 16, 17, 18, 19] {
         assert!(
@@ -917,214 +1047,27 @@ fn a_config_that_is_not_utf8_names_the_line() {
 }
 
 #[test]
-fn zero_is_not_a_count() {
-    let out = check(
-        &yaml(
-            r#"
-            vault:
-              concurrency: 0
-            vault_sources:
-              - mount: secret/base/
-                max_secrets: 0
-                queue_compaction_threshold: 0
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [base]
-                max_deletes: 0
-            circuit_breaker: { failure_threshold: 0 }
-            metrics: { port: 70000 }
-            "#,
-        ),
-        &[],
-    );
-    assert!(
-        out.contains("line 5, column 18 (`vault_sources[0].max_secrets`): `vault_sources[0].max_secrets` must be greater than 0"),
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn missing_required_keys() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-              - name: orphan
-            merge_store: { type: s3 }
-            targets:
-              - type: aws_secretsmanager
-                region: us-east-1
-              - name: no-type
-                region: us-east-1
-                imports: [base]
-              - name: no-region
-                type: aws_secretsmanager
-                imports: [base]
-            discovery: { enabled: true }
-            vault:
-              auth: { approle: { role_id: r } }
-            "#,
-        ),
-        &[],
-    );
-    for key in [
-        "vault_sources[1].mount",
-        "merge_store.bucket",
-        "targets[0].name",
-        "targets[1].type",
-        "targets[2].region",
-        "discovery.type",
-        "vault.auth.approle.secret_id",
-    ] {
-        assert!(
-            out.contains(&format!("(`{key}`): missing required key")),
-            "{key}:\n{out}"
-        );
-    }
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn missing_key_is_reported_beside_an_unknown_first_key() {
-    // The unknown key and the missing one sit at the same position (the first key of the
-    // map); both must be reported in the same run.
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - colour: blue
-                type: aws_secretsmanager
-                region: us-east-1
-            "#,
-        ),
-        &[],
-    );
-    assert!(out.contains("unknown key `colour`"), "{out}");
-    assert!(out.contains("missing required key `name`"), "{out}");
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn wrong_types() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-                max_secrets: lots
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: base
-                delete_orphans: yes
-                overrides: [a, b]
-                deletion_recovery_days: -7
-            metrics: { port: abc }
-            circuit_breaker: 5
-            "#,
-        ),
-        &[],
-    );
-    assert!(
-        out.contains(
-            "line 12, column 18 (`metrics.port`): expected a non-negative whole number, found a string"
-        ),
-        "{out}"
-    );
-    // A type error is reported once, not again by the validator for the placeholder value.
-    assert!(!out.contains("port must be between"), "{out}");
-    insta::assert_snapshot!(out);
-}
-
-#[test]
 fn a_type_error_does_not_hide_a_missing_key() {
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             targets:
               - region: [us-east-1]
                 name: prod
-            "#,
-        ),
-        &[],
+        "#,
     );
     assert!(out.contains("expected a string, found a list"), "{out}");
     assert!(out.contains("missing required key `type`"), "{out}");
 }
 
 #[test]
-fn unknown_keys_everywhere_suggest_the_closest() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_source:
-              - mount: secret/base/
-            targets:
-              - name: prod
-                typ: aws_secretsmanager
-                region: us-east-1
-                rolearn: arn:aws:iam::123456789012:role/x
-                colour: blue
-            vault:
-              auth: { approle: { role: r, secret_id: s } }
-            metrics: { prot: 1 }
-            "#,
-        ),
-        &[],
-    );
-    assert!(
-        out.contains("line 1, column 1 (`vault_source`): unknown key `vault_source`; did you mean `vault_sources`?"),
-        "{out}"
-    );
-    assert!(out.contains("did you mean `type`?"), "{out}");
-    assert!(out.contains("did you mean `role_arn`?"), "{out}");
-    assert!(out.contains("did you mean `role_id`?"), "{out}");
-    assert!(out.contains("did you mean `port`?"), "{out}");
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn duplicate_keys() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-                max_secrets: 10
-                max_secrets: 20
-            targets:
-              - name: prod
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [base]
-            "#,
-        ),
-        &[],
-    );
-    assert!(out.contains("line 4, column 5"), "{out}");
-    assert!(out.contains("key `max_secrets` appears twice"), "{out}");
-    insta::assert_snapshot!(out);
-}
-
-#[test]
 fn vault_auth_holds_exactly_one_method() {
-    let two = check(
-        &yaml(
-            r#"
+    let two = diagnose(
+        r#"
             vault:
               auth:
                 token: { token: t }
                 approle: { role_id: r, secret_id: s }
-            "#,
-        ),
-        &[],
+        "#,
     );
     let none = check("vault: { auth: {} }\n", &[]);
     for out in [&two, &none] {
@@ -1197,33 +1140,6 @@ fn plain_http_only_to_loopback() {
 }
 
 #[test]
-fn unknown_target_type_suggests_the_closest() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - name: prod
-                type: aws_secretmanager
-                region: us-east-1
-                imports: [base]
-              - name: gcp
-                type: gcp_secret_manager
-                region: us-east-1
-                imports: [base]
-            "#,
-        ),
-        &[],
-    );
-    assert!(
-        out.contains("unknown target type `aws_secretmanager`; did you mean `aws_secretsmanager`?"),
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
-}
-
-#[test]
 fn deletion_recovery_days_within_aws_limits() {
     let with_days = |days: &str| {
         check(
@@ -1240,45 +1156,6 @@ fn deletion_recovery_days_within_aws_limits() {
     assert!(with_days("31").contains("must be between 7 and 30"));
     assert_eq!(with_days("7"), "=> accepted\n");
     assert_eq!(with_days("30"), "=> accepted\n");
-}
-
-#[test]
-fn unsafe_paths_in_mounts_and_prefixes() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/../admin/
-              - mount: secret//base/
-              - mount: /
-            merge_store: { type: s3, bucket: Merged_Bundles, prefix: a/../b }
-            "#,
-        ),
-        &[],
-    );
-    assert_eq!(out.matches("error at").count(), 5, "{out}");
-    insta::assert_snapshot!(out);
-}
-
-#[test]
-fn discovery_filters() {
-    let out = check(
-        &yaml(
-            r#"
-            discovery:
-              type: aws_organisations
-              match_mode: all
-              statuses: [ACTIVE, CLOSED]
-              filters:
-                - { tag: Environment }
-                - { ou: prod }
-                - { tag: Team, values: [a], ou: ou-abcd-12345678 }
-            "#,
-        ),
-        &[],
-    );
-    assert!(out.contains("did you mean `aws_organizations`?"), "{out}");
-    insta::assert_snapshot!(out);
 }
 
 #[test]
@@ -1375,22 +1252,6 @@ fn references_inside_flow_collections() {
     );
     assert_eq!(c.metrics.path, "/m");
     assert_eq!(c.targets[0].name, "prod");
-}
-
-#[test]
-fn bad_variable_references() {
-    let out = check(
-        &yaml(
-            r#"
-            vault:
-              namespace: ${1BAD}
-              address: "https://${VAULT_HOST"
-            "#,
-        ),
-        &[],
-    );
-    insta::assert_snapshot!(out);
-    assert_eq!(out.matches("error at").count(), 2, "{out}");
 }
 
 #[test]
@@ -1597,9 +1458,8 @@ fn owner_must_fit_a_tag() {
 
 #[test]
 fn adopt_from_and_max_delete_fraction() {
-    let out = check(
-        &yaml(
-            r#"
+    let out = diagnose(
+        r#"
             vault_sources:
               - mount: secret/base/
             targets:
@@ -1625,9 +1485,7 @@ fn adopt_from_and_max_delete_fraction() {
                 region: us-east-1
                 imports: [base]
                 max_delete_fraction: .nan
-            "#,
-        ),
-        &[],
+        "#,
     );
     insta::assert_snapshot!(out);
 
@@ -1664,43 +1522,6 @@ fn adopt_from_and_max_delete_fraction() {
     let c = accepted(MINIMAL, &[]);
     let p = &c.targets[0].policy;
     assert_eq!((p.adopt_from.len(), p.max_delete_fraction), (0, 0.10));
-}
-
-#[test]
-fn deleting_orphans_without_imports_is_warned_about() {
-    let out = check(
-        &yaml(
-            r#"
-            vault_sources:
-              - mount: secret/base/
-            targets:
-              - name: empty
-                type: aws_secretsmanager
-                region: us-east-1
-                delete_orphans: true
-              - name: listed-empty
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: []
-                delete_orphans: true
-              - name: fine
-                type: aws_secretsmanager
-                region: us-east-1
-                imports: [base]
-                delete_orphans: true
-              - name: keeps
-                type: aws_secretsmanager
-                region: us-east-1
-            "#,
-        ),
-        &[],
-    );
-    assert_eq!(
-        out.matches("deletes orphans but imports nothing").count(),
-        2,
-        "{out}"
-    );
-    insta::assert_snapshot!(out);
 }
 
 // ---------------------------------------------------------------------------------------

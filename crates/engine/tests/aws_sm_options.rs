@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
+use secretsync_core::config::AwsSmSettings as Settings;
 use secretsync_core::diff::{ChangeKind, SettingChange, TAG_OWNER, TargetPlan};
 use secretsync_core::targets::aws_sm::{TAG_KMS_KEY, TAG_REPLICAS};
 use secretsync_engine::aws::AwsContext;
@@ -17,49 +15,21 @@ use secretsync_engine::targets::aws_sm::AwsSmTarget;
 use secretsync_engine::targets::{ApplyReport, PlanContext, Target};
 use serde_json::json;
 
+mod common;
 mod conformance;
-use conformance::{FAIL_MARKER, Fault, bundle, failing_proxy};
+use common::aws::{endpoint, sdk, sm};
+use common::{bundle, policy};
+use conformance::{FAIL_MARKER, failing_aws};
 
 const PRIMARY: &str = "us-east-1";
 const OWNER: &str = "options";
 
-fn endpoint() -> String {
-    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
-        .expect("SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
-}
-
-fn sdk(endpoint: &str, region: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .endpoint_url(endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                Credentials::for_tests(),
-            ),
-        )
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        .build()
-}
-
-/// A Secrets Manager client for `region` (reads moto directly).
-fn sm(region: &str) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&sdk(&endpoint(), region))
-}
-
 fn prefix(what: &str) -> String {
-    format!(
-        "{what}-{}/",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
+    format!("{}/", common::unique(&format!("{what}-")))
 }
 
 fn settings(edit: impl FnOnce(&mut Settings)) -> Settings {
-    let mut s = Settings {
-        region: PRIMARY.into(),
-        deletion_recovery_days: 7,
-        ..Settings::default()
-    };
+    let mut s = common::aws::sm_settings(PRIMARY);
     edit(&mut s);
     s
 }
@@ -69,12 +39,8 @@ fn regions(r: &[&str]) -> Vec<String> {
 }
 
 async fn target_at(endpoint: &str, prefix: &str, s: &Settings) -> AwsSmTarget {
-    let policy = TargetPolicy {
-        delete_orphans: true,
-        ..conformance::policy(prefix)
-    };
     let ctx = AwsContext::from_sdk_config(sdk(endpoint, PRIMARY));
-    AwsSmTarget::new("opts", OWNER, &policy, s, &ctx).await
+    AwsSmTarget::new("opts", OWNER, &policy(prefix), s, &ctx).await
 }
 
 async fn target(prefix: &str, s: &Settings) -> AwsSmTarget {
@@ -303,12 +269,8 @@ async fn a_failed_settings_write_rolls_the_settings_back() {
         s.description = some("after");
         s.tags = BTreeMap::from([("team".into(), "payments".into())]);
     });
-    let proxy = failing_proxy(
-        ep.clone(),
-        Fault::aws(&["secretsmanager.CreateSecret"], FAIL_MARKER),
-    )
-    .await;
-    let t = target_at(&proxy, &p, &after).await;
+    let proxy = failing_aws(&ep, &["secretsmanager.CreateSecret"], FAIL_MARKER);
+    let t = target_at(&proxy.url(), &p, &after).await;
     let plan = t
         .plan(
             &bundle(&[("a", json!({"k": 1})), (FAIL_MARKER, json!({"k": 2}))]),
@@ -545,12 +507,8 @@ async fn replicated_orphans_are_deleted_and_rolled_back_creations_leave_no_repli
     );
 
     // Through a proxy failing `zz-fail`: `c` is created with its replica, then undone.
-    let proxy = failing_proxy(
-        ep.clone(),
-        Fault::aws(&["secretsmanager.CreateSecret"], FAIL_MARKER),
-    )
-    .await;
-    let t = target_at(&proxy, &p, &s).await;
+    let proxy = failing_aws(&ep, &["secretsmanager.CreateSecret"], FAIL_MARKER);
+    let t = target_at(&proxy.url(), &p, &s).await;
     let plan = t
         .plan(
             &bundle(&[

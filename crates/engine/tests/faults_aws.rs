@@ -11,11 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
+use secretsync_core::config::AwsSmSettings as Settings;
 use secretsync_core::diff::{ChangeKind, TargetPlan};
-use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::aws::{AwsContext, Timeouts};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
@@ -23,67 +20,19 @@ use secretsync_engine::targets::{PlanContext, Target};
 use secretsync_test_support::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
 
+mod common;
+use common::aws::endpoint;
+use common::{bundle, policy};
+
 const REGION: &str = "us-gov-west-1";
 const OWNER: &str = "faults";
 
-fn endpoint() -> String {
-    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT").expect(
-        "SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto",
-    )
-}
-
 fn sdk(endpoint: &str, attempts: u32) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                Credentials::for_tests(),
-            ),
-        )
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts))
-        .build()
+    common::aws::sdk_with_attempts(endpoint, REGION, attempts)
 }
 
 fn settings() -> Settings {
-    Settings {
-        region: REGION.into(),
-        role_arn: None,
-        external_id: None,
-        deletion_recovery_days: 7,
-        force_delete: false,
-        kms_key_id: None,
-        tags: Default::default(),
-        description: None,
-        replica_regions: Vec::new(),
-    }
-}
-
-fn policy(prefix: &str) -> TargetPolicy {
-    TargetPolicy {
-        secret_prefix: prefix.into(),
-        delete_orphans: true,
-        max_deletes: 10,
-        concurrency: 1,
-        writes_per_second: 1000,
-        max_delete_fraction: 1.0,
-        ..TargetPolicy::default()
-    }
-}
-
-fn bundle(items: &[(&str, Value)]) -> Collected {
-    Collected::complete(
-        items
-            .iter()
-            .map(|(p, v)| {
-                (
-                    p.to_string(),
-                    SecretValue::new(v.as_object().unwrap().clone()),
-                )
-            })
-            .collect(),
-    )
+    common::aws::sm_settings(REGION)
 }
 
 /// A target straight to moto (with retries, for setup and checks) and one through `proxy` with
@@ -98,7 +47,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let ep = endpoint();
-    let prefix = format!("fa-{}/", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = format!("{}/", common::unique("fa-"));
     let proxy = Proxy::start(&ep);
     let direct_ctx = AwsContext::from_sdk_config(sdk(&ep, 5));
     let faulty_ctx = AwsContext::from_sdk_config(sdk(&proxy.url(), 1));

@@ -12,53 +12,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
 use futures::FutureExt;
 use secretsync_core::config::TargetPolicy;
 use secretsync_core::diff::{ChangeKind, TargetPlan};
-use secretsync_core::secret::{Collected, SecretValue};
+use secretsync_core::secret::Collected;
 use secretsync_core::targets::TargetRules;
 use secretsync_core::targets::aws_ssm::{AwsSsmRules, AwsSsmSettings, KEY_PARAMETER, Mapping};
 use secretsync_engine::aws::AwsContext;
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_ssm::AwsSsmTarget;
 use secretsync_engine::targets::{PlanContext, Target};
+use secretsync_test_support::proxy::{Action, Proxy, Rule, RuleId};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 mod common;
 mod conformance;
-use common::read_request;
+use common::aws::{endpoint, sdk};
+use common::{bundle, kinds, policy};
+use conformance::{FAIL_MARKER, failing_aws};
 
 /// The owner scope of these tests' deployment.
 const OWNER: &str = "ssm-tests";
-
-fn endpoint() -> String {
-    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT").expect(
-        "SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto",
-    )
-}
-
-fn sdk(endpoint: &str, region: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .endpoint_url(endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                Credentials::for_tests(),
-            ),
-        )
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        .build()
-}
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
 
 fn settings(region: &str, mapping: Mapping) -> AwsSsmSettings {
     AwsSsmSettings {
@@ -69,38 +44,6 @@ fn settings(region: &str, mapping: Mapping) -> AwsSsmSettings {
         kms_key_id: None,
         writes_per_second: 1000,
     }
-}
-
-fn policy(prefix: &str) -> TargetPolicy {
-    TargetPolicy {
-        secret_prefix: prefix.into(),
-        delete_orphans: true,
-        max_deletes: 10,
-        concurrency: 1,
-        writes_per_second: 1000,
-        ..TargetPolicy::default()
-    }
-}
-
-fn bundle(items: &[(&str, Value)]) -> Collected {
-    Collected::complete(
-        items
-            .iter()
-            .map(|(p, v)| {
-                (
-                    p.to_string(),
-                    SecretValue::new(v.as_object().unwrap().clone()),
-                )
-            })
-            .collect(),
-    )
-}
-
-fn kinds(plan: &TargetPlan) -> BTreeMap<String, ChangeKind> {
-    plan.changes
-        .iter()
-        .map(|c| (c.path.clone(), c.kind))
-        .collect()
 }
 
 /// One test's world: a region of its own, a prefix of its own, a client to look directly.
@@ -118,7 +61,7 @@ impl World {
             ssm: aws_sdk_ssm::Client::new(&sdk(&endpoint, region)),
             endpoint,
             region: region.into(),
-            prefix: format!("/{tag}-{}/", unique()),
+            prefix: format!("/{}/", common::unique(&format!("{tag}-"))),
         }
     }
 
@@ -428,12 +371,10 @@ async fn conformance_suite() {
             &format!("conf-{}", mapping.as_str().replace('_', "")),
         );
         let mut fx = fixture(&w, mapping);
-        let proxy = conformance::failing_proxy(
-            w.endpoint.clone(),
-            conformance::Fault::aws(&["AmazonSSM.PutParameter"], conformance::FAIL_MARKER),
-        )
-        .await;
-        fx.failing = Some(make_at(proxy, w.region.clone(), mapping));
+        let proxy = failing_aws(&w.endpoint, &["AmazonSSM.PutParameter"], FAIL_MARKER);
+        fx.failing = Some(conformance::through(proxy, |url| {
+            make_at(url, w.region.clone(), mapping)
+        }));
         conformance::run_all(&fx).await;
     }
 }
@@ -908,72 +849,6 @@ async fn tiers_sizes_and_names_are_checked_before_any_write() {
     assert_eq!(w.param("ok/b").await.unwrap().3, "Advanced");
 }
 
-/// A proxy in front of moto that answers 400 to Parameter Store calls of `actions` whose body
-/// mentions `marker`.
-async fn failing_proxy(
-    upstream: String,
-    marker: &'static str,
-    actions: &'static [&'static str],
-) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = Arc::new(upstream.trim_start_matches("http://").to_string());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut client).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&request).to_lowercase();
-                let hit = actions.iter().any(|a| {
-                    text.contains(&format!("x-amz-target: amazonssm.{}", a.to_lowercase()))
-                });
-                if hit && text.contains(marker) {
-                    let body = r#"{"__type":"ValidationException","message":"injected failure"}"#;
-                    let resp = format!(
-                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = client.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
-                    return;
-                };
-                if up.write_all(&force_close(&request)).await.is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                let _ = client.write_all(&resp).await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Rewrites the request so the upstream closes the connection after answering.
-fn force_close(req: &[u8]) -> Vec<u8> {
-    let end = req
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(req.len());
-    let head = String::from_utf8_lossy(&req[..end]);
-    let mut out: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_lowercase().starts_with("connection:"))
-        .map(str::to_string)
-        .collect();
-    out.push("Connection: close".into());
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(&req[end..]);
-    bytes
-}
-
 #[tokio::test]
 async fn whole_failed_write_rolls_the_target_back() {
     let w = World::new("eu-west-3", "rb");
@@ -986,8 +861,10 @@ async fn whole_failed_write_rolls_the_target_back() {
     assert_eq!(r.created, 2);
     let a_tags = w.tags("a").await;
 
-    let proxy = failing_proxy(w.endpoint.clone(), "zz-fail", &["PutParameter"]).await;
-    let t = w.target_via(&proxy, "t", Mapping::Whole, |_| {}).await;
+    let proxy = failing_aws(&w.endpoint, &["AmazonSSM.PutParameter"], "zz-fail");
+    let t = w
+        .target_via(&proxy.url(), "t", Mapping::Whole, |_| {})
+        .await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
         ("b", json!({"v": 1})),
@@ -996,18 +873,10 @@ async fn whole_failed_write_rolls_the_target_back() {
     let plan = t.plan(&desired, &PlanContext::default()).await.unwrap();
     assert_eq!(plan.counts().changes(), 4, "{:?}", kinds(&plan));
     let r = t.apply(&plan, &Cancel::default()).await;
-    let failure = r.failure.clone().expect("the apply reports the failure");
-    assert!(
-        failure.contains("zz-fail") && failure.contains("injected failure"),
-        "{failure}"
-    );
+    conformance::assert_injected_failure_rolled_back(&r);
     assert_eq!(
         r.rolled_back, 2,
         "the update of a and the creation of b: {r:?}"
-    );
-    assert!(
-        r.rollback_failures.is_empty() && r.left_changed.is_empty(),
-        "{r:?}"
     );
 
     assert_eq!(w.value("a").await.unwrap(), r#"{"v":"old"}"#);
@@ -1068,8 +937,10 @@ async fn per_key_failed_apply_restores_changed_created_and_deleted_keys() {
         .unwrap();
 
     // The orphan's deletion is the last call and fails.
-    let proxy = failing_proxy(w.endpoint.clone(), "gone", &["DeleteParameters"]).await;
-    let t = w.target_via(&proxy, "t", Mapping::PerKey, |_| {}).await;
+    let proxy = failing_aws(&w.endpoint, &["AmazonSSM.DeleteParameters"], "gone");
+    let t = w
+        .target_via(&proxy.url(), "t", Mapping::PerKey, |_| {})
+        .await;
     let desired = bundle(&[("s", json!({"k1": "1", "k2": "22", "k4": "4"}))]);
     let plan = t.plan(&desired, &PlanContext::default()).await.unwrap();
     assert_eq!(
@@ -1123,9 +994,9 @@ async fn per_key_failed_apply_restores_changed_created_and_deleted_keys() {
 async fn rolled_back_adoption_leaves_the_parameter_unmanaged() {
     let w = World::new("ap-south-1", "rbad");
     w.put_unmanaged("u/k", "theirs").await;
-    let proxy = failing_proxy(w.endpoint.clone(), "zz-fail", &["PutParameter"]).await;
+    let proxy = failing_aws(&w.endpoint, &["AmazonSSM.PutParameter"], "zz-fail");
     let t = w
-        .target_via(&proxy, "t", Mapping::PerKey, |p| p.adopt = true)
+        .target_via(&proxy.url(), "t", Mapping::PerKey, |p| p.adopt = true)
         .await;
     let plan = t
         .plan(
@@ -1220,56 +1091,28 @@ async fn inspector_follows_the_conformance_contract() {
 
 /// A proxy that forwards everything, but answers the first `PutParameter` mentioning `marker`
 /// with a 500 after moto applied it (an answer lost on the way back).
-async fn lossy_proxy(upstream: String, marker: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = Arc::new(upstream.trim_start_matches("http://").to_string());
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let (upstream, lost) = (upstream.clone(), lost.clone());
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut client).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&request).to_lowercase();
-                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
-                    return;
-                };
-                if up.write_all(&force_close(&request)).await.is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                if text.contains("x-amz-target: amazonssm.putparameter")
-                    && text.contains(marker)
-                    && !lost.swap(true, std::sync::atomic::Ordering::SeqCst)
-                {
-                    let body = r#"{"__type":"InternalServerError","message":"answer lost"}"#;
-                    resp = format!(
-                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .into_bytes();
-                }
-                let _ = client.write_all(&resp).await;
-            });
-        }
-    });
-    format!("http://{addr}")
+fn lossy_proxy(upstream: &str, marker: &str) -> (Proxy, RuleId) {
+    let proxy = Proxy::start(upstream);
+    let lost = proxy.add(
+        Rule::amz_target("AmazonSSM.PutParameter")
+            .body_contains(marker)
+            .then(Action::aws_error(500, "InternalServerError", "answer lost").after_forward())
+            .times(1),
+    );
+    (proxy, lost)
 }
 
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_ours() {
     let w = World::new("ap-southeast-1", "lost");
-    let proxy = lossy_proxy(w.endpoint.clone(), "lost-answer").await;
-    let t = w.target_via(&proxy, "t", Mapping::Whole, |_| {}).await;
+    let (proxy, lost) = lossy_proxy(&w.endpoint, "lost-answer");
+    let t = w
+        .target_via(&proxy.url(), "t", Mapping::Whole, |_| {})
+        .await;
     let (_, r) = apply(&t, &bundle(&[("lost-answer", json!({"v": "1"}))])).await;
     // The SDK retried the create and met ParameterAlreadyExists: it landed, with our tags.
     assert_eq!((r.created, r.failure.as_deref()), (1, None), "{r:?}");
+    assert_eq!(proxy.hits(lost), 1, "the answer of the create was lost");
     assert_eq!(w.version("lost-answer").await, 1);
     assert_eq!(w.tags("lost-answer").await["secretsync:target"], "t");
 }
@@ -1341,8 +1184,10 @@ async fn adopt_from_re_marks_without_new_versions_and_plain_strings_are_rewritte
 #[tokio::test]
 async fn a_secret_failing_half_way_takes_back_its_own_parameters() {
     let w = World::new("ap-southeast-2", "half");
-    let proxy = failing_proxy(w.endpoint.clone(), "zz-fail", &["PutParameter"]).await;
-    let t = w.target_via(&proxy, "t", Mapping::PerKey, |_| {}).await;
+    let proxy = failing_aws(&w.endpoint, &["AmazonSSM.PutParameter"], "zz-fail");
+    let t = w
+        .target_via(&proxy.url(), "t", Mapping::PerKey, |_| {})
+        .await;
     let (_, r) = apply(&t, &bundle(&[("s", json!({"a": "1", "zz-fail": "2"}))])).await;
     assert!(
         r.failure

@@ -8,56 +8,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
+use secretsync_core::config::TargetPolicy;
 use secretsync_core::diff::ChangeKind;
 use secretsync_engine::aws::AwsContext;
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::aws_sm::AwsSmTarget;
 use secretsync_engine::targets::{PlanContext, Target};
+use secretsync_test_support::proxy::Proxy;
 use serde_json::{Value, json};
 
+mod common;
 mod conformance;
-use conformance::{FAIL_MARKER, Fault, Fixture, Inspector, MakeTarget, bundle, failing_proxy};
+use common::aws::{endpoint, sdk};
+use common::{bundle, kinds, policy, unique};
+use conformance::{FAIL_MARKER, Fixture, Inspector, MakeTarget};
 
-fn endpoint() -> String {
-    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT")
-        .expect("SECRETSYNC_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
-}
+const REGION: &str = "us-east-1";
 
-fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::for_tests()))
-        // moto answers 500 now and then under concurrent writes in one region (a thread-safety bug
-        // of its own); the SDK retries those, as it does in production.
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        .build()
-}
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-fn settings() -> Settings {
-    Settings {
-        region: "us-east-1".into(),
-        role_arn: None,
-        external_id: None,
-        deletion_recovery_days: 7,
-        force_delete: false,
-        ..Settings::default()
-    }
-}
-
-fn policy(prefix: &str) -> TargetPolicy {
-    TargetPolicy {
-        delete_orphans: true,
-        ..conformance::policy(prefix)
-    }
+fn settings() -> secretsync_core::config::AwsSmSettings {
+    common::aws::sm_settings(REGION)
 }
 
 /// The owner scope of these tests' deployment.
@@ -65,10 +34,6 @@ const OWNER: &str = conformance::OWNER;
 
 fn apply_ctx() -> PlanContext {
     PlanContext::default()
-}
-
-fn kinds(plan: &secretsync_core::diff::TargetPlan) -> BTreeMap<String, ChangeKind> {
-    conformance::kinds(plan)
 }
 
 /// The `AWSCURRENT` value and version. The stage is named explicitly: moto's default read
@@ -179,7 +144,7 @@ fn make(endpoint: String) -> MakeTarget {
     Arc::new(move |name: &str, owner: &str, policy: TargetPolicy| {
         let (endpoint, name, owner) = (endpoint.clone(), name.to_string(), owner.to_string());
         Box::pin(async move {
-            let ctx = AwsContext::from_sdk_config(sdk(&endpoint));
+            let ctx = AwsContext::from_sdk_config(sdk(&endpoint, REGION));
             Arc::new(AwsSmTarget::new(&name, &owner, &policy, &settings(), &ctx).await)
                 as Arc<dyn Target>
         })
@@ -187,18 +152,15 @@ fn make(endpoint: String) -> MakeTarget {
 }
 
 /// A proxy in front of moto failing creations and value writes of names with [`FAIL_MARKER`].
-async fn fault_proxy(endpoint: &str) -> String {
-    failing_proxy(
-        endpoint.to_string(),
-        Fault::aws(
-            &[
-                "secretsmanager.CreateSecret",
-                "secretsmanager.PutSecretValue",
-            ],
-            FAIL_MARKER,
-        ),
+fn fault_proxy(endpoint: &str) -> Proxy {
+    conformance::failing_aws(
+        endpoint,
+        &[
+            "secretsmanager.CreateSecret",
+            "secretsmanager.PutSecretValue",
+        ],
+        FAIL_MARKER,
     )
-    .await
 }
 
 #[tokio::test]
@@ -207,10 +169,10 @@ async fn conformance_suite() {
     let fixture = Fixture {
         make: make(ep.clone()),
         inspector: Arc::new(SmInspector {
-            sm: aws_sdk_secretsmanager::Client::new(&sdk(&ep)),
+            sm: common::aws::sm(REGION),
         }),
-        prefix: format!("conf-{}/", unique()),
-        failing: Some(make(fault_proxy(&ep).await)),
+        prefix: format!("{}/", unique("conf-")),
+        failing: Some(conformance::through(fault_proxy(&ep), make)),
     };
     conformance::run_all(&fixture).await;
 }
@@ -220,9 +182,9 @@ async fn conformance_suite() {
 #[tokio::test]
 async fn listing_alone_proves_unchanged_and_pending_deletions_are_restored() {
     let ep = endpoint();
-    let ctx = AwsContext::from_sdk_config(sdk(&ep));
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
-    let prefix = format!("conf-{}/", unique());
+    let ctx = AwsContext::from_sdk_config(sdk(&ep, REGION));
+    let sm = common::aws::sm(REGION);
+    let prefix = format!("{}/", unique("conf-"));
     let t = AwsSmTarget::new("conf", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let v1 = bundle(&[("a", json!({"k": 1})), ("b", json!({"k": 2}))]);
     let r = t
@@ -285,10 +247,10 @@ async fn listing_alone_proves_unchanged_and_pending_deletions_are_restored() {
 #[tokio::test]
 async fn failed_write_rolls_the_target_back() {
     let ep = endpoint();
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
-    let prefix = format!("rb-{}/", unique());
+    let sm = common::aws::sm(REGION);
+    let prefix = format!("{}/", unique("rb-"));
     // Start from one managed secret.
-    let direct = AwsContext::from_sdk_config(sdk(&ep));
+    let direct = AwsContext::from_sdk_config(sdk(&ep, REGION));
     let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &direct).await;
     let r = t
         .apply(
@@ -302,8 +264,8 @@ async fn failed_write_rolls_the_target_back() {
     let (_, a_ver) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
 
     // Through the proxy, the write of `zz-fail` fails after `a` was updated and `b` created.
-    let proxy = fault_proxy(&ep).await;
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let proxy = fault_proxy(&ep);
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url(), REGION));
     let t = AwsSmTarget::new("rb", OWNER, &policy(&prefix), &settings(), &ctx).await;
     let desired = bundle(&[
         ("a", json!({"v": "new"})),
@@ -312,16 +274,11 @@ async fn failed_write_rolls_the_target_back() {
     ]);
     let plan = t.plan(&desired, &apply_ctx()).await.unwrap();
     let r = t.apply(&plan, &Cancel::default()).await;
-    let failure = r.failure.clone().expect("the apply reports the failure");
-    assert!(
-        failure.contains("zz-fail") && failure.contains("injected failure"),
-        "{failure}"
-    );
+    conformance::assert_injected_failure_rolled_back(&r);
     assert_eq!(
         r.rolled_back, 2,
         "the update of a and the creation of b are undone: {r:?}"
     );
-    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
 
     // The target is back where it started.
     let (a_json, a_ver_now) = current_value(&sm, &format!("{prefix}a")).await.unwrap();
@@ -357,8 +314,8 @@ async fn failed_write_rolls_the_target_back() {
 #[tokio::test]
 async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
     let ep = endpoint();
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&ep));
-    let prefix = format!("ad-{}/", unique());
+    let sm = common::aws::sm(REGION);
+    let prefix = format!("{}/", unique("ad-"));
     sm.create_secret()
         .name(format!("{prefix}u"))
         .secret_string("{\"theirs\":1}")
@@ -367,8 +324,8 @@ async fn rolled_back_adoption_leaves_the_secret_unmanaged() {
         .unwrap();
     let (_, u_ver) = current_value(&sm, &format!("{prefix}u")).await.unwrap();
 
-    let proxy = fault_proxy(&ep).await;
-    let ctx = AwsContext::from_sdk_config(sdk(&proxy));
+    let proxy = fault_proxy(&ep);
+    let ctx = AwsContext::from_sdk_config(sdk(&proxy.url(), REGION));
     let mut p = policy(&prefix);
     p.adopt = true;
     let t = AwsSmTarget::new("ad", OWNER, &p, &settings(), &ctx).await;

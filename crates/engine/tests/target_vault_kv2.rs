@@ -2,8 +2,8 @@
 //! started by `scripts/servers.sh`): create, update, unchanged secrets get no new version,
 //! orphans kept / soft-deleted / destroyed, unmanaged and foreign secrets untouched, adopt,
 //! a pending deletion restored, rollback after injected failures (a policy that denies one
-//! path, a proxy that loses an answer), cancellation, names and sizes refused before any
-//! write, one fingerprint key for concurrent first runs.
+//! path, a proxy that loses an answer), cancellation (in the conformance suite), names and
+//! sizes refused before any write, one fingerprint key for concurrent first runs.
 //!
 //! Every test has a KV v2 mount of its own. The server is inspected through its plain HTTP API
 //! ([`Kv2`], the conformance suite's [`Inspector`] for this kind), never through the target
@@ -24,13 +24,12 @@ use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::targets::vault_kv2::VaultKv2Target;
 use secretsync_engine::targets::{ApplyReport, PlanContext, Target};
+use secretsync_test_support::proxy::{Action, Proxy, Rule, RuleId};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 mod common;
 mod conformance;
-use common::{Bao, read_request, unique};
+use common::{Bao, bundle, kinds, policy, unique};
 use conformance::{Fixture, Inspector, MakeTarget};
 
 /// The owner scope of these tests' deployment.
@@ -226,18 +225,6 @@ fn settings_for(kv: &Kv2, token: &str, destroy: bool) -> VaultKv2Settings {
     }
 }
 
-fn policy(prefix: &str) -> TargetPolicy {
-    TargetPolicy {
-        secret_prefix: prefix.into(),
-        delete_orphans: true,
-        max_deletes: 10,
-        max_delete_fraction: 1.0,
-        concurrency: 1,
-        writes_per_second: 1000,
-        ..TargetPolicy::default()
-    }
-}
-
 /// The conformance fixture of this kind: targets built with `token` on `kv`.
 fn fixture(kv: &Arc<Kv2>, token: &str, destroy: bool) -> Fixture {
     Fixture {
@@ -263,40 +250,17 @@ fn make_target(settings: VaultKv2Settings) -> MakeTarget {
 async fn conformance_suite() {
     let kv = Kv2::new("").await;
     let mut f = root_fixture(&kv);
-    let proxy = conformance::failing_proxy(
-        kv.bao.addr.clone(),
-        conformance::Fault::vault(conformance::FAIL_MARKER),
-    )
-    .await;
-    let mut through = settings_for(&kv, &kv.bao.root.clone(), false);
-    through.vault.address = Some(proxy);
-    f.failing = Some(make_target(through));
+    let proxy = conformance::failing_vault(&kv.bao.addr, conformance::FAIL_MARKER);
+    f.failing = Some(conformance::through(proxy, |url| {
+        let mut through = settings_for(&kv, &kv.bao.root.clone(), false);
+        through.vault.address = Some(url);
+        make_target(through)
+    }));
     conformance::run_all(&f).await;
 }
 
 fn root_fixture(kv: &Arc<Kv2>) -> Fixture {
     fixture(kv, &kv.bao.root.clone(), false)
-}
-
-fn bundle(items: &[(&str, Value)]) -> Collected {
-    Collected::complete(
-        items
-            .iter()
-            .map(|(p, v)| {
-                (
-                    p.to_string(),
-                    SecretValue::new(v.as_object().unwrap().clone()),
-                )
-            })
-            .collect(),
-    )
-}
-
-fn kinds(plan: &TargetPlan) -> BTreeMap<String, ChangeKind> {
-    plan.changes
-        .iter()
-        .map(|c| (c.path.clone(), c.kind))
-        .collect()
 }
 
 async fn plan(t: &Arc<dyn Target>, desired: &Collected) -> TargetPlan {
@@ -697,30 +661,6 @@ async fn a_destroyed_orphan_is_reported_as_not_rolled_back() {
 }
 
 #[tokio::test]
-async fn a_cancelled_apply_writes_nothing_and_says_so() {
-    let kv = Kv2::new("").await;
-    let f = root_fixture(&kv);
-    let t = (f.make)("cx", OWNER, policy(&f.prefix)).await;
-    let p = plan(
-        &t,
-        &bundle(&[("a", json!({"v": 1})), ("b", json!({"v": 2}))]),
-    )
-    .await;
-    let cancel = Cancel::default();
-    cancel.cancel("cancelled by a test");
-    let r = t.apply(&p, &cancel).await;
-    assert_eq!((r.created, r.updated, r.deleted), (0, 0, 0));
-    assert!(r.cancelled, "{r:?}");
-    assert!(
-        r.failure
-            .as_deref()
-            .is_some_and(|f| f.contains("cancelled")),
-        "{r:?}"
-    );
-    assert!(f.inspector.marks("apps/a").await.is_none());
-}
-
-#[tokio::test]
 async fn names_sizes_and_reserved_paths_are_refused_before_any_write() {
     let kv = Kv2::new("").await;
     let f = root_fixture(&kv);
@@ -781,76 +721,28 @@ async fn a_dry_run_creates_no_fingerprint_key() {
     assert!(kv.meta(".secretsync/fingerprint-key").await.is_none());
 }
 
-/// A proxy in front of the second server that forwards the first write to `marker`, then
-/// answers 502 as if the answer was lost on the way back; everything else passes.
-async fn answer_losing_proxy(upstream: String, marker: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = Arc::new(upstream.trim_start_matches("http://").to_string());
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let (upstream, lost) = (upstream.clone(), lost.clone());
-            tokio::spawn(async move {
-                // One request per connection: the answer always says `Connection: close`.
-                if let Some(request) = read_request(&mut client).await {
-                    let head = String::from_utf8_lossy(&request).to_string();
-                    let first = head.lines().next().unwrap_or_default().to_string();
-                    let lose = first.starts_with("POST ")
-                        && first.contains("/data/")
-                        && first.contains(marker)
-                        && !lost.swap(true, std::sync::atomic::Ordering::SeqCst);
-                    let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
-                        return;
-                    };
-                    if up.write_all(&force_close(&request)).await.is_err() {
-                        return;
-                    }
-                    let mut resp = Vec::new();
-                    let _ = up.read_to_end(&mut resp).await;
-                    if lose {
-                        let body = r#"{"errors":["injected: the answer was lost"]}"#;
-                        resp = format!(
-                            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .into_bytes();
-                    }
-                    let _ = client.write_all(&resp).await;
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Rewrites the request so the upstream closes the connection after answering.
-fn force_close(req: &[u8]) -> Vec<u8> {
-    let end = req
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(req.len());
-    let head = String::from_utf8_lossy(&req[..end]);
-    let mut out: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_lowercase().starts_with("connection:"))
-        .map(str::to_string)
-        .collect();
-    out.push("Connection: close".into());
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(&req[end..]);
-    bytes
+/// A proxy in front of the second server that forwards the first write (`POST`) to `<mount>/data/<name>`,
+/// then answers 502 as if the answer was lost on the way back; everything else passes.
+fn answer_losing_proxy(kv: &Kv2, name: &str) -> (Proxy, RuleId) {
+    let proxy = Proxy::start(&kv.bao.addr);
+    let lost = proxy.add(
+        Rule::method("POST")
+            .path_contains(&format!("/{}", kv.api("data", name)))
+            .then(
+                Action::status(502, r#"{"errors":["injected: the answer was lost"]}"#)
+                    .after_forward(),
+            )
+            .times(1),
+    );
+    (proxy, lost)
 }
 
 #[tokio::test]
 async fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     let kv = Kv2::new("").await;
-    let proxy = answer_losing_proxy(kv.bao.addr.clone(), "apps/lost").await;
+    let (proxy, lost) = answer_losing_proxy(&kv, "apps/lost");
     let mut settings = settings_for(&kv, &kv.bao.root, false);
-    settings.vault.address = Some(proxy);
+    settings.vault.address = Some(proxy.url());
     let t: Arc<dyn Target> = Arc::new(VaultKv2Target::new(
         "lost",
         OWNER,
@@ -863,6 +755,7 @@ async fn a_write_whose_answer_was_lost_is_recognised_as_landed() {
     )
     .await;
     assert_eq!(r.created, 2, "{r:?}");
+    assert_eq!(proxy.hits(lost), 1, "the answer of the write was lost");
     assert_eq!(
         kv.current_version("apps/lost").await,
         1,

@@ -1,9 +1,9 @@
 //! Test support for SecretSync's integration and end-to-end tests (not published).
 //!
 //! * [`proxy`]: a fault-injecting HTTP/1.1 proxy to put in front of the real local OpenBao or
-//!   moto, driven by rules (answer an error, damage a body, redirect elsewhere, reset the
-//!   connection before or after forwarding, delay, stall), and a [`proxy::Recorder`] standing for
-//!   "another origin".
+//!   moto, driven by rules (answer an error, lose an answer after forwarding, damage a body,
+//!   redirect elsewhere, reset the connection before or after forwarding, delay, stall), and a
+//!   [`proxy::Recorder`] standing for "another origin".
 //! * [`http`]: the small HTTP/1.1 reader and writer they are built on, also used by tests'
 //!   stand-in servers ([`http::read_request`]).
 

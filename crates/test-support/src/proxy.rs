@@ -24,6 +24,7 @@
 //! assert_eq!(proxy.hits(list), 2);
 //! ```
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ use crate::http::{Conn, Request, Response};
 pub struct Rule {
     method: Option<String>,
     path_prefix: Option<String>,
+    path_part: Option<String>,
     query: Option<String>,
     headers: Vec<(String, String)>,
     body: Vec<String>,
@@ -69,6 +71,12 @@ impl Rule {
     /// Only requests whose path (without the query) starts with `prefix`.
     pub fn path_prefix(mut self, prefix: &str) -> Self {
         self.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Only requests whose path (without the query) contains `part` anywhere.
+    pub fn path_contains(mut self, part: &str) -> Self {
+        self.path_part = Some(part.to_string());
         self
     }
 
@@ -110,6 +118,10 @@ impl Rule {
                 .as_ref()
                 .is_none_or(|p| r.path().starts_with(p.as_str()))
             && self
+                .path_part
+                .as_ref()
+                .is_none_or(|p| r.path().contains(p.as_str()))
+            && self
                 .query
                 .as_ref()
                 .is_none_or(|q| r.query().contains(q.as_str()))
@@ -132,6 +144,9 @@ pub enum Action {
     Pass,
     /// Answer this, without forwarding.
     Respond(Response),
+    /// Forward it, read the whole answer, then answer this instead: the request took effect,
+    /// its answer was lost on the way back (see [`Action::after_forward`]).
+    RespondAfterForward(Response),
     /// Forward it, then relay the answer with its body replaced.
     ReplaceBody(Vec<u8>),
     /// Forward it, then relay the answer with only the first half of its body (a well-framed
@@ -171,6 +186,16 @@ impl Action {
                 .with_header("x-amzn-ErrorType", code)
                 .with_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"),
         )
+    }
+
+    /// The same answer, given after forwarding the request: e.g.
+    /// `Action::status(502, "...").after_forward()` for a write that landed and whose answer was
+    /// lost. Panics for an action that is not an answer ([`Action::Respond`]).
+    pub fn after_forward(self) -> Self {
+        match self {
+            Action::Respond(r) => Action::RespondAfterForward(r),
+            other => panic!("only an answer can be given after forwarding, not {other:?}"),
+        }
     }
 
     /// Forward, then relay the answer with this body.
@@ -227,9 +252,8 @@ impl State {
 
 /// A running proxy; stops when dropped.
 pub struct Proxy {
-    addr: SocketAddr,
+    server: Server,
     state: Arc<Mutex<State>>,
-    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Proxy {
@@ -244,17 +268,18 @@ impl Proxy {
             "the proxy forwards to a plain-HTTP origin (`http://host:port`), not {upstream}"
         );
         let state = Arc::new(Mutex::new(State::default()));
-        let (addr, stop) = serve(state.clone(), Arc::new(upstream));
-        Proxy {
-            addr,
-            state,
-            stop: Some(stop),
-        }
+        let upstream = Arc::new(upstream);
+        let shared = state.clone();
+        let server = Server::start("fault-proxy", move |client| {
+            let _ = client.set_nodelay(true);
+            connection(client, shared.clone(), upstream.clone())
+        });
+        Proxy { server, state }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Adds a rule after the existing ones.
@@ -318,48 +343,67 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
+/// A loopback listener on a free port that serves each connection with `serve`, on a thread
+/// (and single-threaded runtime) of its own, until dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    fn start<F, Fut>(name: &'static str, serve: F) -> Server
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap_or_else(|e| panic!("the {name} runtime: {e}"));
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("tokio listener");
+                    let accept = async {
+                        loop {
+                            let Ok((stream, _)) = listener.accept().await else {
+                                continue;
+                            };
+                            tokio::spawn(serve(stream));
+                        }
+                    };
+                    tokio::select! {
+                        _ = accept => {}
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .unwrap_or_else(|e| panic!("spawn the {name} thread: {e}"));
+        Server {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
-}
-
-/// Binds a loopback port and serves connections on a thread of its own until `stop` fires.
-fn serve(state: Arc<Mutex<State>>, upstream: Arc<String>) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    listener
-        .set_nonblocking(true)
-        .expect("non-blocking listener");
-    let (stop, stopped) = oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name(format!("fault-proxy-{}", addr.port()))
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("the proxy's runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("tokio listener");
-                let accept = async {
-                    loop {
-                        let Ok((client, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let _ = client.set_nodelay(true);
-                        tokio::spawn(connection(client, state.clone(), upstream.clone()));
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        })
-        .expect("spawn the proxy thread");
-    (addr, stop)
 }
 
 /// Resets a connection (RST instead of FIN).
@@ -392,6 +436,10 @@ async fn connection(client: TcpStream, state: Arc<Mutex<State>>, upstream: Arc<S
         let resp = match action {
             Action::Pass => forward(&upstream, &req).await.unwrap_or_else(bad_gateway),
             Action::Respond(r) => r,
+            Action::RespondAfterForward(r) => {
+                let _ = forward(&upstream, &req).await;
+                r
+            }
             Action::ReplaceBody(body) => match forward(&upstream, &req).await {
                 Ok(mut r) => {
                     r.body = body;
@@ -445,72 +493,39 @@ async fn connection(client: TcpStream, state: Arc<Mutex<State>>, upstream: Arc<S
 /// answers every request with one fixed response and records what it received, so a test can
 /// check that no credential reached it.
 pub struct Recorder {
-    addr: SocketAddr,
+    server: Server,
     seen: Arc<Mutex<Vec<Request>>>,
-    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Recorder {
     /// Starts on a free loopback port, answering `answer` to everything.
     pub fn start(answer: Response) -> Recorder {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local address");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let (stop, stopped) = oneshot::channel::<()>();
         let log = seen.clone();
-        std::thread::Builder::new()
-            .name(format!("recorder-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("the recorder's runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("tokio listener");
-                    let accept = async {
-                        loop {
-                            let Ok((stream, _)) = listener.accept().await else {
-                                continue;
-                            };
-                            let log = log.clone();
-                            let answer = answer.clone();
-                            tokio::spawn(async move {
-                                let mut conn = Conn::new(stream);
-                                while let Ok(Some(req)) = conn.request().await {
-                                    let head = req.method == "HEAD";
-                                    log.lock().unwrap_or_else(|e| e.into_inner()).push(req);
-                                    if conn
-                                        .stream
-                                        .write_all(&answer.to_bytes(true, head))
-                                        .await
-                                        .is_err()
-                                    {
-                                        return;
-                                    }
-                                }
-                            });
-                        }
-                    };
-                    tokio::select! {
-                        _ = accept => {}
-                        _ = stopped => {}
+        let server = Server::start("recorder", move |stream| {
+            let (log, answer) = (log.clone(), answer.clone());
+            async move {
+                let mut conn = Conn::new(stream);
+                while let Ok(Some(req)) = conn.request().await {
+                    let head = req.method == "HEAD";
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+                    if conn
+                        .stream
+                        .write_all(&answer.to_bytes(true, head))
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
-                });
-            })
-            .expect("spawn the recorder thread");
-        Recorder {
-            addr,
-            seen,
-            stop: Some(stop),
-        }
+                }
+            }
+        });
+        Recorder { server, seen }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Every request received so far.
@@ -521,13 +536,5 @@ impl Recorder {
     /// Whether any request carried this header (case-insensitive name).
     pub fn saw_header(&self, name: &str) -> bool {
         self.requests().iter().any(|r| r.header(name).is_some())
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

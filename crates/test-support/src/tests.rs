@@ -236,3 +236,41 @@ fn delays_and_stalls() {
     );
     assert_eq!((proxy.hits(stall), up.requests().len()), (1, 2));
 }
+
+#[test]
+fn an_answer_after_forwarding_replaces_the_real_one_and_paths_match_anywhere() {
+    let up = upstream();
+    let proxy = Proxy::start(&up.url());
+    let lost = proxy.add(
+        Rule::method("POST")
+            .path_contains("/data/lost")
+            .then(Action::status(502, r#"{"errors":["lost"]}"#).after_forward())
+            .times(1),
+    );
+    let mut c = connect(&proxy.url());
+    let (status, _, body) = exchange(&mut c, "POST", "/v1/kv/data/lost?x=1", "", "w").unwrap();
+    assert_eq!((status, body.as_str()), (502, r#"{"errors":["lost"]}"#));
+    assert_eq!(up.requests().len(), 1, "the write reached upstream");
+    assert_eq!(
+        exchange(&mut c, "POST", "/v1/kv/data/lost", "", "w")
+            .unwrap()
+            .0,
+        200,
+        "only the first answer is lost"
+    );
+    assert_eq!(
+        exchange(&mut c, "POST", "/v1/kv/data/other?p=/data/lost", "", "w")
+            .unwrap()
+            .0,
+        200,
+        "the query is not the path"
+    );
+    assert_eq!((proxy.hits(lost), proxy.matched(lost)), (1, 2));
+    assert_eq!(up.requests().len(), 3);
+}
+
+#[test]
+#[should_panic(expected = "only an answer can be given after forwarding")]
+fn only_answers_come_after_forwarding() {
+    let _ = Action::TruncateBody.after_forward();
+}

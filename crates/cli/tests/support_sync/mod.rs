@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end sync tests (`tests/e2e_sync.rs`): the real `secretsync` binary
+//! Helpers for the end-to-end sync tests (`tests/e2e_*.rs`): the real `secretsync` binary
 //! against the real local OpenBao and moto servers (`scripts/servers.sh start && source
 //! .servers/env`, or `scripts/test.sh`).
 //!
@@ -313,7 +313,9 @@ impl World {
 
     // ---- Vault (KV v2 mount `secret/`) ----
 
-    async fn vault(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// One root-token request straight to OpenBao (`/v1/<path>`) that must succeed; returns the
+    /// JSON body (`null` when empty).
+    pub async fn vault(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/v1/{path}", self.vault_addr);
         let mut req = self
             .http
@@ -479,8 +481,9 @@ impl World {
         self.run(&all, env)
     }
 
-    /// Runs the binary with `args` and a clean environment.
-    pub fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+    /// The binary with `args` and a clean environment that holds only what a user would export
+    /// for the local servers, with `env` replacing or adding variables.
+    pub fn command(&self, args: &[String], env: &[(&str, &str)]) -> Command {
         let mut vars: BTreeMap<&str, &str> = BTreeMap::from([
             ("VAULT_ADDR", self.vault_addr.as_str()),
             ("VAULT_TOKEN", self.vault_token.as_str()),
@@ -491,10 +494,15 @@ impl World {
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]);
         vars.extend(env.iter().copied());
-        let out = Command::new(env!("CARGO_BIN_EXE_secretsync"))
-            .args(args)
-            .env_clear()
-            .envs(vars)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secretsync"));
+        cmd.args(args).env_clear().envs(vars);
+        cmd
+    }
+
+    /// Runs the binary with `args` and a clean environment ([`World::command`]).
+    pub fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+        let out = self
+            .command(args, env)
             .output()
             .expect("run the secretsync binary");
         Run {
@@ -504,6 +512,34 @@ impl World {
             args: args.to_vec(),
         }
     }
+}
+
+/// A config with one source `base` at `secret/<id>/base/` and one `aws_secretsmanager` target
+/// `t` (prefix `<id>/t/`) in `region` importing it; `extra` holds more target settings (YAML
+/// lines indented by four spaces, each ending in a newline).
+pub fn single_target(id: &str, region: &str, extra: &str) -> String {
+    format!(
+        "vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+targets:
+  - name: t
+    type: aws_secretsmanager
+    region: {region}
+    secret_prefix: {id}/t/
+    imports: [base]
+{extra}"
+    )
+}
+
+/// The version map of every listed secret, for "nothing was written" checks.
+pub fn versions(
+    listed: &BTreeMap<String, Listed>,
+) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    listed
+        .iter()
+        .map(|(k, v)| (k.clone(), v.versions.clone()))
+        .collect()
 }
 
 /// A loopback address where nothing listens (a port bound and released just now).

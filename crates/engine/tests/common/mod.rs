@@ -12,14 +12,20 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
+pub mod aws;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use reqwest::{Method, StatusCode};
 use secretsync_core::config::{
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_SECRETS, Sensitive, SourceConfig, VaultAuth, VaultSettings,
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_SECRETS, Sensitive, SourceConfig, TargetPolicy, VaultAuth,
+    VaultSettings,
 };
+use secretsync_core::diff::{ChangeKind, TargetPlan};
+use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_engine::vault::VaultClient;
 
 /// Reads a source (never cancelled) and insists the read was complete: most tests expect
@@ -44,6 +50,41 @@ use serde_json::{Value, json};
 
 const ADDR_VAR: &str = "SECRETSYNC_TEST_VAULT_ADDR";
 const TOKEN_VAR: &str = "SECRETSYNC_TEST_VAULT_TOKEN";
+
+/// A complete desired state from `(relative path, JSON object)` pairs.
+pub fn bundle(items: &[(&str, Value)]) -> Collected {
+    Collected::complete(
+        items
+            .iter()
+            .map(|(p, v)| {
+                let obj = v.as_object().expect("a secret is a JSON object").clone();
+                (p.to_string(), SecretValue::new(obj))
+            })
+            .collect(),
+    )
+}
+
+/// Kind of change per relative path.
+pub fn kinds(plan: &TargetPlan) -> BTreeMap<String, ChangeKind> {
+    plan.changes
+        .iter()
+        .map(|c| (c.path.clone(), c.kind))
+        .collect()
+}
+
+/// The target tests' policy for `prefix`: orphans deleted (at most 10, any fraction), one write
+/// at a time (in plan order), no pacing to speak of.
+pub fn policy(prefix: &str) -> TargetPolicy {
+    TargetPolicy {
+        secret_prefix: prefix.into(),
+        delete_orphans: true,
+        max_deletes: 10,
+        max_delete_fraction: 1.0,
+        concurrency: 1,
+        writes_per_second: 1000,
+        ..TargetPolicy::default()
+    }
+}
 
 /// A name no other test (or earlier run) uses: `<prefix><12 hex digits>`.
 pub fn unique(prefix: &str) -> String {

@@ -21,8 +21,10 @@
 //! * [`names_and_sizes_rejected`]: invalid names and oversized values are refused in the plan
 //!   and cost no call at apply.
 //! * [`cancellation`]: a cancelled apply writes nothing and says so.
-//! * [`rollback_after_failure`]: a write that fails mid-apply (through [`failing_proxy`]) rolls
-//!   the target back to where it started.
+//! * [`rollback_after_failure`]: a write that fails mid-apply (through a fault proxy:
+//!   [`failing_aws`], [`failing_vault`]) rolls the target back to where it started.
+//!
+//! The suite needs the test crate's `common` module (`mod common;` beside `mod conformance;`).
 
 #![allow(dead_code)]
 
@@ -35,12 +37,13 @@ use secretsync_core::config::TargetPolicy;
 use secretsync_core::diff::{
     ChangeKind, MANAGED_VALUE, TAG_MANAGED, TAG_OWNER, TAG_TARGET, TargetPlan,
 };
-use secretsync_core::secret::{Collected, SecretValue};
+use secretsync_core::secret::Collected;
 use secretsync_engine::cancel::Cancel;
-use secretsync_engine::targets::{PlanContext, Target};
+use secretsync_engine::targets::{ApplyReport, PlanContext, Target};
+use secretsync_test_support::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{self, bundle, kinds};
 
 /// Looks at a target's server directly.
 #[async_trait]
@@ -82,9 +85,9 @@ pub struct Fixture {
     pub inspector: Arc<dyn Inspector>,
     /// A prefix unique to this run of the suite (every name is below it).
     pub prefix: String,
-    /// Builds the target under test talking to its server through a fault proxy (see
-    /// [`failing_proxy`]) that fails every write of a secret whose name contains
-    /// [`FAIL_MARKER`], and passes everything else through. Needed by
+    /// Builds the target under test talking to its server through a fault proxy ([`through`]
+    /// with [`failing_aws`] or [`failing_vault`]) that fails every write of a secret whose name
+    /// contains [`FAIL_MARKER`], and passes everything else through. Needed by
     /// [`rollback_after_failure`]; [`run_all`] runs that step only when this is set, so every
     /// kind should set it.
     pub failing: Option<MakeTarget>,
@@ -96,7 +99,7 @@ pub const OWNER: &str = "conformance";
 pub const OTHER_OWNER: &str = "second-deployment";
 /// The suite's target name.
 pub const TARGET: &str = "conf";
-/// Writes of secrets whose name contains this fail behind [`failing_proxy`].
+/// Writes of secrets whose name contains this fail behind [`failing_aws`] / [`failing_vault`].
 pub const FAIL_MARKER: &str = "zz-fail";
 /// The message of an injected failure.
 pub const INJECTED: &str = "injected failure";
@@ -117,39 +120,12 @@ pub async fn run_all(f: &Fixture) {
     }
 }
 
-/// The suite's policy for a step's prefix: orphans kept, one write at a time (in plan order),
-/// no pacing to speak of.
+/// The suite's policy for a step's prefix: [`common::policy`] with orphans kept.
 pub fn policy(prefix: &str) -> TargetPolicy {
     TargetPolicy {
-        secret_prefix: prefix.into(),
         delete_orphans: false,
-        max_deletes: 10,
-        max_delete_fraction: 1.0,
-        concurrency: 1,
-        writes_per_second: 1000,
-        ..TargetPolicy::default()
+        ..common::policy(prefix)
     }
-}
-
-/// A complete desired state from `(relative path, JSON object)` pairs.
-pub fn bundle(items: &[(&str, Value)]) -> Collected {
-    Collected::complete(
-        items
-            .iter()
-            .map(|(p, v)| {
-                let obj = v.as_object().expect("a secret is a JSON object").clone();
-                (p.to_string(), SecretValue::new(obj))
-            })
-            .collect(),
-    )
-}
-
-/// Kind of change per relative path.
-pub fn kinds(plan: &TargetPlan) -> BTreeMap<String, ChangeKind> {
-    plan.changes
-        .iter()
-        .map(|c| (c.path.clone(), c.kind))
-        .collect()
 }
 
 fn ctx() -> PlanContext {
@@ -191,10 +167,7 @@ impl Fixture {
 }
 
 /// Plans and applies `desired`, insisting the apply succeeded; returns the plan and report.
-pub async fn sync(
-    t: &Arc<dyn Target>,
-    desired: &Collected,
-) -> (TargetPlan, secretsync_engine::targets::ApplyReport) {
+pub async fn sync(t: &Arc<dyn Target>, desired: &Collected) -> (TargetPlan, ApplyReport) {
     let plan = t.plan(desired, &ctx()).await.expect("plan");
     assert!(plan.refused.is_none(), "refused: {:?}", plan.refused);
     let r = t.apply(&plan, &Cancel::default()).await;
@@ -625,8 +598,15 @@ pub async fn cancellation(f: &Fixture) {
         "{r:?}"
     );
     assert!(r.left_changed.is_empty());
-    assert_eq!(f.inspector.value(&f.name(step, "a")).await, None);
-    assert_eq!(f.inspector.value(&f.name(step, "b")).await, None);
+    for path in ["a", "b"] {
+        let name = f.name(step, path);
+        assert_eq!(f.inspector.value(&name).await, None, "{name}");
+        assert_eq!(
+            f.inspector.marks(&name).await,
+            None,
+            "{name}: nothing at all"
+        );
+    }
 }
 
 /// A write that fails mid-apply rolls the target back: the update and the creation made before
@@ -660,15 +640,8 @@ pub async fn rollback_after_failure(f: &Fixture) {
         .unwrap();
     assert_eq!(plan.counts().changes(), 3);
     let r = broken.apply(&plan, &Cancel::default()).await;
-    let failure = r.failure.clone().expect("the apply reports the failure");
-    assert!(
-        failure.contains(FAIL_MARKER) && failure.contains(INJECTED),
-        "the failure names the secret and the cause: {failure}"
-    );
+    assert_injected_failure_rolled_back(&r);
     assert!(r.rolled_back > 0, "{r:?}");
-    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
-    assert!(r.left_changed.is_empty(), "{r:?}");
-    assert!(!r.cancelled);
 
     assert_eq!(f.inspector.value(&a).await, Some(json!({"v": "old"})));
     assert_eq!(
@@ -683,148 +656,62 @@ pub async fn rollback_after_failure(f: &Fixture) {
     assert!(!plan.has_changes(), "{:?}", kinds(&plan));
 }
 
-/// Which requests [`failing_proxy`] fails, and the answer it gives them instead.
-pub struct Fault {
-    /// Whether to fail a request, given its head and body lowercased.
-    pub fails: Box<dyn Fn(&str) -> bool + Send + Sync>,
-    /// The HTTP status, content type and body of the answer.
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
+/// The apply failed on the write of [`FAIL_MARKER`] with the [`INJECTED`] failure and rolled
+/// back everything it wrote: no rollback failure, nothing left changed, not cancelled. (How
+/// many writes were undone is for the caller to check.)
+#[track_caller]
+pub fn assert_injected_failure_rolled_back(r: &ApplyReport) {
+    let failure = r.failure.as_deref().expect("the apply reports the failure");
+    assert!(
+        failure.contains(FAIL_MARKER) && failure.contains(INJECTED),
+        "the failure names the secret and the cause: {failure}"
+    );
+    assert!(r.rollback_failures.is_empty(), "{:?}", r.rollback_failures);
+    assert!(r.left_changed.is_empty(), "{r:?}");
+    assert!(!r.cancelled, "{r:?}");
 }
 
-impl Fault {
-    /// AWS JSON-protocol calls: a request whose `X-Amz-Target` is one of `actions` (e.g.
-    /// `secretsmanager.CreateSecret`, `AmazonSSM.PutParameter`) and whose body mentions `marker`
-    /// gets 400 `InvalidRequestException` ([`INJECTED`]).
-    pub fn aws(actions: &[&str], marker: &str) -> Fault {
-        let targets: Vec<String> = actions
-            .iter()
-            .map(|a| format!("x-amz-target: {}", a.to_lowercase()))
-            .collect();
-        let marker = marker.to_lowercase();
-        Fault {
-            fails: Box::new(move |req| {
-                targets.iter().any(|t| req.contains(t.as_str())) && req.contains(&marker)
-            }),
-            status: 400,
-            content_type: "application/x-amz-json-1.1",
-            body: format!(r#"{{"__type":"InvalidRequestException","message":"{INJECTED}"}}"#),
-        }
+/// A fault proxy in front of moto (`upstream`, `http://host:port`) that answers 400
+/// `InvalidRequestException` ([`INJECTED`]) to the AWS JSON-protocol calls `actions` (e.g.
+/// `secretsmanager.CreateSecret`, `AmazonSSM.PutParameter`) whose body mentions `marker`, and
+/// passes everything else through. It stops when dropped.
+pub fn failing_aws(upstream: &str, actions: &[&str], marker: &str) -> Proxy {
+    let proxy = Proxy::start(upstream);
+    for action in actions {
+        proxy.add(
+            Rule::amz_target(action)
+                .body_contains(marker)
+                .then(Action::aws_error(400, "InvalidRequestException", INJECTED)),
+        );
     }
+    proxy
+}
 
-    /// Vault's HTTP API: a `POST`, `PUT`, `PATCH` or `DELETE` whose request line mentions
-    /// `marker` gets 400 `{"errors":["injected failure"]}`.
-    pub fn vault(marker: &str) -> Fault {
-        let marker = marker.to_lowercase();
-        Fault {
-            fails: Box::new(move |req| {
-                let line = req.lines().next().unwrap_or("");
-                ["post ", "put ", "patch ", "delete "]
-                    .iter()
-                    .any(|m| line.starts_with(m))
-                    && line.contains(&marker)
-            }),
-            status: 400,
-            content_type: "application/json",
-            body: format!(r#"{{"errors":["{INJECTED}"]}}"#),
-        }
+/// A fault proxy in front of Vault (`upstream`) that answers 400 `{"errors":["injected
+/// failure"]}` to every `POST`, `PUT`, `PATCH` or `DELETE` whose path mentions `marker`, and
+/// passes everything else through. It stops when dropped.
+pub fn failing_vault(upstream: &str, marker: &str) -> Proxy {
+    let proxy = Proxy::start(upstream);
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        proxy.add(
+            Rule::method(method)
+                .path_contains(marker)
+                .then(Action::status(
+                    400,
+                    &format!(r#"{{"errors":["{INJECTED}"]}}"#),
+                )),
+        );
     }
+    proxy
 }
 
-/// A proxy in front of a real server (`upstream`, `http://host:port`) that answers the
-/// requests `fault` picks with its canned failure and passes every other one through (one
-/// connection per request). Returns the proxy's address.
-pub async fn failing_proxy(upstream: String, fault: Fault) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = Arc::new(upstream.trim_start_matches("http://").to_string());
-    let fault = Arc::new(fault);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let upstream = upstream.clone();
-            let fault = fault.clone();
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut client).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&request).to_lowercase();
-                if (fault.fails)(&text) {
-                    let resp = format!(
-                        "HTTP/1.1 {} Injected\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                        fault.status,
-                        fault.content_type,
-                        fault.body.len(),
-                        fault.body
-                    );
-                    let _ = client.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                let Ok(mut up) = TcpStream::connect(upstream.as_str()).await else {
-                    return;
-                };
-                if up.write_all(&force_close(&request)).await.is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                let _ = client.write_all(&resp).await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// Rewrites the request so the upstream closes the connection after answering.
-fn force_close(req: &[u8]) -> Vec<u8> {
-    let end = req
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(req.len());
-    let head = String::from_utf8_lossy(&req[..end]);
-    let mut out: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_lowercase().starts_with("connection:"))
-        .map(str::to_string)
-        .collect();
-    out.push("Connection: close".into());
-    let mut bytes = out.join("\r\n").into_bytes();
-    bytes.extend_from_slice(&req[end..]);
-    bytes
-}
-
-/// Reads one HTTP/1.1 request (headers and a `Content-Length` body); `None` when the peer
-/// closes first. (Kept here, not shared with `common`, so a kind's test file needs only
-/// `mod conformance;`.)
-async fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
+/// Targets built by `make` with the proxy's address (for [`Fixture::failing`]); the builder
+/// keeps the proxy running for as long as it lives.
+pub fn through(proxy: Proxy, make: impl FnOnce(String) -> MakeTarget) -> MakeTarget {
+    let proxy = Arc::new(proxy);
+    let inner = make(proxy.url());
+    Arc::new(move |name: &str, owner: &str, policy: TargetPolicy| {
+        let _running = &proxy;
+        inner(name, owner, policy)
+    })
 }
