@@ -17,19 +17,10 @@ fn show(r: &support_sync::Run) -> String {
 }
 
 fn config(id: &str, region: &str) -> String {
-    format!(
-        "vault_sources:
-  - mount: secret/{id}/base/
-    name: base
-targets:
-  - name: t
-    type: aws_secretsmanager
-    region: {region}
-    secret_prefix: {id}/t/
-    imports: [base]
-    # Slow enough that the other runs start while this one is applying.
-    writes_per_second: 4
-"
+    support_sync::single_target(
+        id,
+        region,
+        "    # Slow enough that the other runs start while this one is applying.\n    writes_per_second: 4\n",
     )
 }
 
