@@ -1,6 +1,17 @@
-//! Targets: where desired states are synced. One trait, one closed registry
-//! ([`build`]); each backend lives in its own folder with the same files (config example in
-//! `mod.rs`, client, error mapping).
+//! Targets: where desired states are synced. One trait ([`Target`]), one closed registry
+//! ([`build`]); each kind lives in its own folder with the same files: `mod.rs` (docs with a
+//! config example, and what lives where), `client.rs` (the [`Target`] implementation),
+//! `error.rs` (the one place the backend's answers are interpreted).
+//!
+//! Adding a kind, the engine half (the pure half is `secretsync_core::targets::<kind>`):
+//!
+//! 1. The folder `<kind>/` with those files. An AWS kind builds its own SDK client from the
+//!    config [`AwsContext::config_for`] returns, with its [`crate::aws::CallCounter`] attached
+//!    (`.interceptor(counter.clone())`), and checks its service's `AWS_ENDPOINT_URL_<SERVICE>`
+//!    with [`crate::aws::check_endpoint_var`] when it is built (see `aws_ssm`); its lease can
+//!    live in Secrets Manager ([`aws_sm::client`], [`crate::lease::secrets_manager`]).
+//! 2. Registration: its `pub mod` line here and its arm in [`build`] (and its SDK crate in
+//!    `Cargo.toml`). Nothing else in the engine names a kind.
 
 pub mod aws_sm;
 pub mod aws_ssm;
@@ -55,7 +66,8 @@ pub struct Clients<'a> {
     pub aws: Option<&'a AwsContext>,
     /// The deployment's owner scope, written into every ownership mark.
     pub owner: &'a str,
-    /// The environment, for targets that log in on their own (credentials from env vars).
+    /// The environment, for targets that log in on their own (credentials from env vars) and
+    /// for the endpoint override of a target's own service (`AWS_ENDPOINT_URL_<SERVICE>`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -89,14 +101,15 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
             v,
         ))),
         TargetBackend::AwsSsm(ssm) => Ok(Arc::new(
-            aws_ssm::AwsSsmTarget::new(
+            aws_ssm::AwsSsmTarget::checked(
                 &cfg.name,
                 clients.owner,
                 &cfg.policy,
                 ssm,
                 clients.aws(&cfg.name)?,
+                clients.env,
             )
-            .await,
+            .await?,
         )),
     }
 }

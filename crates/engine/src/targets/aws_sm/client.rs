@@ -134,7 +134,7 @@ impl AwsSmTarget {
             )
             .await;
         let counter = CallCounter::default();
-        let client = aws.secrets_manager(&cfg, &counter);
+        let client = super::client(&cfg, &counter);
         AwsSmTarget {
             name: name.to_string(),
             owner: owner.to_string(),

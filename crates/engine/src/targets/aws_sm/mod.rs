@@ -40,11 +40,30 @@
 //! moved back, settings and tags put back, deletions restored with their replicas) and the
 //! report says what could not be undone.
 
+//!
+//! Files: `client.rs` (the `Target` implementation: listing, reads, writes, rollback),
+//! `settings.rs` (description, KMS key, extra tags and replicas: planned, applied, undone),
+//! `error.rs` (the one place Secrets Manager's error codes are interpreted). [`client`] builds
+//! the Secrets Manager client; the `aws_ssm` target uses it for its lease too.
+
 mod client;
 pub mod error;
 mod settings;
 
+use aws_config::SdkConfig;
+
 pub use client::AwsSmTarget;
+
+use crate::aws::CallCounter;
+
+/// A Secrets Manager client for `cfg` (from [`crate::aws::AwsContext::config_for`]) whose calls
+/// `counter` counts.
+pub fn client(cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::from(cfg)
+        .interceptor(counter.clone())
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
 
 #[cfg(test)]
 mod tests {

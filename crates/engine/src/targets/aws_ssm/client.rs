@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::error::{code, map};
-use crate::aws::{AwsContext, CallCounter};
+use crate::aws::{AwsContext, CallCounter, check_endpoint_var};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::targets::support::{Pacer, random_key};
@@ -212,7 +212,25 @@ pub struct AwsSsmTarget {
     observed: Mutex<BTreeMap<String, Group>>,
 }
 
+/// The variable that overrides Parameter Store's endpoint (the SDK honours it).
+pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_SSM";
+
 impl AwsSsmTarget {
+    /// The target as the registry builds it: [`AwsSsmTarget::new`], once Parameter Store's
+    /// endpoint override in `env` ([`ENDPOINT_VAR`]) is known not to send anything over plain
+    /// http to another host than loopback.
+    pub async fn checked(
+        name: &str,
+        owner: &str,
+        policy: &TargetPolicy,
+        settings: &Settings,
+        aws: &AwsContext,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        check_endpoint_var(env, ENDPOINT_VAR)?;
+        Ok(Self::new(name, owner, policy, settings, aws).await)
+    }
+
     pub async fn new(
         name: &str,
         owner: &str,
@@ -234,8 +252,12 @@ impl AwsSsmTarget {
             policy: policy.clone(),
             settings: settings.clone(),
             rules: settings.rules(),
-            client: aws.ssm(&cfg, &counter),
-            sm: aws.secrets_manager(&cfg, &counter),
+            client: Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&cfg)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            sm: crate::targets::aws_sm::client(&cfg, &counter),
             counter,
             prefetched: Mutex::new(None),
             key: Mutex::new(None),

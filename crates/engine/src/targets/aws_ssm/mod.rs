@@ -43,8 +43,59 @@
 //! version) and their tags, created ones are deleted, deleted ones are recreated with their
 //! value and tags (as version 1). The lease lives in Secrets Manager in the same account and
 //! region (Parameter Store has no compare-and-swap).
+//!
+//! Files: `client.rs` (the `Target` implementation; it builds its Parameter Store client, and a
+//! Secrets Manager one with [`super::aws_sm::client`] for the lease; `AWS_ENDPOINT_URL_SSM` is
+//! checked when the registry builds the target), `error.rs` (the one place Parameter Store's
+//! error codes are interpreted).
 
 mod client;
 pub mod error;
 
-pub use client::AwsSsmTarget;
+pub use client::{AwsSsmTarget, ENDPOINT_VAR};
+
+#[cfg(test)]
+mod tests {
+    use secretsync_core::config::{TargetBackend, load};
+
+    use super::{AwsSsmTarget, ENDPOINT_VAR};
+    use crate::aws::AwsContext;
+    use crate::error::ErrorKind;
+
+    /// Parameter Store's endpoint override is checked when the target is built, like the shared
+    /// ones when AWS access is loaded: plain http only to loopback.
+    #[tokio::test]
+    async fn building_checks_the_parameter_store_endpoint_override() {
+        let yaml = "vault_sources:\n  - mount: secret/base/\ntargets:\n  - name: params\n    type: aws_ssm\n    region: us-east-1\n    imports: [base]\n";
+        let config = load(yaml, &|_| None).config.expect("a valid config");
+        let (target, TargetBackend::AwsSsm(settings)) =
+            (&config.targets[0], &config.targets[0].backend)
+        else {
+            panic!("not an aws_ssm target")
+        };
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let aws = &AwsContext::from_sdk_config(sdk);
+        let build = |url: &'static str| {
+            let env = move |var: &str| (var == ENDPOINT_VAR).then(|| url.to_string());
+            async move {
+                AwsSsmTarget::checked("params", "o", &target.policy, settings, aws, &env)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        build("http://127.0.0.1:4566").await.expect("loopback http");
+        build("https://ssm.example.com").await.expect("https");
+        for url in ["http://ssm.example.com", "ftp://127.0.0.1"] {
+            let err = build(url).await.expect_err(url);
+            assert_eq!(err.kind, ErrorKind::Config);
+            assert!(
+                err.message.starts_with("AWS_ENDPOINT_URL_SSM: ")
+                    && err.message.contains("unset AWS_ENDPOINT_URL_SSM"),
+                "{}",
+                err.message
+            );
+        }
+    }
+}
