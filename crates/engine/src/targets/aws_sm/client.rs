@@ -25,7 +25,8 @@ use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::Pacer;
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// The secret holding this account and region's fingerprint key (see
@@ -42,7 +43,91 @@ pub struct AwsSmTarget {
     /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
     prefetched: Mutex<Option<Result<Listing>>>,
     /// The account and region's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
+}
+
+/// Where an account and region's fingerprint key lives: [`KEY_SECRET`], created with
+/// `CreateSecret` (which fails for all but one concurrent creator).
+struct KeySecret<'a> {
+    client: &'a Client,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeySecret<'_> {
+    type Slot = ();
+
+    fn location(&self) -> String {
+        KEY_SECRET.to_string()
+    }
+
+    async fn read(&self, create: bool, retry: bool) -> Result<KeyRead<()>> {
+        let got = self
+            .client
+            .get_secret_value()
+            .secret_id(KEY_SECRET)
+            .send()
+            .await;
+        match got {
+            Ok(out) => {
+                let hex = out.secret_string().unwrap_or_default();
+                FingerprintKey::from_hex(hex).map(KeyRead::Found).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "`{KEY_SECRET}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it, and then reads every managed value once)",
+                            self.target
+                        ),
+                    )
+                })
+            }
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(KeyRead::Absent(())),
+            // Pending deletion: bring it back rather than invalidating every mark.
+            Err(e) if code(&e) == Some("InvalidRequestException") && create && retry => {
+                self.client
+                    .restore_secret()
+                    .secret_id(KEY_SECRET)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
+                    })?;
+                Ok(KeyRead::Again)
+            }
+            Err(e) => Err(map(
+                e,
+                &format!(
+                    "reading the fingerprint key `{KEY_SECRET}` (the role needs secretsmanager:GetSecretValue on it)"
+                ),
+            )),
+        }
+    }
+
+    async fn create(&self, (): (), key: &FingerprintKey, retry: bool) -> Result<bool> {
+        let mut hex = key.to_hex();
+        let res = self
+            .client
+            .create_secret()
+            .name(KEY_SECRET)
+            .description("SecretSync fingerprint key (HMAC for ownership tags). Deleting it makes the next run read every managed value once.")
+            .secret_string(hex.as_str())
+            .set_tags(Some(vec![
+                Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
+                Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
+            ]))
+            .send()
+            .await;
+        zeroize::Zeroize::zeroize(&mut hex);
+        match res {
+            Ok(_) => Ok(true),
+            // Someone else created it first: use theirs.
+            Err(e) if code(&e) == Some("ResourceExistsException") && retry => Ok(false),
+            Err(e) => Err(map(
+                e,
+                &format!("creating the fingerprint key `{KEY_SECRET}`"),
+            )),
+        }
+    }
 }
 
 /// All tags a value write touches: the ownership marks plus the legacy plain hash it removes.
@@ -143,7 +228,7 @@ impl AwsSmTarget {
             client,
             counter,
             prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            key: KeyCache::default(),
         }
     }
 
@@ -165,105 +250,6 @@ impl AwsSmTarget {
             allow_mass_delete: ctx.allow_mass_delete,
             incomplete: incomplete.to_vec(),
         }
-    }
-
-    /// The account and region's fingerprint key: read from [`KEY_SECRET`]; created there
-    /// (random, once; a concurrent creator's key wins) unless `create` is false, in which
-    /// case a throwaway key makes every managed secret a read candidate (dry runs write
-    /// nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self.fetch_fingerprint_key(create).await?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        for attempt in 0..3 {
-            let got = self
-                .client
-                .get_secret_value()
-                .secret_id(KEY_SECRET)
-                .send()
-                .await;
-            match got {
-                Ok(out) => {
-                    let hex = out.secret_string().unwrap_or_default();
-                    return FingerprintKey::from_hex(hex).ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Unexpected,
-                            format!(
-                                "`{KEY_SECRET}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it, and then reads every managed value once)",
-                                self.name
-                            ),
-                        )
-                    });
-                }
-                Err(e) if code(&e) == Some("ResourceNotFoundException") => {
-                    if !create {
-                        debug!(target_name = %self.name, "no fingerprint key yet (dry run): every managed secret will be read");
-                        return Ok(FingerprintKey::from_bytes(random_key()?));
-                    }
-                    let key = FingerprintKey::from_bytes(random_key()?);
-                    let mut hex = key.to_hex();
-                    let res = self
-                        .client
-                        .create_secret()
-                        .name(KEY_SECRET)
-                        .description("SecretSync fingerprint key (HMAC for ownership tags). Deleting it makes the next run read every managed value once.")
-                        .secret_string(hex.as_str())
-                        .set_tags(Some(vec![
-                            Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
-                            Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
-                        ]))
-                        .send()
-                        .await;
-                    zeroize::Zeroize::zeroize(&mut hex);
-                    match res {
-                        Ok(_) => {
-                            info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this account and region");
-                            return Ok(key);
-                        }
-                        // Someone else created it first: use theirs.
-                        Err(e) if code(&e) == Some("ResourceExistsException") && attempt < 2 => {}
-                        Err(e) => {
-                            return Err(map(
-                                e,
-                                &format!("creating the fingerprint key `{KEY_SECRET}`"),
-                            ));
-                        }
-                    }
-                }
-                // Pending deletion: bring it back rather than invalidating every mark.
-                Err(e) if code(&e) == Some("InvalidRequestException") && create && attempt < 2 => {
-                    self.client
-                        .restore_secret()
-                        .secret_id(KEY_SECRET)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
-                        })?;
-                }
-                Err(e) => {
-                    return Err(map(
-                        e,
-                        &format!(
-                            "reading the fingerprint key `{KEY_SECRET}` (the role needs secretsmanager:GetSecretValue on it)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{KEY_SECRET}`; run again"),
-        ))
     }
 
     /// Every secret under the prefix, pending deletions included: names, tags, current version;
@@ -797,7 +783,15 @@ impl Target for AwsSmTarget {
             Some(listing) => listing?,
             None => self.list().await?,
         };
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
+        let store = KeySecret {
+            client: &self.client,
+            target: &self.name,
+        };
+        let create = !ctx.dry_run;
+        let key = self
+            .key
+            .get(create, key::get_or_create(&store, &self.name, create))
+            .await?;
         let opts = self.options(ctx, &desired.incomplete);
         let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
         debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");

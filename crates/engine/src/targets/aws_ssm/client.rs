@@ -29,7 +29,8 @@ use super::error::{code, map};
 use crate::aws::{AwsContext, CallCounter, check_endpoint_var};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::Pacer;
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// `DescribeParameters` page size (AWS's maximum).
@@ -206,10 +207,86 @@ pub struct AwsSsmTarget {
     /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
     prefetched: Mutex<Option<Result<Listing>>>,
     /// The account and region's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
     /// What the last plan saw of each secret (by name): apply writes from it and rollback
     /// restores it.
     observed: Mutex<BTreeMap<String, Group>>,
+}
+
+/// Where an account and region's Parameter Store fingerprint key lives: [`KEY_PARAMETER`],
+/// created with `Overwrite=false` (which fails for all but one concurrent creator).
+struct KeyParameter<'a> {
+    client: &'a Client,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeyParameter<'_> {
+    type Slot = ();
+
+    fn location(&self) -> String {
+        KEY_PARAMETER.to_string()
+    }
+
+    async fn read(&self, _create: bool, _retry: bool) -> Result<KeyRead<()>> {
+        let got = self
+            .client
+            .get_parameter()
+            .name(KEY_PARAMETER)
+            .with_decryption(true)
+            .send()
+            .await;
+        match got {
+            Ok(out) => {
+                let hex = Zeroizing::new(
+                    out.parameter()
+                        .and_then(|p| p.value())
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                FingerprintKey::from_hex(&hex).map(KeyRead::Found).ok_or_else(|| {
+                    unexpected(format!(
+                        "`{KEY_PARAMETER}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it)",
+                        self.target
+                    ))
+                })
+            }
+            Err(e) if code(&e) == Some("ParameterNotFound") => Ok(KeyRead::Absent(())),
+            Err(e) => Err(map(
+                e,
+                &format!(
+                    "reading the fingerprint key `{KEY_PARAMETER}` (the role needs ssm:GetParameter on it)"
+                ),
+            )),
+        }
+    }
+
+    async fn create(&self, (): (), key: &FingerprintKey, retry: bool) -> Result<bool> {
+        let hex = Zeroizing::new(key.to_hex());
+        // The account's default key (`alias/aws/ssm`): every target in the account and region
+        // shares this parameter, whatever its own `kms_key_id`.
+        let res = self
+            .client
+            .put_parameter()
+            .name(KEY_PARAMETER)
+            .description("SecretSync fingerprint key (HMAC for ownership tags)")
+            .value(hex.as_str())
+            .r#type(ParameterType::SecureString)
+            .overwrite(false)
+            .tags(tag(TAG_MANAGED, MANAGED_VALUE))
+            .tags(tag(TAG_ROLE, "fingerprint-key"))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            // Someone else created it first: use theirs.
+            Err(e) if code(&e) == Some("ParameterAlreadyExists") && retry => Ok(false),
+            Err(e) => Err(map(
+                e,
+                &format!("creating the fingerprint key `{KEY_PARAMETER}`"),
+            )),
+        }
+    }
 }
 
 /// The variable that overrides Parameter Store's endpoint (the SDK honours it).
@@ -260,7 +337,7 @@ impl AwsSsmTarget {
             sm: crate::targets::aws_sm::client(&cfg, &counter),
             counter,
             prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            key: KeyCache::default(),
             observed: Mutex::new(BTreeMap::new()),
         }
     }
@@ -292,97 +369,6 @@ impl AwsSsmTarget {
             .writes_per_second
             .min(self.settings.writes_per_second)
             .max(1)
-    }
-
-    /// The account and region's fingerprint key: read from [`KEY_PARAMETER`]; created there
-    /// (random, `Overwrite=false`, so a concurrent creator's key wins) unless `create` is false,
-    /// in which case a throwaway key serves the plan (dry runs write nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self.fetch_fingerprint_key(create).await?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        for attempt in 0..3 {
-            let got = self
-                .client
-                .get_parameter()
-                .name(KEY_PARAMETER)
-                .with_decryption(true)
-                .send()
-                .await;
-            match got {
-                Ok(out) => {
-                    let hex = Zeroizing::new(
-                        out.parameter()
-                            .and_then(|p| p.value())
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                    return FingerprintKey::from_hex(&hex).ok_or_else(|| {
-                        unexpected(format!(
-                            "`{KEY_PARAMETER}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it)",
-                            self.name
-                        ))
-                    });
-                }
-                Err(e) if code(&e) == Some("ParameterNotFound") => {
-                    let key = FingerprintKey::from_bytes(random_key()?);
-                    if !create {
-                        debug!(target_name = %self.name, "no fingerprint key yet (dry run): a throwaway one serves the plan");
-                        return Ok(key);
-                    }
-                    let hex = Zeroizing::new(key.to_hex());
-                    // The account's default key (`alias/aws/ssm`): every target in the account
-                    // and region shares this parameter, whatever its own `kms_key_id`.
-                    let res = self
-                        .client
-                        .put_parameter()
-                        .name(KEY_PARAMETER)
-                        .description("SecretSync fingerprint key (HMAC for ownership tags)")
-                        .value(hex.as_str())
-                        .r#type(ParameterType::SecureString)
-                        .overwrite(false)
-                        .tags(tag(TAG_MANAGED, MANAGED_VALUE))
-                        .tags(tag(TAG_ROLE, "fingerprint-key"))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(_) => {
-                            info!(target_name = %self.name, key_id = %key.id(), "created the Parameter Store fingerprint key of this account and region");
-                            return Ok(key);
-                        }
-                        // Someone else created it first: use theirs.
-                        Err(e) if code(&e) == Some("ParameterAlreadyExists") && attempt < 2 => {}
-                        Err(e) => {
-                            return Err(map(
-                                e,
-                                &format!("creating the fingerprint key `{KEY_PARAMETER}`"),
-                            ));
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(map(
-                        e,
-                        &format!(
-                            "reading the fingerprint key `{KEY_PARAMETER}` (the role needs ssm:GetParameter on it)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{KEY_PARAMETER}`; run again"),
-        ))
     }
 
     /// `DescribeParameters` with `filters`, every page: name → metadata.
@@ -618,7 +604,15 @@ impl AwsSsmTarget {
         desired: &Collected,
         ctx: &PlanContext,
     ) -> Result<(TargetPlan, BTreeMap<String, Group>)> {
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
+        let store = KeyParameter {
+            client: &self.client,
+            target: &self.name,
+        };
+        let create = !ctx.dry_run;
+        let key = self
+            .key
+            .get(create, key::get_or_create(&store, &self.name, create))
+            .await?;
         let opts = self.options(ctx, &desired.incomplete);
         let mut listing = listing;
         // Desired names the listing does not know: free, taken by an unmanaged parameter, or

@@ -26,7 +26,8 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::Pacer;
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
 
@@ -156,7 +157,86 @@ pub struct VaultKv2Target {
     /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
     prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
     /// The destination's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
+}
+
+/// Where a destination's fingerprint key lives: [`KEY_PATH`] below the configured mount,
+/// created with check-and-set (which fails for all but one concurrent creator). The slot is the
+/// version to check-and-set: 0, or a destroyed key's.
+struct KeyEntry<'a> {
+    conn: &'a Conn,
+    path: String,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeyEntry<'_> {
+    type Slot = u64;
+
+    fn location(&self) -> String {
+        format!("{}{}", self.conn.kv_mount, self.path)
+    }
+
+    async fn read(&self, create: bool, _retry: bool) -> Result<KeyRead<u64>> {
+        let (client, mount, path) = (&self.conn.client, self.conn.kv_mount.as_str(), &self.path);
+        Ok(match client.read(mount, path).await? {
+            ReadOutcome::Found { data, .. } => KeyRead::Found(
+                data.get("key")
+                    .and_then(Value::as_str)
+                    .and_then(FingerprintKey::from_hex)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unexpected,
+                            format!(
+                                "`{mount}{path}` does not hold a SecretSync fingerprint key; delete it with its metadata (SecretSync recreates it, and then reads every managed value once)"
+                            ),
+                        )
+                    })?,
+            ),
+            _ if !create => KeyRead::Absent(0),
+            ReadOutcome::Missing => KeyRead::Absent(0),
+            // Soft-deleted: bring it back rather than invalidating every mark.
+            ReadOutcome::Deleted { destroyed: false } => {
+                if let Some(meta) = client.read_metadata(mount, path).await? {
+                    warn!(target_name = %self.target, "the fingerprint key was soft-deleted; undeleting it");
+                    client.undelete(mount, path, &[meta.current_version]).await?;
+                }
+                KeyRead::Again
+            }
+            // Destroyed: a new key, written over the destroyed version.
+            ReadOutcome::Deleted { destroyed: true } => KeyRead::Absent(
+                client
+                    .read_metadata(mount, path)
+                    .await?
+                    .map(|m| m.current_version)
+                    .unwrap_or(0),
+            ),
+        })
+    }
+
+    async fn create(&self, cas: u64, key: &FingerprintKey, _retry: bool) -> Result<bool> {
+        let (client, mount, path) = (&self.conn.client, self.conn.kv_mount.as_str(), &self.path);
+        let mut data = Map::new();
+        data.insert("key".into(), Value::String(key.to_hex()));
+        let written = client.write_cas(mount, path, &data, cas).await;
+        if let Some(Value::String(s)) = data.get_mut("key") {
+            s.zeroize();
+        }
+        match written? {
+            CasOutcome::Written(_) => {
+                let marks = BTreeMap::from([
+                    (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
+                    (TAG_ROLE.to_string(), "fingerprint-key".to_string()),
+                ]);
+                if let Err(e) = client.write_metadata(mount, path, &marks).await {
+                    warn!(target_name = %self.target, error = %e.message, "could not mark the fingerprint key; it works unmarked");
+                }
+                Ok(true)
+            }
+            // Someone else created it first: read theirs.
+            CasOutcome::Mismatch => Ok(false),
+        }
+    }
 }
 
 /// One completed write, and how to undo it.
@@ -245,7 +325,7 @@ impl VaultKv2Target {
                 conn: OnceCell::new(),
             }),
             prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            key: KeyCache::default(),
         }
     }
 
@@ -275,97 +355,6 @@ impl VaultKv2Target {
             allow_mass_delete: ctx.allow_mass_delete,
             incomplete: incomplete.to_vec(),
         }
-    }
-
-    /// The destination's fingerprint key: read from [`KEY_PATH`]; created there (random,
-    /// once, with check-and-set 0: a concurrent creator's key wins) unless `create` is
-    /// false, in which case a throwaway key makes every managed secret a read candidate (dry
-    /// runs write nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self
-            .fetch_fingerprint_key(create)
-            .await
-            .map_err(|e| self.dest.err(e))?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let conn = self.dest.get().await?;
-        let (client, mount) = (&conn.client, conn.kv_mount.as_str());
-        let path = conn.path(KEY_PATH);
-        let throwaway = || -> Result<FingerprintKey> {
-            debug!(target_name = %self.name, "no readable fingerprint key yet (dry run): every managed secret will be read");
-            Ok(FingerprintKey::from_bytes(random_key()?))
-        };
-        for _ in 0..3 {
-            let cas = match client.read(mount, &path).await? {
-                ReadOutcome::Found { data, .. } => {
-                    return data
-                        .get("key")
-                        .and_then(Value::as_str)
-                        .and_then(FingerprintKey::from_hex)
-                        .ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Unexpected,
-                                format!(
-                                    "`{mount}{path}` does not hold a SecretSync fingerprint key; delete it with its metadata (SecretSync recreates it, and then reads every managed value once)"
-                                ),
-                            )
-                        });
-                }
-                _ if !create => return throwaway(),
-                ReadOutcome::Missing => 0,
-                // Soft-deleted: bring it back rather than invalidating every mark.
-                ReadOutcome::Deleted { destroyed: false } => {
-                    if let Some(meta) = client.read_metadata(mount, &path).await? {
-                        warn!(target_name = %self.name, "the fingerprint key was soft-deleted; undeleting it");
-                        client
-                            .undelete(mount, &path, &[meta.current_version])
-                            .await?;
-                    }
-                    continue;
-                }
-                // Destroyed: a new key, written over the destroyed version.
-                ReadOutcome::Deleted { destroyed: true } => client
-                    .read_metadata(mount, &path)
-                    .await?
-                    .map(|m| m.current_version)
-                    .unwrap_or(0),
-            };
-            let key = FingerprintKey::from_bytes(random_key()?);
-            let mut data = Map::new();
-            data.insert("key".into(), Value::String(key.to_hex()));
-            let written = client.write_cas(mount, &path, &data, cas).await;
-            if let Some(Value::String(s)) = data.get_mut("key") {
-                s.zeroize();
-            }
-            match written? {
-                CasOutcome::Written(_) => {
-                    info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this destination");
-                    let marks = BTreeMap::from([
-                        (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
-                        (TAG_ROLE.to_string(), "fingerprint-key".to_string()),
-                    ]);
-                    if let Err(e) = client.write_metadata(mount, &path, &marks).await {
-                        warn!(target_name = %self.name, error = %e.message, "could not mark the fingerprint key; it works unmarked");
-                    }
-                    return Ok(key);
-                }
-                // Someone else created it first: read theirs.
-                CasOutcome::Mismatch => {}
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{mount}{path}`; run again"),
-        ))
     }
 
     /// Every secret under the prefix (soft-deleted ones included): names, marks, version.
@@ -868,7 +857,21 @@ impl Target for VaultKv2Target {
             Some(listed) => listed?,
             None => self.list().await?,
         };
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
+        let create = !ctx.dry_run;
+        let fetch = async {
+            let conn = self.dest.get().await?;
+            let store = KeyEntry {
+                conn,
+                path: conn.path(KEY_PATH),
+                target: &self.name,
+            };
+            key::get_or_create(&store, &self.name, create).await
+        };
+        let key = self
+            .key
+            .get(create, fetch)
+            .await
+            .map_err(|e| self.dest.err(e))?;
         let opts = self.options(ctx, &desired.incomplete);
         let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
         debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");

@@ -1,4 +1,7 @@
-//! What every target implementation shares: write pacing and fresh fingerprint keys.
+//! What every target implementation shares: write pacing ([`Pacer`]) and the fingerprint key's
+//! get-or-create ([`key`]; a kind implements [`key::KeyStore`] for where it keeps the key).
+
+pub mod key;
 
 use std::time::{Duration, Instant};
 
