@@ -2,14 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use secretsync_core::fingerprint::FingerprintKey;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
-use futures::{StreamExt, stream};
 use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::{
     self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, PlanOptions, RESERVED_PREFIX,
@@ -18,14 +16,14 @@ use secretsync_core::diff::{
 };
 use secretsync_core::secret::{Collected, SecretValue};
 use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::error::{code, map};
 use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::Pacer;
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
@@ -713,34 +711,6 @@ impl AwsSmTarget {
             }
         }
     }
-
-    /// Undoes completed writes in reverse order. After a second signal the rollback is
-    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
-    /// written, like what failed to undo.
-    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
-        for d in done.into_iter().rev() {
-            let Some(label) = done_name(&d).map(str::to_string) else {
-                continue;
-            };
-            let undone = match cancel.deadline() {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Cancelled,
-                        "not rolled back: the rollback was cut short by a second signal",
-                    )),
-                },
-                None => self.undo(d).await,
-            };
-            match undone {
-                Ok(()) => report.rolled_back += 1,
-                Err(e) => {
-                    report.rollback_failures.push(format!("{label}: {e}"));
-                    report.left_changed.push(label);
-                }
-            }
-        }
-    }
 }
 
 /// The name a completed write changed; `None` for ownership marks fixed on an equal value
@@ -809,119 +779,56 @@ impl Target for AwsSmTarget {
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
+        apply::run(&Writer(self), plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]).
+struct Writer<'a>(&'a AwsSmTarget);
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    fn target(&self) -> &str {
+        &self.0.name
+    }
+
+    fn policy(&self) -> &TargetPolicy {
+        &self.0.policy
+    }
+
+    /// Values, marks, and settings changed on an equal value.
+    fn writes(&self, c: &SecretChange) -> bool {
+        matches!(c.kind, ChangeKind::Added | ChangeKind::Modified)
+            || (c.kind == ChangeKind::Unchanged && (c.retag || !c.settings.is_empty()))
+    }
+
+    async fn write(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(match c.kind {
+            ChangeKind::Added => self.0.create(c, w.warnings).await?,
+            _ => self.0.update(c, c.old_tags.clone(), w.warnings).await?,
+        })
+    }
+
+    async fn delete(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(self.0.delete(c).await?)
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        match d {
+            Done::Created { .. } => Counted::Created,
+            Done::Updated { .. } => Counted::Updated,
+            Done::Settings { .. } => Counted::Retagged,
+            Done::Deleted { .. } => Counted::Deleted,
         }
-        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || (changes[i].kind == ChangeKind::Unchanged
-                        && (changes[i].retag || !changes[i].settings.is_empty()))
-            })
-            .collect();
-        let warnings = Warnings::default();
-        let results: Vec<Result<Done>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                let warnings = &warnings;
-                async move {
-                    let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err(Error::new(
-                            ErrorKind::Cancelled,
-                            "not attempted after an earlier failure",
-                        ));
-                    }
-                    pacer.wait().await;
-                    if cancel.is_cancelled() {
-                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
-                    }
-                    let r = match c.kind {
-                        ChangeKind::Added => self.create(c, warnings).await,
-                        _ => self.update(c, c.old_tags.clone(), warnings).await,
-                    };
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    r
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match &d {
-                        Done::Created { .. } => report.created += 1,
-                        Done::Updated { .. } => report.updated += 1,
-                        Done::Settings { .. } => report.retagged += 1,
-                        Done::Deleted { .. } => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err(e) if e.kind == ErrorKind::Cancelled => {}
-                Err(e) => {
-                    if report.failure.is_none() {
-                        report.failure = Some(e.message);
-                    }
-                }
-            }
-        }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
-        };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in plan
-                .changes
-                .iter()
-                .filter(|c| c.kind == ChangeKind::Deleted)
-            {
-                pacer.wait().await;
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                match self.delete(c).await {
-                    Ok(d) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(e.message);
-                        break;
-                    }
-                }
-            }
-        }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(done, &mut report, cancel).await;
-        } else {
-            report.left_changed = done
-                .iter()
-                .filter_map(done_name)
-                .map(str::to_string)
-                .collect();
-            report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-            report.warnings.sort();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
-        }
-        report.left_changed.sort();
-        report
+    }
+
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        done_name(d)
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.0.undo(d).await
     }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -22,7 +21,7 @@ use secretsync_core::targets::aws_ssm::{
     TAG_PATH, Tier, check_plan, version_mark,
 };
 use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::error::{code, map};
@@ -30,6 +29,7 @@ use crate::aws::{AwsContext, CallCounter, check_endpoint_var};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::targets::support::Pacer;
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
@@ -139,18 +139,10 @@ enum Op {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DoneKind {
-    Created,
-    Updated,
-    Retagged,
-    Deleted,
-}
-
 /// One secret's completed (or, on failure, partial) writes.
 struct Done {
     secret: String,
-    kind: DoneKind,
+    kind: Counted,
     ops: Vec<Op>,
 }
 
@@ -1327,7 +1319,7 @@ impl AwsSsmTarget {
     }
 
     /// Undoes one secret's writes in reverse order; `Err` says what could not be undone.
-    async fn undo_all(&self, ops: Vec<Op>) -> std::result::Result<(), String> {
+    async fn undo_all(&self, ops: Vec<Op>) -> Result<()> {
         let mut failures = Vec::new();
         for op in ops.into_iter().rev() {
             if let Err(e) = self.undo(op).await {
@@ -1337,49 +1329,7 @@ impl AwsSsmTarget {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(failures.join("; "))
-        }
-    }
-
-    /// Undoes what was written, newest first: the failed secrets' partial writes (they came
-    /// last; not counted as rolled back, as they were never complete), then the completed
-    /// ones. After a second signal the rollback is bounded (`cancel.deadline()`): what it could
-    /// not undo in time is reported as left written, like what failed to undo.
-    async fn rollback(
-        &self,
-        partial: Vec<Done>,
-        done: Vec<Done>,
-        report: &mut ApplyReport,
-        cancel: &Cancel,
-    ) {
-        let all = partial
-            .into_iter()
-            .map(|d| (d, false))
-            .chain(done.into_iter().rev().map(|d| (d, true)));
-        for (d, counted) in all {
-            if d.ops.is_empty() {
-                continue;
-            }
-            let secret = d.secret.clone();
-            let undone = match cancel.deadline() {
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, self.undo_all(d.ops)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(
-                            "not rolled back: the rollback was cut short by a second signal".into(),
-                        ),
-                    }
-                }
-                None => self.undo_all(d.ops).await,
-            };
-            match undone {
-                Ok(()) if counted => report.rolled_back += 1,
-                Ok(()) => {}
-                Err(e) => {
-                    report.rollback_failures.push(format!("{secret}: {e}"));
-                    report.left_changed.push(secret);
-                }
-            }
+            Err(unexpected(failures.join("; ")))
         }
     }
 }
@@ -1419,149 +1369,113 @@ impl Target for AwsSsmTarget {
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
-        }
-        let observed = self.observed.lock().await.clone();
-        let pacer = Arc::new(Pacer::new(self.writes_per_second()));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || changes[i].retag
-            })
-            .collect();
-        let observed_ref = &observed;
-        let results: Vec<std::result::Result<Done, (Error, Done)>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                async move {
-                    let c = &changes[i];
-                    let kind = match c.kind {
-                        ChangeKind::Added => DoneKind::Created,
-                        ChangeKind::Modified => DoneKind::Updated,
-                        _ => DoneKind::Retagged,
-                    };
-                    let mut done = Done {
-                        secret: c.name.clone(),
-                        kind,
-                        ops: Vec::new(),
-                    };
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err((
-                            Error::new(
-                                ErrorKind::Cancelled,
-                                "not attempted after an earlier failure",
-                            ),
-                            done,
-                        ));
-                    }
-                    let r = match (kind, observed_ref.get(&c.name)) {
-                        (DoneKind::Created, _) => {
-                            let path = c.path.clone();
-                            self.create(c, &path, &pacer, &mut done).await
-                        }
-                        (_, Some(g)) => self.update(c, g, &pacer, &mut done).await,
-                        (_, None) => Err(unexpected(format!(
-                            "`{}` was not seen by this target's plan; plan again before applying",
-                            c.name
-                        ))),
-                    };
-                    match r {
-                        Ok(()) => Ok(done),
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            Err((e, done))
-                        }
-                    }
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        let mut partial = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match d.kind {
-                        DoneKind::Created => report.created += 1,
-                        DoneKind::Updated => report.updated += 1,
-                        DoneKind::Retagged => report.retagged += 1,
-                        DoneKind::Deleted => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err((e, d)) => {
-                    if e.kind != ErrorKind::Cancelled && report.failure.is_none() {
-                        report.failure = Some(e.message);
-                    }
-                    partial.push(d);
-                }
-            }
-        }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
+        let writer = Writer {
+            target: self,
+            observed: self.observed.lock().await.clone(),
         };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in changes.iter().filter(|c| c.kind == ChangeKind::Deleted) {
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                let mut d = Done {
-                    secret: c.name.clone(),
-                    kind: DoneKind::Deleted,
-                    ops: Vec::new(),
-                };
-                let members: Vec<(&String, &Member)> = observed
-                    .get(&c.name)
-                    .map(|g| {
-                        g.members
-                            .iter()
-                            .filter(|(_, m)| m.tags.contains_key(TAG_MANAGED))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                match self.delete(&members, &pacer, &mut d).await {
-                    Ok(()) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(e.message);
-                        partial.push(d);
-                        break;
-                    }
-                }
+        apply::run(&writer, plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]), with what the plan saw.
+struct Writer<'a> {
+    target: &'a AwsSsmTarget,
+    observed: BTreeMap<String, Group>,
+}
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    fn target(&self) -> &str {
+        &self.target.name
+    }
+
+    fn policy(&self) -> &TargetPolicy {
+        &self.target.policy
+    }
+
+    fn writes_per_second(&self) -> u32 {
+        self.target.writes_per_second()
+    }
+
+    /// A secret is several parameters: every write call is paced.
+    fn paces_each_call(&self) -> bool {
+        true
+    }
+
+    async fn write(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        let kind = match c.kind {
+            ChangeKind::Added => Counted::Created,
+            ChangeKind::Modified => Counted::Updated,
+            _ => Counted::Retagged,
+        };
+        let mut done = Done {
+            secret: c.name.clone(),
+            kind,
+            ops: Vec::new(),
+        };
+        let r = match (kind, self.observed.get(&c.name)) {
+            (Counted::Created, _) => {
+                let path = c.path.clone();
+                self.target.create(c, &path, w.pacer, &mut done).await
             }
+            (_, Some(g)) => self.target.update(c, g, w.pacer, &mut done).await,
+            (_, None) => Err(unexpected(format!(
+                "`{}` was not seen by this target's plan; plan again before applying",
+                c.name
+            ))),
+        };
+        match r {
+            Ok(()) => Ok(done),
+            Err(error) => Err(Failed {
+                error,
+                partial: Some(done),
+            }),
         }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(partial, done, &mut report, cancel).await;
-        } else {
-            // As for every target: re-marked secrets kept their values, so they are not
-            // "left changed".
-            report.left_changed = done
-                .iter()
-                .filter(|d| d.kind != DoneKind::Retagged)
-                .map(|d| d.secret.clone())
-                .collect();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
+    }
+
+    async fn delete(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        let mut done = Done {
+            secret: c.name.clone(),
+            kind: Counted::Deleted,
+            ops: Vec::new(),
+        };
+        let members: Vec<(&String, &Member)> = self
+            .observed
+            .get(&c.name)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .filter(|(_, m)| m.tags.contains_key(TAG_MANAGED))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match self.target.delete(&members, w.pacer, &mut done).await {
+            Ok(()) => Ok(done),
+            Err(error) => Err(Failed {
+                error,
+                partial: Some(done),
+            }),
         }
-        report.left_changed.sort();
-        report.left_changed.dedup();
-        report
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        d.kind
+    }
+
+    /// As for every target: re-marked secrets kept their values, so they are not "left
+    /// changed".
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        (d.kind != Counted::Retagged).then_some(d.secret.as_str())
+    }
+
+    /// A secret with a write call to undo (re-marked ones included).
+    fn undoable<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        (!d.ops.is_empty()).then_some(d.secret.as_str())
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.target.undo_all(d.ops).await
     }
 }

@@ -1,6 +1,8 @@
-//! What every target implementation shares: write pacing ([`Pacer`]) and the fingerprint key's
+//! What every target implementation shares: the apply ([`apply::run`]; a kind implements
+//! [`apply::Apply`] with its backend calls), write pacing ([`Pacer`]) and the fingerprint key's
 //! get-or-create ([`key`]; a kind implements [`key::KeyStore`] for where it keeps the key).
 
+pub mod apply;
 pub mod key;
 
 use std::time::{Duration, Instant};

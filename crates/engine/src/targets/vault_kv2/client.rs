@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
@@ -18,7 +17,7 @@ use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::vault_kv2::VaultKv2Rules;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OnceCell};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use zeroize::Zeroize;
 
 use super::error::{changed_since_plan, in_target, maybe_landed};
@@ -26,7 +25,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
-use crate::targets::support::Pacer;
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::{ApplyReport, PlanContext, Target};
 use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
@@ -795,34 +794,6 @@ impl VaultKv2Target {
             )),
         }
     }
-
-    /// Undoes completed writes in reverse order. After a second signal the rollback is
-    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
-    /// written, like what failed to undo.
-    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
-        for d in done.into_iter().rev() {
-            let Some(label) = done_name(&d).map(str::to_string) else {
-                continue;
-            };
-            let undone = match cancel.deadline() {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Cancelled,
-                        "not rolled back: the rollback was cut short by a second signal",
-                    )),
-                },
-                None => self.undo(d).await,
-            };
-            match undone {
-                Ok(()) => report.rolled_back += 1,
-                Err(e) => {
-                    report.rollback_failures.push(format!("{label}: {e}"));
-                    report.left_changed.push(label);
-                }
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -888,136 +859,68 @@ impl Target for VaultKv2Target {
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
+        apply::run(&Writer(self), plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]).
+struct Writer<'a>(&'a VaultKv2Target);
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    fn target(&self) -> &str {
+        &self.0.name
+    }
+
+    fn policy(&self) -> &TargetPolicy {
+        &self.0.policy
+    }
+
+    async fn write(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(match c.kind {
+            ChangeKind::Added => self.0.create(c).await?,
+            _ => self.0.update(c).await?,
+        })
+    }
+
+    async fn delete(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(self.0.delete(c).await?)
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        match d {
+            Done::Created { .. } => Counted::Created,
+            Done::Updated { .. } => Counted::Updated,
+            Done::Retagged => Counted::Retagged,
+            Done::Deleted { .. } | Done::Destroyed { .. } => Counted::Deleted,
         }
-        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || changes[i].retag
-            })
-            .collect();
-        let results: Vec<Result<Done>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                async move {
-                    let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err(Error::new(
-                            ErrorKind::Cancelled,
-                            "not attempted after an earlier failure",
-                        ));
-                    }
-                    pacer.wait().await;
-                    if cancel.is_cancelled() {
-                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
-                    }
-                    let r = match c.kind {
-                        ChangeKind::Added => self.create(c).await,
-                        _ => self.update(c).await,
-                    };
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    r
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match &d {
-                        Done::Created { .. } => report.created += 1,
-                        Done::Updated { .. } => report.updated += 1,
-                        Done::Retagged => report.retagged += 1,
-                        Done::Deleted { .. } | Done::Destroyed { .. } => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err(e) if e.kind == ErrorKind::Cancelled => {}
-                Err(e) => {
-                    if report.failure.is_none() {
-                        report.failure = Some(self.dest.err(e).message);
-                    }
-                }
-            }
+    }
+
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        done_name(d)
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.0.undo(d).await
+    }
+
+    /// `destroy: true`: once every deletion was made (recoverably), they are made final.
+    fn finishes(&self, d: &Done) -> bool {
+        self.0.settings().destroy && matches!(d, Done::Deleted { .. })
+    }
+
+    async fn finish(&self, d: &mut Done) -> Result<()> {
+        if let Done::Deleted { name, version } = d
+            && self.0.destroy(name, *version).await?
+        {
+            *d = Done::Destroyed { name: name.clone() };
         }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
-        };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in plan
-                .changes
-                .iter()
-                .filter(|c| c.kind == ChangeKind::Deleted)
-            {
-                pacer.wait().await;
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                match self.delete(c).await {
-                    Ok(d) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(self.dest.err(e).message);
-                        break;
-                    }
-                }
-            }
-        }
-        // `destroy: true`: only once every deletion was made (recoverably) are they made
-        // final, so a failure before this point loses nothing.
-        if report.failure.is_none() && self.settings().destroy {
-            for d in done.iter_mut() {
-                let Done::Deleted { name, version } = d else {
-                    continue;
-                };
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                pacer.wait().await;
-                match self.destroy(name, *version).await {
-                    Ok(true) => *d = Done::Destroyed { name: name.clone() },
-                    Ok(false) => {}
-                    Err(e) => {
-                        report.failure = Some(self.dest.err(e).message);
-                        break;
-                    }
-                }
-            }
-        }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(done, &mut report, cancel).await;
-        } else {
-            report.left_changed = done
-                .iter()
-                .filter_map(done_name)
-                .map(str::to_string)
-                .collect();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
-        }
-        report.left_changed.sort();
-        report
+        Ok(())
+    }
+
+    fn context(&self, e: Error) -> Error {
+        self.0.dest.err(e)
     }
 }
