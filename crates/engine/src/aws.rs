@@ -26,12 +26,14 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use secretsync_core::config::check_endpoint;
 use tokio::sync::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// How long to wait for a TCP (and TLS) connection to an AWS endpoint. Endpoints answer in
 /// milliseconds; a connection that takes seconds goes nowhere.
@@ -138,6 +140,117 @@ impl Intercept for CallCounter {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// What one AWS service's error codes mean, beside those every service shares (throttling,
+/// access, credentials, internal failures; [`map_error`] knows them). Each AWS backend has one,
+/// in its `error.rs`.
+pub struct ServiceErrors {
+    /// The service's name in messages (`AWS Secrets Manager`).
+    pub name: &'static str,
+    /// The kind of a code only this service has; `None`: a shared code, or unknown.
+    pub kind: fn(&str) -> Option<ErrorKind>,
+    /// What to add to the message for an error of this kind and code (`; grant the role …`),
+    /// or `""`. Expired or invalid credentials get theirs from [`map_error`].
+    pub hint: fn(ErrorKind, &str) -> &'static str,
+}
+
+/// The kind of an error code every AWS service uses.
+fn shared_kind(code: &str) -> Option<ErrorKind> {
+    Some(match code {
+        "ThrottlingException" | "RequestLimitExceeded" => ErrorKind::Throttled,
+        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+            ErrorKind::PermissionDenied
+        }
+        "ExpiredTokenException" | "InvalidClientTokenId" | "ExpiredToken" => ErrorKind::Auth,
+        "InternalFailure" | "ServiceUnavailable" => ErrorKind::Unavailable,
+        _ => return None,
+    })
+}
+
+/// The error of an SDK operation, of any service: what [`map_error`] reads.
+pub trait OperationError: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static {}
+
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> OperationError for E {}
+
+/// Maps an SDK error of `service` to ours. `what` says what was being done
+/// (`creating prod/db`).
+pub fn map_error<E: OperationError, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    what: &str,
+    service: &ServiceErrors,
+) -> Error {
+    let (kind, msg) = match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown");
+            let msg = err.message().unwrap_or("");
+            let kind = (service.kind)(code)
+                .or_else(|| shared_kind(code))
+                .unwrap_or(ErrorKind::Unexpected);
+            let hint = match kind {
+                ErrorKind::Auth => "; refresh the AWS credentials",
+                _ => (service.hint)(kind, code),
+            };
+            (kind, format!("{code}: {msg}{hint}"))
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
+        SdkError::DispatchFailure(d) => (
+            ErrorKind::Unavailable,
+            format!(
+                "cannot reach {}: {:?}",
+                service.name,
+                d.as_connector_error().map(|c| c.to_string())
+            ),
+        ),
+        other => (
+            ErrorKind::Unexpected,
+            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        ),
+    };
+    Error::new(kind, format!("{what}: {msg}"))
+}
+
+/// The error code of a service error, if it is one.
+pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+/// Checks an AWS backend's error mapping (`map`, from its `error.rs`): each `(code, kind,
+/// message)` is a service error of that code with the message `m`, mapped to that kind and
+/// message (after `doing: `).
+#[cfg(test)]
+pub(crate) fn check_error_codes(
+    map: fn(
+        SdkError<
+            aws_smithy_types::error::ErrorMetadata,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+        &str,
+    ) -> Error,
+    cases: &[(&str, ErrorKind, &str)],
+) {
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    for &(code, kind, message) in cases {
+        let err = aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message("m")
+            .build();
+        let status = StatusCode::try_from(400).expect("a status");
+        let mapped = map(
+            SdkError::service_error(err, Response::new(status, SdkBody::empty())),
+            "doing",
+        );
+        assert_eq!(
+            (mapped.kind, mapped.message.as_str()),
+            (kind, format!("doing: {message}").as_str()),
+            "{code}"
+        );
     }
 }
 
