@@ -81,35 +81,11 @@ impl Clients<'_> {
     }
 }
 
-/// The registry: one arm per target kind.
+/// The registry: one arm per target kind (each folder's `build`).
 pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn Target>> {
     match &cfg.backend {
-        TargetBackend::AwsSecretsManager(sm) => Ok(Arc::new(
-            aws_sm::AwsSmTarget::new(
-                &cfg.name,
-                clients.owner,
-                &cfg.policy,
-                sm,
-                clients.aws(&cfg.name)?,
-            )
-            .await,
-        )),
-        TargetBackend::VaultKv2(v) => Ok(Arc::new(vault_kv2::VaultKv2Target::new(
-            &cfg.name,
-            clients.owner,
-            &cfg.policy,
-            v,
-        ))),
-        TargetBackend::AwsSsm(ssm) => Ok(Arc::new(
-            aws_ssm::AwsSsmTarget::checked(
-                &cfg.name,
-                clients.owner,
-                &cfg.policy,
-                ssm,
-                clients.aws(&cfg.name)?,
-                clients.env,
-            )
-            .await?,
-        )),
+        TargetBackend::AwsSecretsManager(settings) => aws_sm::build(cfg, settings, clients).await,
+        TargetBackend::VaultKv2(settings) => Ok(vault_kv2::build(cfg, settings, clients)),
+        TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
     }
 }

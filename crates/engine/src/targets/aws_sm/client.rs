@@ -10,12 +10,11 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, PlanOptions, RESERVED_PREFIX,
-    SecretChange, TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET,
-    TAG_VERSION, TargetPlan,
+    ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, RESERVED_PREFIX, SecretChange,
+    TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
+    TargetPlan,
 };
 use secretsync_core::secret::{Collected, SecretValue};
-use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use super::error::{code, map};
@@ -23,8 +22,9 @@ use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Prefetched};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// The secret holding this account and region's fingerprint key (see
@@ -38,8 +38,7 @@ pub struct AwsSmTarget {
     pub(super) settings: Settings,
     pub(super) client: Client,
     counter: CallCounter,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<Listing>>>,
+    prefetched: Prefetched<Listing>,
     /// The account and region's fingerprint key, once read (or created).
     key: KeyCache,
 }
@@ -144,17 +143,7 @@ type Listing = (BTreeMap<String, Listed>, BTreeMap<String, Meta>);
 /// The value a change writes and the version id to write it under (chosen at plan time, so the
 /// plan could show it; a fresh one if the plan had none).
 fn payload(c: &SecretChange) -> Result<(&SecretValue, String, &str)> {
-    let missing = |what: &str| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("no {what} to write for `{}`", c.name),
-        )
-    };
-    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-    let fingerprint = c
-        .fingerprint
-        .as_deref()
-        .ok_or_else(|| missing("fingerprint"))?;
+    let (value, fingerprint) = support::payload(c)?;
     let version = c
         .new_version
         .clone()
@@ -225,28 +214,8 @@ impl AwsSmTarget {
             settings: settings.clone(),
             client,
             counter,
-            prefetched: Mutex::new(None),
+            prefetched: Prefetched::default(),
             key: KeyCache::default(),
-        }
-    }
-
-    fn options(
-        &self,
-        ctx: &PlanContext,
-        incomplete: &[secretsync_core::secret::Gap],
-    ) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: std::sync::Arc::new(secretsync_core::targets::aws_sm::AwsSmRules),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
         }
     }
 
@@ -737,22 +706,15 @@ impl Target for AwsSmTarget {
     /// A lock secret in the target's own account and region: works without a merge store,
     /// and locks where the writes happen.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        Arc::new(crate::lease::secrets_manager::SecretsManagerLeases::new(
-            self.client.clone(),
-        ))
+        super::leases(&self.client)
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let (listed, meta) = match prefetched {
-            Some(listing) => listing?,
-            None => self.list().await?,
-        };
+        let (listed, meta) = self.prefetched.take_or(self.list()).await?;
         let store = KeySecret {
             client: &self.client,
             target: &self.name,
@@ -762,24 +724,26 @@ impl Target for AwsSmTarget {
             .key
             .get(create, key::get_or_create(&store, &self.name, create))
             .await?;
-        let opts = self.options(ctx, &desired.incomplete);
-        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
-        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
-        let values = self.read_values(wanted, &listed).await?;
-        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
-        // The version ids this apply will write, known before anything is written so the
-        // plan can show them (`old → new`).
-        for c in &mut plan.changes {
-            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
-                c.new_version = Some(uuid::Uuid::new_v4().to_string());
-            }
-        }
+        let rules = Arc::new(secretsync_core::targets::aws_sm::AwsSmRules);
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            rules,
+            ctx,
+            &desired.incomplete,
+        );
+        let read = |names| self.read_values(names, &listed);
+        let mut plan = support::plan_from_marks(&opts, &key, desired, &listed, read).await?;
+        // The version ids this apply will write (client request tokens).
+        support::set_new_versions(&mut plan, |_| uuid::Uuid::new_v4().to_string());
         self.plan_settings(&mut plan, &listed, &meta).await?;
         Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        apply::run(&Writer(self), plan, cancel).await
+        let pace = Pace::from(&self.policy);
+        apply::run(&Writer(self), &self.name, pace, plan, cancel).await
     }
 }
 
@@ -789,14 +753,6 @@ struct Writer<'a>(&'a AwsSmTarget);
 #[async_trait]
 impl Apply for Writer<'_> {
     type Done = Done;
-
-    fn target(&self) -> &str {
-        &self.0.name
-    }
-
-    fn policy(&self) -> &TargetPolicy {
-        &self.0.policy
-    }
 
     /// Values, marks, and settings changed on an equal value.
     fn writes(&self, c: &SecretChange) -> bool {

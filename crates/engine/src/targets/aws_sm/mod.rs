@@ -44,17 +44,36 @@
 //! Files: `client.rs` (the `Target` implementation: listing, reads, writes, rollback),
 //! `settings.rs` (description, KMS key, extra tags and replicas: planned, applied, undone),
 //! `error.rs` (the one place Secrets Manager's error codes are interpreted). [`client`] builds
-//! the Secrets Manager client; the `aws_ssm` target uses it for its lease too.
+//! the Secrets Manager client and [`leases`] the lease backend on it; the `aws_ssm` target uses
+//! both for its lease too.
 
 mod client;
 pub mod error;
 mod settings;
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
+use secretsync_core::config::{AwsSmSettings, TargetConfig};
 
 pub use client::AwsSmTarget;
 
+use super::{Clients, Target};
 use crate::aws::CallCounter;
+use crate::error::Result;
+use crate::lease::LeaseBackend;
+use crate::lease::secrets_manager::SecretsManagerLeases;
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it.
+pub async fn build(
+    cfg: &TargetConfig,
+    settings: &AwsSmSettings,
+    clients: &Clients<'_>,
+) -> Result<Arc<dyn Target>> {
+    let aws = clients.aws(&cfg.name)?;
+    let target = AwsSmTarget::new(&cfg.name, clients.owner, &cfg.policy, settings, aws);
+    Ok(Arc::new(target.await))
+}
 
 /// A Secrets Manager client for `cfg` (from [`crate::aws::AwsContext::config_for`]) whose calls
 /// `counter` counts.
@@ -63,6 +82,12 @@ pub fn client(cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_secretsmanager:
         .interceptor(counter.clone())
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// Leases as lock secrets in `client`'s account and region: they work without a merge store and
+/// lock where an AWS target writes.
+pub fn leases(client: &aws_sdk_secretsmanager::Client) -> Arc<dyn LeaseBackend> {
+    Arc::new(SecretsManagerLeases::new(client.clone()))
 }
 
 #[cfg(test)]

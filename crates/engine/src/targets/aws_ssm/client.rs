@@ -11,11 +11,11 @@ use aws_sdk_ssm::types::{
 use futures::{StreamExt, stream};
 use secretsync_core::config::TargetPolicy;
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, Ownership, PlanOptions, SecretChange,
+    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, Ownership, SecretChange,
     TAG_FINGERPRINT, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION, TargetPlan,
 };
 use secretsync_core::fingerprint::FingerprintKey;
-use secretsync_core::secret::{Collected, Gap, SecretValue};
+use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::aws_ssm::{
     AwsSsmRules, AwsSsmSettings as Settings, KEY_PARAMETER, Mapping, Param, RESERVED_PREFIX,
     TAG_PATH, Tier, check_plan, version_mark,
@@ -25,12 +25,12 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::error::{code, map};
-use crate::aws::{AwsContext, CallCounter, check_endpoint_var};
+use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::Pacer;
-use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Pacer, Prefetched};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// `DescribeParameters` page size (AWS's maximum).
@@ -196,8 +196,7 @@ pub struct AwsSsmTarget {
     /// Secrets Manager in the same account and region: where the lease lives.
     sm: aws_sdk_secretsmanager::Client,
     counter: CallCounter,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<Listing>>>,
+    prefetched: Prefetched<Listing>,
     /// The account and region's fingerprint key, once read (or created).
     key: KeyCache,
     /// What the last plan saw of each secret (by name): apply writes from it and rollback
@@ -281,25 +280,7 @@ impl KeyStore for KeyParameter<'_> {
     }
 }
 
-/// The variable that overrides Parameter Store's endpoint (the SDK honours it).
-pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_SSM";
-
 impl AwsSsmTarget {
-    /// The target as the registry builds it: [`AwsSsmTarget::new`], once Parameter Store's
-    /// endpoint override in `env` ([`ENDPOINT_VAR`]) is known not to send anything over plain
-    /// http to another host than loopback.
-    pub async fn checked(
-        name: &str,
-        owner: &str,
-        policy: &TargetPolicy,
-        settings: &Settings,
-        aws: &AwsContext,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self> {
-        check_endpoint_var(env, ENDPOINT_VAR)?;
-        Ok(Self::new(name, owner, policy, settings, aws).await)
-    }
-
     pub async fn new(
         name: &str,
         owner: &str,
@@ -328,7 +309,7 @@ impl AwsSsmTarget {
             ),
             sm: crate::targets::aws_sm::client(&cfg, &counter),
             counter,
-            prefetched: Mutex::new(None),
+            prefetched: Prefetched::default(),
             key: KeyCache::default(),
             observed: Mutex::new(BTreeMap::new()),
         }
@@ -336,22 +317,6 @@ impl AwsSsmTarget {
 
     fn prefix(&self) -> &str {
         AwsSsmRules::effective_prefix(&self.policy.secret_prefix)
-    }
-
-    fn options(&self, ctx: &PlanContext, incomplete: &[Gap]) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: Arc::new(self.rules.clone()),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
-        }
     }
 
     /// The ceiling on write calls per second: the common `writes_per_second` and this kind's
@@ -605,7 +570,14 @@ impl AwsSsmTarget {
             .key
             .get(create, key::get_or_create(&store, &self.name, create))
             .await?;
-        let opts = self.options(ctx, &desired.incomplete);
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            Arc::new(self.rules.clone()),
+            ctx,
+            &desired.incomplete,
+        );
         let mut listing = listing;
         // Desired names the listing does not know: free, taken by an unmanaged parameter, or
         // by another owner's or target's.
@@ -1060,13 +1032,9 @@ impl AwsSsmTarget {
         Ok(())
     }
 
+    /// The parameters a change writes, and the secret's fingerprint.
     fn payload<'a>(&self, c: &'a SecretChange) -> Result<(Vec<Param>, &'a str)> {
-        let missing = |what: &str| unexpected(format!("no {what} to write for `{}`", c.name));
-        let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-        let fp = c
-            .fingerprint
-            .as_deref()
-            .ok_or_else(|| missing("fingerprint"))?;
+        let (value, fp) = support::payload(c)?;
         let params = self
             .rules
             .parameters(&c.name, value)
@@ -1347,22 +1315,15 @@ impl Target for AwsSsmTarget {
     /// Parameter Store has no compare-and-swap: the lease is a lock secret in Secrets Manager
     /// in the same account and region.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        Arc::new(crate::lease::secrets_manager::SecretsManagerLeases::new(
-            self.sm.clone(),
-        ))
+        crate::targets::aws_sm::leases(&self.sm)
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let listing = match prefetched {
-            Some(l) => l?,
-            None => self.list().await?,
-        };
+        let listing = self.prefetched.take_or(self.list()).await?;
         let (plan, groups) = self.plan_inner(listing, desired, ctx).await?;
         *self.observed.lock().await = groups;
         Ok(plan)
@@ -1373,7 +1334,11 @@ impl Target for AwsSsmTarget {
             target: self,
             observed: self.observed.lock().await.clone(),
         };
-        apply::run(&writer, plan, cancel).await
+        let pace = Pace {
+            writes_per_second: self.writes_per_second(),
+            ..Pace::from(&self.policy)
+        };
+        apply::run(&writer, &self.name, pace, plan, cancel).await
     }
 }
 
@@ -1386,18 +1351,6 @@ struct Writer<'a> {
 #[async_trait]
 impl Apply for Writer<'_> {
     type Done = Done;
-
-    fn target(&self) -> &str {
-        &self.target.name
-    }
-
-    fn policy(&self) -> &TargetPolicy {
-        &self.target.policy
-    }
-
-    fn writes_per_second(&self) -> u32 {
-        self.target.writes_per_second()
-    }
 
     /// A secret is several parameters: every write call is paced.
     fn paces_each_call(&self) -> bool {

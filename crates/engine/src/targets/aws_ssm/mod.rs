@@ -44,23 +44,50 @@
 //! value and tags (as version 1). The lease lives in Secrets Manager in the same account and
 //! region (Parameter Store has no compare-and-swap).
 //!
-//! Files: `client.rs` (the `Target` implementation; it builds its Parameter Store client, and a
-//! Secrets Manager one with [`super::aws_sm::client`] for the lease; `AWS_ENDPOINT_URL_SSM` is
-//! checked when the registry builds the target), `error.rs` (the one place Parameter Store's
+//! Files: `mod.rs` ([`build`], which checks `AWS_ENDPOINT_URL_SSM` first), `client.rs` (the
+//! `Target` implementation; it builds its Parameter Store client, and a Secrets Manager one
+//! with [`super::aws_sm::client`] for the lease), `error.rs` (the one place Parameter Store's
 //! error codes are interpreted).
 
 mod client;
 pub mod error;
 
-pub use client::{AwsSsmTarget, ENDPOINT_VAR};
+use std::sync::Arc;
+
+use secretsync_core::config::TargetConfig;
+use secretsync_core::targets::aws_ssm::AwsSsmSettings;
+
+pub use client::AwsSsmTarget;
+
+use super::{Clients, Target};
+use crate::aws::check_endpoint_var;
+use crate::error::Result;
+
+/// The variable that overrides Parameter Store's endpoint (the SDK honours it).
+pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_SSM";
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it, once Parameter Store's
+/// endpoint override ([`ENDPOINT_VAR`]) is known not to send anything over plain http to
+/// another host than loopback.
+pub async fn build(
+    cfg: &TargetConfig,
+    settings: &AwsSsmSettings,
+    clients: &Clients<'_>,
+) -> Result<Arc<dyn Target>> {
+    check_endpoint_var(clients.env, ENDPOINT_VAR)?;
+    let aws = clients.aws(&cfg.name)?;
+    let target = AwsSsmTarget::new(&cfg.name, clients.owner, &cfg.policy, settings, aws);
+    Ok(Arc::new(target.await))
+}
 
 #[cfg(test)]
 mod tests {
     use secretsync_core::config::{TargetBackend, load};
 
-    use super::{AwsSsmTarget, ENDPOINT_VAR};
+    use super::ENDPOINT_VAR;
     use crate::aws::AwsContext;
     use crate::error::ErrorKind;
+    use crate::targets::Clients;
 
     /// Parameter Store's endpoint override is checked when the target is built, like the shared
     /// ones when AWS access is loaded: plain http only to loopback.
@@ -77,13 +104,14 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
         let aws = &AwsContext::from_sdk_config(sdk);
-        let build = |url: &'static str| {
+        let build = |url: &'static str| async move {
             let env = move |var: &str| (var == ENDPOINT_VAR).then(|| url.to_string());
-            async move {
-                AwsSsmTarget::checked("params", "o", &target.policy, settings, aws, &env)
-                    .await
-                    .map(|_| ())
-            }
+            let clients = Clients {
+                aws: Some(aws),
+                owner: "o",
+                env: &env,
+            };
+            super::build(target, settings, &clients).await.map(|_| ())
         };
         build("http://127.0.0.1:4566").await.expect("loopback http");
         build("https://ssm.example.com").await.expect("https");

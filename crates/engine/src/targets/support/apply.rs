@@ -34,6 +34,23 @@ pub struct Writes<'a> {
     pub warnings: &'a Warnings,
 }
 
+/// How fast an apply writes: at most `concurrency` changes at once, at most `writes_per_second`
+/// write starts a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub concurrency: usize,
+    pub writes_per_second: u32,
+}
+
+impl From<&TargetPolicy> for Pace {
+    fn from(p: &TargetPolicy) -> Self {
+        Pace {
+            concurrency: p.concurrency,
+            writes_per_second: p.writes_per_second,
+        }
+    }
+}
+
 /// How a completed change counts in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
@@ -73,12 +90,6 @@ pub trait Apply: Send + Sync {
     /// how to undo it.
     type Done: Send;
 
-    fn target(&self) -> &str;
-    fn policy(&self) -> &TargetPolicy;
-    /// The ceiling on writes per second.
-    fn writes_per_second(&self) -> u32 {
-        self.policy().writes_per_second
-    }
     /// Whether the kind waits for the pacer before each of its own calls (a change being
     /// several calls), instead of the apply waiting once per change.
     fn paces_each_call(&self) -> bool {
@@ -124,15 +135,22 @@ pub trait Apply: Send + Sync {
     }
 }
 
-/// Applies `plan` with `target`'s calls: on a failed write, or when `cancel` is set (a signal,
-/// a lost lease), stops starting writes, rolls back what it did and reports it.
-pub async fn run<A: Apply>(target: &A, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
+/// Applies `plan` to the target named `name` with `target`'s calls: on a failed write, or when
+/// `cancel` is set (a signal, a lost lease), stops starting writes, rolls back what it did and
+/// reports it.
+pub async fn run<A: Apply>(
+    target: &A,
+    name: &str,
+    pace: Pace,
+    plan: &TargetPlan,
+    cancel: &Cancel,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
     if let Some(refused) = &plan.refused {
         report.failure = Some(refused.clone());
         return report;
     }
-    let pacer = Pacer::new(target.writes_per_second());
+    let pacer = Pacer::new(pace.writes_per_second);
     let warnings = Warnings::default();
     let w = Writes {
         pacer: &pacer,
@@ -169,7 +187,7 @@ pub async fn run<A: Apply>(target: &A, plan: &TargetPlan, cancel: &Cancel) -> Ap
                 r
             }
         })
-        .buffer_unordered(target.policy().concurrency.max(1))
+        .buffer_unordered(pace.concurrency.max(1))
         .collect()
         .await;
     let mut done = Vec::new();
@@ -245,7 +263,7 @@ pub async fn run<A: Apply>(target: &A, plan: &TargetPlan, cancel: &Cancel) -> Ap
         }
     }
     if report.failure.is_some() {
-        warn!(target_name = %target.target(), applied = done.len(), "the apply stopped early; rolling the target back");
+        warn!(target_name = %name, applied = done.len(), "the apply stopped early; rolling the target back");
         rollback(target, partial, done, &mut report, cancel).await;
     } else {
         report.left_changed = done
@@ -255,7 +273,7 @@ pub async fn run<A: Apply>(target: &A, plan: &TargetPlan, cancel: &Cancel) -> Ap
             .collect();
         report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
         report.warnings.sort();
-        info!(target_name = %target.target(), created = report.created, updated = report.updated, deleted = report.deleted, "applied");
+        info!(target_name = %name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
     }
     report.left_changed.sort();
     report.left_changed.dedup();

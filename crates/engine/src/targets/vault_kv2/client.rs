@@ -7,16 +7,15 @@ use async_trait::async_trait;
 use futures::{StreamExt, stream};
 use secretsync_core::config::{TargetPolicy, VaultKv2Settings as Settings};
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, PlanOptions, RESERVED_PREFIX, SecretChange,
-    TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
-    TargetPlan,
+    ChangeKind, Listed, MANAGED_VALUE, RESERVED_PREFIX, SecretChange, TAG_FINGERPRINT, TAG_HASH,
+    TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION, TargetPlan,
 };
 use secretsync_core::fingerprint::FingerprintKey;
 use secretsync_core::path::reject_key;
 use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::vault_kv2::VaultKv2Rules;
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 use zeroize::Zeroize;
 
@@ -25,8 +24,9 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
-use crate::targets::support::apply::{self, Apply, Counted, Failed, Writes};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Prefetched, payload};
 use crate::targets::{ApplyReport, PlanContext, Target};
 use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
 
@@ -153,8 +153,7 @@ pub struct VaultKv2Target {
     owner: String,
     policy: TargetPolicy,
     dest: Arc<Dest>,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
+    prefetched: Prefetched<BTreeMap<String, Listed>>,
     /// The destination's fingerprint key, once read (or created).
     key: KeyCache,
 }
@@ -281,22 +280,6 @@ fn done_name(d: &Done) -> Option<&str> {
     }
 }
 
-/// The value and fingerprint a change writes.
-fn payload(c: &SecretChange) -> Result<(&SecretValue, &str)> {
-    let missing = |what: &str| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("no {what} to write for `{}`", c.name),
-        )
-    };
-    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-    let fingerprint = c
-        .fingerprint
-        .as_deref()
-        .ok_or_else(|| missing("fingerprint"))?;
-    Ok((value, fingerprint))
-}
-
 /// The KV version a listing or a plan names (`None`/absent: 0, no version).
 fn version_of(v: Option<&str>) -> u64 {
     v.and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -323,7 +306,7 @@ impl VaultKv2Target {
                 settings: settings.clone(),
                 conn: OnceCell::new(),
             }),
-            prefetched: Mutex::new(None),
+            prefetched: Prefetched::default(),
             key: KeyCache::default(),
         }
     }
@@ -334,26 +317,6 @@ impl VaultKv2Target {
 
     fn read_concurrency(&self) -> usize {
         self.settings().vault.concurrency.max(1)
-    }
-
-    fn options(
-        &self,
-        ctx: &PlanContext,
-        incomplete: &[secretsync_core::secret::Gap],
-    ) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: Arc::new(VaultKv2Rules),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
-        }
     }
 
     /// Every secret under the prefix (soft-deleted ones included): names, marks, version.
@@ -818,16 +781,11 @@ impl Target for VaultKv2Target {
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let listed = match prefetched {
-            Some(listed) => listed?,
-            None => self.list().await?,
-        };
+        let listed = self.prefetched.take_or(self.list()).await?;
         let create = !ctx.dry_run;
         let fetch = async {
             let conn = self.dest.get().await?;
@@ -843,23 +801,27 @@ impl Target for VaultKv2Target {
             .get(create, fetch)
             .await
             .map_err(|e| self.dest.err(e))?;
-        let opts = self.options(ctx, &desired.incomplete);
-        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
-        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
-        let values = self.read_values(wanted, &listed).await?;
-        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            Arc::new(VaultKv2Rules),
+            ctx,
+            &desired.incomplete,
+        );
+        let read = |names| self.read_values(names, &listed);
+        let mut plan = support::plan_from_marks(&opts, &key, desired, &listed, read).await?;
         // The KV version each write will make: a check-and-set on the listed version can
         // only write the next one.
-        for c in &mut plan.changes {
-            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
-                c.new_version = Some((version_of(c.old_version.as_deref()) + 1).to_string());
-            }
-        }
+        support::set_new_versions(&mut plan, |c| {
+            (version_of(c.old_version.as_deref()) + 1).to_string()
+        });
         Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        apply::run(&Writer(self), plan, cancel).await
+        let pace = Pace::from(&self.policy);
+        apply::run(&Writer(self), &self.name, pace, plan, cancel).await
     }
 }
 
@@ -869,14 +831,6 @@ struct Writer<'a>(&'a VaultKv2Target);
 #[async_trait]
 impl Apply for Writer<'_> {
     type Done = Done;
-
-    fn target(&self) -> &str {
-        &self.0.name
-    }
-
-    fn policy(&self) -> &TargetPolicy {
-        &self.0.policy
-    }
 
     async fn write(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
         Ok(match c.kind {

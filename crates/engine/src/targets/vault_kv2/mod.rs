@@ -38,4 +38,25 @@
 mod client;
 pub mod error;
 
+use std::sync::Arc;
+
+use secretsync_core::config::{TargetConfig, VaultKv2Settings};
+
 pub use client::{KEY_PATH, VaultKv2Target};
+
+use super::{Clients, Target};
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it: nothing is sent until it
+/// is first used.
+pub fn build(
+    cfg: &TargetConfig,
+    settings: &VaultKv2Settings,
+    clients: &Clients<'_>,
+) -> Arc<dyn Target> {
+    Arc::new(VaultKv2Target::new(
+        &cfg.name,
+        clients.owner,
+        &cfg.policy,
+        settings,
+    ))
+}
