@@ -1,16 +1,25 @@
 //! Targets: where desired states are synced. One trait ([`Target`]), one closed registry
 //! ([`build`]); each kind lives in its own folder with the same files: `mod.rs` (docs with a
-//! config example, and what lives where), `client.rs` (the [`Target`] implementation),
-//! `error.rs` (the one place the backend's answers are interpreted).
+//! config example, what lives where, and the kind's `build`: its registry arm), `client.rs`
+//! (the [`Target`] implementation), `error.rs` (the one place the backend's answers are
+//! interpreted). What the kinds share is in [`support`].
 //!
 //! Adding a kind, the engine half (the pure half is `secretsync_core::targets::<kind>`):
 //!
-//! 1. The folder `<kind>/` with those files. An AWS kind builds its own SDK client from the
-//!    config [`AwsContext::config_for`] returns, with its [`crate::aws::CallCounter`] attached
-//!    (`.interceptor(counter.clone())`), and checks its service's `AWS_ENDPOINT_URL_<SERVICE>`
-//!    with [`crate::aws::check_endpoint_var`] when it is built (see `aws_ssm`); its lease can
-//!    live in Secrets Manager ([`aws_sm::client`], [`crate::lease::secrets_manager`]).
-//! 2. Registration: its `pub mod` line here and its arm in [`build`] (and its SDK crate in
+//! 1. The folder `<kind>/` with those files. `client.rs` makes the plan from the shared steps
+//!    ([`support::Prefetched`], [`support::plan_options`], and [`support::plan_from_marks`]
+//!    when its listing carries the marks), keeps its fingerprint key through
+//!    [`support::key::get_or_create`] (implementing [`support::key::KeyStore`] for where the
+//!    key lives), and applies through [`support::apply::run`] (implementing
+//!    [`support::apply::Apply`]: write, delete and undo one change).
+//! 2. An AWS kind builds its SDK client in its folder from the config
+//!    [`AwsContext::config_for`] returns, with its [`crate::aws::CallCounter`] attached
+//!    (`.interceptor(counter.clone())`); its `build` checks its service's
+//!    `AWS_ENDPOINT_URL_<SERVICE>` with [`crate::aws::check_endpoint_var`] before the client
+//!    exists; its `error.rs` lists the service's own codes ([`crate::aws::ServiceErrors`],
+//!    read by [`crate::aws::map_error`]); its lease can live in Secrets Manager
+//!    ([`aws_sm::client`], [`aws_sm::leases`]). See `aws_ssm`.
+//! 3. Registration: its `pub mod` line here and its arm in [`build`] (and its SDK crate in
 //!    `Cargo.toml`). Nothing else in the engine names a kind.
 
 pub mod aws_sm;

@@ -39,13 +39,13 @@
 //! failure the target is rolled back (created secrets and their replicas deleted, `AWSCURRENT`
 //! moved back, settings and tags put back, deletions restored with their replicas) and the
 //! report says what could not be undone.
-
 //!
-//! Files: `client.rs` (the `Target` implementation: listing, reads, writes, rollback),
-//! `settings.rs` (description, KMS key, extra tags and replicas: planned, applied, undone),
-//! `error.rs` (the one place Secrets Manager's error codes are interpreted). [`client`] builds
-//! the Secrets Manager client and [`leases`] the lease backend on it; the `aws_ssm` target uses
-//! both for its lease too.
+//! Files: `mod.rs` ([`build`], the registry's arm; [`client`], the Secrets Manager client, and
+//! [`leases`], the lease backend on it, which the `aws_ssm` target uses too), `client.rs` (the
+//! `Target` implementation: listing, value reads, where the fingerprint key is kept, and the
+//! writes and their undo that `support::apply` drives), `settings.rs` (description, KMS key,
+//! extra tags and replicas: planned, applied, undone), `error.rs` (the one place Secrets
+//! Manager's error codes are interpreted).
 
 mod client;
 pub mod error;

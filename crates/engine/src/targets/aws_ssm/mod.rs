@@ -44,10 +44,11 @@
 //! value and tags (as version 1). The lease lives in Secrets Manager in the same account and
 //! region (Parameter Store has no compare-and-swap).
 //!
-//! Files: `mod.rs` ([`build`], which checks `AWS_ENDPOINT_URL_SSM` first), `client.rs` (the
-//! `Target` implementation; it builds its Parameter Store client, and a Secrets Manager one
-//! with [`super::aws_sm::client`] for the lease), `error.rs` (the one place Parameter Store's
-//! error codes are interpreted).
+//! Files: `mod.rs` ([`build`], the registry's arm, which checks `AWS_ENDPOINT_URL_SSM` first),
+//! `client.rs` (the `Target` implementation: its Parameter Store client and a Secrets Manager
+//! one for the lease ([`super::aws_sm::client`]), listing, value reads, where the fingerprint
+//! key is kept, and the writes and their undo that `support::apply` drives), `error.rs` (the
+//! one place Parameter Store's error codes are interpreted).
 
 mod client;
 pub mod error;

@@ -135,11 +135,11 @@ pub trait Apply: Send + Sync {
     }
 }
 
-/// Applies `plan` to the target named `name` with `target`'s calls: on a failed write, or when
-/// `cancel` is set (a signal, a lost lease), stops starting writes, rolls back what it did and
-/// reports it.
+/// Applies `plan` to the target `name` through its kind's calls (`backend`): on a failed
+/// write, or when `cancel` is set (a signal, a lost lease), stops starting writes, rolls back
+/// what it did and reports it.
 pub async fn run<A: Apply>(
-    target: &A,
+    backend: &A,
     name: &str,
     pace: Pace,
     plan: &TargetPlan,
@@ -156,13 +156,13 @@ pub async fn run<A: Apply>(
         pacer: &pacer,
         warnings: &warnings,
     };
-    let paced_here = !target.paces_each_call();
+    let paced_here = !backend.paces_each_call();
     let failed = AtomicBool::new(false);
     let changes = &plan.changes;
     // Indices, not references: a stream of borrowed changes trips the `Send` check of the
     // `async_trait` future.
     let writes: Vec<usize> = (0..changes.len())
-        .filter(|&i| target.writes(&changes[i]))
+        .filter(|&i| backend.writes(&changes[i]))
         .collect();
     let results: Vec<Result<A::Done, Failed<A::Done>>> = stream::iter(writes)
         .map(|i| {
@@ -180,7 +180,7 @@ pub async fn run<A: Apply>(
                         return Err(Failed::not_attempted("not attempted: cancelled"));
                     }
                 }
-                let r = target.write(c, w).await;
+                let r = backend.write(c, w).await;
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
@@ -195,7 +195,7 @@ pub async fn run<A: Apply>(
     for r in results {
         match r {
             Ok(d) => {
-                match target.counted(&d) {
+                match backend.counted(&d) {
                     Counted::Created => report.created += 1,
                     Counted::Updated => report.updated += 1,
                     Counted::Retagged => report.retagged += 1,
@@ -205,7 +205,7 @@ pub async fn run<A: Apply>(
             }
             Err(f) => {
                 if f.error.kind != ErrorKind::Cancelled && report.failure.is_none() {
-                    report.failure = Some(target.context(f.error).message);
+                    report.failure = Some(backend.context(f.error).message);
                 }
                 partial.extend(f.partial);
             }
@@ -234,13 +234,13 @@ pub async fn run<A: Apply>(
             if report.failure.is_some() {
                 break;
             }
-            match target.delete(c, &w).await {
+            match backend.delete(c, &w).await {
                 Ok(d) => {
                     report.deleted += 1;
                     done.push(d);
                 }
                 Err(f) => {
-                    report.failure = Some(target.context(f.error).message);
+                    report.failure = Some(backend.context(f.error).message);
                     partial.extend(f.partial);
                     break;
                 }
@@ -250,25 +250,25 @@ pub async fn run<A: Apply>(
     // Only once every write and deletion was made is a last step taken (`vault_kv2` destroys
     // what it deleted recoverably), so a failure before this point loses nothing.
     if report.failure.is_none() {
-        for d in done.iter_mut().filter(|d| target.finishes(d)) {
+        for d in done.iter_mut().filter(|d| backend.finishes(d)) {
             cancelled(&mut report);
             if report.failure.is_some() {
                 break;
             }
             pacer.wait().await;
-            if let Err(e) = target.finish(d).await {
-                report.failure = Some(target.context(e).message);
+            if let Err(e) = backend.finish(d).await {
+                report.failure = Some(backend.context(e).message);
                 break;
             }
         }
     }
     if report.failure.is_some() {
         warn!(target_name = %name, applied = done.len(), "the apply stopped early; rolling the target back");
-        rollback(target, partial, done, &mut report, cancel).await;
+        rollback(backend, partial, done, &mut report, cancel).await;
     } else {
         report.left_changed = done
             .iter()
-            .filter_map(|d| target.changed(d))
+            .filter_map(|d| backend.changed(d))
             .map(str::to_string)
             .collect();
         report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -285,7 +285,7 @@ pub async fn run<A: Apply>(
 /// reverse order. After a second signal the rollback is bounded (`cancel.deadline()`): what it
 /// could not undo in time is reported as left written, like what failed to undo.
 async fn rollback<A: Apply>(
-    target: &A,
+    backend: &A,
     partial: Vec<A::Done>,
     done: Vec<A::Done>,
     report: &mut ApplyReport,
@@ -296,11 +296,11 @@ async fn rollback<A: Apply>(
         .map(|d| (d, false))
         .chain(done.into_iter().rev().map(|d| (d, true)));
     for (d, counted) in all {
-        let Some(label) = target.undoable(&d).map(str::to_string) else {
+        let Some(label) = backend.undoable(&d).map(str::to_string) else {
             continue;
         };
         let undone = match cancel.deadline() {
-            Some(deadline) => tokio::time::timeout_at(deadline, target.undo(d))
+            Some(deadline) => tokio::time::timeout_at(deadline, backend.undo(d))
                 .await
                 .unwrap_or_else(|_| {
                     Err(Error::new(
@@ -308,7 +308,7 @@ async fn rollback<A: Apply>(
                         "not rolled back: the rollback was cut short by a second signal",
                     ))
                 }),
-            None => target.undo(d).await,
+            None => backend.undo(d).await,
         };
         match undone {
             Ok(()) if counted => report.rolled_back += 1,

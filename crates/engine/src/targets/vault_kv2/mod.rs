@@ -34,6 +34,12 @@
 //!
 //! The connection is made when the target is first used (its lease, or the listing), so a
 //! destination that is down fails this target only.
+//!
+//! Files: `mod.rs` ([`build`], the registry's arm), `client.rs` (the `Target` implementation:
+//! the connection, the lease backend on it, listing, value reads, where the fingerprint key is
+//! kept, and the writes, the `destroy: true` step and their undo that `support::apply` drives),
+//! `error.rs` (the target-level wording of the destination's answers; the Vault client
+//! interprets the status codes).
 
 mod client;
 pub mod error;
