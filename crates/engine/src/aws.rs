@@ -1,11 +1,18 @@
 //! AWS access shared by every AWS backend: the SDK's default credential chain loaded once,
 //! per-role credentials (assumed with STS, session name `secretsync`, cached and refreshed by
 //! the SDK's identity cache), adaptive retries, timeouts on every call, and an interceptor that
-//! counts API calls.
+//! counts API calls ([`CallCounter`]).
+//!
+//! Nothing here knows a target's service: each AWS target folder builds its own SDK client from
+//! the [`SdkConfig`] that [`AwsContext::config_for`] returns, with its [`CallCounter`] attached
+//! as an interceptor (`aws_sm::client` is the Secrets Manager one, which the leases of every
+//! AWS target use too). The S3 client is built here: the merge store and the S3 leases share it.
 //!
 //! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_<SERVICE>` variables are honoured by
-//! the SDK's config loader; before loading, [`check_endpoint_env`] refuses any of them that
-//! would send credentials or values over plain http to a host other than loopback.
+//! the SDK's config loader; before loading, [`check_endpoint_env`] refuses any of those the
+//! shared code uses ([`ENDPOINT_VARS`]) that would send credentials or values over plain http to
+//! a host other than loopback. A target kind on another service checks its own variable with
+//! [`check_endpoint_var`] when it is built, before its client sends anything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +24,16 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use secretsync_core::config::check_endpoint;
 use tokio::sync::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// How long to wait for a TCP (and TLS) connection to an AWS endpoint. Endpoints answer in
 /// milliseconds; a connection that takes seconds goes nowhere.
@@ -35,14 +46,15 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// black-holed endpoint fails the run instead of hanging it.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The environment variables that override AWS endpoints for the services SecretSync (or the
-/// SDK's credential providers, for SSO) sends values or credentials to.
-pub const ENDPOINT_VARS: [&str; 7] = [
+/// The environment variables that override the AWS endpoints the shared code sends values or
+/// credentials to: every service's (`AWS_ENDPOINT_URL`), Secrets Manager's (the lease of every
+/// AWS target), S3's (merge store, S3 leases), and those of the SDK's credential providers
+/// (STS, SSO). A target kind's own service is checked by its folder ([`check_endpoint_var`]).
+pub const ENDPOINT_VARS: [&str; 6] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL_SSM",
     "AWS_ENDPOINT_URL_SSO",
     "AWS_ENDPOINT_URL_SSO_OIDC",
 ];
@@ -75,19 +87,25 @@ impl Timeouts {
     }
 }
 
-/// Checks every AWS endpoint override in the environment: https, or plain http only to a
-/// loopback address. An error names the variable and says what to do.
+/// Checks the AWS endpoint overrides the shared code uses ([`ENDPOINT_VARS`]):
+/// [`check_endpoint_var`] for each.
 pub fn check_endpoint_env(env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
-    for var in ENDPOINT_VARS {
-        if let Some(url) = env(var).filter(|u| !u.trim().is_empty()) {
-            check_endpoint(url.trim()).map_err(|e| {
-                Error::config(format!(
-                    "{var}: {e}; use an https:// endpoint (plain http only to 127.0.0.1, ::1 or localhost) or unset {var}"
-                ))
-            })?;
-        }
-    }
-    Ok(())
+    ENDPOINT_VARS
+        .iter()
+        .try_for_each(|var| check_endpoint_var(env, var))
+}
+
+/// Checks one endpoint override (`AWS_ENDPOINT_URL_<SERVICE>`), if it is set: https, or plain
+/// http only to a loopback address. An error names the variable and says what to do.
+pub fn check_endpoint_var(env: &dyn Fn(&str) -> Option<String>, var: &str) -> Result<()> {
+    let Some(url) = env(var).filter(|u| !u.trim().is_empty()) else {
+        return Ok(());
+    };
+    check_endpoint(url.trim()).map_err(|e| {
+        Error::config(format!(
+            "{var}: {e}; use an https:// endpoint (plain http only to 127.0.0.1, ::1 or localhost) or unset {var}"
+        ))
+    })
 }
 
 /// Whether S3 requests go to an endpoint override (a local emulator or a gateway), given the
@@ -99,7 +117,8 @@ fn s3_endpoint_overridden(env: &dyn Fn(&str) -> Option<String>, base: &SdkConfig
             .any(|v| env(v).is_some_and(|u| !u.trim().is_empty()))
 }
 
-/// Counts every attempt (retries included) of the clients it is attached to.
+/// Counts every attempt (retries included) of the clients it is attached to: any SDK client's
+/// config builder takes it as an interceptor (`.interceptor(counter.clone())`).
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter(Arc<AtomicU64>);
 
@@ -121,6 +140,117 @@ impl Intercept for CallCounter {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// What one AWS service's error codes mean, beside those every service shares (throttling,
+/// access, credentials, internal failures; [`map_error`] knows them). Each AWS backend has one,
+/// in its `error.rs`.
+pub struct ServiceErrors {
+    /// The service's name in messages (`AWS Secrets Manager`).
+    pub name: &'static str,
+    /// The kind of a code only this service has; `None`: a shared code, or unknown.
+    pub kind: fn(&str) -> Option<ErrorKind>,
+    /// What to add to the message for an error of this kind and code (`; grant the role …`),
+    /// or `""`. Expired or invalid credentials get theirs from [`map_error`].
+    pub hint: fn(ErrorKind, &str) -> &'static str,
+}
+
+/// The kind of an error code every AWS service uses.
+fn shared_kind(code: &str) -> Option<ErrorKind> {
+    Some(match code {
+        "ThrottlingException" | "RequestLimitExceeded" => ErrorKind::Throttled,
+        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+            ErrorKind::PermissionDenied
+        }
+        "ExpiredTokenException" | "InvalidClientTokenId" | "ExpiredToken" => ErrorKind::Auth,
+        "InternalFailure" | "ServiceUnavailable" => ErrorKind::Unavailable,
+        _ => return None,
+    })
+}
+
+/// The error of an SDK operation, of any service: what [`map_error`] reads.
+pub trait OperationError: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static {}
+
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> OperationError for E {}
+
+/// Maps an SDK error of `service` to ours. `what` says what was being done
+/// (`creating prod/db`).
+pub fn map_error<E: OperationError, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    what: &str,
+    service: &ServiceErrors,
+) -> Error {
+    let (kind, msg) = match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown");
+            let msg = err.message().unwrap_or("");
+            let kind = (service.kind)(code)
+                .or_else(|| shared_kind(code))
+                .unwrap_or(ErrorKind::Unexpected);
+            let hint = match kind {
+                ErrorKind::Auth => "; refresh the AWS credentials",
+                _ => (service.hint)(kind, code),
+            };
+            (kind, format!("{code}: {msg}{hint}"))
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
+        SdkError::DispatchFailure(d) => (
+            ErrorKind::Unavailable,
+            format!(
+                "cannot reach {}: {:?}",
+                service.name,
+                d.as_connector_error().map(|c| c.to_string())
+            ),
+        ),
+        other => (
+            ErrorKind::Unexpected,
+            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        ),
+    };
+    Error::new(kind, format!("{what}: {msg}"))
+}
+
+/// The error code of a service error, if it is one.
+pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+/// Checks an AWS backend's error mapping (`map`, from its `error.rs`): each `(code, kind,
+/// message)` is a service error of that code with the message `m`, mapped to that kind and
+/// message (after `doing: `).
+#[cfg(test)]
+pub(crate) fn check_error_codes(
+    map: fn(
+        SdkError<
+            aws_smithy_types::error::ErrorMetadata,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+        &str,
+    ) -> Error,
+    cases: &[(&str, ErrorKind, &str)],
+) {
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    for &(code, kind, message) in cases {
+        let err = aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message("m")
+            .build();
+        let status = StatusCode::try_from(400).expect("a status");
+        let mapped = map(
+            SdkError::service_error(err, Response::new(status, SdkBody::empty())),
+            "doing",
+        );
+        assert_eq!(
+            (mapped.kind, mapped.message.as_str()),
+            (kind, format!("doing: {message}").as_str()),
+            "{code}"
+        );
     }
 }
 
@@ -232,23 +362,14 @@ impl AwsContext {
         cfg
     }
 
+    /// [`crate::targets::aws_sm::client`], for callers that build a Secrets Manager lease
+    /// backend by hand (tests); the targets build theirs in their own folders.
     pub fn secrets_manager(
         &self,
         cfg: &SdkConfig,
         counter: &CallCounter,
     ) -> aws_sdk_secretsmanager::Client {
-        let conf = aws_sdk_secretsmanager::config::Builder::from(cfg)
-            .interceptor(counter.clone())
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(conf)
-    }
-
-    /// A Parameter Store client whose calls `counter` counts.
-    pub fn ssm(&self, cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_ssm::Client {
-        let conf = aws_sdk_ssm::config::Builder::from(cfg)
-            .interceptor(counter.clone())
-            .build();
-        aws_sdk_ssm::Client::from_conf(conf)
+        crate::targets::aws_sm::client(cfg, counter)
     }
 
     pub fn s3(&self, cfg: &SdkConfig) -> aws_sdk_s3::Client {

@@ -1,6 +1,26 @@
-//! Targets: where desired states are synced. One trait, one closed registry
-//! ([`build`]); each backend lives in its own folder with the same files (config example in
-//! `mod.rs`, client, error mapping).
+//! Targets: where desired states are synced. One trait ([`Target`]), one closed registry
+//! ([`build`]); each kind lives in its own folder with the same files: `mod.rs` (docs with a
+//! config example, what lives where, and the kind's `build`: its registry arm), `client.rs`
+//! (the [`Target`] implementation), `error.rs` (the one place the backend's answers are
+//! interpreted). What the kinds share is in [`support`].
+//!
+//! Adding a kind, the engine half (the pure half is `secretsync_core::targets::<kind>`):
+//!
+//! 1. The folder `<kind>/` with those files. `client.rs` makes the plan from the shared steps
+//!    ([`support::Prefetched`], [`support::plan_options`], and [`support::plan_from_marks`]
+//!    when its listing carries the marks), keeps its fingerprint key through
+//!    [`support::key::get_or_create`] (implementing [`support::key::KeyStore`] for where the
+//!    key lives), and applies through [`support::apply::run`] (implementing
+//!    [`support::apply::Apply`]: write, delete and undo one change).
+//! 2. An AWS kind builds its SDK client in its folder from the config
+//!    [`AwsContext::config_for`] returns, with its [`crate::aws::CallCounter`] attached
+//!    (`.interceptor(counter.clone())`); its `build` checks its service's
+//!    `AWS_ENDPOINT_URL_<SERVICE>` with [`crate::aws::check_endpoint_var`] before the client
+//!    exists; its `error.rs` lists the service's own codes ([`crate::aws::ServiceErrors`],
+//!    read by [`crate::aws::map_error`]); its lease can live in Secrets Manager
+//!    ([`aws_sm::client`], [`aws_sm::leases`]). See `aws_ssm`.
+//! 3. Registration: its `pub mod` line here and its arm in [`build`] (and its SDK crate in
+//!    `Cargo.toml`). Nothing else in the engine names a kind.
 
 pub mod aws_sm;
 pub mod aws_ssm;
@@ -55,7 +75,8 @@ pub struct Clients<'a> {
     pub aws: Option<&'a AwsContext>,
     /// The deployment's owner scope, written into every ownership mark.
     pub owner: &'a str,
-    /// The environment, for targets that log in on their own (credentials from env vars).
+    /// The environment, for targets that log in on their own (credentials from env vars) and
+    /// for the endpoint override of a target's own service (`AWS_ENDPOINT_URL_<SERVICE>`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -69,34 +90,11 @@ impl Clients<'_> {
     }
 }
 
-/// The registry: one arm per target kind.
+/// The registry: one arm per target kind (each folder's `build`).
 pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn Target>> {
     match &cfg.backend {
-        TargetBackend::AwsSecretsManager(sm) => Ok(Arc::new(
-            aws_sm::AwsSmTarget::new(
-                &cfg.name,
-                clients.owner,
-                &cfg.policy,
-                sm,
-                clients.aws(&cfg.name)?,
-            )
-            .await,
-        )),
-        TargetBackend::VaultKv2(v) => Ok(Arc::new(vault_kv2::VaultKv2Target::new(
-            &cfg.name,
-            clients.owner,
-            &cfg.policy,
-            v,
-        ))),
-        TargetBackend::AwsSsm(ssm) => Ok(Arc::new(
-            aws_ssm::AwsSsmTarget::new(
-                &cfg.name,
-                clients.owner,
-                &cfg.policy,
-                ssm,
-                clients.aws(&cfg.name)?,
-            )
-            .await,
-        )),
+        TargetBackend::AwsSecretsManager(settings) => aws_sm::build(cfg, settings, clients).await,
+        TargetBackend::VaultKv2(settings) => Ok(vault_kv2::build(cfg, settings, clients)),
+        TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
     }
 }

@@ -2,30 +2,29 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use secretsync_core::fingerprint::FingerprintKey;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
-use futures::{StreamExt, stream};
 use secretsync_core::config::{AwsSmSettings as Settings, TargetPolicy};
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, PlanOptions, RESERVED_PREFIX,
-    SecretChange, TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET,
-    TAG_VERSION, TargetPlan,
+    ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, RESERVED_PREFIX, SecretChange,
+    TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
+    TargetPlan,
 };
 use secretsync_core::secret::{Collected, SecretValue};
-use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::error::{code, map};
 use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Prefetched};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// The secret holding this account and region's fingerprint key (see
@@ -39,10 +38,93 @@ pub struct AwsSmTarget {
     pub(super) settings: Settings,
     pub(super) client: Client,
     counter: CallCounter,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<Listing>>>,
+    prefetched: Prefetched<Listing>,
     /// The account and region's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
+}
+
+/// Where an account and region's fingerprint key lives: [`KEY_SECRET`], created with
+/// `CreateSecret` (which fails for all but one concurrent creator).
+struct KeySecret<'a> {
+    client: &'a Client,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeySecret<'_> {
+    type Slot = ();
+
+    fn location(&self) -> String {
+        KEY_SECRET.to_string()
+    }
+
+    async fn read(&self, create: bool, retry: bool) -> Result<KeyRead<()>> {
+        let got = self
+            .client
+            .get_secret_value()
+            .secret_id(KEY_SECRET)
+            .send()
+            .await;
+        match got {
+            Ok(out) => {
+                let hex = out.secret_string().unwrap_or_default();
+                FingerprintKey::from_hex(hex).map(KeyRead::Found).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "`{KEY_SECRET}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it, and then reads every managed value once)",
+                            self.target
+                        ),
+                    )
+                })
+            }
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(KeyRead::Absent(())),
+            // Pending deletion: bring it back rather than invalidating every mark.
+            Err(e) if code(&e) == Some("InvalidRequestException") && create && retry => {
+                self.client
+                    .restore_secret()
+                    .secret_id(KEY_SECRET)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
+                    })?;
+                Ok(KeyRead::Again)
+            }
+            Err(e) => Err(map(
+                e,
+                &format!(
+                    "reading the fingerprint key `{KEY_SECRET}` (the role needs secretsmanager:GetSecretValue on it)"
+                ),
+            )),
+        }
+    }
+
+    async fn create(&self, (): (), key: &FingerprintKey, retry: bool) -> Result<bool> {
+        let mut hex = key.to_hex();
+        let res = self
+            .client
+            .create_secret()
+            .name(KEY_SECRET)
+            .description("SecretSync fingerprint key (HMAC for ownership tags). Deleting it makes the next run read every managed value once.")
+            .secret_string(hex.as_str())
+            .set_tags(Some(vec![
+                Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
+                Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
+            ]))
+            .send()
+            .await;
+        zeroize::Zeroize::zeroize(&mut hex);
+        match res {
+            Ok(_) => Ok(true),
+            // Someone else created it first: use theirs.
+            Err(e) if code(&e) == Some("ResourceExistsException") && retry => Ok(false),
+            Err(e) => Err(map(
+                e,
+                &format!("creating the fingerprint key `{KEY_SECRET}`"),
+            )),
+        }
+    }
 }
 
 /// All tags a value write touches: the ownership marks plus the legacy plain hash it removes.
@@ -61,17 +143,7 @@ type Listing = (BTreeMap<String, Listed>, BTreeMap<String, Meta>);
 /// The value a change writes and the version id to write it under (chosen at plan time, so the
 /// plan could show it; a fresh one if the plan had none).
 fn payload(c: &SecretChange) -> Result<(&SecretValue, String, &str)> {
-    let missing = |what: &str| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("no {what} to write for `{}`", c.name),
-        )
-    };
-    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-    let fingerprint = c
-        .fingerprint
-        .as_deref()
-        .ok_or_else(|| missing("fingerprint"))?;
+    let (value, fingerprint) = support::payload(c)?;
     let version = c
         .new_version
         .clone()
@@ -134,7 +206,7 @@ impl AwsSmTarget {
             )
             .await;
         let counter = CallCounter::default();
-        let client = aws.secrets_manager(&cfg, &counter);
+        let client = super::client(&cfg, &counter);
         AwsSmTarget {
             name: name.to_string(),
             owner: owner.to_string(),
@@ -142,128 +214,9 @@ impl AwsSmTarget {
             settings: settings.clone(),
             client,
             counter,
-            prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            prefetched: Prefetched::default(),
+            key: KeyCache::default(),
         }
-    }
-
-    fn options(
-        &self,
-        ctx: &PlanContext,
-        incomplete: &[secretsync_core::secret::Gap],
-    ) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: std::sync::Arc::new(secretsync_core::targets::aws_sm::AwsSmRules),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
-        }
-    }
-
-    /// The account and region's fingerprint key: read from [`KEY_SECRET`]; created there
-    /// (random, once; a concurrent creator's key wins) unless `create` is false, in which
-    /// case a throwaway key makes every managed secret a read candidate (dry runs write
-    /// nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self.fetch_fingerprint_key(create).await?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        for attempt in 0..3 {
-            let got = self
-                .client
-                .get_secret_value()
-                .secret_id(KEY_SECRET)
-                .send()
-                .await;
-            match got {
-                Ok(out) => {
-                    let hex = out.secret_string().unwrap_or_default();
-                    return FingerprintKey::from_hex(hex).ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Unexpected,
-                            format!(
-                                "`{KEY_SECRET}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it, and then reads every managed value once)",
-                                self.name
-                            ),
-                        )
-                    });
-                }
-                Err(e) if code(&e) == Some("ResourceNotFoundException") => {
-                    if !create {
-                        debug!(target_name = %self.name, "no fingerprint key yet (dry run): every managed secret will be read");
-                        return Ok(FingerprintKey::from_bytes(random_key()?));
-                    }
-                    let key = FingerprintKey::from_bytes(random_key()?);
-                    let mut hex = key.to_hex();
-                    let res = self
-                        .client
-                        .create_secret()
-                        .name(KEY_SECRET)
-                        .description("SecretSync fingerprint key (HMAC for ownership tags). Deleting it makes the next run read every managed value once.")
-                        .secret_string(hex.as_str())
-                        .set_tags(Some(vec![
-                            Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
-                            Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
-                        ]))
-                        .send()
-                        .await;
-                    zeroize::Zeroize::zeroize(&mut hex);
-                    match res {
-                        Ok(_) => {
-                            info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this account and region");
-                            return Ok(key);
-                        }
-                        // Someone else created it first: use theirs.
-                        Err(e) if code(&e) == Some("ResourceExistsException") && attempt < 2 => {}
-                        Err(e) => {
-                            return Err(map(
-                                e,
-                                &format!("creating the fingerprint key `{KEY_SECRET}`"),
-                            ));
-                        }
-                    }
-                }
-                // Pending deletion: bring it back rather than invalidating every mark.
-                Err(e) if code(&e) == Some("InvalidRequestException") && create && attempt < 2 => {
-                    self.client
-                        .restore_secret()
-                        .secret_id(KEY_SECRET)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
-                        })?;
-                }
-                Err(e) => {
-                    return Err(map(
-                        e,
-                        &format!(
-                            "reading the fingerprint key `{KEY_SECRET}` (the role needs secretsmanager:GetSecretValue on it)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{KEY_SECRET}`; run again"),
-        ))
     }
 
     /// Every secret under the prefix, pending deletions included: names, tags, current version;
@@ -727,34 +680,6 @@ impl AwsSmTarget {
             }
         }
     }
-
-    /// Undoes completed writes in reverse order. After a second signal the rollback is
-    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
-    /// written, like what failed to undo.
-    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
-        for d in done.into_iter().rev() {
-            let Some(label) = done_name(&d).map(str::to_string) else {
-                continue;
-            };
-            let undone = match cancel.deadline() {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Cancelled,
-                        "not rolled back: the rollback was cut short by a second signal",
-                    )),
-                },
-                None => self.undo(d).await,
-            };
-            match undone {
-                Ok(()) => report.rolled_back += 1,
-                Err(e) => {
-                    report.rollback_failures.push(format!("{label}: {e}"));
-                    report.left_changed.push(label);
-                }
-            }
-        }
-    }
 }
 
 /// The name a completed write changed; `None` for ownership marks fixed on an equal value
@@ -781,153 +706,85 @@ impl Target for AwsSmTarget {
     /// A lock secret in the target's own account and region: works without a merge store,
     /// and locks where the writes happen.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        Arc::new(crate::lease::secrets_manager::SecretsManagerLeases::new(
-            self.client.clone(),
-        ))
+        super::leases(&self.client)
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let (listed, meta) = match prefetched {
-            Some(listing) => listing?,
-            None => self.list().await?,
+        let (listed, meta) = self.prefetched.take_or(self.list()).await?;
+        let store = KeySecret {
+            client: &self.client,
+            target: &self.name,
         };
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
-        let opts = self.options(ctx, &desired.incomplete);
-        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
-        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
-        let values = self.read_values(wanted, &listed).await?;
-        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
-        // The version ids this apply will write, known before anything is written so the
-        // plan can show them (`old → new`).
-        for c in &mut plan.changes {
-            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
-                c.new_version = Some(uuid::Uuid::new_v4().to_string());
-            }
-        }
+        let create = !ctx.dry_run;
+        let key = self
+            .key
+            .get(create, key::get_or_create(&store, &self.name, create))
+            .await?;
+        let rules = Arc::new(secretsync_core::targets::aws_sm::AwsSmRules);
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            rules,
+            ctx,
+            &desired.incomplete,
+        );
+        let read = |names| self.read_values(names, &listed);
+        let mut plan = support::plan_from_marks(&opts, &key, desired, &listed, read).await?;
+        // The version ids this apply will write (client request tokens).
+        support::set_new_versions(&mut plan, |_| uuid::Uuid::new_v4().to_string());
         self.plan_settings(&mut plan, &listed, &meta).await?;
         Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
+        let pace = Pace::from(&self.policy);
+        apply::run(&Writer(self), &self.name, pace, plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]).
+struct Writer<'a>(&'a AwsSmTarget);
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    /// Values, marks, and settings changed on an equal value.
+    fn writes(&self, c: &SecretChange) -> bool {
+        matches!(c.kind, ChangeKind::Added | ChangeKind::Modified)
+            || (c.kind == ChangeKind::Unchanged && (c.retag || !c.settings.is_empty()))
+    }
+
+    async fn write(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(match c.kind {
+            ChangeKind::Added => self.0.create(c, w.warnings).await?,
+            _ => self.0.update(c, c.old_tags.clone(), w.warnings).await?,
+        })
+    }
+
+    async fn delete(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(self.0.delete(c).await?)
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        match d {
+            Done::Created { .. } => Counted::Created,
+            Done::Updated { .. } => Counted::Updated,
+            Done::Settings { .. } => Counted::Retagged,
+            Done::Deleted { .. } => Counted::Deleted,
         }
-        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || (changes[i].kind == ChangeKind::Unchanged
-                        && (changes[i].retag || !changes[i].settings.is_empty()))
-            })
-            .collect();
-        let warnings = Warnings::default();
-        let results: Vec<Result<Done>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                let warnings = &warnings;
-                async move {
-                    let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err(Error::new(
-                            ErrorKind::Cancelled,
-                            "not attempted after an earlier failure",
-                        ));
-                    }
-                    pacer.wait().await;
-                    if cancel.is_cancelled() {
-                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
-                    }
-                    let r = match c.kind {
-                        ChangeKind::Added => self.create(c, warnings).await,
-                        _ => self.update(c, c.old_tags.clone(), warnings).await,
-                    };
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    r
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match &d {
-                        Done::Created { .. } => report.created += 1,
-                        Done::Updated { .. } => report.updated += 1,
-                        Done::Settings { .. } => report.retagged += 1,
-                        Done::Deleted { .. } => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err(e) if e.kind == ErrorKind::Cancelled => {}
-                Err(e) => {
-                    if report.failure.is_none() {
-                        report.failure = Some(e.message);
-                    }
-                }
-            }
-        }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
-        };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in plan
-                .changes
-                .iter()
-                .filter(|c| c.kind == ChangeKind::Deleted)
-            {
-                pacer.wait().await;
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                match self.delete(c).await {
-                    Ok(d) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(e.message);
-                        break;
-                    }
-                }
-            }
-        }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(done, &mut report, cancel).await;
-        } else {
-            report.left_changed = done
-                .iter()
-                .filter_map(done_name)
-                .map(str::to_string)
-                .collect();
-            report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
-            report.warnings.sort();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
-        }
-        report.left_changed.sort();
-        report
+    }
+
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        done_name(d)
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.0.undo(d).await
     }
 }

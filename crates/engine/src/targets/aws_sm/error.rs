@@ -1,66 +1,84 @@
-//! AWS Secrets Manager error mapping: the one place its error codes are interpreted.
+//! AWS Secrets Manager error mapping: the one place its error codes are interpreted (the
+//! codes every AWS service shares, and the SDK's transport errors, are read by
+//! [`crate::aws::map_error`]).
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::SdkError;
 
+use crate::aws::{OperationError, ServiceErrors, map_error};
 use crate::error::{Error, ErrorKind};
 
-/// Maps an SDK error to ours. `what` says what was being done (`creating prod/db`).
-pub fn map<E, R>(e: SdkError<E, R>, what: &str) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let kind_msg = match &e {
-        SdkError::ServiceError(se) => {
-            let err = se.err();
-            let code = err.code().unwrap_or("Unknown");
-            let msg = err.message().unwrap_or("").to_string();
-            let kind = match code {
-                "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
-                    ErrorKind::Throttled
-                }
-                "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
-                    ErrorKind::PermissionDenied
-                }
-                "ExpiredTokenException" | "InvalidClientTokenId" | "ExpiredToken" => {
-                    ErrorKind::Auth
-                }
-                "LimitExceededException" => ErrorKind::Limit,
-                "ResourceExistsException" | "PreconditionNotMetException" => ErrorKind::Conflict,
-                "InternalServiceError" | "InternalFailure" | "ServiceUnavailable" => {
-                    ErrorKind::Unavailable
-                }
-                _ => ErrorKind::Unexpected,
-            };
-            let hint = match kind {
-                ErrorKind::PermissionDenied => {
-                    "; grant the role the secretsmanager permission for this action"
-                }
-                ErrorKind::Auth => "; refresh the AWS credentials",
-                _ => "",
-            };
-            (kind, format!("{code}: {msg}{hint}"))
+pub use crate::aws::error_code as code;
+
+const SERVICE: ServiceErrors = ServiceErrors {
+    name: "AWS Secrets Manager",
+    kind: |code| {
+        Some(match code {
+            "TooManyRequestsException" => ErrorKind::Throttled,
+            "LimitExceededException" => ErrorKind::Limit,
+            "ResourceExistsException" | "PreconditionNotMetException" => ErrorKind::Conflict,
+            "InternalServiceError" => ErrorKind::Unavailable,
+            _ => return None,
+        })
+    },
+    hint: |kind, _| match kind {
+        ErrorKind::PermissionDenied => {
+            "; grant the role the secretsmanager permission for this action"
         }
-        SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
-        SdkError::DispatchFailure(d) => (
-            ErrorKind::Unavailable,
-            format!(
-                "cannot reach AWS Secrets Manager: {:?}",
-                d.as_connector_error().map(|c| c.to_string())
-            ),
-        ),
-        other => (
-            ErrorKind::Unexpected,
-            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-        ),
-    };
-    Error::new(kind_msg.0, format!("{what}: {}", kind_msg.1))
+        _ => "",
+    },
+};
+
+/// Maps an SDK error to ours. `what` says what was being done (`creating prod/db`).
+pub fn map<E: OperationError, R: std::fmt::Debug>(e: SdkError<E, R>, what: &str) -> Error {
+    map_error(e, what, &SERVICE)
 }
 
-/// The error code of a service error, if it is one.
-pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(se) => se.err().code(),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use crate::error::ErrorKind::*;
+
+    /// Secrets Manager's own codes, and those every AWS service shares.
+    #[test]
+    fn error_codes() {
+        crate::aws::check_error_codes(
+            super::map,
+            &[
+                (
+                    "TooManyRequestsException",
+                    Throttled,
+                    "TooManyRequestsException: m",
+                ),
+                ("RequestLimitExceeded", Throttled, "RequestLimitExceeded: m"),
+                (
+                    "AccessDenied",
+                    PermissionDenied,
+                    "AccessDenied: m; grant the role the secretsmanager permission for this action",
+                ),
+                (
+                    "InvalidClientTokenId",
+                    Auth,
+                    "InvalidClientTokenId: m; refresh the AWS credentials",
+                ),
+                ("LimitExceededException", Limit, "LimitExceededException: m"),
+                (
+                    "ResourceExistsException",
+                    Conflict,
+                    "ResourceExistsException: m",
+                ),
+                (
+                    "PreconditionNotMetException",
+                    Conflict,
+                    "PreconditionNotMetException: m",
+                ),
+                (
+                    "InternalServiceError",
+                    Unavailable,
+                    "InternalServiceError: m",
+                ),
+                ("InternalFailure", Unavailable, "InternalFailure: m"),
+                // Another service's code means nothing here.
+                ("TooManyUpdates", Unexpected, "TooManyUpdates: m"),
+            ],
+        );
     }
 }

@@ -39,12 +39,56 @@
 //! failure the target is rolled back (created secrets and their replicas deleted, `AWSCURRENT`
 //! moved back, settings and tags put back, deletions restored with their replicas) and the
 //! report says what could not be undone.
+//!
+//! Files: `mod.rs` ([`build`], the registry's arm; [`client`], the Secrets Manager client, and
+//! [`leases`], the lease backend on it, which the `aws_ssm` target uses too), `client.rs` (the
+//! `Target` implementation: listing, value reads, where the fingerprint key is kept, and the
+//! writes and their undo that `support::apply` drives), `settings.rs` (description, KMS key,
+//! extra tags and replicas: planned, applied, undone), `error.rs` (the one place Secrets
+//! Manager's error codes are interpreted).
 
 mod client;
 pub mod error;
 mod settings;
 
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use secretsync_core::config::{AwsSmSettings, TargetConfig};
+
 pub use client::AwsSmTarget;
+
+use super::{Clients, Target};
+use crate::aws::CallCounter;
+use crate::error::Result;
+use crate::lease::LeaseBackend;
+use crate::lease::secrets_manager::SecretsManagerLeases;
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it.
+pub async fn build(
+    cfg: &TargetConfig,
+    settings: &AwsSmSettings,
+    clients: &Clients<'_>,
+) -> Result<Arc<dyn Target>> {
+    let aws = clients.aws(&cfg.name)?;
+    let target = AwsSmTarget::new(&cfg.name, clients.owner, &cfg.policy, settings, aws);
+    Ok(Arc::new(target.await))
+}
+
+/// A Secrets Manager client for `cfg` (from [`crate::aws::AwsContext::config_for`]) whose calls
+/// `counter` counts.
+pub fn client(cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::from(cfg)
+        .interceptor(counter.clone())
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// Leases as lock secrets in `client`'s account and region: they work without a merge store and
+/// lock where an AWS target writes.
+pub fn leases(client: &aws_sdk_secretsmanager::Client) -> Arc<dyn LeaseBackend> {
+    Arc::new(SecretsManagerLeases::new(client.clone()))
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,6 @@
 //! rollback. What to change is decided purely in `secretsync_core::targets::aws_sm`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex as SyncMutex;
 
 use aws_sdk_secretsmanager::types::{ReplicaRegionType, ReplicationStatusType, Tag};
 use futures::{StreamExt, stream};
@@ -26,8 +25,7 @@ pub(super) struct Meta {
     pub kms_key_id: Option<String>,
 }
 
-/// Warnings an apply collects (a replica that failed), shared by concurrent writes.
-pub(super) type Warnings = SyncMutex<Vec<String>>;
+pub(super) use crate::targets::support::apply::Warnings;
 
 /// What applying one secret's settings did, so it can be undone.
 #[derive(Debug, Default)]

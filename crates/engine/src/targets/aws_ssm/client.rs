@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -12,24 +11,26 @@ use aws_sdk_ssm::types::{
 use futures::{StreamExt, stream};
 use secretsync_core::config::TargetPolicy;
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, Ownership, PlanOptions, SecretChange,
+    self, ChangeKind, Listed, MANAGED_VALUE, OWNERSHIP_TAGS, Ownership, SecretChange,
     TAG_FINGERPRINT, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION, TargetPlan,
 };
 use secretsync_core::fingerprint::FingerprintKey;
-use secretsync_core::secret::{Collected, Gap, SecretValue};
+use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::aws_ssm::{
     AwsSsmRules, AwsSsmSettings as Settings, KEY_PARAMETER, Mapping, Param, RESERVED_PREFIX,
     TAG_PATH, Tier, check_plan, version_mark,
 };
 use tokio::sync::Mutex;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::error::{code, map};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Pacer, Prefetched};
 use crate::targets::{ApplyReport, PlanContext, Target};
 
 /// `DescribeParameters` page size (AWS's maximum).
@@ -138,18 +139,10 @@ enum Op {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DoneKind {
-    Created,
-    Updated,
-    Retagged,
-    Deleted,
-}
-
 /// One secret's completed (or, on failure, partial) writes.
 struct Done {
     secret: String,
-    kind: DoneKind,
+    kind: Counted,
     ops: Vec<Op>,
 }
 
@@ -203,13 +196,88 @@ pub struct AwsSsmTarget {
     /// Secrets Manager in the same account and region: where the lease lives.
     sm: aws_sdk_secretsmanager::Client,
     counter: CallCounter,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<Listing>>>,
+    prefetched: Prefetched<Listing>,
     /// The account and region's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
     /// What the last plan saw of each secret (by name): apply writes from it and rollback
     /// restores it.
     observed: Mutex<BTreeMap<String, Group>>,
+}
+
+/// Where an account and region's Parameter Store fingerprint key lives: [`KEY_PARAMETER`],
+/// created with `Overwrite=false` (which fails for all but one concurrent creator).
+struct KeyParameter<'a> {
+    client: &'a Client,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeyParameter<'_> {
+    type Slot = ();
+
+    fn location(&self) -> String {
+        KEY_PARAMETER.to_string()
+    }
+
+    async fn read(&self, _create: bool, _retry: bool) -> Result<KeyRead<()>> {
+        let got = self
+            .client
+            .get_parameter()
+            .name(KEY_PARAMETER)
+            .with_decryption(true)
+            .send()
+            .await;
+        match got {
+            Ok(out) => {
+                let hex = Zeroizing::new(
+                    out.parameter()
+                        .and_then(|p| p.value())
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                FingerprintKey::from_hex(&hex).map(KeyRead::Found).ok_or_else(|| {
+                    unexpected(format!(
+                        "`{KEY_PARAMETER}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it)",
+                        self.target
+                    ))
+                })
+            }
+            Err(e) if code(&e) == Some("ParameterNotFound") => Ok(KeyRead::Absent(())),
+            Err(e) => Err(map(
+                e,
+                &format!(
+                    "reading the fingerprint key `{KEY_PARAMETER}` (the role needs ssm:GetParameter on it)"
+                ),
+            )),
+        }
+    }
+
+    async fn create(&self, (): (), key: &FingerprintKey, retry: bool) -> Result<bool> {
+        let hex = Zeroizing::new(key.to_hex());
+        // The account's default key (`alias/aws/ssm`): every target in the account and region
+        // shares this parameter, whatever its own `kms_key_id`.
+        let res = self
+            .client
+            .put_parameter()
+            .name(KEY_PARAMETER)
+            .description("SecretSync fingerprint key (HMAC for ownership tags)")
+            .value(hex.as_str())
+            .r#type(ParameterType::SecureString)
+            .overwrite(false)
+            .tags(tag(TAG_MANAGED, MANAGED_VALUE))
+            .tags(tag(TAG_ROLE, "fingerprint-key"))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            // Someone else created it first: use theirs.
+            Err(e) if code(&e) == Some("ParameterAlreadyExists") && retry => Ok(false),
+            Err(e) => Err(map(
+                e,
+                &format!("creating the fingerprint key `{KEY_PARAMETER}`"),
+            )),
+        }
+    }
 }
 
 impl AwsSsmTarget {
@@ -234,33 +302,21 @@ impl AwsSsmTarget {
             policy: policy.clone(),
             settings: settings.clone(),
             rules: settings.rules(),
-            client: aws.ssm(&cfg, &counter),
-            sm: aws.secrets_manager(&cfg, &counter),
+            client: Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&cfg)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+            sm: crate::targets::aws_sm::client(&cfg, &counter),
             counter,
-            prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            prefetched: Prefetched::default(),
+            key: KeyCache::default(),
             observed: Mutex::new(BTreeMap::new()),
         }
     }
 
     fn prefix(&self) -> &str {
         AwsSsmRules::effective_prefix(&self.policy.secret_prefix)
-    }
-
-    fn options(&self, ctx: &PlanContext, incomplete: &[Gap]) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: Arc::new(self.rules.clone()),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
-        }
     }
 
     /// The ceiling on write calls per second: the common `writes_per_second` and this kind's
@@ -270,97 +326,6 @@ impl AwsSsmTarget {
             .writes_per_second
             .min(self.settings.writes_per_second)
             .max(1)
-    }
-
-    /// The account and region's fingerprint key: read from [`KEY_PARAMETER`]; created there
-    /// (random, `Overwrite=false`, so a concurrent creator's key wins) unless `create` is false,
-    /// in which case a throwaway key serves the plan (dry runs write nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self.fetch_fingerprint_key(create).await?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        for attempt in 0..3 {
-            let got = self
-                .client
-                .get_parameter()
-                .name(KEY_PARAMETER)
-                .with_decryption(true)
-                .send()
-                .await;
-            match got {
-                Ok(out) => {
-                    let hex = Zeroizing::new(
-                        out.parameter()
-                            .and_then(|p| p.value())
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
-                    return FingerprintKey::from_hex(&hex).ok_or_else(|| {
-                        unexpected(format!(
-                            "`{KEY_PARAMETER}` in the account of target `{}` does not hold a SecretSync fingerprint key; delete it (SecretSync recreates it)",
-                            self.name
-                        ))
-                    });
-                }
-                Err(e) if code(&e) == Some("ParameterNotFound") => {
-                    let key = FingerprintKey::from_bytes(random_key()?);
-                    if !create {
-                        debug!(target_name = %self.name, "no fingerprint key yet (dry run): a throwaway one serves the plan");
-                        return Ok(key);
-                    }
-                    let hex = Zeroizing::new(key.to_hex());
-                    // The account's default key (`alias/aws/ssm`): every target in the account
-                    // and region shares this parameter, whatever its own `kms_key_id`.
-                    let res = self
-                        .client
-                        .put_parameter()
-                        .name(KEY_PARAMETER)
-                        .description("SecretSync fingerprint key (HMAC for ownership tags)")
-                        .value(hex.as_str())
-                        .r#type(ParameterType::SecureString)
-                        .overwrite(false)
-                        .tags(tag(TAG_MANAGED, MANAGED_VALUE))
-                        .tags(tag(TAG_ROLE, "fingerprint-key"))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(_) => {
-                            info!(target_name = %self.name, key_id = %key.id(), "created the Parameter Store fingerprint key of this account and region");
-                            return Ok(key);
-                        }
-                        // Someone else created it first: use theirs.
-                        Err(e) if code(&e) == Some("ParameterAlreadyExists") && attempt < 2 => {}
-                        Err(e) => {
-                            return Err(map(
-                                e,
-                                &format!("creating the fingerprint key `{KEY_PARAMETER}`"),
-                            ));
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(map(
-                        e,
-                        &format!(
-                            "reading the fingerprint key `{KEY_PARAMETER}` (the role needs ssm:GetParameter on it)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{KEY_PARAMETER}`; run again"),
-        ))
     }
 
     /// `DescribeParameters` with `filters`, every page: name → metadata.
@@ -596,8 +561,23 @@ impl AwsSsmTarget {
         desired: &Collected,
         ctx: &PlanContext,
     ) -> Result<(TargetPlan, BTreeMap<String, Group>)> {
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
-        let opts = self.options(ctx, &desired.incomplete);
+        let store = KeyParameter {
+            client: &self.client,
+            target: &self.name,
+        };
+        let create = !ctx.dry_run;
+        let key = self
+            .key
+            .get(create, key::get_or_create(&store, &self.name, create))
+            .await?;
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            Arc::new(self.rules.clone()),
+            ctx,
+            &desired.incomplete,
+        );
         let mut listing = listing;
         // Desired names the listing does not know: free, taken by an unmanaged parameter, or
         // by another owner's or target's.
@@ -1052,13 +1032,9 @@ impl AwsSsmTarget {
         Ok(())
     }
 
+    /// The parameters a change writes, and the secret's fingerprint.
     fn payload<'a>(&self, c: &'a SecretChange) -> Result<(Vec<Param>, &'a str)> {
-        let missing = |what: &str| unexpected(format!("no {what} to write for `{}`", c.name));
-        let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-        let fp = c
-            .fingerprint
-            .as_deref()
-            .ok_or_else(|| missing("fingerprint"))?;
+        let (value, fp) = support::payload(c)?;
         let params = self
             .rules
             .parameters(&c.name, value)
@@ -1311,7 +1287,7 @@ impl AwsSsmTarget {
     }
 
     /// Undoes one secret's writes in reverse order; `Err` says what could not be undone.
-    async fn undo_all(&self, ops: Vec<Op>) -> std::result::Result<(), String> {
+    async fn undo_all(&self, ops: Vec<Op>) -> Result<()> {
         let mut failures = Vec::new();
         for op in ops.into_iter().rev() {
             if let Err(e) = self.undo(op).await {
@@ -1321,49 +1297,7 @@ impl AwsSsmTarget {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(failures.join("; "))
-        }
-    }
-
-    /// Undoes what was written, newest first: the failed secrets' partial writes (they came
-    /// last; not counted as rolled back, as they were never complete), then the completed
-    /// ones. After a second signal the rollback is bounded (`cancel.deadline()`): what it could
-    /// not undo in time is reported as left written, like what failed to undo.
-    async fn rollback(
-        &self,
-        partial: Vec<Done>,
-        done: Vec<Done>,
-        report: &mut ApplyReport,
-        cancel: &Cancel,
-    ) {
-        let all = partial
-            .into_iter()
-            .map(|d| (d, false))
-            .chain(done.into_iter().rev().map(|d| (d, true)));
-        for (d, counted) in all {
-            if d.ops.is_empty() {
-                continue;
-            }
-            let secret = d.secret.clone();
-            let undone = match cancel.deadline() {
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, self.undo_all(d.ops)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(
-                            "not rolled back: the rollback was cut short by a second signal".into(),
-                        ),
-                    }
-                }
-                None => self.undo_all(d.ops).await,
-            };
-            match undone {
-                Ok(()) if counted => report.rolled_back += 1,
-                Ok(()) => {}
-                Err(e) => {
-                    report.rollback_failures.push(format!("{secret}: {e}"));
-                    report.left_changed.push(secret);
-                }
-            }
+            Err(unexpected(failures.join("; ")))
         }
     }
 }
@@ -1381,171 +1315,120 @@ impl Target for AwsSsmTarget {
     /// Parameter Store has no compare-and-swap: the lease is a lock secret in Secrets Manager
     /// in the same account and region.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        Arc::new(crate::lease::secrets_manager::SecretsManagerLeases::new(
-            self.sm.clone(),
-        ))
+        crate::targets::aws_sm::leases(&self.sm)
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let listing = match prefetched {
-            Some(l) => l?,
-            None => self.list().await?,
-        };
+        let listing = self.prefetched.take_or(self.list()).await?;
         let (plan, groups) = self.plan_inner(listing, desired, ctx).await?;
         *self.observed.lock().await = groups;
         Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
-        }
-        let observed = self.observed.lock().await.clone();
-        let pacer = Arc::new(Pacer::new(self.writes_per_second()));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || changes[i].retag
-            })
-            .collect();
-        let observed_ref = &observed;
-        let results: Vec<std::result::Result<Done, (Error, Done)>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                async move {
-                    let c = &changes[i];
-                    let kind = match c.kind {
-                        ChangeKind::Added => DoneKind::Created,
-                        ChangeKind::Modified => DoneKind::Updated,
-                        _ => DoneKind::Retagged,
-                    };
-                    let mut done = Done {
-                        secret: c.name.clone(),
-                        kind,
-                        ops: Vec::new(),
-                    };
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err((
-                            Error::new(
-                                ErrorKind::Cancelled,
-                                "not attempted after an earlier failure",
-                            ),
-                            done,
-                        ));
-                    }
-                    let r = match (kind, observed_ref.get(&c.name)) {
-                        (DoneKind::Created, _) => {
-                            let path = c.path.clone();
-                            self.create(c, &path, &pacer, &mut done).await
-                        }
-                        (_, Some(g)) => self.update(c, g, &pacer, &mut done).await,
-                        (_, None) => Err(unexpected(format!(
-                            "`{}` was not seen by this target's plan; plan again before applying",
-                            c.name
-                        ))),
-                    };
-                    match r {
-                        Ok(()) => Ok(done),
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            Err((e, done))
-                        }
-                    }
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        let mut partial = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match d.kind {
-                        DoneKind::Created => report.created += 1,
-                        DoneKind::Updated => report.updated += 1,
-                        DoneKind::Retagged => report.retagged += 1,
-                        DoneKind::Deleted => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err((e, d)) => {
-                    if e.kind != ErrorKind::Cancelled && report.failure.is_none() {
-                        report.failure = Some(e.message);
-                    }
-                    partial.push(d);
-                }
-            }
-        }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
+        let writer = Writer {
+            target: self,
+            observed: self.observed.lock().await.clone(),
         };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in changes.iter().filter(|c| c.kind == ChangeKind::Deleted) {
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                let mut d = Done {
-                    secret: c.name.clone(),
-                    kind: DoneKind::Deleted,
-                    ops: Vec::new(),
-                };
-                let members: Vec<(&String, &Member)> = observed
-                    .get(&c.name)
-                    .map(|g| {
-                        g.members
-                            .iter()
-                            .filter(|(_, m)| m.tags.contains_key(TAG_MANAGED))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                match self.delete(&members, &pacer, &mut d).await {
-                    Ok(()) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(e.message);
-                        partial.push(d);
-                        break;
-                    }
-                }
+        let pace = Pace {
+            writes_per_second: self.writes_per_second(),
+            ..Pace::from(&self.policy)
+        };
+        apply::run(&writer, &self.name, pace, plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]), with what the plan saw.
+struct Writer<'a> {
+    target: &'a AwsSsmTarget,
+    observed: BTreeMap<String, Group>,
+}
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    /// A secret is several parameters: every write call is paced.
+    fn paces_each_call(&self) -> bool {
+        true
+    }
+
+    async fn write(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        let kind = match c.kind {
+            ChangeKind::Added => Counted::Created,
+            ChangeKind::Modified => Counted::Updated,
+            _ => Counted::Retagged,
+        };
+        let mut done = Done {
+            secret: c.name.clone(),
+            kind,
+            ops: Vec::new(),
+        };
+        let r = match (kind, self.observed.get(&c.name)) {
+            (Counted::Created, _) => {
+                let path = c.path.clone();
+                self.target.create(c, &path, w.pacer, &mut done).await
             }
+            (_, Some(g)) => self.target.update(c, g, w.pacer, &mut done).await,
+            (_, None) => Err(unexpected(format!(
+                "`{}` was not seen by this target's plan; plan again before applying",
+                c.name
+            ))),
+        };
+        match r {
+            Ok(()) => Ok(done),
+            Err(error) => Err(Failed {
+                error,
+                partial: Some(done),
+            }),
         }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(partial, done, &mut report, cancel).await;
-        } else {
-            // As for every target: re-marked secrets kept their values, so they are not
-            // "left changed".
-            report.left_changed = done
-                .iter()
-                .filter(|d| d.kind != DoneKind::Retagged)
-                .map(|d| d.secret.clone())
-                .collect();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
+    }
+
+    async fn delete(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        let mut done = Done {
+            secret: c.name.clone(),
+            kind: Counted::Deleted,
+            ops: Vec::new(),
+        };
+        let members: Vec<(&String, &Member)> = self
+            .observed
+            .get(&c.name)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .filter(|(_, m)| m.tags.contains_key(TAG_MANAGED))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match self.target.delete(&members, w.pacer, &mut done).await {
+            Ok(()) => Ok(done),
+            Err(error) => Err(Failed {
+                error,
+                partial: Some(done),
+            }),
         }
-        report.left_changed.sort();
-        report.left_changed.dedup();
-        report
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        d.kind
+    }
+
+    /// As for every target: re-marked secrets kept their values, so they are not "left
+    /// changed".
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        (d.kind != Counted::Retagged).then_some(d.secret.as_str())
+    }
+
+    /// A secret with a write call to undo (re-marked ones included).
+    fn undoable<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        (!d.ops.is_empty()).then_some(d.secret.as_str())
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.target.undo_all(d.ops).await
     }
 }

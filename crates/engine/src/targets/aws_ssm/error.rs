@@ -1,82 +1,96 @@
-//! Parameter Store error mapping: the one place its error codes are interpreted.
+//! Parameter Store error mapping: the one place its error codes are interpreted (the codes
+//! every AWS service shares, and the SDK's transport errors, are read by
+//! [`crate::aws::map_error`]).
 
-use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::SdkError;
 
+use crate::aws::{OperationError, ServiceErrors, map_error};
 use crate::error::{Error, ErrorKind};
 
-/// Maps an SDK error to ours. `what` says what was being done (`writing /prod/db`).
-pub fn map<E, R>(e: SdkError<E, R>, what: &str) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let (kind, msg) = match &e {
-        SdkError::ServiceError(se) => {
-            let err = se.err();
-            let code = err.code().unwrap_or("Unknown");
-            let msg = err.message().unwrap_or("").to_string();
-            let kind = match code {
-                "ThrottlingException" | "TooManyUpdates" | "RequestLimitExceeded" => {
-                    ErrorKind::Throttled
-                }
-                "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
-                    ErrorKind::PermissionDenied
-                }
-                "ExpiredTokenException" | "InvalidClientTokenId" | "ExpiredToken" => {
-                    ErrorKind::Auth
-                }
-                "ParameterLimitExceeded"
-                | "ParameterMaxVersionLimitExceeded"
-                | "HierarchyLevelLimitExceededException"
-                | "TooManyTagsError" => ErrorKind::Limit,
-                "ParameterAlreadyExists" | "HierarchyTypeMismatchException" => ErrorKind::Conflict,
-                "InvalidKeyId" => ErrorKind::Config,
-                "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => {
-                    ErrorKind::Unavailable
-                }
-                _ => ErrorKind::Unexpected,
-            };
-            let hint = match (kind, code) {
-                (ErrorKind::PermissionDenied, _) => {
-                    "; grant the role the ssm permission for this action (and kms:Encrypt/Decrypt on the parameter's key)"
-                }
-                (ErrorKind::Auth, _) => "; refresh the AWS credentials",
-                (_, "InvalidKeyId") => {
-                    "; check `kms_key_id` (a key id, ARN, alias or alias ARN the role may use)"
-                }
-                (_, "HierarchyTypeMismatchException") => {
-                    "; the existing parameter has another type: delete it and run again (SecretSync recreates it as a SecureString)"
-                }
-                (_, "ParameterAlreadyExists") => {
-                    "; it was created by someone else after the plan was made: run again"
-                }
-                (_, "ParameterLimitExceeded") => {
-                    "; the account has reached its number of parameters in this region (raise the quota or use the Advanced tier)"
-                }
-                _ => "",
-            };
-            (kind, format!("{code}: {msg}{hint}"))
+pub use crate::aws::error_code as code;
+
+const SERVICE: ServiceErrors = ServiceErrors {
+    name: "AWS Systems Manager",
+    kind: |code| {
+        Some(match code {
+            "TooManyUpdates" => ErrorKind::Throttled,
+            "ParameterLimitExceeded"
+            | "ParameterMaxVersionLimitExceeded"
+            | "HierarchyLevelLimitExceededException"
+            | "TooManyTagsError" => ErrorKind::Limit,
+            "ParameterAlreadyExists" | "HierarchyTypeMismatchException" => ErrorKind::Conflict,
+            "InvalidKeyId" => ErrorKind::Config,
+            "InternalServerError" => ErrorKind::Unavailable,
+            _ => return None,
+        })
+    },
+    hint: |kind, code| match (kind, code) {
+        (ErrorKind::PermissionDenied, _) => {
+            "; grant the role the ssm permission for this action (and kms:Encrypt/Decrypt on the parameter's key)"
         }
-        SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
-        SdkError::DispatchFailure(d) => (
-            ErrorKind::Unavailable,
-            format!(
-                "cannot reach AWS Systems Manager: {:?}",
-                d.as_connector_error().map(|c| c.to_string())
-            ),
-        ),
-        other => (
-            ErrorKind::Unexpected,
-            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-        ),
-    };
-    Error::new(kind, format!("{what}: {msg}"))
+        (_, "InvalidKeyId") => {
+            "; check `kms_key_id` (a key id, ARN, alias or alias ARN the role may use)"
+        }
+        (_, "HierarchyTypeMismatchException") => {
+            "; the existing parameter has another type: delete it and run again (SecretSync recreates it as a SecureString)"
+        }
+        (_, "ParameterAlreadyExists") => {
+            "; it was created by someone else after the plan was made: run again"
+        }
+        (_, "ParameterLimitExceeded") => {
+            "; the account has reached its number of parameters in this region (raise the quota or use the Advanced tier)"
+        }
+        _ => "",
+    },
+};
+
+/// Maps an SDK error to ours. `what` says what was being done (`writing /prod/db`).
+pub fn map<E: OperationError, R: std::fmt::Debug>(e: SdkError<E, R>, what: &str) -> Error {
+    map_error(e, what, &SERVICE)
 }
 
-/// The error code of a service error, if it is one.
-pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(se) => se.err().code(),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use crate::error::ErrorKind::*;
+
+    /// Parameter Store's own codes, and those every AWS service shares.
+    #[test]
+    fn error_codes() {
+        crate::aws::check_error_codes(
+            super::map,
+            &[
+                ("TooManyUpdates", Throttled, "TooManyUpdates: m"),
+                ("ThrottlingException", Throttled, "ThrottlingException: m"),
+                (
+                    "AccessDeniedException",
+                    PermissionDenied,
+                    "AccessDeniedException: m; grant the role the ssm permission for this action (and kms:Encrypt/Decrypt on the parameter's key)",
+                ),
+                (
+                    "ExpiredToken",
+                    Auth,
+                    "ExpiredToken: m; refresh the AWS credentials",
+                ),
+                (
+                    "InvalidKeyId",
+                    Config,
+                    "InvalidKeyId: m; check `kms_key_id` (a key id, ARN, alias or alias ARN the role may use)",
+                ),
+                (
+                    "ParameterAlreadyExists",
+                    Conflict,
+                    "ParameterAlreadyExists: m; it was created by someone else after the plan was made: run again",
+                ),
+                ("TooManyTagsError", Limit, "TooManyTagsError: m"),
+                ("InternalServerError", Unavailable, "InternalServerError: m"),
+                ("ServiceUnavailable", Unavailable, "ServiceUnavailable: m"),
+                // Another service's code means nothing here.
+                (
+                    "TooManyRequestsException",
+                    Unexpected,
+                    "TooManyRequestsException: m",
+                ),
+            ],
+        );
     }
 }

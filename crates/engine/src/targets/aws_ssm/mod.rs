@@ -43,8 +43,88 @@
 //! version) and their tags, created ones are deleted, deleted ones are recreated with their
 //! value and tags (as version 1). The lease lives in Secrets Manager in the same account and
 //! region (Parameter Store has no compare-and-swap).
+//!
+//! Files: `mod.rs` ([`build`], the registry's arm, which checks `AWS_ENDPOINT_URL_SSM` first),
+//! `client.rs` (the `Target` implementation: its Parameter Store client and a Secrets Manager
+//! one for the lease ([`super::aws_sm::client`]), listing, value reads, where the fingerprint
+//! key is kept, and the writes and their undo that `support::apply` drives), `error.rs` (the
+//! one place Parameter Store's error codes are interpreted).
 
 mod client;
 pub mod error;
 
+use std::sync::Arc;
+
+use secretsync_core::config::TargetConfig;
+use secretsync_core::targets::aws_ssm::AwsSsmSettings;
+
 pub use client::AwsSsmTarget;
+
+use super::{Clients, Target};
+use crate::aws::check_endpoint_var;
+use crate::error::Result;
+
+/// The variable that overrides Parameter Store's endpoint (the SDK honours it).
+pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_SSM";
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it, once Parameter Store's
+/// endpoint override ([`ENDPOINT_VAR`]) is known not to send anything over plain http to
+/// another host than loopback.
+pub async fn build(
+    cfg: &TargetConfig,
+    settings: &AwsSsmSettings,
+    clients: &Clients<'_>,
+) -> Result<Arc<dyn Target>> {
+    check_endpoint_var(clients.env, ENDPOINT_VAR)?;
+    let aws = clients.aws(&cfg.name)?;
+    let target = AwsSsmTarget::new(&cfg.name, clients.owner, &cfg.policy, settings, aws);
+    Ok(Arc::new(target.await))
+}
+
+#[cfg(test)]
+mod tests {
+    use secretsync_core::config::{TargetBackend, load};
+
+    use super::ENDPOINT_VAR;
+    use crate::aws::AwsContext;
+    use crate::error::ErrorKind;
+    use crate::targets::Clients;
+
+    /// Parameter Store's endpoint override is checked when the target is built, like the shared
+    /// ones when AWS access is loaded: plain http only to loopback.
+    #[tokio::test]
+    async fn building_checks_the_parameter_store_endpoint_override() {
+        let yaml = "vault_sources:\n  - mount: secret/base/\ntargets:\n  - name: params\n    type: aws_ssm\n    region: us-east-1\n    imports: [base]\n";
+        let config = load(yaml, &|_| None).config.expect("a valid config");
+        let (target, TargetBackend::AwsSsm(settings)) =
+            (&config.targets[0], &config.targets[0].backend)
+        else {
+            panic!("not an aws_ssm target")
+        };
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let aws = &AwsContext::from_sdk_config(sdk);
+        let build = |url: &'static str| async move {
+            let env = move |var: &str| (var == ENDPOINT_VAR).then(|| url.to_string());
+            let clients = Clients {
+                aws: Some(aws),
+                owner: "o",
+                env: &env,
+            };
+            super::build(target, settings, &clients).await.map(|_| ())
+        };
+        build("http://127.0.0.1:4566").await.expect("loopback http");
+        build("https://ssm.example.com").await.expect("https");
+        for url in ["http://ssm.example.com", "ftp://127.0.0.1"] {
+            let err = build(url).await.expect_err(url);
+            assert_eq!(err.kind, ErrorKind::Config);
+            assert!(
+                err.message.starts_with("AWS_ENDPOINT_URL_SSM: ")
+                    && err.message.contains("unset AWS_ENDPOINT_URL_SSM"),
+                "{}",
+                err.message
+            );
+        }
+    }
+}

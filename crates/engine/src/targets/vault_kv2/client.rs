@@ -2,23 +2,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
 use secretsync_core::config::{TargetPolicy, VaultKv2Settings as Settings};
 use secretsync_core::diff::{
-    self, ChangeKind, Listed, MANAGED_VALUE, PlanOptions, RESERVED_PREFIX, SecretChange,
-    TAG_FINGERPRINT, TAG_HASH, TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION,
-    TargetPlan,
+    ChangeKind, Listed, MANAGED_VALUE, RESERVED_PREFIX, SecretChange, TAG_FINGERPRINT, TAG_HASH,
+    TAG_MANAGED, TAG_OWNER, TAG_ROLE, TAG_TARGET, TAG_VERSION, TargetPlan,
 };
 use secretsync_core::fingerprint::FingerprintKey;
 use secretsync_core::path::reject_key;
 use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::vault_kv2::VaultKv2Rules;
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, OnceCell};
-use tracing::{debug, info, warn};
+use tokio::sync::OnceCell;
+use tracing::{debug, warn};
 use zeroize::Zeroize;
 
 use super::error::{changed_since_plan, in_target, maybe_landed};
@@ -26,7 +24,9 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
-use crate::targets::support::{Pacer, random_key};
+use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
+use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
+use crate::targets::support::{self, Prefetched, payload};
 use crate::targets::{ApplyReport, PlanContext, Target};
 use crate::vault::client::{CasOutcome, KvMetadata, ReadOutcome, VaultClient};
 
@@ -153,10 +153,88 @@ pub struct VaultKv2Target {
     owner: String,
     policy: TargetPolicy,
     dest: Arc<Dest>,
-    /// A listing taken ahead of planning ([`Target::prefetch`]); used once.
-    prefetched: Mutex<Option<Result<BTreeMap<String, Listed>>>>,
+    prefetched: Prefetched<BTreeMap<String, Listed>>,
     /// The destination's fingerprint key, once read (or created).
-    key: Mutex<Option<FingerprintKey>>,
+    key: KeyCache,
+}
+
+/// Where a destination's fingerprint key lives: [`KEY_PATH`] below the configured mount,
+/// created with check-and-set (which fails for all but one concurrent creator). The slot is the
+/// version to check-and-set: 0, or a destroyed key's.
+struct KeyEntry<'a> {
+    conn: &'a Conn,
+    path: String,
+    target: &'a str,
+}
+
+#[async_trait]
+impl KeyStore for KeyEntry<'_> {
+    type Slot = u64;
+
+    fn location(&self) -> String {
+        format!("{}{}", self.conn.kv_mount, self.path)
+    }
+
+    async fn read(&self, create: bool, _retry: bool) -> Result<KeyRead<u64>> {
+        let (client, mount, path) = (&self.conn.client, self.conn.kv_mount.as_str(), &self.path);
+        Ok(match client.read(mount, path).await? {
+            ReadOutcome::Found { data, .. } => KeyRead::Found(
+                data.get("key")
+                    .and_then(Value::as_str)
+                    .and_then(FingerprintKey::from_hex)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unexpected,
+                            format!(
+                                "`{mount}{path}` does not hold a SecretSync fingerprint key; delete it with its metadata (SecretSync recreates it, and then reads every managed value once)"
+                            ),
+                        )
+                    })?,
+            ),
+            _ if !create => KeyRead::Absent(0),
+            ReadOutcome::Missing => KeyRead::Absent(0),
+            // Soft-deleted: bring it back rather than invalidating every mark.
+            ReadOutcome::Deleted { destroyed: false } => {
+                if let Some(meta) = client.read_metadata(mount, path).await? {
+                    warn!(target_name = %self.target, "the fingerprint key was soft-deleted; undeleting it");
+                    client.undelete(mount, path, &[meta.current_version]).await?;
+                }
+                KeyRead::Again
+            }
+            // Destroyed: a new key, written over the destroyed version.
+            ReadOutcome::Deleted { destroyed: true } => KeyRead::Absent(
+                client
+                    .read_metadata(mount, path)
+                    .await?
+                    .map(|m| m.current_version)
+                    .unwrap_or(0),
+            ),
+        })
+    }
+
+    async fn create(&self, cas: u64, key: &FingerprintKey, _retry: bool) -> Result<bool> {
+        let (client, mount, path) = (&self.conn.client, self.conn.kv_mount.as_str(), &self.path);
+        let mut data = Map::new();
+        data.insert("key".into(), Value::String(key.to_hex()));
+        let written = client.write_cas(mount, path, &data, cas).await;
+        if let Some(Value::String(s)) = data.get_mut("key") {
+            s.zeroize();
+        }
+        match written? {
+            CasOutcome::Written(_) => {
+                let marks = BTreeMap::from([
+                    (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
+                    (TAG_ROLE.to_string(), "fingerprint-key".to_string()),
+                ]);
+                if let Err(e) = client.write_metadata(mount, path, &marks).await {
+                    warn!(target_name = %self.target, error = %e.message, "could not mark the fingerprint key; it works unmarked");
+                }
+                Ok(true)
+            }
+            // Someone else created it first: read theirs.
+            CasOutcome::Mismatch => Ok(false),
+        }
+    }
 }
 
 /// One completed write, and how to undo it.
@@ -202,22 +280,6 @@ fn done_name(d: &Done) -> Option<&str> {
     }
 }
 
-/// The value and fingerprint a change writes.
-fn payload(c: &SecretChange) -> Result<(&SecretValue, &str)> {
-    let missing = |what: &str| {
-        Error::new(
-            ErrorKind::Unexpected,
-            format!("no {what} to write for `{}`", c.name),
-        )
-    };
-    let value = c.new_value.as_ref().ok_or_else(|| missing("value"))?;
-    let fingerprint = c
-        .fingerprint
-        .as_deref()
-        .ok_or_else(|| missing("fingerprint"))?;
-    Ok((value, fingerprint))
-}
-
 /// The KV version a listing or a plan names (`None`/absent: 0, no version).
 fn version_of(v: Option<&str>) -> u64 {
     v.and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -244,8 +306,8 @@ impl VaultKv2Target {
                 settings: settings.clone(),
                 conn: OnceCell::new(),
             }),
-            prefetched: Mutex::new(None),
-            key: Mutex::new(None),
+            prefetched: Prefetched::default(),
+            key: KeyCache::default(),
         }
     }
 
@@ -255,117 +317,6 @@ impl VaultKv2Target {
 
     fn read_concurrency(&self) -> usize {
         self.settings().vault.concurrency.max(1)
-    }
-
-    fn options(
-        &self,
-        ctx: &PlanContext,
-        incomplete: &[secretsync_core::secret::Gap],
-    ) -> PlanOptions {
-        PlanOptions {
-            target: self.name.clone(),
-            rules: Arc::new(VaultKv2Rules),
-            owner: self.owner.clone(),
-            adopt_from: self.policy.adopt_from.clone(),
-            prefix: self.policy.secret_prefix.clone(),
-            adopt: self.policy.adopt,
-            delete_orphans: self.policy.delete_orphans,
-            max_deletes: self.policy.max_deletes,
-            max_delete_fraction: self.policy.max_delete_fraction,
-            allow_mass_delete: ctx.allow_mass_delete,
-            incomplete: incomplete.to_vec(),
-        }
-    }
-
-    /// The destination's fingerprint key: read from [`KEY_PATH`]; created there (random,
-    /// once, with check-and-set 0: a concurrent creator's key wins) unless `create` is
-    /// false, in which case a throwaway key makes every managed secret a read candidate (dry
-    /// runs write nothing).
-    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let mut cached = self.key.lock().await;
-        if let Some(k) = cached.as_ref() {
-            return Ok(k.clone());
-        }
-        let key = self
-            .fetch_fingerprint_key(create)
-            .await
-            .map_err(|e| self.dest.err(e))?;
-        if create {
-            *cached = Some(key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn fetch_fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
-        let conn = self.dest.get().await?;
-        let (client, mount) = (&conn.client, conn.kv_mount.as_str());
-        let path = conn.path(KEY_PATH);
-        let throwaway = || -> Result<FingerprintKey> {
-            debug!(target_name = %self.name, "no readable fingerprint key yet (dry run): every managed secret will be read");
-            Ok(FingerprintKey::from_bytes(random_key()?))
-        };
-        for _ in 0..3 {
-            let cas = match client.read(mount, &path).await? {
-                ReadOutcome::Found { data, .. } => {
-                    return data
-                        .get("key")
-                        .and_then(Value::as_str)
-                        .and_then(FingerprintKey::from_hex)
-                        .ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Unexpected,
-                                format!(
-                                    "`{mount}{path}` does not hold a SecretSync fingerprint key; delete it with its metadata (SecretSync recreates it, and then reads every managed value once)"
-                                ),
-                            )
-                        });
-                }
-                _ if !create => return throwaway(),
-                ReadOutcome::Missing => 0,
-                // Soft-deleted: bring it back rather than invalidating every mark.
-                ReadOutcome::Deleted { destroyed: false } => {
-                    if let Some(meta) = client.read_metadata(mount, &path).await? {
-                        warn!(target_name = %self.name, "the fingerprint key was soft-deleted; undeleting it");
-                        client
-                            .undelete(mount, &path, &[meta.current_version])
-                            .await?;
-                    }
-                    continue;
-                }
-                // Destroyed: a new key, written over the destroyed version.
-                ReadOutcome::Deleted { destroyed: true } => client
-                    .read_metadata(mount, &path)
-                    .await?
-                    .map(|m| m.current_version)
-                    .unwrap_or(0),
-            };
-            let key = FingerprintKey::from_bytes(random_key()?);
-            let mut data = Map::new();
-            data.insert("key".into(), Value::String(key.to_hex()));
-            let written = client.write_cas(mount, &path, &data, cas).await;
-            if let Some(Value::String(s)) = data.get_mut("key") {
-                s.zeroize();
-            }
-            match written? {
-                CasOutcome::Written(_) => {
-                    info!(target_name = %self.name, key_id = %key.id(), "created the fingerprint key of this destination");
-                    let marks = BTreeMap::from([
-                        (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
-                        (TAG_ROLE.to_string(), "fingerprint-key".to_string()),
-                    ]);
-                    if let Err(e) = client.write_metadata(mount, &path, &marks).await {
-                        warn!(target_name = %self.name, error = %e.message, "could not mark the fingerprint key; it works unmarked");
-                    }
-                    return Ok(key);
-                }
-                // Someone else created it first: read theirs.
-                CasOutcome::Mismatch => {}
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("could not read or create the fingerprint key `{mount}{path}`; run again"),
-        ))
     }
 
     /// Every secret under the prefix (soft-deleted ones included): names, marks, version.
@@ -806,34 +757,6 @@ impl VaultKv2Target {
             )),
         }
     }
-
-    /// Undoes completed writes in reverse order. After a second signal the rollback is
-    /// bounded (`cancel.deadline()`): what it could not undo in time is reported as left
-    /// written, like what failed to undo.
-    async fn rollback(&self, done: Vec<Done>, report: &mut ApplyReport, cancel: &Cancel) {
-        for d in done.into_iter().rev() {
-            let Some(label) = done_name(&d).map(str::to_string) else {
-                continue;
-            };
-            let undone = match cancel.deadline() {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.undo(d)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Cancelled,
-                        "not rolled back: the rollback was cut short by a second signal",
-                    )),
-                },
-                None => self.undo(d).await,
-            };
-            match undone {
-                Ok(()) => report.rolled_back += 1,
-                Err(e) => {
-                    report.rollback_failures.push(format!("{label}: {e}"));
-                    report.left_changed.push(label);
-                }
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -858,163 +781,100 @@ impl Target for VaultKv2Target {
     }
 
     async fn prefetch(&self) {
-        let listed = self.list().await;
-        *self.prefetched.lock().await = Some(listed);
+        self.prefetched.keep(self.list().await).await;
     }
 
     async fn plan(&self, desired: &Collected, ctx: &PlanContext) -> Result<TargetPlan> {
-        let prefetched = self.prefetched.lock().await.take();
-        let listed = match prefetched {
-            Some(listed) => listed?,
-            None => self.list().await?,
+        let listed = self.prefetched.take_or(self.list()).await?;
+        let create = !ctx.dry_run;
+        let fetch = async {
+            let conn = self.dest.get().await?;
+            let store = KeyEntry {
+                conn,
+                path: conn.path(KEY_PATH),
+                target: &self.name,
+            };
+            key::get_or_create(&store, &self.name, create).await
         };
-        let key = self.fingerprint_key(!ctx.dry_run).await?;
-        let opts = self.options(ctx, &desired.incomplete);
-        let wanted = diff::needs_value(&opts, &key, &desired.secrets, &listed);
-        debug!(target_name = %self.name, listed = listed.len(), reads = wanted.len(), "listed the target");
-        let values = self.read_values(wanted, &listed).await?;
-        let mut plan = diff::plan(&opts, &key, &desired.secrets, &listed, &values);
+        let key = self
+            .key
+            .get(create, fetch)
+            .await
+            .map_err(|e| self.dest.err(e))?;
+        let opts = support::plan_options(
+            &self.name,
+            &self.owner,
+            &self.policy,
+            Arc::new(VaultKv2Rules),
+            ctx,
+            &desired.incomplete,
+        );
+        let read = |names| self.read_values(names, &listed);
+        let mut plan = support::plan_from_marks(&opts, &key, desired, &listed, read).await?;
         // The KV version each write will make: a check-and-set on the listed version can
         // only write the next one.
-        for c in &mut plan.changes {
-            if matches!(c.kind, ChangeKind::Added | ChangeKind::Modified) && !c.retag {
-                c.new_version = Some((version_of(c.old_version.as_deref()) + 1).to_string());
-            }
-        }
+        support::set_new_versions(&mut plan, |c| {
+            (version_of(c.old_version.as_deref()) + 1).to_string()
+        });
         Ok(plan)
     }
 
     async fn apply(&self, plan: &TargetPlan, cancel: &Cancel) -> ApplyReport {
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            return report;
+        let pace = Pace::from(&self.policy);
+        apply::run(&Writer(self), &self.name, pace, plan, cancel).await
+    }
+}
+
+/// The target's half of the apply ([`apply::run`]).
+struct Writer<'a>(&'a VaultKv2Target);
+
+#[async_trait]
+impl Apply for Writer<'_> {
+    type Done = Done;
+
+    async fn write(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(match c.kind {
+            ChangeKind::Added => self.0.create(c).await?,
+            _ => self.0.update(c).await?,
+        })
+    }
+
+    async fn delete(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
+        Ok(self.0.delete(c).await?)
+    }
+
+    fn counted(&self, d: &Done) -> Counted {
+        match d {
+            Done::Created { .. } => Counted::Created,
+            Done::Updated { .. } => Counted::Updated,
+            Done::Retagged => Counted::Retagged,
+            Done::Deleted { .. } | Done::Destroyed { .. } => Counted::Deleted,
         }
-        let pacer = Arc::new(Pacer::new(self.policy.writes_per_second));
-        let failed = Arc::new(AtomicBool::new(false));
-        let changes = &plan.changes;
-        let writes: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                matches!(changes[i].kind, ChangeKind::Added | ChangeKind::Modified)
-                    || changes[i].retag
-            })
-            .collect();
-        let results: Vec<Result<Done>> = stream::iter(writes)
-            .map(|i| {
-                let pacer = pacer.clone();
-                let failed = failed.clone();
-                async move {
-                    let c = &changes[i];
-                    if failed.load(Ordering::Relaxed) || cancel.is_cancelled() {
-                        return Err(Error::new(
-                            ErrorKind::Cancelled,
-                            "not attempted after an earlier failure",
-                        ));
-                    }
-                    pacer.wait().await;
-                    if cancel.is_cancelled() {
-                        return Err(Error::new(ErrorKind::Cancelled, "not attempted: cancelled"));
-                    }
-                    let r = match c.kind {
-                        ChangeKind::Added => self.create(c).await,
-                        _ => self.update(c).await,
-                    };
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    r
-                }
-            })
-            .buffer_unordered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        for r in results {
-            match r {
-                Ok(d) => {
-                    match &d {
-                        Done::Created { .. } => report.created += 1,
-                        Done::Updated { .. } => report.updated += 1,
-                        Done::Retagged => report.retagged += 1,
-                        Done::Deleted { .. } | Done::Destroyed { .. } => report.deleted += 1,
-                    }
-                    done.push(d);
-                }
-                Err(e) if e.kind == ErrorKind::Cancelled => {}
-                Err(e) => {
-                    if report.failure.is_none() {
-                        report.failure = Some(self.dest.err(e).message);
-                    }
-                }
-            }
+    }
+
+    fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
+        done_name(d)
+    }
+
+    async fn undo(&self, d: Done) -> Result<()> {
+        self.0.undo(d).await
+    }
+
+    /// `destroy: true`: once every deletion was made (recoverably), they are made final.
+    fn finishes(&self, d: &Done) -> bool {
+        self.0.settings().destroy && matches!(d, Done::Deleted { .. })
+    }
+
+    async fn finish(&self, d: &mut Done) -> Result<()> {
+        if let Done::Deleted { name, version } = d
+            && self.0.destroy(name, *version).await?
+        {
+            *d = Done::Destroyed { name: name.clone() };
         }
-        let cancelled = |report: &mut ApplyReport| {
-            if cancel.is_cancelled() && report.failure.is_none() {
-                report.cancelled = true;
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
-        };
-        cancelled(&mut report);
-        if report.failure.is_none() {
-            for c in plan
-                .changes
-                .iter()
-                .filter(|c| c.kind == ChangeKind::Deleted)
-            {
-                pacer.wait().await;
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                match self.delete(c).await {
-                    Ok(d) => {
-                        report.deleted += 1;
-                        done.push(d);
-                    }
-                    Err(e) => {
-                        report.failure = Some(self.dest.err(e).message);
-                        break;
-                    }
-                }
-            }
-        }
-        // `destroy: true`: only once every deletion was made (recoverably) are they made
-        // final, so a failure before this point loses nothing.
-        if report.failure.is_none() && self.settings().destroy {
-            for d in done.iter_mut() {
-                let Done::Deleted { name, version } = d else {
-                    continue;
-                };
-                cancelled(&mut report);
-                if report.failure.is_some() {
-                    break;
-                }
-                pacer.wait().await;
-                match self.destroy(name, *version).await {
-                    Ok(true) => *d = Done::Destroyed { name: name.clone() },
-                    Ok(false) => {}
-                    Err(e) => {
-                        report.failure = Some(self.dest.err(e).message);
-                        break;
-                    }
-                }
-            }
-        }
-        if report.failure.is_some() {
-            warn!(target_name = %self.name, applied = done.len(), "the apply stopped early; rolling the target back");
-            self.rollback(done, &mut report, cancel).await;
-        } else {
-            report.left_changed = done
-                .iter()
-                .filter_map(done_name)
-                .map(str::to_string)
-                .collect();
-            info!(target_name = %self.name, created = report.created, updated = report.updated, deleted = report.deleted, "applied");
-        }
-        report.left_changed.sort();
-        report
+        Ok(())
+    }
+
+    fn context(&self, e: Error) -> Error {
+        self.0.dest.err(e)
     }
 }

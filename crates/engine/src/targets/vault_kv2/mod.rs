@@ -34,8 +34,35 @@
 //!
 //! The connection is made when the target is first used (its lease, or the listing), so a
 //! destination that is down fails this target only.
+//!
+//! Files: `mod.rs` ([`build`], the registry's arm), `client.rs` (the `Target` implementation:
+//! the connection, the lease backend on it, listing, value reads, where the fingerprint key is
+//! kept, and the writes, the `destroy: true` step and their undo that `support::apply` drives),
+//! `error.rs` (the target-level wording of the destination's answers; the Vault client
+//! interprets the status codes).
 
 mod client;
 pub mod error;
 
+use std::sync::Arc;
+
+use secretsync_core::config::{TargetConfig, VaultKv2Settings};
+
 pub use client::{KEY_PATH, VaultKv2Target};
+
+use super::{Clients, Target};
+
+/// The target of `cfg`, as the registry ([`super::build`]) builds it: nothing is sent until it
+/// is first used.
+pub fn build(
+    cfg: &TargetConfig,
+    settings: &VaultKv2Settings,
+    clients: &Clients<'_>,
+) -> Arc<dyn Target> {
+    Arc::new(VaultKv2Target::new(
+        &cfg.name,
+        clients.owner,
+        &cfg.policy,
+        settings,
+    ))
+}
