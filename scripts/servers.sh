@@ -39,10 +39,13 @@ OPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" 
 TOKEN=root
 # Another root token on the second server: a test that mixes the two up fails.
 TOKEN2=root2
-.venv/bin/bao server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$VPORT" \
+# Each dev server writes its root token to $HOME/.vault-token: give each its own HOME, or the two
+# race on that file and one of them exits.
+mkdir -p "$DIR/bao-home" "$DIR/bao2-home"
+HOME="$(cd "$DIR" && pwd)/bao-home" .venv/bin/bao server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$VPORT" \
   >"$DIR/bao.log" 2>&1 &
 echo $! > "$DIR/bao.pid"
-.venv/bin/bao server -dev -dev-root-token-id="$TOKEN2" -dev-listen-address="127.0.0.1:$V2PORT" \
+HOME="$(cd "$DIR" && pwd)/bao2-home" .venv/bin/bao server -dev -dev-root-token-id="$TOKEN2" -dev-listen-address="127.0.0.1:$V2PORT" \
   >"$DIR/bao2.log" 2>&1 &
 echo $! > "$DIR/bao2.pid"
 .venv/bin/moto_server -H 127.0.0.1 -p "$APORT" >"$DIR/moto.log" 2>&1 &

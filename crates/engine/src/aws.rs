@@ -362,16 +362,6 @@ impl AwsContext {
         cfg
     }
 
-    /// [`crate::targets::aws_sm::client`], for callers that build a Secrets Manager lease
-    /// backend by hand (tests); the targets build theirs in their own folders.
-    pub fn secrets_manager(
-        &self,
-        cfg: &SdkConfig,
-        counter: &CallCounter,
-    ) -> aws_sdk_secretsmanager::Client {
-        crate::targets::aws_sm::client(cfg, counter)
-    }
-
     pub fn s3(&self, cfg: &SdkConfig) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(cfg)
             .force_path_style(self.s3_path_style)

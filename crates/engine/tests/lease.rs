@@ -8,14 +8,11 @@
 //! test instead of hanging it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use secretsync_engine::cancel::Cancel;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_config::SdkConfig;
 use secretsync_engine::aws::{AwsContext, CallCounter};
 use secretsync_engine::error::ErrorKind;
 use secretsync_engine::lease::s3::S3Leases;
@@ -24,32 +21,19 @@ use secretsync_engine::lease::vault_kv::VaultKvLeases;
 use secretsync_engine::lease::{
     self, Holder, Lease, LeaseBackend, LeaseRecord, LeaseSpec, fmt_epoch, now_ms,
 };
+use secretsync_engine::targets::aws_sm;
+use secretsync_test_support::proxy::{Action, Proxy, Rule, RuleId};
 
 mod common;
 use common::unique;
 
-fn endpoint() -> String {
-    std::env::var("SECRETSYNC_TEST_AWS_ENDPOINT").expect(
-        "SECRETSYNC_TEST_AWS_ENDPOINT is not set: run `scripts/servers.sh start && source \
-         .servers/env` (or scripts/test.sh), which starts moto",
-    )
-}
-
 fn sdk() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
-        // moto answers 500 now and then under concurrent writes; the SDK retries those, as
-        // it does in production.
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        .build()
+    common::aws::sdk(&common::aws::endpoint(), "us-east-1")
 }
 
 fn sm_client() -> aws_sdk_secretsmanager::Client {
     let cfg = sdk();
-    AwsContext::from_sdk_config(cfg.clone()).secrets_manager(&cfg, &CallCounter::default())
+    aws_sm::client(&cfg, &CallCounter::default())
 }
 
 fn s3_client() -> aws_sdk_s3::Client {
@@ -637,50 +621,13 @@ async fn the_lock_object_is_encrypted_and_under_the_store_prefix() {
 
 // ---- A write that landed but whose answer was lost (the SDK retries it) ----
 
-/// A proxy in front of moto that forwards every request, but for the first one whose
-/// lowercased head contains every string of `matching` drops the connection after moto has
-/// answered: the write landed, the client never hears so and retries.
-async fn answer_losing_proxy(matching: &'static [&'static str]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = Arc::new(endpoint().trim_start_matches("http://").to_string());
-    let dropped = Arc::new(AtomicBool::new(false));
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let (upstream, dropped) = (upstream.clone(), dropped.clone());
-            tokio::spawn(async move {
-                let Some(request) = common::read_request(&mut client).await else {
-                    return;
-                };
-                let end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-                let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
-                let lose = matching.iter().all(|m| head.contains(m))
-                    && !dropped.swap(true, Ordering::SeqCst);
-                let Ok(mut up) = tokio::net::TcpStream::connect(upstream.as_str()).await else {
-                    return;
-                };
-                // Ask moto to close after answering, so read_to_end returns.
-                let mut fwd: Vec<u8> = String::from_utf8_lossy(&request[..end])
-                    .lines()
-                    .filter(|l| !l.to_lowercase().starts_with("connection:"))
-                    .chain(std::iter::once("Connection: close"))
-                    .collect::<Vec<_>>()
-                    .join("\r\n")
-                    .into_bytes();
-                fwd.extend_from_slice(&request[end..]);
-                if up.write_all(&fwd).await.is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                if !lose {
-                    let _ = client.write_all(&resp).await;
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
+/// A proxy in front of moto that forwards every request, but for the first one `rule` matches
+/// resets the connection after moto has answered: the write landed, the client never hears
+/// so and retries. The test asserts the rule was applied (the answer really was lost).
+fn answer_losing_proxy(rule: Rule) -> (Proxy, RuleId) {
+    let proxy = Proxy::start(&common::aws::endpoint());
+    let id = proxy.add(rule.then(Action::ResetAfterForward).times(1));
+    (proxy, id)
 }
 
 fn sdk_via(endpoint: &str) -> SdkConfig {
@@ -689,8 +636,8 @@ fn sdk_via(endpoint: &str) -> SdkConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_a_create_whose_answer_was_lost_is_still_ours() {
-    let proxy = answer_losing_proxy(&["put /", "if-none-match: *"]).await;
-    let cfg = sdk_via(&proxy);
+    let (proxy, lost) = answer_losing_proxy(Rule::method("PUT").header("if-none-match", "*"));
+    let cfg = sdk_via(&proxy.url());
     let bucket = unique("lease-");
     s3_client()
         .create_bucket()
@@ -711,17 +658,17 @@ async fn s3_a_create_whose_answer_was_lost_is_still_ours() {
         stored(&b, &key).await.unwrap().record.nonce,
         a.record().nonce
     );
+    assert_eq!(proxy.hits(lost), 1, "the answer was lost on the way back");
     a.release().await.unwrap();
     assert_eq!(stored(&b, &key).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_a_renewal_whose_answer_was_lost_keeps_the_lease() {
-    let proxy =
-        answer_losing_proxy(&["x-amz-target: secretsmanager.updatesecretversionstage"]).await;
-    let cfg = sdk_via(&proxy);
-    let sm =
-        AwsContext::from_sdk_config(cfg.clone()).secrets_manager(&cfg, &CallCounter::default());
+    let (proxy, lost) =
+        answer_losing_proxy(Rule::amz_target("secretsmanager.UpdateSecretVersionStage"));
+    let cfg = sdk_via(&proxy.url());
+    let sm = aws_sm::client(&cfg, &CallCounter::default());
     let b: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm));
     let key = new_key();
     // A ttl with room for the SDK's retry backoff before the safety margin.
@@ -738,6 +685,7 @@ async fn secrets_manager_a_renewal_whose_answer_was_lost_keeps_the_lease() {
         stored(&b, &key).await.unwrap().record.nonce,
         a.record().nonce
     );
+    assert_eq!(proxy.hits(lost), 1, "the answer was lost on the way back");
     a.release().await.unwrap();
 }
 
@@ -751,16 +699,16 @@ async fn secrets_manager_a_takeover_whose_answer_was_lost_is_still_ours() {
             .unwrap(),
     );
     until_expired(&b, &key).await;
-    let proxy =
-        answer_losing_proxy(&["x-amz-target: secretsmanager.updatesecretversionstage"]).await;
-    let cfg = sdk_via(&proxy);
-    let sm =
-        AwsContext::from_sdk_config(cfg.clone()).secrets_manager(&cfg, &CallCounter::default());
+    let (proxy, lost) =
+        answer_losing_proxy(Rule::amz_target("secretsmanager.UpdateSecretVersionStage"));
+    let cfg = sdk_via(&proxy.url());
+    let sm = aws_sm::client(&cfg, &CallCounter::default());
     let via: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm));
     let bob = holder("bob");
     let l = take(&via, &key, 30, Duration::ZERO, &bob)
         .await
         .expect("the takeover that landed is ours");
     assert_eq!(stored(&b, &key).await.unwrap().record.run_id, bob.run_id);
+    assert_eq!(proxy.hits(lost), 1, "the answer was lost on the way back");
     l.release().await.unwrap();
 }

@@ -58,7 +58,7 @@ async fn a_black_holed_endpoint_times_out_instead_of_hanging() {
     let ctx = AwsContext::with_timeouts(sdk(Some(&ep)), SHORT);
     let cfg = ctx.config_for("us-east-1", None, None).await;
     let counter = CallCounter::default();
-    let sm = ctx.secrets_manager(&cfg, &counter);
+    let sm = secretsync_engine::targets::aws_sm::client(&cfg, &counter);
     let err = sm
         .list_secrets()
         .send()
