@@ -122,8 +122,10 @@ targets:
 fn design_example_loads_with_warnings_for_the_inactive_blocks_only() {
     let out = check(DESIGN_EXAMPLE, APPROLE_ENV);
     assert!(out.ends_with("=> accepted\n"), "{out}");
-    assert_eq!(out.matches("warning at").count(), 3, "{out}");
-    assert_eq!(out.lines().count(), 4, "{out}");
+    // `discovery` and `circuit_breaker`; `metrics` is active.
+    assert_eq!(out.matches("warning at").count(), 2, "{out}");
+    assert!(!out.contains("`metrics`"), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
     insta::assert_snapshot!(out);
 }
 
@@ -270,16 +272,20 @@ fn design_example_means_what_it_says() {
         })
     );
 
-    // Parsed as written, and honest about it: neither is active in this version.
+    // Parsed as written; metrics are on (served on the default port), the circuit breaker is
+    // honest about not being active in this version.
     assert_eq!(
         c.metrics,
         MetricsConfig {
             requested: true,
+            serve: true,
+            address: "0.0.0.0".parse().unwrap(),
             port: 9090,
             path: "/metrics".into(),
+            push_url: None,
         }
     );
-    assert!(!c.metrics.active());
+    assert!(c.metrics.active());
     assert!(!c.circuit_breaker.active());
     assert_eq!(
         c.circuit_breaker,
@@ -303,13 +309,14 @@ fn inactive_blocks_warn_unless_switched_off() {
     let out = check(&on, &[]);
     insta::assert_snapshot!(out, @r"
     warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
-    warning at line 9, column 10 (`metrics`): `metrics` is parsed but not yet active in this version; it has no effect; remove the `metrics` block, or set `enabled: false` in it until the feature lands
     warning at line 11, column 10 (`circuit_breaker`): `circuit_breaker` is parsed but not yet active in this version; it has no effect; remove the `circuit_breaker` block, or set `enabled: false` in it until the feature lands
     => accepted
     ");
     let c = accepted_with_warnings(&on, &[]);
     assert!(c.circuit_breaker.requested && !c.circuit_breaker.active());
-    assert!(c.metrics.requested && !c.metrics.active());
+    // Metrics are active: no warning for them.
+    assert!(c.metrics.requested && c.metrics.active() && c.metrics.serve);
+    assert_eq!(c.metrics.port, 9100);
     for shown in [
         format!("{:?}", c.circuit_breaker),
         format!("{:?}", c.metrics),
@@ -323,6 +330,7 @@ fn inactive_blocks_warn_unless_switched_off() {
     let c = accepted(&off, &[]);
     assert_eq!(c.discovery, None);
     assert!(!c.circuit_breaker.requested && !c.metrics.requested);
+    assert!(!c.metrics.active() && !c.metrics.serve);
 }
 
 /// The example's metrics and circuit breaker values equal the defaults; prove the keys are
@@ -374,7 +382,7 @@ fn non_default_values_are_used() {
                 region: us-west-2
                 secret_prefix: "{account_name}/"
                 overrides: { tier: 2 }
-            metrics: { enabled: false, port: 9102, path: /prom }
+            metrics: { enabled: false, address: "127.0.0.1", port: 9102, path: /prom, push_url: "http://gw.example:9091/" }
             circuit_breaker: { enabled: false, failure_threshold: 3, timeout: 1m, max_requests: 4, window: 2m30s }
             "#,
         ),
@@ -459,8 +467,11 @@ fn non_default_values_are_used() {
         c.metrics,
         MetricsConfig {
             requested: false,
+            serve: false,
+            address: "127.0.0.1".parse().unwrap(),
             port: 9102,
-            path: "/prom".into()
+            path: "/prom".into(),
+            push_url: Some("http://gw.example:9091".into()),
         }
     );
     assert_eq!(
@@ -486,10 +497,59 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.merge_store, None);
     assert_eq!(c.discovery, None);
     assert_eq!(c.metrics, MetricsConfig::default());
-    assert!(!c.metrics.requested && !c.metrics.active());
+    assert!(!c.metrics.requested && !c.metrics.active() && !c.metrics.serve);
+    assert_eq!(
+        c.metrics.address,
+        "0.0.0.0".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(c.metrics.push_url, None);
     // Not reported as enabled when nobody asked for it, and never active.
     assert_eq!(c.circuit_breaker, CircuitBreakerConfig::default());
     assert!(!c.circuit_breaker.requested && !c.circuit_breaker.active());
+}
+
+/// `metrics:` switches serving and pushing on: a block with only `push_url` pushes without
+/// opening a port; every bad key is reported in one load.
+#[test]
+fn metrics_serve_push_and_their_problems() {
+    let push_only = accepted(
+        &format!("{MINIMAL}metrics: {{ push_url: \"https://gw.example/base/\" }}\n"),
+        &[],
+    );
+    assert!(push_only.metrics.active() && !push_only.metrics.serve);
+    assert_eq!(
+        push_only.metrics.push_url.as_deref(),
+        Some("https://gw.example/base")
+    );
+    let both = accepted(
+        &format!("{MINIMAL}metrics: {{ port: 9464, push_url: \"http://127.0.0.1:9091\" }}\n"),
+        &[],
+    );
+    assert!(both.metrics.serve && both.metrics.push_url.is_some());
+    assert_eq!(both.metrics.port, 9464);
+
+    let out = check(
+        &format!(
+            "{MINIMAL}metrics:\n  address: localhost\n  path: /health\n  push_url: \"ftp://gw\"\n"
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 12 (`metrics.address`): `localhost` is not an IP address; write an IP address to listen on, e.g. `0.0.0.0` (every interface) or `127.0.0.1`
+    error at line 10, column 9 (`metrics.path`): `/health` is served by the metrics endpoint itself; pick another path, e.g. `/metrics`
+    error at line 11, column 13 (`metrics.push_url`): `ftp://gw` is not an http:// or https:// URL; write the Pushgateway's base URL, e.g. `http://pushgateway:9091`
+    => rejected
+    ");
+    for (url, why) in [
+        ("http://user:pw@gw:9091", "holds credentials"),
+        ("http:///metrics", "has no host"),
+        ("http://gw:9091/?x=1", "has a query or fragment"),
+    ] {
+        let err = config::check_push_url(url).unwrap_err();
+        assert!(err.contains(why), "{url}: {err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+    assert_eq!(config::check_push_url("http://gw:9091/prefix"), Ok(()));
 }
 
 // ---------------------------------------------------------------------------------------

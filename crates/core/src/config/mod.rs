@@ -312,8 +312,6 @@ pub struct TargetTemplate {
     pub overrides: Map<String, Value>,
 }
 
-/// `metrics:` as parsed. This version serves no metrics: nothing reads these values, and
-/// loading a config with the block warns so. [`MetricsConfig::active`] says so in code.
 impl fmt::Debug for TargetTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetTemplate")
@@ -327,18 +325,38 @@ impl fmt::Debug for TargetTemplate {
     }
 }
 
+/// `metrics:`: Prometheus metrics, served on `address:port` for the whole run (with `/health`
+/// and `/ready`) and/or pushed to a Pushgateway at its end (`docs/metrics.md`). The command
+/// line (`--metrics-port`, `--metrics-push-url`) can switch either on without the block.
+///
+/// ```yaml
+/// metrics:
+///   address: 127.0.0.1
+///   port: 9464
+///   push_url: http://pushgateway.monitoring:9091
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
-    /// What the config asked for (`enabled:`, default `true` inside a block), not what runs.
+    /// `enabled:` (default `true` inside a block; `false` without the block).
     pub requested: bool,
+    /// Whether the endpoint is served: the block is enabled and either has a `port` or no
+    /// `push_url` (a block with only `push_url` pushes without opening a port).
+    pub serve: bool,
+    /// The address the endpoint listens on (`address`, default `0.0.0.0`).
+    pub address: std::net::IpAddr,
     pub port: u16,
     pub path: String,
+    /// `push_url`: the Pushgateway the final metrics are pushed to at the end of every run.
+    pub push_url: Option<String>,
 }
 
 impl MetricsConfig {
-    /// Whether a metrics endpoint runs: never, in this version.
+    /// The default port (`metrics.port`).
+    pub const DEFAULT_PORT: u16 = 9090;
+
+    /// Whether metrics are collected at all (served, pushed or both) by the config alone.
     pub const fn active(&self) -> bool {
-        false
+        self.requested
     }
 }
 
@@ -346,10 +364,40 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             requested: false,
-            port: 9090,
+            serve: false,
+            address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: MetricsConfig::DEFAULT_PORT,
             path: "/metrics".into(),
+            push_url: None,
         }
     }
+}
+
+/// Paths the metrics endpoint serves beside `metrics.path`: `metrics.path` may not be one.
+pub const METRICS_RESERVED_PATHS: [&str; 2] = ["/health", "/ready"];
+
+/// Checks a Pushgateway URL (`metrics.push_url`, `--metrics-push-url`): `http://` or
+/// `https://`, a host, no query or fragment (the grouping key is appended to its path).
+pub fn check_push_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` is not an http:// or https:// URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.contains('@') {
+        return Err(
+            "the URL holds credentials (`user:password@`), which would show in logs; give the URL without them".into(),
+        );
+    }
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(format!(
+            "`{url}` has a query or fragment; give the Pushgateway's base URL"
+        ));
+    }
+    Ok(())
 }
 
 /// `circuit_breaker:` as parsed. This version has no circuit breaker: nothing reads these

@@ -244,8 +244,10 @@ pub struct RawTemplate {
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub enabled: S<bool>,
+    pub address: S<String>,
     pub port: S<u64>,
     pub path: S<String>,
+    pub push_url: S<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -272,12 +272,6 @@ impl Validator {
             "discovery",
         );
         self.not_active(
-            raw.metrics
-                .as_ref()
-                .map(|d| (at(d), d.value.enabled.as_ref())),
-            "metrics",
-        );
-        self.not_active(
             raw.circuit_breaker
                 .as_ref()
                 .map(|d| (at(d), d.value.enabled.as_ref())),
@@ -1031,6 +1025,7 @@ impl Validator {
 
     fn metrics(&mut self, m: Spanned<RawMetrics>) -> MetricsConfig {
         let r = m.value;
+        let d = MetricsConfig::default();
         let port = match &r.port {
             Some(p) if p.value == 0 || p.value > 65535 => {
                 self.error(
@@ -1038,10 +1033,10 @@ impl Validator {
                     "port must be between 1 and 65535",
                     "pick a free TCP port, e.g. 9090",
                 );
-                9090
+                d.port
             }
             Some(p) => p.value as u16,
-            None => 9090,
+            None => d.port,
         };
         let path = match &r.path {
             Some(p) if !p.value.starts_with('/') => {
@@ -1050,15 +1045,52 @@ impl Validator {
                     "metrics path must start with `/`",
                     "write e.g. `/metrics`",
                 );
-                "/metrics".into()
+                d.path
+            }
+            Some(p) if METRICS_RESERVED_PATHS.contains(&p.value.as_str()) => {
+                self.error(
+                    p,
+                    format!("`{}` is served by the metrics endpoint itself", p.value),
+                    "pick another path, e.g. `/metrics`",
+                );
+                d.path
             }
             Some(p) => p.value.clone(),
-            None => "/metrics".into(),
+            None => d.path,
         };
+        let address = match &r.address {
+            Some(a) => a.value.parse().unwrap_or_else(|_| {
+                self.error(
+                    a,
+                    format!("`{}` is not an IP address", a.value),
+                    "write an IP address to listen on, e.g. `0.0.0.0` (every interface) or `127.0.0.1`",
+                );
+                d.address
+            }),
+            None => d.address,
+        };
+        let push_url = r
+            .push_url
+            .as_ref()
+            .and_then(|u| match check_push_url(&u.value) {
+                Ok(()) => Some(u.value.trim_end_matches('/').to_string()),
+                Err(e) => {
+                    self.error(
+                        u,
+                        e,
+                        "write the Pushgateway's base URL, e.g. `http://pushgateway:9091`",
+                    );
+                    None
+                }
+            });
+        let requested = r.enabled.is_none_or(|e| e.value);
         MetricsConfig {
-            requested: r.enabled.is_none_or(|e| e.value),
+            requested,
+            serve: requested && (r.port.is_some() || r.push_url.is_none()),
+            address,
             port,
             path,
+            push_url,
         }
     }
 
