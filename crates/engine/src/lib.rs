@@ -5,6 +5,7 @@ pub mod aws;
 pub mod cancel;
 pub mod error;
 pub mod lease;
+pub mod metrics;
 pub mod observe;
 pub mod pipeline;
 pub mod store;
