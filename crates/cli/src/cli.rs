@@ -98,10 +98,25 @@ pub struct PipelineArgs {
     /// `5m`; `0s` fails at once. The target then fails, naming the run that holds it.
     #[arg(long, default_value = "2m", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// Serve Prometheus metrics (and /health, /ready) on this port while the run lasts, on
+    /// `metrics.address` (default 0.0.0.0). Overrides `metrics.port`; needs no `metrics:`
+    /// block.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub metrics_port: Option<u16>,
+    /// At the end of the run, success or failure, push its metrics to this Prometheus
+    /// Pushgateway (job `secretsync`, grouped by `config` = the config file's name without
+    /// its extension). Overrides `metrics.push_url`. A failed push is only a warning.
+    #[arg(long, value_name = "URL", value_parser = parse_push_url)]
+    pub metrics_push_url: Option<String>,
 }
 
 fn parse_lock_timeout(s: &str) -> Result<std::time::Duration, String> {
     secretsync_core::config::parse_duration(s)
+}
+
+fn parse_push_url(s: &str) -> Result<String, String> {
+    secretsync_core::config::check_push_url(s)?;
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

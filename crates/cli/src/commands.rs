@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig};
 use secretsync_engine::cancel::Cancel;
+use secretsync_engine::metrics::Metrics;
 use secretsync_engine::pipeline;
 use serde_json::json;
 
@@ -278,10 +279,80 @@ fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
+/// What the config and the flags ask of metrics: serve (where), push (where).
+struct MetricsPlan {
+    serve: Option<(std::net::IpAddr, u16, String)>,
+    push: Option<String>,
+}
+
+impl MetricsPlan {
+    fn new(c: &config::MetricsConfig, a: &PipelineArgs) -> MetricsPlan {
+        let serve = match a.metrics_port {
+            Some(port) => Some(port),
+            None => c.serve.then_some(c.port),
+        };
+        MetricsPlan {
+            serve: serve.map(|port| (c.address, port, c.path.clone())),
+            push: a
+                .metrics_push_url
+                .clone()
+                .or_else(|| c.push_url.clone().filter(|_| c.requested)),
+        }
+    }
+}
+
+/// The Pushgateway grouping key's `config` label: the config file's name without its
+/// extension (`prod.yaml` → `prod`).
+fn config_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "config".into())
+}
+
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
-    let failure_code = if a.exit_code { 2 } else { 1 };
     let c = load_config(&a.config.config)?;
-    let selected = selected_targets(&c, &a.targets)?;
+    let plan = MetricsPlan::new(&c.metrics, &a);
+    let metrics = if plan.serve.is_some() || plan.push.is_some() {
+        Metrics::new()
+    } else {
+        Metrics::off()
+    };
+    let started = std::time::Instant::now();
+    let result = async {
+        // Kept until the run is over; dropping it stops the endpoint.
+        let _server = match &plan.serve {
+            Some((address, port, path)) => Some(
+                secretsync_engine::metrics::serve(metrics.clone(), *address, *port, path.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        pipeline_run(&a, &c, &metrics).await
+    }
+    .await;
+    metrics.run_finished(
+        result.is_ok(),
+        started.elapsed(),
+        std::time::SystemTime::now(),
+    );
+    if let Some(url) = &plan.push {
+        let name = config_name(&a.config.config);
+        match secretsync_engine::metrics::push(&metrics, url, &name).await {
+            Ok(()) => {
+                tracing::info!(url = %url, config = %name, "pushed the run's metrics to the Pushgateway")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not push the run's metrics; the run's result stands")
+            }
+        }
+    }
+    result
+}
+
+async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result<ExitCode> {
+    let failure_code = if a.exit_code { 2 } else { 1 };
+    let selected = selected_targets(c, &a.targets)?;
     let opts = pipeline::RunOptions {
         dry_run: a.dry_run,
         merge_only: a.merge_only,
@@ -291,11 +362,12 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
         cancel: cancel_on_signals(),
+        metrics: metrics.clone(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
         crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
-    let summary = pipeline::run(&c, &opts, &env, &mut reporter).await?;
+    let summary = pipeline::run(c, &opts, &env, &mut reporter).await?;
     let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary

@@ -53,9 +53,11 @@ pub async fn merge_phase(
     selected: &[String],
     stored: &BTreeMap<String, Collected>,
     cancel: &Cancel,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<BTreeMap<String, Collected>> {
     let closure = config.graph.closure(selected);
     let sources = read_sources(config, vault, &needed_sources(config, &closure), cancel).await?;
+    metrics.sources_read(sources.values());
     let desired = desired_states(config, &closure, &sources, stored)
         .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
     info!(targets = desired.len(), "merge phase done");
@@ -79,6 +81,8 @@ pub struct RunOptions {
     /// Cancelled (a signal) to stop: the Vault read ends, the target being applied is rolled
     /// back, later targets are not started.
     pub cancel: std::sync::Arc<Cancel>,
+    /// Where phases, plans and results are recorded (off by default).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What happened to one target.
@@ -155,6 +159,7 @@ pub async fn run(
     use crate::aws::AwsContext;
     use crate::store;
 
+    let setup_started = std::time::Instant::now();
     let selected: Vec<String> = if opts.targets.is_empty() {
         config.graph.order.clone()
     } else {
@@ -209,10 +214,13 @@ pub async fn run(
             }
         }
     }
+    opts.metrics
+        .setup_done(vault.is_some(), aws.is_some(), setup_started.elapsed());
+    let mut reporter = opts.metrics.reporting(reporter);
     sync_targets(
         config,
         opts,
-        reporter,
+        &mut reporter,
         &selected,
         &targets,
         aws.as_ref(),
@@ -329,7 +337,8 @@ async fn sync_targets(
                     }
                 }
             }
-            let desired = merge_phase(config, vault, selected, &stored, cancel).await?;
+            let desired =
+                merge_phase(config, vault, selected, &stored, cancel, &opts.metrics).await?;
             if let (Some(store), false) = (store, opts.dry_run) {
                 for (name, bundle) in &desired {
                     if cancel.is_cancelled() {
@@ -348,8 +357,11 @@ async fn sync_targets(
         };
         Ok::<_, Error>(desired)
     };
+    let merge_started = std::time::Instant::now();
     let (desired, ()) = tokio::join!(desired_fut, prefetch);
     let desired = desired?;
+    opts.metrics
+        .phase(crate::metrics::Phase::Merge, merge_started.elapsed());
     reporter.merged(&desired, selected);
     for name in selected {
         for r in desired
@@ -372,6 +384,7 @@ async fn sync_targets(
         dry_run: opts.dry_run,
         allow_mass_delete: opts.allow_mass_delete,
     };
+    let sync_started = std::time::Instant::now();
     for name in selected {
         let Some(target) = targets.get(name).cloned() else {
             continue;
@@ -434,6 +447,8 @@ async fn sync_targets(
         reporter.finished(&outcome);
         summary.targets.push(outcome);
     }
+    opts.metrics
+        .phase(crate::metrics::Phase::Sync, sync_started.elapsed());
     summary.aws_calls =
         aws.map_or(0, |a| a.calls.get()) + summary.targets.iter().map(|t| t.calls).sum::<u64>();
     Ok(())

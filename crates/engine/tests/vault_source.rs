@@ -200,12 +200,14 @@ targets:
         .unwrap_or_else(|| panic!("config rejected: {:?}", loaded.diagnostics));
     let before = client.request_count();
     let selected = config.graph.order.clone();
+    let metrics = secretsync_engine::metrics::Metrics::new();
     let desired = pipeline::merge_phase(
         &config,
         &client,
         &selected,
         &BTreeMap::new(),
         &secretsync_engine::cancel::Cancel::default(),
+        &metrics,
     )
     .await
     .expect("merge phase");
@@ -214,6 +216,13 @@ targets:
     assert!(
         (2 + 3 + 4..=2 + 3 + 4 + 2).contains(&used),
         "each source must be read once: {used} requests"
+    );
+    // The metrics count the secrets read (each source once), not the targets' merged ones.
+    let text = metrics.encode().expect("encode the metrics");
+    assert!(
+        text.lines()
+            .any(|l| l == "secretsync_vault_secrets_total 4"),
+        "{text}"
     );
 
     assert_eq!(
