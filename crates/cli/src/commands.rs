@@ -282,6 +282,18 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
     let c = load_config(&a.config.config)?;
     let selected = selected_targets(&c, &a.targets)?;
+    // Progress on stderr: live on a terminal (unless the output is JSON), else a log line.
+    let source_vault = c
+        .vault
+        .address
+        .clone()
+        .or_else(|| env("VAULT_ADDR"))
+        .map(|a| a.trim_end_matches('/').to_string());
+    let progress = crate::progress::Progress::new(source_vault, selected.len());
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !matches!(a.output, crate::cli::Output::Json);
+    let observers =
+        secretsync_engine::observe::Observers::new(vec![std::sync::Arc::new(progress.clone())]);
     let opts = pipeline::RunOptions {
         dry_run: a.dry_run,
         merge_only: a.merge_only,
@@ -290,13 +302,25 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
-        observers: Default::default(),
+        observers,
         cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
         crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
-    let summary = pipeline::run(&c, &opts, &env, &mut reporter).await?;
+    let shown = progress.show(live, a.progress_interval);
+    let summary = pipeline::run(
+        &c,
+        &opts,
+        &env,
+        &mut crate::progress::Reporting {
+            inner: &mut reporter,
+            progress,
+        },
+    )
+    .await;
+    drop(shown);
+    let summary = summary?;
     let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary
