@@ -96,8 +96,12 @@ pub struct PipelineArgs {
     pub allow_mass_delete: bool,
     /// How long to wait for a target that another run is applying (its lease), e.g. `30s`,
     /// `5m`; `0s` fails at once. The target then fails, naming the run that holds it.
-    #[arg(long, default_value = "2m", value_parser = parse_lock_timeout)]
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub lock_timeout: std::time::Duration,
+    /// How often progress is logged (at info level) when stderr is not a terminal or the
+    /// output is JSON; on a terminal progress is a live line instead.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub progress_interval: std::time::Duration,
     /// Serve Prometheus metrics (and /health, /ready) on this port while the run lasts, on
     /// `metrics.address` (default 0.0.0.0). Overrides `metrics.port`; needs no `metrics:`
     /// block.
@@ -110,7 +114,7 @@ pub struct PipelineArgs {
     pub metrics_push_url: Option<String>,
 }
 
-fn parse_lock_timeout(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     secretsync_core::config::parse_duration(s)
 }
 
@@ -171,7 +175,7 @@ pub fn init_logging(g: &Global) {
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::Stderr)
         .with_target(false);
     match g.log_format {
         LogFormat::Json => builder.json().init(),

@@ -353,6 +353,22 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
 async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
     let selected = selected_targets(c, &a.targets)?;
+    // Progress on stderr: live on a terminal (unless the output is JSON), else a log line.
+    let source_vault = c
+        .vault
+        .address
+        .clone()
+        .or_else(|| env("VAULT_ADDR"))
+        .map(|a| a.trim_end_matches('/').to_string());
+    let progress = crate::progress::Progress::new(source_vault, selected.len());
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !matches!(a.output, crate::cli::Output::Json);
+    let mut observers: Vec<std::sync::Arc<dyn secretsync_engine::observe::Observer>> =
+        vec![std::sync::Arc::new(progress.clone())];
+    if metrics.is_on() {
+        observers.push(std::sync::Arc::new(metrics.clone()));
+    }
+    let observers = secretsync_engine::observe::Observers::new(observers);
     let opts = pipeline::RunOptions {
         dry_run: a.dry_run,
         merge_only: a.merge_only,
@@ -361,13 +377,26 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
+        observers,
         cancel: cancel_on_signals(),
         metrics: metrics.clone(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
         crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
-    let summary = pipeline::run(c, &opts, &env, &mut reporter).await?;
+    let shown = progress.show(live, a.progress_interval);
+    let summary = pipeline::run(
+        c,
+        &opts,
+        &env,
+        &mut crate::progress::Reporting {
+            inner: &mut reporter,
+            progress,
+        },
+    )
+    .await;
+    drop(shown);
+    let summary = summary?;
     let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary

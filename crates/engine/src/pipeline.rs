@@ -81,6 +81,8 @@ pub struct RunOptions {
     /// Cancelled (a signal) to stop: the Vault read ends, the target being applied is rolled
     /// back, later targets are not started.
     pub cancel: std::sync::Arc<Cancel>,
+    /// Who sees every Vault and AWS call of the run (metrics, circuit breakers, tracing).
+    pub observers: crate::observe::Observers,
     /// Where phases, plans and results are recorded (off by default).
     pub metrics: crate::metrics::Metrics,
 }
@@ -177,7 +179,11 @@ pub async fn run(
             Some(secretsync_core::config::MergeStoreConfig::S3 { .. })
         );
     let aws = if needs_aws {
-        Some(AwsContext::load(opts.aws_max_attempts.max(1), env).await?)
+        Some(
+            AwsContext::load(opts.aws_max_attempts.max(1), env)
+                .await?
+                .observe(opts.observers.clone()),
+        )
     } else {
         None
     };
@@ -187,7 +193,7 @@ pub async fn run(
             Some(secretsync_core::config::MergeStoreConfig::Vault { .. })
         );
     let vault = if needs_vault {
-        Some(VaultClient::connect(&config.vault, env).await?)
+        Some(VaultClient::connect_observed(&config.vault, env, opts.observers.clone()).await?)
     } else {
         None
     };
@@ -207,6 +213,7 @@ pub async fn run(
             aws: aws.as_ref(),
             owner: &owner,
             env,
+            observers: opts.observers.clone(),
         };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {
