@@ -2,8 +2,9 @@
 # The main job, end to end, on local servers: starts OpenBao and moto, seeds an example Vault
 # tree, validates the example config, shows the dry-run plan, applies it, shows what landed
 # in AWS Secrets Manager, re-runs to show that nothing changes, then changes one secret and shows
-# the masked diff before applying it. Stops the servers at the
-# end (DEMO_KEEP=1 leaves them running; their addresses are in .servers-demo/env).
+# the masked diff before applying it, and the metrics that run pushed to the Pushgateway. Stops
+# the servers at the end (DEMO_KEEP=1 leaves them running; their addresses are in
+# .servers-demo/env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
@@ -60,5 +61,10 @@ $BIN --log-level warn pipeline --config examples/demo.yaml
 echo; echo "== change one secret in Vault, then review the masked diff before applying"
 put demo/production/app/db '{"host": "db.prod.internal", "password": "rotated-password", "pool": {"max": 20}}'
 $BIN --log-level warn pipeline --config examples/demo.yaml --dry-run --diff --exit-code || [ $? -eq 1 ]
-echo; echo "== apply the change"
-$BIN --log-level warn pipeline --config examples/demo.yaml --output compact
+echo; echo "== apply the change, pushing the run's metrics to the Pushgateway"
+$BIN --log-level warn pipeline --config examples/demo.yaml --output compact \
+  --metrics-push-url "$SECRETSYNC_TEST_PUSHGATEWAY"
+echo; echo "== what the Pushgateway holds for it (job=\"secretsync\", config=\"demo\"; docs/metrics.md)"
+curl -sf "$SECRETSYNC_TEST_PUSHGATEWAY/metrics" | grep '^secretsync_' | grep 'config="demo"' \
+  | grep -E '^secretsync_(vault_requests_total|aws_requests_total|changes_total|secrets_synced_total|last_run_success)' \
+  | sed -E 's/(config="demo"|instance=""|job="secretsync"),?//g; s/,\}/}/; s/\{\}//'
