@@ -221,8 +221,9 @@ pub async fn run(
             }
         }
     }
+    let uses_aws = aws.is_some() && crate::metrics::uses_aws(config, targets.keys());
     opts.metrics
-        .setup_done(vault.is_some(), aws.is_some(), setup_started.elapsed());
+        .setup_done(vault.is_some(), uses_aws, setup_started.elapsed());
     let mut reporter = opts.metrics.reporting(reporter);
     sync_targets(
         config,

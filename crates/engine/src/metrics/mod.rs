@@ -108,6 +108,24 @@ pub fn failure_reason(t: &TargetOutcome) -> Option<&'static str> {
     }
 }
 
+/// Whether a run of `targets` talks to AWS, so that `/ready` waits for an AWS answer: an S3
+/// merge store, or a target of an AWS kind (a `vault_kv2` target does not).
+pub fn uses_aws<'a>(
+    config: &secretsync_core::config::Config,
+    targets: impl IntoIterator<Item = &'a String>,
+) -> bool {
+    use secretsync_core::config::{MergeStoreConfig, TargetBackend};
+    matches!(config.merge_store, Some(MergeStoreConfig::S3 { .. }))
+        || targets.into_iter().any(|n| {
+            config.target(n).is_some_and(|t| {
+                matches!(
+                    t.backend,
+                    TargetBackend::AwsSecretsManager(_) | TargetBackend::AwsSsm(_)
+                )
+            })
+        })
+}
+
 // Readiness bits.
 const SETUP_DONE: u8 = 1;
 const NEEDS_VAULT: u8 = 2;

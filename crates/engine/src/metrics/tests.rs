@@ -323,3 +323,30 @@ fn off_records_nothing() {
     assert_eq!(m.encode().unwrap(), "");
     assert!(m.readiness().is_err());
 }
+
+#[test]
+fn readiness_waits_for_aws_only_where_the_run_uses_it() {
+    let yaml = "vault_sources:
+  - mount: secret/base/
+targets:
+  - name: sm
+    type: aws_secretsmanager
+    region: us-east-1
+    imports: [base]
+  - name: kv
+    type: vault_kv2
+    address: https://vault2.example
+    auth: { token: { token: t } }
+    mount: synced/
+    imports: [base]
+";
+    let loaded = secretsync_core::config::load(yaml, &|_| None);
+    let c = loaded
+        .config
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics));
+    let (sm, kv) = ("sm".to_string(), "kv".to_string());
+    assert!(uses_aws(&c, [&sm, &kv]));
+    assert!(uses_aws(&c, [&sm]));
+    assert!(!uses_aws(&c, [&kv]));
+    assert!(!uses_aws(&c, []));
+}
