@@ -122,8 +122,8 @@ targets:
 fn design_example_loads_with_warnings_for_the_inactive_blocks_only() {
     let out = check(DESIGN_EXAMPLE, APPROLE_ENV);
     assert!(out.ends_with("=> accepted\n"), "{out}");
-    assert_eq!(out.matches("warning at").count(), 3, "{out}");
-    assert_eq!(out.lines().count(), 4, "{out}");
+    assert_eq!(out.matches("warning at").count(), 2, "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
     insta::assert_snapshot!(out);
 }
 
@@ -270,7 +270,8 @@ fn design_example_means_what_it_says() {
         })
     );
 
-    // Parsed as written, and honest about it: neither is active in this version.
+    // Parsed as written, and honest about it: metrics are not active in this version; the
+    // circuit breaker is.
     assert_eq!(
         c.metrics,
         MetricsConfig {
@@ -280,7 +281,7 @@ fn design_example_means_what_it_says() {
         }
     );
     assert!(!c.metrics.active());
-    assert!(!c.circuit_breaker.active());
+    assert!(c.circuit_breaker.active());
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
@@ -304,11 +305,11 @@ fn inactive_blocks_warn_unless_switched_off() {
     insta::assert_snapshot!(out, @r"
     warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
     warning at line 9, column 10 (`metrics`): `metrics` is parsed but not yet active in this version; it has no effect; remove the `metrics` block, or set `enabled: false` in it until the feature lands
-    warning at line 11, column 10 (`circuit_breaker`): `circuit_breaker` is parsed but not yet active in this version; it has no effect; remove the `circuit_breaker` block, or set `enabled: false` in it until the feature lands
     => accepted
     ");
     let c = accepted_with_warnings(&on, &[]);
-    assert!(c.circuit_breaker.requested && !c.circuit_breaker.active());
+    // The circuit breaker is active: its block no longer warns.
+    assert!(c.circuit_breaker.requested && c.circuit_breaker.active());
     assert!(c.metrics.requested && !c.metrics.active());
     for shown in [
         format!("{:?}", c.circuit_breaker),
@@ -323,6 +324,7 @@ fn inactive_blocks_warn_unless_switched_off() {
     let c = accepted(&off, &[]);
     assert_eq!(c.discovery, None);
     assert!(!c.circuit_breaker.requested && !c.metrics.requested);
+    assert!(!c.circuit_breaker.active());
 }
 
 /// The example's metrics and circuit breaker values equal the defaults; prove the keys are
