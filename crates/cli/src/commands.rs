@@ -136,6 +136,8 @@ fn cancel_on_signals() -> std::sync::Arc<Cancel> {
         eprintln!(
             "error: aborted by a third signal; the target being applied may be partly written (see the log above)"
         );
+        // The spans of what finished; briefly, as the user asked to stop now.
+        crate::tracing_otel::shutdown(std::time::Duration::from_secs(1));
         std::process::exit(130);
     });
     cancel
