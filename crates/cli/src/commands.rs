@@ -292,6 +292,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
+        observers: Default::default(),
         cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);

@@ -909,7 +909,11 @@ async fn persistent_write_failure(
                 "Result for t: ROLLED BACK after a failure: created {created}, updated {updated}, deleted 0, retagged 0, then rolled back {}; nothing left changed",
                 created + updated
             ))
-            .stdout_has(&format!("  failure: writing `{}`: {code}", c.name(fail)))
+            // AWS's request id (the proxy answers with the zero id), then AWS's code.
+            .stdout_has(&format!(
+                "  failure: writing `{}`: [req=00000000-0000-0000-0000-000000000000] {code}: injected",
+                c.name(fail)
+            ))
             .stdout_lacks("NOT rolled back")
             .stdout_lacks("left changed:");
         }

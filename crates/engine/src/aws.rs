@@ -34,6 +34,7 @@ use secretsync_core::config::check_endpoint;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{self, Endpoint, Observers};
 
 /// How long to wait for a TCP (and TLS) connection to an AWS endpoint. Endpoints answer in
 /// milliseconds; a connection that takes seconds goes nowhere.
@@ -117,14 +118,97 @@ fn s3_endpoint_overridden(env: &dyn Fn(&str) -> Option<String>, base: &SdkConfig
             .any(|v| env(v).is_some_and(|u| !u.trim().is_empty()))
 }
 
-/// Counts every attempt (retries included) of the clients it is attached to: any SDK client's
-/// config builder takes it as an interceptor (`.interceptor(counter.clone())`).
+/// The interceptor every AWS client carries: counts every attempt (retries included) and, when
+/// the run has observers ([`AwsContext::observe`]), has each attempt admitted by them first (an
+/// open circuit breaker refuses it at once) and reports it to them after (operation, duration,
+/// outcome, AWS's request id). Any SDK client's config builder takes it
+/// (`.interceptor(counter.clone())`); get one from [`AwsContext::counter_for`] so it knows the
+/// account and region it counts for.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<AtomicU64>);
+pub struct CallCounter {
+    count: Arc<AtomicU64>,
+    observed: Option<Arc<Observed>>,
+}
+
+#[derive(Debug)]
+struct Observed {
+    observers: Observers,
+    /// The account (from the role ARN) or `default`.
+    account: String,
+    region: String,
+}
+
+/// What the interceptor keeps per operation (all its attempts) in the config bag.
+#[derive(Debug, Clone)]
+struct CallState {
+    request_id: String,
+    attempt: u32,
+    started: std::time::Instant,
+    pagination: bool,
+    /// The observers refused this attempt: it was not sent.
+    refused: bool,
+}
+
+impl aws_smithy_types::config_bag::Storable for CallState {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// AWS error codes that mean "slow down": back-pressure, not failure.
+const THROTTLING_CODES: [&str; 7] = [
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "RequestThrottled",
+];
 
 impl CallCounter {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn operation(cfg: &ConfigBag) -> (String, String) {
+        match cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            Some(m) => (
+                m.service().to_lowercase().replace(' ', ""),
+                m.name().to_string(),
+            ),
+            None => ("aws".into(), "unknown".into()),
+        }
+    }
+}
+
+/// How an attempt ended, from its HTTP answer (or its absence).
+fn outcome_of(
+    resp: Option<&aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> observe::Outcome {
+    use observe::Outcome;
+    let Some(resp) = resp else {
+        return Outcome::Failed; // timed out, or no connection
+    };
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Outcome::Ok;
+    }
+    if status == 429 || status == 503 && resp.headers().get("x-amz-error-code") == Some("SlowDown")
+    {
+        return Outcome::Throttled;
+    }
+    let named = |text: &str| THROTTLING_CODES.iter().any(|c| text.contains(c));
+    let header = resp.headers().get("x-amzn-errortype").is_some_and(named);
+    let body = resp
+        .body()
+        .bytes()
+        .is_some_and(|b| named(&String::from_utf8_lossy(&b[..b.len().min(512)])));
+    if header || body {
+        return Outcome::Throttled;
+    }
+    if status >= 500 {
+        Outcome::Failed
+    } else {
+        Outcome::Refused
     }
 }
 
@@ -132,13 +216,77 @@ impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "secretsync-call-counter"
     }
+
     fn read_before_attempt(
         &self,
-        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        let Some(o) = &self.observed else {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        let (service, operation) = Self::operation(cfg);
+        let mut state = cfg.load::<CallState>().cloned().unwrap_or_else(|| {
+            let req = ctx.request();
+            let body = req
+                .body()
+                .bytes()
+                .map(|b| String::from_utf8_lossy(b).contains("\"NextToken\""))
+                .unwrap_or(false);
+            CallState {
+                request_id: observe::request_id(),
+                attempt: 0,
+                started: std::time::Instant::now(),
+                pagination: body || req.uri().contains("continuation-token="),
+                refused: false,
+            }
+        });
+        state.attempt += 1;
+        state.started = std::time::Instant::now();
+        let endpoint = Endpoint::aws(&service, &o.account, &o.region);
+        let admitted = o.observers.admit(&endpoint, &operation);
+        state.refused = admitted.is_err();
+        cfg.interceptor_state().store_put(state);
+        if admitted.is_ok() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted.map_err(|e| Box::new(e) as aws_smithy_runtime_api::box_error::BoxError)
+    }
+
+    fn read_after_attempt(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<
+            '_,
+        >,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let (Some(o), Some(state)) = (&self.observed, cfg.load::<CallState>()) else {
+            return Ok(());
+        };
+        if state.refused {
+            return Ok(());
+        }
+        let (service, operation) = Self::operation(cfg);
+        let endpoint = Endpoint::aws(&service, &o.account, &o.region);
+        let resp = ctx.response();
+        let aws_id = resp.and_then(|r| {
+            r.headers()
+                .get("x-amzn-requestid")
+                .or_else(|| r.headers().get("x-amz-request-id"))
+        });
+        o.observers.attempt(&observe::Attempt {
+            endpoint: &endpoint,
+            operation: &operation,
+            request_id: &state.request_id,
+            backend_request_id: aws_id,
+            attempt: state.attempt,
+            elapsed: state.started.elapsed(),
+            outcome: outcome_of(resp),
+            pagination: state.pagination,
+        });
         Ok(())
     }
 }
@@ -176,11 +324,15 @@ impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> Operat
 
 /// Maps an SDK error of `service` to ours. `what` says what was being done
 /// (`creating prod/db`).
-pub fn map_error<E: OperationError, R: std::fmt::Debug>(
+pub fn map_error<E: OperationError, R: std::fmt::Debug + 'static>(
     e: SdkError<E, R>,
     what: &str,
     service: &ServiceErrors,
 ) -> Error {
+    // An observer refused the attempt (an open circuit breaker): its error, as it was.
+    if let Some(ours) = refusal(&e) {
+        return ours.context(what);
+    }
     let (kind, msg) = match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
@@ -193,7 +345,13 @@ pub fn map_error<E: OperationError, R: std::fmt::Debug>(
                 ErrorKind::Auth => "; refresh the AWS credentials",
                 _ => (service.hint)(kind, code),
             };
-            (kind, format!("{code}: {msg}{hint}"))
+            // AWS's request id (what AWS support asks for), when it sent one.
+            let req = err
+                .meta()
+                .extra("aws_request_id")
+                .map(|id| format!("[req={id}] "))
+                .unwrap_or_default();
+            (kind, format!("{req}{code}: {msg}{hint}"))
         }
         SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
         SdkError::DispatchFailure(d) => (
@@ -210,6 +368,18 @@ pub fn map_error<E: OperationError, R: std::fmt::Debug>(
         ),
     };
     Error::new(kind, format!("{what}: {msg}"))
+}
+
+/// Our own error inside an SDK error: an observer refused an attempt before it was sent.
+fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(ours) = err.downcast_ref::<Error>() {
+            return Some(ours.clone());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// The error code of a service error, if it is one.
@@ -263,6 +433,8 @@ pub struct AwsContext {
     roles: Mutex<HashMap<RoleKey, SdkConfig>>,
     /// Calls made by shared clients (merge store); targets count their own.
     pub calls: CallCounter,
+    /// Who sees every call of every client made through [`AwsContext::counter_for`].
+    observers: Observers,
     /// S3 clients use path-style addressing only when an endpoint override is set: emulators
     /// on `localhost` cannot serve virtual-hosted buckets, and AWS is retiring path style.
     s3_path_style: bool,
@@ -292,6 +464,7 @@ impl AwsContext {
             base,
             roles: Mutex::new(HashMap::new()),
             calls: CallCounter::default(),
+            observers: Observers::default(),
             s3_path_style,
         })
     }
@@ -317,7 +490,42 @@ impl AwsContext {
             base: base.to_builder().timeout_config(tc).build(),
             roles: Mutex::new(HashMap::new()),
             calls: CallCounter::default(),
+            observers: Observers::default(),
             s3_path_style,
+        }
+    }
+
+    /// Every call made through this context's counters is admitted by and reported to
+    /// `observers` (the shared S3 client's too).
+    pub fn observe(mut self, observers: Observers) -> Self {
+        let region = self
+            .base
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        self.observers = observers;
+        self.calls = self.counter_for(&region, None);
+        self
+    }
+
+    /// A fresh counter for the clients of one account (the role's, or `default`) and region,
+    /// reporting to this context's observers.
+    pub fn counter_for(&self, region: &str, role_arn: Option<&str>) -> CallCounter {
+        if self.observers.is_empty() {
+            return CallCounter::default();
+        }
+        let account = role_arn
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|a| !a.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        CallCounter {
+            count: Arc::default(),
+            observed: Some(Arc::new(Observed {
+                observers: self.observers.clone(),
+                account,
+                region: region.to_string(),
+            })),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct RunOptions {
     /// Cancelled (a signal) to stop: the Vault read ends, the target being applied is rolled
     /// back, later targets are not started.
     pub cancel: std::sync::Arc<Cancel>,
+    /// Who sees every Vault and AWS call of the run (metrics, circuit breakers, tracing).
+    pub observers: crate::observe::Observers,
 }
 
 /// What happened to one target.
@@ -193,7 +195,11 @@ async fn run_traced(
             Some(secretsync_core::config::MergeStoreConfig::S3 { .. })
         );
     let aws = if needs_aws {
-        Some(AwsContext::load(opts.aws_max_attempts.max(1), env).await?)
+        Some(
+            AwsContext::load(opts.aws_max_attempts.max(1), env)
+                .await?
+                .observe(opts.observers.clone()),
+        )
     } else {
         None
     };
@@ -203,7 +209,7 @@ async fn run_traced(
             Some(secretsync_core::config::MergeStoreConfig::Vault { .. })
         );
     let vault = if needs_vault {
-        Some(VaultClient::connect(&config.vault, env).await?)
+        Some(VaultClient::connect_observed(&config.vault, env, opts.observers.clone()).await?)
     } else {
         None
     };
@@ -222,6 +228,7 @@ async fn run_traced(
             aws: aws.as_ref(),
             owner: &owner,
             env,
+            observers: opts.observers.clone(),
         };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {

@@ -78,6 +78,9 @@ pub struct Clients<'a> {
     /// The environment, for targets that log in on their own (credentials from env vars) and
     /// for the endpoint override of a target's own service (`AWS_ENDPOINT_URL_<SERVICE>`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Who sees every call (metrics, circuit breakers, tracing); AWS clients get theirs through
+    /// [`AwsContext::counter_for`].
+    pub observers: crate::observe::Observers,
 }
 
 impl Clients<'_> {

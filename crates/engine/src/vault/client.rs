@@ -13,6 +13,94 @@ use tokio::sync::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{self, Endpoint, Observers, Outcome};
+
+/// A Vault API operation: its name in metrics, spans and logs (`kv.list`; never a path) and
+/// what it does, for messages (`list secrets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub name: &'static str,
+    pub doing: &'static str,
+}
+
+impl Op {
+    const fn new(name: &'static str, doing: &'static str) -> Op {
+        Op { name, doing }
+    }
+}
+
+/// Every Vault API operation the client makes.
+pub mod ops {
+    use super::Op;
+    pub const LOGIN: Op = Op::new("auth.login", "log in");
+    pub const LOOKUP_SELF: Op = Op::new("auth.lookup-self", "look up the token");
+    pub const RENEW_SELF: Op = Op::new("auth.renew-self", "renew the token");
+    pub const MOUNT: Op = Op::new("sys.mount", "look up the mount");
+    pub const KV_LIST: Op = Op::new("kv.list", "list secrets");
+    pub const KV_READ: Op = Op::new("kv.read", "read the secret");
+    pub const KV_WRITE: Op = Op::new("kv.write", "write the secret");
+    pub const KV_METADATA_READ: Op = Op::new("kv.metadata.read", "read the secret's metadata");
+    pub const KV_METADATA_WRITE: Op = Op::new("kv.metadata.write", "write the secret's metadata");
+    pub const KV_METADATA_DELETE: Op = Op::new("kv.metadata.delete", "delete the secret");
+    pub const KV_DELETE: Op = Op::new("kv.delete", "soft-delete versions of the secret");
+    pub const KV_UNDELETE: Op = Op::new("kv.undelete", "undelete versions of the secret");
+}
+
+/// What one call (all its attempts) was: for error messages and structured fields.
+#[derive(Debug, Clone)]
+pub struct CallMeta {
+    pub op: Op,
+    /// The API path, without the query (never a value).
+    pub path: String,
+    /// Ours, the same on every attempt.
+    pub request_id: String,
+    /// Vault's own (`request_id` in its answer; also in its audit log), when it sent one.
+    pub vault_request_id: Option<String>,
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+impl CallMeta {
+    /// The request id a message shows: Vault's when it answered with one (it is in Vault's
+    /// audit log), else ours (it is in our logs).
+    pub fn shown_id(&self) -> &str {
+        self.vault_request_id.as_deref().unwrap_or(&self.request_id)
+    }
+
+    /// `e` as the user reads it: `[req=…] failed to list secrets at path "secret/metadata/app"
+    /// after 1250ms (retries: 2): <e>`.
+    pub fn fail(&self, e: Error) -> Error {
+        let head = format!(
+            "[req={}] failed to {} at path \"{}\" after {}ms (retries: {})",
+            self.shown_id(),
+            self.op.doing,
+            self.path,
+            self.elapsed.as_millis(),
+            self.attempts.saturating_sub(1)
+        );
+        Error {
+            message: format!("{head}: {}", e.message),
+            ..e
+        }
+    }
+
+    /// [`CallMeta::fail`] on the error of `r`, if any.
+    pub fn tag<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// [`CallMeta::tag`] on what `interpret` makes of the answer.
+    fn judge<T>(&self, interpret: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.tag(interpret())
+    }
+}
+
+/// One answer: the status, the JSON body (or `null`) and what the call was.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub meta: CallMeta,
+}
 
 /// How to log in again when the token expires.
 #[derive(Debug, Clone)]
@@ -66,6 +154,8 @@ struct Inner {
     token: RwLock<TokenState>,
     relogin: Mutex<()>,
     requests: AtomicU64,
+    endpoint: Endpoint,
+    observers: Observers,
 }
 
 /// Percent-encodes a Vault path, keeping `/`.
@@ -91,7 +181,17 @@ impl VaultClient {
         settings: &VaultSettings,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> impl std::future::Future<Output = Result<Self>> + Send + use<> {
-        let client = Self::prepare(settings, env);
+        Self::connect_observed(settings, env, Observers::default())
+    }
+
+    /// [`VaultClient::connect`], with every attempt of every call reported to `observers`
+    /// (and admitted by them first).
+    pub fn connect_observed(
+        settings: &VaultSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+        observers: Observers,
+    ) -> impl std::future::Future<Output = Result<Self>> + Send + use<> {
+        let client = Self::prepare(settings, env, observers);
         async move {
             let client = client?;
             client.login().await?;
@@ -100,7 +200,11 @@ impl VaultClient {
     }
 
     /// The client for `settings` and `env`, not logged in yet.
-    fn prepare(settings: &VaultSettings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+    fn prepare(
+        settings: &VaultSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+        observers: Observers,
+    ) -> Result<Self> {
         let addr = settings
             .address
             .clone()
@@ -169,10 +273,13 @@ impl VaultClient {
                 format!("cannot build the HTTP client: {e}"),
             )
         })?;
+        let addr = addr.trim_end_matches('/').to_string();
         let client = VaultClient {
             inner: Arc::new(Inner {
                 http,
-                addr: addr.trim_end_matches('/').to_string(),
+                endpoint: Endpoint::vault(&addr),
+                observers,
+                addr,
                 namespace,
                 login: login.clone(),
                 token: RwLock::new(TokenState {
@@ -206,15 +313,18 @@ impl VaultClient {
         body: &Value,
         hint: &str,
     ) -> Result<(Sensitive, Option<Value>)> {
-        let (status, v) = self
+        let r = self
             .raw(
+                ops::LOGIN,
                 Method::POST,
                 &format!("auth/{mount}/login"),
                 None,
                 Some(body),
             )
             .await?;
-        let auth = login_auth(kind, mount, status, &v, hint)?;
+        let auth = r
+            .meta
+            .tag(login_auth(kind, mount, r.status, &r.body, hint))?;
         Ok((
             Sensitive::new(auth["client_token"].as_str().unwrap_or_default()),
             Some(auth),
@@ -256,14 +366,21 @@ impl VaultClient {
                 a["renewable"].as_bool().unwrap_or(false),
             ),
             None => {
-                let (status, v) = self
-                    .raw(Method::GET, "auth/token/lookup-self", Some(&token), None)
+                let r = self
+                    .raw(
+                        ops::LOOKUP_SELF,
+                        Method::GET,
+                        "auth/token/lookup-self",
+                        Some(&token),
+                        None,
+                    )
                     .await?;
+                let (status, v) = (r.status, r.body);
                 if status == StatusCode::FORBIDDEN {
-                    return Err(Error::new(
+                    return Err(r.meta.fail(Error::new(
                         ErrorKind::Auth,
                         "the Vault token is invalid or expired; export a valid VAULT_TOKEN",
-                    ));
+                    )));
                 }
                 (
                     v["data"]["ttl"].as_u64().unwrap_or(0),
@@ -305,14 +422,16 @@ impl VaultClient {
             return Ok(()); // another task renewed it
         }
         if renewable {
-            let (status, v) = self
+            let r = self
                 .raw(
+                    ops::RENEW_SELF,
                     Method::POST,
                     "auth/token/renew-self",
                     Some(&token),
                     Some(&json!({})),
                 )
                 .await?;
+            let (status, v) = (r.status, r.body);
             if status.is_success() {
                 let ttl = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
                 let mut st = self.inner.token.write().await;
@@ -331,18 +450,47 @@ impl VaultClient {
         Ok(())
     }
 
-    /// One HTTP exchange, no auth logic. Returns the status and JSON body (or `null`).
+    /// One HTTP exchange, no auth logic, with retries of 5xx, 429 and connection errors.
+    /// Every attempt is admitted by the observers first (an open circuit breaker refuses it)
+    /// and reported to them after. Errors say what failed, where, how long it took, how many
+    /// retries were made, and the request id ([`CallMeta::fail`]).
     async fn raw(
         &self,
+        op: Op,
         method: Method,
         path: &str,
         token: Option<&Sensitive>,
         body: Option<&Value>,
-    ) -> Result<(StatusCode, Value)> {
+    ) -> Result<Reply> {
         let url = format!("{}/v1/{}", self.inner.addr, path);
-        let mut attempt = 0u32;
+        let started = Instant::now();
+        let mut meta = CallMeta {
+            op,
+            path: path.split('?').next().unwrap_or(path).to_string(),
+            request_id: observe::request_id(),
+            vault_request_id: None,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        };
+        let obs = &self.inner.observers;
+        let report = |meta: &CallMeta, attempt_started: Instant, outcome: Outcome| {
+            obs.attempt(&observe::Attempt {
+                endpoint: &self.inner.endpoint,
+                operation: op.name,
+                request_id: &meta.request_id,
+                backend_request_id: meta.vault_request_id.as_deref(),
+                attempt: meta.attempts,
+                elapsed: attempt_started.elapsed(),
+                outcome,
+                pagination: false,
+            });
+        };
         loop {
-            attempt += 1;
+            meta.attempts += 1;
+            if let Err(e) = obs.admit(&self.inner.endpoint, op.name) {
+                meta.elapsed = started.elapsed();
+                return Err(meta.fail(e));
+            }
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let mut req = self.inner.http.request(method.clone(), &url);
             if let Some(t) = token {
@@ -354,98 +502,117 @@ impl VaultClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let started = Instant::now();
+            let attempt_started = Instant::now();
             let result = req.send().await;
-            let op = path.split('?').next().unwrap_or(path);
-            match result {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let resp_location = resp
-                        .headers()
-                        .get(reqwest::header::LOCATION)
-                        .and_then(|l| l.to_str().ok())
-                        .map(|l| l.split('?').next().unwrap_or(l).to_string());
-                    if (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
-                        || status == StatusCode::TOO_MANY_REQUESTS)
-                        && attempt < 4
-                    {
-                        let wait = backoff(attempt);
-                        debug!(
-                            path = op,
-                            status = status.as_u16(),
-                            attempt,
-                            wait_ms = wait.as_millis() as u64,
-                            "retrying Vault request"
-                        );
+            let retry = meta.attempts < 4;
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(e) => {
+                    report(&meta, attempt_started, Outcome::Failed);
+                    if retry && (e.is_connect() || e.is_timeout() || e.is_request()) {
+                        let wait = backoff(meta.attempts);
+                        debug!(operation = op.name, request_id = %meta.request_id, attempt = meta.attempts, error = %e, "retrying Vault request after a connection error");
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    let bytes = resp.bytes().await.map_err(|e| {
-                        Error::new(
-                            ErrorKind::Unavailable,
-                            format!("reading the Vault response for `{op}`: {e}"),
-                        )
-                    })?;
-                    if status.is_redirection() {
-                        let to = resp_location.as_deref().unwrap_or("an unnamed location");
-                        return Err(Error::new(
-                            ErrorKind::Unexpected,
-                            format!(
-                                "Vault answered {} for `{op}`, redirecting to {to}; SecretSync follows redirects only within {} (the token must not go elsewhere): point `vault.address` at the active node",
-                                status.as_u16(),
-                                self.inner.addr
-                            ),
-                        ));
-                    }
-                    // Strict: a body that is not JSON is an error naming the path, never
-                    // "nothing there". An empty body stays `null` (the callers check shapes).
-                    let v: Value = if bytes.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::new(
-                                ErrorKind::Unexpected,
-                                format!(
-                                    "Vault answered {} for `{op}` with a body that is not JSON ({} bytes: {e}); check that `vault.address` points at Vault and not at a proxy or load balancer page",
-                                    status.as_u16(),
-                                    bytes.len()
-                                ),
-                            )
-                        })?
-                    };
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-                            ErrorKind::Throttled
-                        } else {
-                            ErrorKind::Unavailable
-                        };
-                        return Err(Error::new(
-                            kind,
-                            format!(
-                                "Vault answered {} for `{op}` after {attempt} attempts ({} ms): {}",
-                                status.as_u16(),
-                                started.elapsed().as_millis(),
-                                vault_errors(&v)
-                            ),
-                        ));
-                    }
-                    return Ok((status, v));
-                }
-                Err(e) if attempt < 4 && (e.is_connect() || e.is_timeout() || e.is_request()) => {
-                    let wait = backoff(attempt);
-                    debug!(path = op, attempt, error = %e, "retrying Vault request after a connection error");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    return Err(Error::new(
+                    meta.elapsed = started.elapsed();
+                    return Err(meta.fail(Error::new(
                         ErrorKind::Unavailable,
-                        format!(
-                            "cannot reach Vault at {} for `{op}` after {attempt} attempts: {e}",
-                            self.inner.addr
-                        ),
-                    ));
+                        format!("cannot reach Vault at {}: {e}", self.inner.addr),
+                    )));
                 }
+            };
+            let status = resp.status();
+            let resp_location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(|l| l.split('?').next().unwrap_or(l).to_string());
+            let transient = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+                || status == StatusCode::TOO_MANY_REQUESTS;
+            let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+                Outcome::Throttled
+            } else if transient {
+                Outcome::Failed
+            } else if status.is_success() || status == StatusCode::NOT_FOUND {
+                Outcome::Ok
+            } else {
+                Outcome::Refused
+            };
+            let bytes = resp.bytes().await;
+            // Strict: a body that is not JSON is an error naming the path, never "nothing
+            // there". An empty body stays `null` (the callers check shapes).
+            let parsed: std::result::Result<Value, String> = match &bytes {
+                Err(e) => Err(format!("reading the answer: {e}")),
+                Ok(b) if b.is_empty() => Ok(Value::Null),
+                Ok(b) => serde_json::from_slice(b).map_err(|e| {
+                    format!(
+                        "Vault answered {} with a body that is not JSON ({} bytes: {e}); check that `vault.address` points at Vault and not at a proxy or load balancer page",
+                        status.as_u16(),
+                        b.len()
+                    )
+                }),
+            };
+            if let Ok(v) = &parsed {
+                meta.vault_request_id = v["request_id"].as_str().map(str::to_string);
             }
+            let outcome = match (&parsed, outcome) {
+                (Err(_), Outcome::Ok) => Outcome::Failed,
+                (_, o) => o,
+            };
+            report(&meta, attempt_started, outcome);
+            if transient && retry {
+                let wait = backoff(meta.attempts);
+                debug!(
+                    operation = op.name,
+                    request_id = %meta.request_id,
+                    status = status.as_u16(),
+                    attempt = meta.attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying Vault request"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            meta.elapsed = started.elapsed();
+            if status.is_redirection() {
+                let to = resp_location.as_deref().unwrap_or("an unnamed location");
+                return Err(meta.fail(Error::new(
+                    ErrorKind::Unexpected,
+                    format!(
+                        "Vault answered {}, redirecting to {to}; SecretSync follows redirects only within {} (the token must not go elsewhere): point `vault.address` at the active node",
+                        status.as_u16(),
+                        self.inner.addr
+                    ),
+                )));
+            }
+            let v = match parsed {
+                Ok(v) => v,
+                Err(problem) => {
+                    let kind = if bytes.is_err() {
+                        ErrorKind::Unavailable
+                    } else {
+                        ErrorKind::Unexpected
+                    };
+                    return Err(meta.fail(Error::new(kind, problem)));
+                }
+            };
+            if transient {
+                let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+                    ErrorKind::Throttled
+                } else {
+                    ErrorKind::Unavailable
+                };
+                return Err(meta.fail(Error::new(
+                    kind,
+                    format!("Vault answered {}: {}", status.as_u16(), vault_errors(&v)),
+                )));
+            }
+            return Ok(Reply {
+                status,
+                body: v,
+                meta,
+            });
         }
     }
 
@@ -453,40 +620,49 @@ impl VaultClient {
     /// and a login method exists, logs in again once and retries.
     pub(crate) async fn call(
         &self,
+        op: Op,
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(StatusCode, Value)> {
+    ) -> Result<Reply> {
         self.refresh_if_needed().await?;
         let token = self.inner.token.read().await.token.clone();
         let mut attempt = 0;
-        let (status, v) = loop {
+        let reply = loop {
             attempt += 1;
-            let (status, v) = self.raw(method.clone(), path, Some(&token), body).await?;
+            let r = self
+                .raw(op, method.clone(), path, Some(&token), body)
+                .await?;
             // A KV mount that is being upgraded to v2 answers 400 for a short while: transient.
-            if status == StatusCode::BAD_REQUEST
+            if r.status == StatusCode::BAD_REQUEST
                 && attempt < 8
-                && vault_errors(&v).contains("Upgrading from non-versioned to versioned data")
+                && vault_errors(&r.body).contains("Upgrading from non-versioned to versioned data")
             {
                 tokio::time::sleep(backoff(attempt.min(3))).await;
                 continue;
             }
-            break (status, v);
+            break r;
         };
-        if status != StatusCode::FORBIDDEN {
-            return Ok((status, v));
+        if reply.status != StatusCode::FORBIDDEN {
+            return Ok(reply);
         }
-        let (lookup, _) = self
-            .raw(Method::GET, "auth/token/lookup-self", Some(&token), None)
+        let lookup = self
+            .raw(
+                ops::LOOKUP_SELF,
+                Method::GET,
+                "auth/token/lookup-self",
+                Some(&token),
+                None,
+            )
             .await?;
-        if lookup != StatusCode::FORBIDDEN {
-            return Ok((status, v)); // the token is fine: a real permission denial
+        if lookup.status != StatusCode::FORBIDDEN {
+            return Ok(reply); // the token is fine: a real permission denial
         }
         if matches!(self.inner.login, Login::Token(_)) {
-            return Err(Error::new(
+            return Err(reply.meta.fail(Error::new(
                 ErrorKind::Auth,
-                "the Vault token is invalid or expired; export a valid VAULT_TOKEN",
-            ));
+                "the Vault token is invalid or expired; export a valid VAULT_TOKEN (or configure `vault.auth`)",
+            )));
         }
         {
             let _guard = self.inner.relogin.lock().await;
@@ -498,13 +674,18 @@ impl VaultClient {
             }
         }
         let token = self.inner.token.read().await.token.clone();
-        self.raw(method, path, Some(&token), body).await
+        self.raw(op, method, path, Some(&token), body).await
     }
 
     /// Finds the mount that `path` belongs to: returns (mount path with `/`, KV version).
     pub async fn mount_of(&self, path: &str) -> Result<(String, Option<String>)> {
-        let (status, v) = self
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
             .call(
+                ops::MOUNT,
                 Method::GET,
                 &format!(
                     "sys/internal/ui/mounts/{}",
@@ -513,108 +694,125 @@ impl VaultClient {
                 None,
             )
             .await?;
-        match status {
-            s if s.is_success() => {
-                let mount = v["data"]["path"].as_str().unwrap_or_default().to_string();
-                let kind = v["data"]["type"].as_str().unwrap_or_default();
-                if mount.is_empty() || kind.is_empty() {
-                    return Err(Error::config(format!(
-                        "`{path}` is not under any Vault mount; check its `mount:`"
-                    )));
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => {
+                    let mount = v["data"]["path"].as_str().unwrap_or_default().to_string();
+                    let kind = v["data"]["type"].as_str().unwrap_or_default();
+                    if mount.is_empty() || kind.is_empty() {
+                        return Err(Error::config(format!(
+                            "`{path}` is not under any Vault mount; check its `mount:`"
+                        )));
+                    }
+                    if kind != "kv" && kind != "generic" {
+                        return Err(Error::config(format!(
+                            "`{mount}` is a `{kind}` mount, not KV version 2; point `mount:` at a KV v2 mount"
+                        )));
+                    }
+                    let version = v["data"]["options"]["version"].as_str().map(str::to_string);
+                    Ok((mount, version))
                 }
-                if kind != "kv" && kind != "generic" {
-                    return Err(Error::config(format!(
-                        "`{mount}` is a `{kind}` mount, not KV version 2; point `mount:` at a KV v2 mount"
-                    )));
-                }
-                let version = v["data"]["options"]["version"].as_str().map(str::to_string);
-                Ok((mount, version))
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "no KV mount at `{path}`, or the token may not see it: check `mount:` and that the token's policy grants a capability on `{path}*`"
+                    ),
+                )),
+                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => Err(Error::config(format!(
+                    "`{path}` is not under any Vault mount; check `mount:` (Vault said: {})",
+                    vault_errors(&v)
+                ))),
+                s => Err(unexpected(s, "looking up a mount", path, &v)),
             }
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "no KV mount at `{path}`, or the token may not see it: check `mount:` and that the token's policy grants a capability on `{path}*`"
-                ),
-            )),
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => Err(Error::config(format!(
-                "`{path}` is not under any Vault mount; check `mount:` (Vault said: {})",
-                vault_errors(&v)
-            ))),
-            s => Err(unexpected(s, "looking up a mount", path, &v)),
-        }
+        })
     }
 
     /// Lists one KV v2 folder. `None`: the folder does not exist (404).
     pub async fn list(&self, mount: &str, dir: &str) -> Result<Option<Vec<String>>> {
         let api = format!("{mount}metadata/{dir}");
-        let (status, v) = self
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
             .call(
+                ops::KV_LIST,
                 Method::GET,
                 &format!("{}?list=true", encode_path(&api)),
                 None,
             )
             .await?;
-        match status {
-            s if s.is_success() => {
-                let keys = v["data"]["keys"]
-                    .as_array()
-                    .ok_or_else(|| malformed(status, "listing", &api, "has no `data.keys` list"))?;
-                keys.iter()
-                    .map(|x| {
-                        x.as_str().map(str::to_string).ok_or_else(|| {
-                            malformed(status, "listing", &api, "has a key that is not a string")
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => {
+                    let keys = v["data"]["keys"]
+                        .as_array()
+                        .ok_or_else(|| malformed(status, "listing", &api, "has no `data.keys` list"))?;
+                    keys.iter()
+                        .map(|x| {
+                            x.as_str().map(str::to_string).ok_or_else(|| {
+                                malformed(status, "listing", &api, "has a key that is not a string")
+                            })
                         })
-                    })
-                    .collect::<Result<Vec<_>>>()
-                    .map(Some)
+                        .collect::<Result<Vec<_>>>()
+                        .map(Some)
+                }
+                StatusCode::NOT_FOUND => Ok(None),
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "permission denied listing `{mount}{dir}`: the token needs the `list` capability on `{api}*` (an unlistable folder is never treated as empty)"
+                    ),
+                )),
+                s => Err(unexpected(s, "listing", &api, &v)),
             }
-            StatusCode::NOT_FOUND => Ok(None),
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "permission denied listing `{mount}{dir}`: the token needs the `list` capability on `{api}*` (an unlistable folder is never treated as empty)"
-                ),
-            )),
-            s => Err(unexpected(s, "listing", &api, &v)),
-        }
+        })
     }
 
     /// Reads the latest version of one KV v2 secret.
     pub async fn read(&self, mount: &str, path: &str) -> Result<ReadOutcome> {
         let api = format!("{mount}data/{path}");
-        let (status, v) = self.call(Method::GET, &encode_path(&api), None).await?;
-        match status {
-            s if s.is_success() => {
-                let meta = &v["data"]["metadata"];
-                match v["data"]["data"].as_object() {
-                    Some(data) => Ok(ReadOutcome::Found {
-                        data: data.clone(),
-                        version: meta["version"].as_u64().ok_or_else(|| {
-                            malformed(status, "reading", &api, "has no `data.metadata.version`")
-                        })?,
-                    }),
-                    // Only a deliberate deletion may come without data; anything else is an
-                    // answer we cannot trust.
-                    None => match deleted_or_missing(meta) {
-                        d @ ReadOutcome::Deleted { .. } => Ok(d),
-                        _ => Err(malformed(
-                            status,
-                            "reading",
-                            &api,
-                            "has no `data.data` object",
-                        )),
-                    },
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(ops::KV_READ, Method::GET, &encode_path(&api), None)
+            .await?;
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => {
+                    let meta = &v["data"]["metadata"];
+                    match v["data"]["data"].as_object() {
+                        Some(data) => Ok(ReadOutcome::Found {
+                            data: data.clone(),
+                            version: meta["version"].as_u64().ok_or_else(|| {
+                                malformed(status, "reading", &api, "has no `data.metadata.version`")
+                            })?,
+                        }),
+                        // Only a deliberate deletion may come without data; anything else is an
+                        // answer we cannot trust.
+                        None => match deleted_or_missing(meta) {
+                            d @ ReadOutcome::Deleted { .. } => Ok(d),
+                            _ => Err(malformed(
+                                status,
+                                "reading",
+                                &api,
+                                "has no `data.data` object",
+                            )),
+                        },
+                    }
                 }
+                StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "permission denied reading `{mount}{path}`: the token needs the `read` capability on `{api}`"
+                    ),
+                )),
+                s => Err(unexpected(s, "reading", &api, &v)),
             }
-            StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "permission denied reading `{mount}{path}`: the token needs the `read` capability on `{api}`"
-                ),
-            )),
-            s => Err(unexpected(s, "reading", &api, &v)),
-        }
+        })
     }
 
     /// Writes one KV v2 secret (used by the Vault merge store and by tests' seeding).
@@ -625,23 +823,30 @@ impl VaultClient {
         data: &serde_json::Map<String, Value>,
     ) -> Result<()> {
         let api = format!("{mount}data/{path}");
-        let (status, v) = self
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
             .call(
+                ops::KV_WRITE,
                 Method::POST,
                 &encode_path(&api),
                 Some(&json!({ "data": data })),
             )
             .await?;
-        match status {
-            s if s.is_success() => Ok(()),
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
-                ),
-            )),
-            s => Err(unexpected(s, "writing", &api, &v)),
-        }
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => Ok(()),
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
+                    ),
+                )),
+                s => Err(unexpected(s, "writing", &api, &v)),
+            }
+        })
     }
 }
 
@@ -656,36 +861,55 @@ impl VaultClient {
     ) -> Result<bool> {
         let api = format!("{mount}data/{path}");
         let body = json!({ "options": { "cas": 0 }, "data": data });
-        let (status, v) = self
-            .call(Method::POST, &encode_path(&api), Some(&body))
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(ops::KV_WRITE, Method::POST, &encode_path(&api), Some(&body))
             .await?;
-        match status {
-            s if s.is_success() => Ok(true),
-            StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => Ok(false),
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
-                ),
-            )),
-            s => Err(unexpected(s, "creating", &api, &v)),
-        }
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => Ok(true),
+                StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => Ok(false),
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
+                    ),
+                )),
+                s => Err(unexpected(s, "creating", &api, &v)),
+            }
+        })
     }
 
     /// Deletes a KV v2 secret with all its versions and metadata.
     pub async fn delete_all_versions(&self, mount: &str, path: &str) -> Result<()> {
         let api = format!("{mount}metadata/{path}");
-        let (status, v) = self.call(Method::DELETE, &encode_path(&api), None).await?;
-        match status {
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            StatusCode::FORBIDDEN => Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "permission denied deleting `{mount}{path}`: the token needs the `delete` capability on `{api}`"
-                ),
-            )),
-            s => Err(unexpected(s, "deleting", &api, &v)),
-        }
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(
+                ops::KV_METADATA_DELETE,
+                Method::DELETE,
+                &encode_path(&api),
+                None,
+            )
+            .await?;
+        meta.judge(|| {
+            match status {
+                s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+                StatusCode::FORBIDDEN => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "permission denied deleting `{mount}{path}`: the token needs the `delete` capability on `{api}`"
+                    ),
+                )),
+                s => Err(unexpected(s, "deleting", &api, &v)),
+            }
+        })
     }
 }
 
@@ -729,8 +953,14 @@ impl VaultClient {
     /// `None` when the path has none.
     pub async fn read_metadata(&self, mount: &str, path: &str) -> Result<Option<KvMetadata>> {
         let api = format!("{mount}metadata/{path}");
-        let (status, v) = self.call(Method::GET, &encode_path(&api), None).await?;
-        match status {
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(ops::KV_METADATA_READ, Method::GET, &encode_path(&api), None)
+            .await?;
+        meta.judge(|| match status {
             s if s.is_success() => {
                 let d = &v["data"];
                 let bad = |problem: &str| malformed(status, "reading", &api, problem);
@@ -779,7 +1009,7 @@ impl VaultClient {
                 Err(denied("reading the metadata of", mount, path, "read", &api))
             }
             s => Err(unexpected(s, "reading", &api, &v)),
-        }
+        })
     }
 
     /// Replaces one KV v2 secret's `custom_metadata` (other metadata settings are kept).
@@ -791,28 +1021,39 @@ impl VaultClient {
     ) -> Result<()> {
         let api = format!("{mount}metadata/{path}");
         let body = json!({ "custom_metadata": custom });
-        let (status, v) = self
-            .call(Method::POST, &encode_path(&api), Some(&body))
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(
+                ops::KV_METADATA_WRITE,
+                Method::POST,
+                &encode_path(&api),
+                Some(&body),
+            )
             .await?;
-        match status {
-            s if s.is_success() => Ok(()),
-            StatusCode::FORBIDDEN => Err(denied(
-                "writing the metadata of",
-                mount,
-                path,
-                "create` and `update",
-                &api,
-            )),
-            // Vault's limits on custom metadata (64 keys, 128-byte keys, 512-byte values).
-            StatusCode::BAD_REQUEST => Err(Error::new(
-                ErrorKind::Limit,
-                format!(
-                    "Vault refused the custom metadata of `{mount}{path}`: {}; remove some of its own `custom_metadata` keys (at most 64 keys in all)",
-                    vault_errors(&v)
-                ),
-            )),
-            s => Err(unexpected(s, "writing", &api, &v)),
-        }
+        meta.judge(|| {
+            match status {
+                s if s.is_success() => Ok(()),
+                StatusCode::FORBIDDEN => Err(denied(
+                    "writing the metadata of",
+                    mount,
+                    path,
+                    "create` and `update",
+                    &api,
+                )),
+                // Vault's limits on custom metadata (64 keys, 128-byte keys, 512-byte values).
+                StatusCode::BAD_REQUEST => Err(Error::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "Vault refused the custom metadata of `{mount}{path}`: {}; remove some of its own `custom_metadata` keys (at most 64 keys in all)",
+                        vault_errors(&v)
+                    ),
+                )),
+                s => Err(unexpected(s, "writing", &api, &v)),
+            }
+        })
     }
 
     /// Writes one KV v2 secret only if its current version is `cas` (0: only if the path has
@@ -826,10 +1067,14 @@ impl VaultClient {
     ) -> Result<CasOutcome> {
         let api = format!("{mount}data/{path}");
         let body = json!({ "options": { "cas": cas }, "data": data });
-        let (status, v) = self
-            .call(Method::POST, &encode_path(&api), Some(&body))
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(ops::KV_WRITE, Method::POST, &encode_path(&api), Some(&body))
             .await?;
-        match status {
+        meta.judge(|| match status {
             s if s.is_success() => v["data"]["version"]
                 .as_u64()
                 .map(CasOutcome::Written)
@@ -848,20 +1093,25 @@ impl VaultClient {
                 ),
             )),
             s => Err(unexpected(s, "writing", &api, &v)),
-        }
+        })
     }
 
     /// Reads one version of a KV v2 secret.
     pub async fn read_version(&self, mount: &str, path: &str, version: u64) -> Result<ReadOutcome> {
         let api = format!("{mount}data/{path}");
-        let (status, v) = self
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
             .call(
+                ops::KV_READ,
                 Method::GET,
                 &format!("{}?version={version}", encode_path(&api)),
                 None,
             )
             .await?;
-        match status {
+        meta.judge(|| match status {
             s if s.is_success() => match v["data"]["data"].as_object() {
                 Some(data) => Ok(ReadOutcome::Found {
                     data: data.clone(),
@@ -880,7 +1130,7 @@ impl VaultClient {
             StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
             StatusCode::FORBIDDEN => Err(denied("reading", mount, path, "read", &api)),
             s => Err(unexpected(s, "reading", &api, &v)),
-        }
+        })
     }
 
     /// Soft-deletes versions of a KV v2 secret (recoverable with [`VaultClient::undelete`]).
@@ -897,22 +1147,31 @@ impl VaultClient {
 
     async fn versions_call(
         &self,
-        op: &str,
+        action: &str,
         mount: &str,
         path: &str,
         versions: &[u64],
         what: &str,
     ) -> Result<()> {
-        let api = format!("{mount}{op}/{path}");
+        let api = format!("{mount}{action}/{path}");
+        let vop = if action == "delete" {
+            ops::KV_DELETE
+        } else {
+            ops::KV_UNDELETE
+        };
         let body = json!({ "versions": versions });
-        let (status, v) = self
-            .call(Method::POST, &encode_path(&api), Some(&body))
+        let Reply {
+            status,
+            body: v,
+            meta,
+        } = self
+            .call(vop, Method::POST, &encode_path(&api), Some(&body))
             .await?;
-        match status {
+        meta.judge(|| match status {
             s if s.is_success() => Ok(()),
             StatusCode::FORBIDDEN => Err(denied(what, mount, path, "update", &api)),
             s => Err(unexpected(s, what, &api, &v)),
-        }
+        })
     }
 }
 

@@ -205,7 +205,7 @@ impl AwsSmTarget {
                 settings.external_id.as_deref(),
             )
             .await;
-        let counter = CallCounter::default();
+        let counter = aws.counter_for(&settings.region, settings.role_arn.as_deref());
         let client = super::client(&cfg, &counter);
         AwsSmTarget {
             name: name.to_string(),

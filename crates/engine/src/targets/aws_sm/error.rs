@@ -29,7 +29,10 @@ const SERVICE: ServiceErrors = ServiceErrors {
 };
 
 /// Maps an SDK error to ours. `what` says what was being done (`creating prod/db`).
-pub fn map<E: OperationError, R: std::fmt::Debug>(e: SdkError<E, R>, what: &str) -> Error {
+pub fn map<E: OperationError, R: std::fmt::Debug + 'static>(
+    e: SdkError<E, R>,
+    what: &str,
+) -> Error {
     map_error(e, what, &SERVICE)
 }
 

@@ -295,7 +295,7 @@ impl AwsSsmTarget {
                 settings.external_id.as_deref(),
             )
             .await;
-        let counter = CallCounter::default();
+        let counter = aws.counter_for(&settings.region, settings.role_arn.as_deref());
         AwsSsmTarget {
             name: name.to_string(),
             owner: owner.to_string(),

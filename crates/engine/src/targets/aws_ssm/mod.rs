@@ -111,6 +111,7 @@ mod tests {
                 aws: Some(aws),
                 owner: "o",
                 env: &env,
+                observers: Default::default(),
             };
             super::build(target, settings, &clients).await.map(|_| ())
         };

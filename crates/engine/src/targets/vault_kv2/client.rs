@@ -24,6 +24,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::vault_kv::{LOCK_FOLDER, VaultKvLeases};
 use crate::lease::{LeaseBackend, LeaseRecord, Stored, encode_key};
+use crate::observe::Observers;
 use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::support::{self, Prefetched, payload};
@@ -43,6 +44,7 @@ struct Dest {
     target: String,
     settings: Settings,
     conn: OnceCell<Conn>,
+    observers: Observers,
 }
 
 struct Conn {
@@ -75,7 +77,11 @@ impl Dest {
         self.conn
             .get_or_try_init(|| async {
                 // Never the environment: VAULT_TOKEN and friends are the source's.
-                let client = VaultClient::connect(&self.settings.vault, &|_| None)
+                let client = VaultClient::connect_observed(
+                    &self.settings.vault,
+                    &|_| None,
+                    self.observers.clone(),
+                )
                     .await
                     .map_err(|e| self.err(e))?;
                 let mount = &self.settings.mount;
@@ -305,10 +311,19 @@ impl VaultKv2Target {
                 target: name.to_string(),
                 settings: settings.clone(),
                 conn: OnceCell::new(),
+                observers: Observers::default(),
             }),
             prefetched: Prefetched::default(),
             key: KeyCache::default(),
         }
+    }
+
+    /// Every call to the destination Vault is admitted by and reported to `observers`.
+    pub fn observed(mut self, observers: Observers) -> Self {
+        if let Some(d) = Arc::get_mut(&mut self.dest) {
+            d.observers = observers;
+        }
+        self
     }
 
     fn settings(&self) -> &Settings {

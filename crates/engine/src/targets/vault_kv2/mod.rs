@@ -59,10 +59,8 @@ pub fn build(
     settings: &VaultKv2Settings,
     clients: &Clients<'_>,
 ) -> Arc<dyn Target> {
-    Arc::new(VaultKv2Target::new(
-        &cfg.name,
-        clients.owner,
-        &cfg.policy,
-        settings,
-    ))
+    Arc::new(
+        VaultKv2Target::new(&cfg.name, clients.owner, &cfg.policy, settings)
+            .observed(clients.observers.clone()),
+    )
 }
