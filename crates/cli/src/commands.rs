@@ -3,10 +3,12 @@
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig};
 use secretsync_engine::cancel::Cancel;
+use secretsync_engine::observe::{Observer, Observers};
 use secretsync_engine::pipeline;
 use serde_json::json;
 
@@ -280,6 +282,19 @@ fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Who sees every Vault and AWS call of the run: the circuit breakers (when
+/// `circuit_breaker:` asks for them) and the per-attempt spans (when traces are exported).
+fn observers(c: &Config) -> Observers {
+    use secretsync_engine::breaker::Breakers;
+    let mut list: Vec<Arc<dyn Observer>> = Vec::new();
+    // The state hook feeds `secretsync_circuit_breaker_state` once metrics are wired.
+    if let Some(b) = Breakers::from_config(&c.circuit_breaker, None) {
+        list.push(b);
+    }
+    list.extend(crate::tracing_otel::call_spans());
+    Observers::new(list)
+}
+
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
     let c = load_config(&a.config.config)?;
@@ -292,7 +307,7 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
-        observers: Default::default(),
+        observers: observers(&c),
         cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);

@@ -98,7 +98,6 @@ where
 
 /// The observer that makes one span per attempt of every backend call, when traces are
 /// exported (after [`layer`]); `None` otherwise. Put it among the run's observers.
-#[allow(dead_code)] // joins the run's observers in commands.rs once the clients report to them
 pub fn call_spans() -> Option<Arc<dyn Observer>> {
     PROVIDER.get().map(|p| {
         Arc::new(CallSpans {
@@ -120,7 +119,6 @@ pub fn shutdown(within: Duration) {
 }
 
 /// One span per attempt, ended when the attempt is reported (it started `elapsed` before).
-#[allow(dead_code)]
 struct CallSpans {
     tracer: SdkTracer,
 }

@@ -115,8 +115,10 @@ impl Trace {
 }
 
 /// A real run with traces on: the spans arrive as run → merge / sync → target → the calls of
-/// that target, all in one trace, with the run id and the service name; not one of them (nor
-/// anything else the receiver got) holds a secret value, a secret path or the mount.
+/// that target (the AWS SDK's operation spans, and under them one span per attempt), the Vault
+/// calls under the merge, all in one trace, with the run id, our request ids and the backends',
+/// and the service name; not one of them (nor anything else the receiver got) holds a secret
+/// value, a secret path or the mount.
 #[tokio::test]
 async fn spans_arrive_as_run_phase_target_call_and_hold_no_value_or_path() {
     let w = World::from_env().await;
@@ -189,7 +191,7 @@ targets:
     let tspan = t.child(sync, "target");
     assert_eq!(tspan["attributes"]["target_name"], target.as_str());
     // The target's calls (its listing, reads and writes) are its children: the AWS SDK's
-    // operation spans.
+    // operation spans, each with one span per attempt under it.
     let calls: Vec<&Value> = t.children(tspan).collect();
     let methods: Vec<&str> = calls
         .iter()
@@ -200,6 +202,37 @@ targets:
     }
     for c in &calls {
         assert_eq!(c["attributes"]["rpc.system"], "aws-api", "{c}");
+        let method = c["attributes"]["rpc.method"].as_str().unwrap();
+        let name = format!("secretsmanager {method}");
+        let attempts: Vec<&Value> = t.children(c).filter(|a| a["name"] == name).collect();
+        assert!(!attempts.is_empty(), "{name} under {c}\n{}", t.show());
+        // The last attempt succeeded (earlier ones, if any, were retried).
+        let last = attempts
+            .iter()
+            .max_by_key(|a| a["attributes"]["attempt"].as_i64())
+            .unwrap();
+        check_attempt(last, "aws-api", &format!("aws/default/{REGION}"));
+        assert!(
+            last["attributes"]["backend_request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "AWS's request id: {last}"
+        );
+        let ids: std::collections::BTreeSet<&str> = attempts
+            .iter()
+            .filter_map(|a| a["attributes"]["request_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), 1, "one request id per call: {attempts:?}");
+    }
+    // The Vault calls of the merge: one span per attempt, with Vault's request id.
+    let vault_calls: Vec<&Value> = t.children(merge).collect();
+    for op in ["vault kv.list", "vault kv.read"] {
+        let found: Vec<&&Value> = vault_calls.iter().filter(|c| c["name"] == op).collect();
+        assert!(!found.is_empty(), "{op} under the merge\n{}", t.show());
+        for c in found {
+            check_attempt(c, "vault", &format!("vault/{}", w.vault_addr));
+            assert!(c["attributes"]["backend_request_id"].is_string(), "{c}");
+        }
     }
 
     // Never a value, a secret path or the mount, anywhere in what arrived.
@@ -216,7 +249,27 @@ targets:
     );
 }
 
-/// A run that fails (Vault unreachable) still sends its spans, the run marked as an error.
+/// One attempt's span: a client span with our request id, the attempt number, the outcome and
+/// the breaker key of its service.
+#[track_caller]
+fn check_attempt(span: &Value, system: &str, service: &str) {
+    let a = &span["attributes"];
+    assert_eq!(span["kind"], 3, "a client span: {span}");
+    assert_eq!(a["rpc.system"], system, "{span}");
+    assert_eq!(a["service"], service, "{span}");
+    assert!(
+        a["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit())),
+        "our request id: {span}"
+    );
+    assert!(a["attempt"].as_i64().is_some_and(|n| n >= 1), "{span}");
+    assert_eq!(a["outcome"], "ok", "{span}");
+    assert_eq!(span["status_code"], 0, "{span}");
+}
+
+/// A run that fails (Vault unreachable) still sends its spans, the run marked as an error; the
+/// failed call's attempts carry the request id the error message shows.
 #[tokio::test]
 async fn a_failed_run_sends_its_spans() {
     let w = World::from_env().await;
@@ -232,6 +285,22 @@ async fn a_failed_run_sends_its_spans() {
     let t = Trace(spans_of(&received().await, &test_id));
     let run = t.one("run");
     assert_eq!(run["status_code"], 2, "status error\n{}", t.show());
+    let req = r
+        .stderr
+        .split("[req=")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("a request id in the error\n{}", r.stderr));
+    let attempts: Vec<&Value> = t
+        .children(run)
+        .filter(|s| s["attributes"]["request_id"] == req)
+        .collect();
+    assert!(!attempts.is_empty(), "spans of [req={req}]\n{}", t.show());
+    for a in attempts {
+        assert_eq!(a["attributes"]["outcome"], "failed", "{a}");
+        assert_eq!(a["status_code"], 2, "{a}");
+        assert_eq!(a["attributes"]["service"], format!("vault/{vault}"), "{a}");
+    }
 }
 
 /// SIGTERM while Vault is being read: the run stops, and what it traced still arrives.

@@ -375,36 +375,50 @@ impl Breakers {
         service: String,
         f: impl FnOnce(&mut Breaker) -> (T, Option<BreakerState>),
     ) -> T {
-        let (out, created, changed, last) = {
+        let (out, created, from, changed, last) = {
             let mut map = self.lock();
             let created = !map.contains_key(&service);
             let b = map
                 .entry(service.clone())
                 .or_insert_with(|| Breaker::new(self.cfg));
+            let from = b.state();
             let (out, changed) = f(b);
             let last = changed.and_then(|_| b.last_failure().cloned());
-            (out, created, changed, last)
+            (out, created, from, changed, last)
         };
         if created && let Some(h) = &self.hook {
             h(&service, BreakerState::Closed);
         }
         if let Some(state) = changed {
-            self.changed(&service, state, last.as_ref());
+            self.changed(&service, from, state, last.as_ref());
         }
         out
     }
 
-    fn changed(&self, service: &str, state: BreakerState, last: Option<&LastFailure>) {
+    fn changed(
+        &self,
+        service: &str,
+        from: BreakerState,
+        state: BreakerState,
+        last: Option<&LastFailure>,
+    ) {
         let c = &self.cfg;
+        let why = if from == BreakerState::HalfOpen {
+            "a trial call failed".to_string()
+        } else {
+            format!(
+                "{} attempts failed within {}",
+                c.failure_threshold,
+                human(c.window)
+            )
+        };
         match state {
             BreakerState::Open => warn!(
                 service,
                 state = state.label(),
                 last_failure = last.map(tracing::field::display),
-                "circuit breaker opened: calls to {service} fail at once for {} ({} attempts failed within {}, or a trial failed)",
-                human(c.timeout),
-                c.failure_threshold,
-                human(c.window)
+                "circuit breaker opened: {why}; calls to {service} fail at once for {}",
+                human(c.timeout)
             ),
             BreakerState::HalfOpen => warn!(
                 service,
