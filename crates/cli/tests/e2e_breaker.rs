@@ -9,7 +9,7 @@ mod support_sync;
 
 use std::time::Duration;
 
-use secretsync_test_support::proxy::{Action, Proxy, Rule};
+use secretsync_test_support::proxy::{Action, Proxy, Rule, RuleId};
 use serde_json::json;
 use support_sync::{Run, World, plan_counts, unique};
 
@@ -26,6 +26,16 @@ fn through(w: &World, config: &std::path::Path, vault: &Proxy, aws: &Proxy) -> R
         config,
         &[],
         &[("VAULT_ADDR", v.as_str()), ("AWS_ENDPOINT_URL", a.as_str())],
+    )
+}
+
+/// Every listing of the source `secret/<id>/base/` answered 500.
+fn fail_listing(vault: &Proxy, id: &str) -> RuleId {
+    vault.add(
+        Rule::method("GET")
+            .path_prefix(&format!("/v1/secret/metadata/{id}/base/"))
+            .query("list=true")
+            .then(Action::status(500, r#"{"errors":["injected"]}"#)),
     )
 }
 
@@ -54,12 +64,7 @@ async fn vault_answering_500_opens_the_breaker_and_the_run_fails_fast() {
     w.put(&format!("{id}/base/a"), json!({ "k": "v" })).await;
     let vault = Proxy::start(&w.vault_addr);
     let aws = Proxy::start(&w.aws_endpoint);
-    let failing = vault.add(
-        Rule::method("GET")
-            .path_prefix(&format!("/v1/secret/metadata/{id}/base/"))
-            .query("list=true")
-            .then(Action::status(500, r#"{"errors":["injected"]}"#)),
-    );
+    let failing = fail_listing(&vault, &id);
     let config = w.config(&support_sync::single_target(
         &id,
         R_VAULT,
@@ -85,12 +90,7 @@ async fn vault_answering_500_opens_the_breaker_and_the_run_fails_fast() {
 
     // Without the block the client makes all its attempts: the breaker is what stopped them.
     vault.clear();
-    let failing = vault.add(
-        Rule::method("GET")
-            .path_prefix(&format!("/v1/secret/metadata/{id}/base/"))
-            .query("list=true")
-            .then(Action::status(500, r#"{"errors":["injected"]}"#)),
-    );
+    let failing = fail_listing(&vault, &id);
     let off = w.config(&support_sync::single_target(
         &id,
         R_VAULT,

@@ -96,6 +96,49 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told to ([`ManualClock::advance`]): for tests of anything
+/// built on [`Breakers`], without sleeping.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    wall_start: SystemTime,
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    /// A clock whose wall time starts at `wall_start`.
+    pub fn new(wall_start: SystemTime) -> ManualClock {
+        ManualClock {
+            start: Instant::now(),
+            wall_start,
+            offset: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        *self
+            .offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += d;
+    }
+
+    fn offset(&self) -> Duration {
+        *self
+            .offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + self.offset()
+    }
+    fn wall(&self) -> SystemTime {
+        self.wall_start + self.offset()
+    }
+}
+
 /// The last attempt that failed, as a refusal names it: the operation and our and the
 /// backend's request ids, never a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -777,29 +820,6 @@ mod tests {
         );
     }
 
-    /// A clock the test moves.
-    struct TestClock {
-        t0: Instant,
-        offset: Mutex<Duration>,
-    }
-
-    impl TestClock {
-        fn advance(&self, d: Duration) {
-            *self.offset.lock().unwrap() += d;
-        }
-    }
-
-    impl Clock for TestClock {
-        fn now(&self) -> Instant {
-            self.t0 + *self.offset.lock().unwrap()
-        }
-        fn wall(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-                + Duration::from_secs(1_800_000_000)
-                + *self.offset.lock().unwrap()
-        }
-    }
-
     fn attempt<'a>(e: &'a Endpoint, op: &'a str, outcome: Outcome) -> Attempt<'a> {
         Attempt {
             endpoint: e,
@@ -815,10 +835,9 @@ mod tests {
 
     #[test]
     fn one_breaker_per_service_with_a_message_that_says_what_and_when() {
-        let clock = Arc::new(TestClock {
-            t0: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        });
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        ));
         let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let hook: StateHook = {
             let seen = seen.clone();

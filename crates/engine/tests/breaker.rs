@@ -1,7 +1,7 @@
 //! Circuit breakers against the real OpenBao behind the test-support fault proxy: the Vault
 //! client reports every attempt to the breakers and asks them before each one.
 //!
-//! The breakers' clock is the test's ([`Clock`]): nothing sleeps to make time pass, and an
+//! The breakers' clock is the test's (`ManualClock`): nothing sleeps to make time pass, and an
 //! open breaker shows as requests the proxy never sees.
 //!
 //! Needs the local servers: `scripts/test.sh`, or `scripts/servers.sh start && source
@@ -10,45 +10,24 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::{Bao, LogCapture, no_env, source, unique};
 use secretsync_core::config::SourceConfig;
 use secretsync_engine::ErrorKind;
-use secretsync_engine::breaker::{BreakerState, Breakers, Clock, Settings, StateHook};
+use secretsync_engine::breaker::{BreakerState, Breakers, ManualClock, Settings, StateHook};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::observe::{Observer, Observers};
 use secretsync_engine::vault::VaultClient;
 use secretsync_test_support::proxy::{Action, Proxy, Rule, RuleId};
 use serde_json::json;
 
-/// A clock the test moves.
-struct TestClock {
-    t0: Instant,
-    offset: Mutex<Duration>,
-}
-
-impl TestClock {
-    fn advance(&self, d: Duration) {
-        *self.offset.lock().unwrap() += d;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Instant {
-        self.t0 + *self.offset.lock().unwrap()
-    }
-    fn wall(&self) -> SystemTime {
-        SystemTime::now() + *self.offset.lock().unwrap()
-    }
-}
-
 /// A mount with two secrets, OpenBao behind a proxy, breakers on a test clock, and a client
 /// through the proxy that reports to them.
 struct Setup {
     mount: String,
     proxy: Proxy,
-    clock: Arc<TestClock>,
+    clock: Arc<ManualClock>,
     breakers: Arc<Breakers>,
     states: Arc<Mutex<Vec<String>>>,
     client: VaultClient,
@@ -63,10 +42,7 @@ async fn setup(cfg: Settings) -> Setup {
         bao.put(&mount, p, v).await;
     }
     let proxy = Proxy::start(&bao.addr);
-    let clock = Arc::new(TestClock {
-        t0: Instant::now(),
-        offset: Mutex::new(Duration::ZERO),
-    });
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let states = Arc::new(Mutex::new(Vec::new()));
     let hook: StateHook = {
         let states = states.clone();
