@@ -96,11 +96,15 @@ pub struct PipelineArgs {
     pub allow_mass_delete: bool,
     /// How long to wait for a target that another run is applying (its lease), e.g. `30s`,
     /// `5m`; `0s` fails at once. The target then fails, naming the run that holds it.
-    #[arg(long, default_value = "2m", value_parser = parse_lock_timeout)]
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
     pub lock_timeout: std::time::Duration,
+    /// How often progress is logged (at info level) when stderr is not a terminal or the
+    /// output is JSON; on a terminal progress is a live line instead.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub progress_interval: std::time::Duration,
 }
 
-fn parse_lock_timeout(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     secretsync_core::config::parse_duration(s)
 }
 
@@ -164,7 +168,7 @@ pub fn init_logging(g: &Global) {
         ));
     let events = filter.and(filter_fn(|m: &tracing::Metadata<'_>| m.is_event()));
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::Stderr)
         .with_target(false);
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match g.log_format {
         LogFormat::Json => fmt.json().with_filter(events).boxed(),

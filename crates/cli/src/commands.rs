@@ -283,14 +283,16 @@ fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
 }
 
 /// Who sees every Vault and AWS call of the run: the circuit breakers (when
-/// `circuit_breaker:` asks for them) and the per-attempt spans (when traces are exported).
-fn observers(c: &Config) -> Observers {
+/// `circuit_breaker:` asks for them; first, so a refused attempt is refused before anyone
+/// counts it), the progress, and the per-attempt spans (when traces are exported).
+fn observers(c: &Config, progress: Arc<dyn Observer>) -> Observers {
     use secretsync_engine::breaker::Breakers;
     let mut list: Vec<Arc<dyn Observer>> = Vec::new();
     // The state hook feeds `secretsync_circuit_breaker_state` once metrics are wired.
     if let Some(b) = Breakers::from_config(&c.circuit_breaker, None) {
         list.push(b);
     }
+    list.push(progress);
     list.extend(crate::tracing_otel::call_spans());
     Observers::new(list)
 }
@@ -299,6 +301,16 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
     let c = load_config(&a.config.config)?;
     let selected = selected_targets(&c, &a.targets)?;
+    // Progress on stderr: live on a terminal (unless the output is JSON), else a log line.
+    let source_vault = c
+        .vault
+        .address
+        .clone()
+        .or_else(|| env("VAULT_ADDR"))
+        .map(|a| a.trim_end_matches('/').to_string());
+    let progress = crate::progress::Progress::new(source_vault, selected.len());
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !matches!(a.output, crate::cli::Output::Json);
     let opts = pipeline::RunOptions {
         dry_run: a.dry_run,
         merge_only: a.merge_only,
@@ -307,13 +319,25 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
-        observers: observers(&c),
+        observers: observers(&c, Arc::new(progress.clone())),
         cancel: cancel_on_signals(),
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
         crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
-    let summary = pipeline::run(&c, &opts, &env, &mut reporter).await?;
+    let shown = progress.show(live, a.progress_interval);
+    let summary = pipeline::run(
+        &c,
+        &opts,
+        &env,
+        &mut crate::progress::Reporting {
+            inner: &mut reporter,
+            progress,
+        },
+    )
+    .await;
+    drop(shown);
+    let summary = summary?;
     let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary
