@@ -160,8 +160,16 @@ pub enum GraphFormat {
 }
 
 /// Logs go to stderr. Only SecretSync's own crates log below `warn`: dependencies (the AWS
-/// SDK, HTTP stacks) stay at `warn` so no request or response body is ever logged.
+/// SDK, HTTP stacks) stay at `warn` so no request or response body is ever logged. Log lines
+/// are events only (spans do not change them). With an OTLP endpoint in the environment, spans
+/// are also exported ([`crate::tracing_otel`]); flush them with
+/// [`crate::tracing_otel::shutdown`] before the process ends.
 pub fn init_logging(g: &Global) {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, Registry};
+
     let level = match g.log_level {
         LogLevel::Error => LevelFilter::ERROR,
         LogLevel::Warn => LevelFilter::WARN,
@@ -173,14 +181,26 @@ pub fn init_logging(g: &Global) {
         .parse_lossy(format!(
             "secretsync={level},secretsync_engine={level},secretsync_core={level}"
         ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let events = filter.and(filter_fn(|m: &tracing::Metadata<'_>| m.is_event()));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(crate::progress::Stderr)
         .with_target(false);
-    match g.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match g.log_format {
+        LogFormat::Json => fmt.json().with_filter(events).boxed(),
+        LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+            .with_filter(events)
+            .boxed(),
+    };
+    let (otel, otel_error) =
+        match crate::tracing_otel::layer::<Registry>(&|n| std::env::var(n).ok()) {
+            Ok(l) => (l.map(Layer::boxed), None),
+            Err(e) => (None, Some(e)),
+        };
+    tracing_subscriber::registry()
+        .with(otel.into_iter().chain([fmt]).collect::<Vec<_>>())
+        .init();
+    if let Some(e) = otel_error {
+        tracing::warn!("{e}; the run goes on without traces (check OTEL_EXPORTER_OTLP_ENDPOINT)");
     }
 }

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use secretsync_core::config::{self, Config, MergeStoreConfig};
 use secretsync_engine::cancel::Cancel;
 use secretsync_engine::metrics::Metrics;
+use secretsync_engine::observe::{Observer, Observers};
 use secretsync_engine::pipeline;
 use serde_json::json;
 
@@ -137,6 +139,8 @@ fn cancel_on_signals() -> std::sync::Arc<Cancel> {
         eprintln!(
             "error: aborted by a third signal; the target being applied may be partly written (see the log above)"
         );
+        // The spans of what finished; briefly, as the user asked to stop now.
+        crate::tracing_otel::shutdown(std::time::Duration::from_secs(1));
         std::process::exit(130);
     });
     cancel
@@ -310,6 +314,29 @@ fn config_name(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "config".into())
 }
 
+/// Who sees every Vault and AWS call of the run: the circuit breakers (when
+/// `circuit_breaker:` asks for them; first, so a refused attempt is refused before anyone
+/// counts it; their states go to `secretsync_circuit_breaker_state`), the progress, the metrics
+/// (when on), and the per-attempt spans (when traces are exported).
+fn observers(c: &Config, progress: Arc<dyn Observer>, metrics: &Metrics) -> Observers {
+    use secretsync_engine::breaker::{BreakerState, Breakers, StateHook};
+    let mut list: Vec<Arc<dyn Observer>> = Vec::new();
+    let hook: Option<StateHook> = metrics.is_on().then(|| {
+        let m = metrics.clone();
+        Arc::new(move |service: &str, state: BreakerState| m.set_breaker_state(service, state))
+            as StateHook
+    });
+    if let Some(b) = Breakers::from_config(&c.circuit_breaker, hook) {
+        list.push(b);
+    }
+    list.push(progress);
+    if metrics.is_on() {
+        list.push(Arc::new(metrics.clone()));
+    }
+    list.extend(crate::tracing_otel::call_spans());
+    Observers::new(list)
+}
+
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let c = load_config(&a.config.config)?;
     let plan = MetricsPlan::new(&c.metrics, &a);
@@ -363,12 +390,6 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
     let progress = crate::progress::Progress::new(source_vault, selected.len());
     let live = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && !matches!(a.output, crate::cli::Output::Json);
-    let mut observers: Vec<std::sync::Arc<dyn secretsync_engine::observe::Observer>> =
-        vec![std::sync::Arc::new(progress.clone())];
-    if metrics.is_on() {
-        observers.push(std::sync::Arc::new(metrics.clone()));
-    }
-    let observers = secretsync_engine::observe::Observers::new(observers);
     let opts = pipeline::RunOptions {
         dry_run: a.dry_run,
         merge_only: a.merge_only,
@@ -377,7 +398,7 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         aws_max_attempts: 5,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
-        observers,
+        observers: observers(c, Arc::new(progress.clone()), metrics),
         cancel: cancel_on_signals(),
         metrics: metrics.clone(),
     };

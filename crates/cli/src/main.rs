@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod progress;
 mod report;
+mod tracing_otel;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,13 @@ fn main() -> ExitCode {
         _ => 1,
     };
     cli::init_logging(&args.global);
+    let code = run(args, failure_code);
+    // Every way out (success, failure, a cancelling signal) sends the spans left.
+    tracing_otel::shutdown(tracing_otel::FLUSH_TIMEOUT);
+    code
+}
+
+fn run(args: cli::Cli, failure_code: u8) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -641,3 +641,64 @@ async fn a_taken_metrics_port_is_a_clear_error() {
         .stderr_has("pick a free port with `--metrics-port` or `metrics.port`");
     drop(taken);
 }
+
+/// The circuit breakers report their state: OpenBao answering 500 to the listing opens the
+/// source Vault's breaker (`open` 1, the other states 0), the AWS account and region the
+/// target listed stays `closed`; the failed run pushes both.
+#[tokio::test]
+async fn the_breaker_state_gauge_shows_an_open_vault_breaker() {
+    let w = World::from_env().await;
+    let id = unique("metbrk");
+    const REGION: &str = "me-central-1";
+    w.put(&format!("{id}/base/{PATH_MARK}"), json!({"k": VALUE_MARK}))
+        .await;
+    let vault = Proxy::start(&w.vault_addr);
+    let failing = vault.add(
+        Rule::method("GET")
+            .path_prefix(&format!("/v1/secret/metadata/{id}/base/"))
+            .query("list=true")
+            .then(Action::status(500, r#"{"errors":["injected"]}"#)),
+    );
+    let config = w.config(&support_sync::single_target(
+        &id,
+        REGION,
+        "circuit_breaker: { failure_threshold: 3, window: 1m, timeout: 1h }\n",
+    ));
+    let vault_url = vault.url();
+    let r = w.pipeline_env(
+        &config,
+        &["--metrics-push-url", &pushgateway()],
+        &[("VAULT_ADDR", vault_url.as_str())],
+    );
+    r.code(1).stderr_has("pushed the run's metrics");
+    assert_eq!(vault.hits(failing), 3, "{}", r.stderr);
+    let (after, all) = pushed(&stem(&config)).await;
+    no_secret_in("the Pushgateway", &all, &id);
+    let vault_service = format!("vault/{vault_url}");
+    for (state, v) in [("open", 1.0), ("closed", 0.0), ("half_open", 0.0)] {
+        assert_eq!(
+            after.get(
+                "secretsync_circuit_breaker_state",
+                &[("service", &vault_service), ("state", state)]
+            ),
+            v,
+            "{state}"
+        );
+    }
+    let aws_service = format!("aws/default/{REGION}");
+    assert_eq!(
+        after.get(
+            "secretsync_circuit_breaker_state",
+            &[("service", &aws_service), ("state", "closed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        after.get(
+            "secretsync_vault_errors_total",
+            &[("operation", "kv.list"), ("outcome", "failed")]
+        ),
+        3.0
+    );
+    assert_eq!(after.get("secretsync_last_run_success", &[]), 0.0);
+}

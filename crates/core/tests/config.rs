@@ -122,10 +122,11 @@ targets:
 fn design_example_loads_with_warnings_for_the_inactive_blocks_only() {
     let out = check(DESIGN_EXAMPLE, APPROLE_ENV);
     assert!(out.ends_with("=> accepted\n"), "{out}");
-    // `discovery` and `circuit_breaker`; `metrics` is active.
-    assert_eq!(out.matches("warning at").count(), 2, "{out}");
+    // Only `discovery`: `metrics` and `circuit_breaker` are active.
+    assert_eq!(out.matches("warning at").count(), 1, "{out}");
     assert!(!out.contains("`metrics`"), "{out}");
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(!out.contains("`circuit_breaker`"), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
     insta::assert_snapshot!(out);
 }
 
@@ -272,8 +273,8 @@ fn design_example_means_what_it_says() {
         })
     );
 
-    // Parsed as written; metrics are on (served on the default port), the circuit breaker is
-    // honest about not being active in this version.
+    // Parsed as written; metrics are on (served on the default port), and so is the circuit
+    // breaker.
     assert_eq!(
         c.metrics,
         MetricsConfig {
@@ -286,7 +287,7 @@ fn design_example_means_what_it_says() {
         }
     );
     assert!(c.metrics.active());
-    assert!(!c.circuit_breaker.active());
+    assert!(c.circuit_breaker.active());
     assert_eq!(
         c.circuit_breaker,
         CircuitBreakerConfig {
@@ -309,12 +310,11 @@ fn inactive_blocks_warn_unless_switched_off() {
     let out = check(&on, &[]);
     insta::assert_snapshot!(out, @r"
     warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
-    warning at line 11, column 10 (`circuit_breaker`): `circuit_breaker` is parsed but not yet active in this version; it has no effect; remove the `circuit_breaker` block, or set `enabled: false` in it until the feature lands
     => accepted
     ");
     let c = accepted_with_warnings(&on, &[]);
-    assert!(c.circuit_breaker.requested && !c.circuit_breaker.active());
-    // Metrics are active: no warning for them.
+    // Metrics and the circuit breaker are active: their blocks no longer warn.
+    assert!(c.circuit_breaker.requested && c.circuit_breaker.active());
     assert!(c.metrics.requested && c.metrics.active() && c.metrics.serve);
     assert_eq!(c.metrics.port, 9100);
     for shown in [
@@ -331,6 +331,7 @@ fn inactive_blocks_warn_unless_switched_off() {
     assert_eq!(c.discovery, None);
     assert!(!c.circuit_breaker.requested && !c.metrics.requested);
     assert!(!c.metrics.active() && !c.metrics.serve);
+    assert!(!c.circuit_breaker.active());
 }
 
 /// The example's metrics and circuit breaker values equal the defaults; prove the keys are

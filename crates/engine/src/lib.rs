@@ -2,6 +2,7 @@
 //! the pure core (`secretsync-core`) between them.
 
 pub mod aws;
+pub mod breaker;
 pub mod cancel;
 pub mod error;
 pub mod lease;

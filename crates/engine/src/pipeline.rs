@@ -7,7 +7,7 @@ use secretsync_core::diff::TargetPlan;
 use secretsync_core::fold::desired_states;
 use secretsync_core::graph::Import;
 use secretsync_core::secret::Collected;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -152,11 +152,32 @@ impl RunSummary {
 /// Runs the pipeline: merge phase (unless `sync_only`), merge store, then per target in
 /// topological order: plan, report, apply (unless `dry_run`). One failing target does not stop
 /// the others. Errors before the sync phase (Vault unreachable, a missing bundle) fail the run.
+///
+/// Traced as a `run` span (with the `run_id`) holding the `merge` and `sync` phases, and a
+/// `target` span per target under `sync`; backend calls run inside them.
 pub async fn run(
     config: &Config,
     opts: &RunOptions,
     env: &dyn Fn(&str) -> Option<String>,
     reporter: &mut dyn Reporter,
+) -> Result<RunSummary> {
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let span = info_span!("run", run_id = %run_id, otel.status_code = tracing::field::Empty);
+    let result = run_traced(config, opts, env, reporter, run_id)
+        .instrument(span.clone())
+        .await;
+    if result.as_ref().map_or(true, RunSummary::failed) {
+        span.record("otel.status_code", "error");
+    }
+    result
+}
+
+async fn run_traced(
+    config: &Config,
+    opts: &RunOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    reporter: &mut dyn Reporter,
+    run_id: String,
 ) -> Result<RunSummary> {
     use crate::aws::AwsContext;
     use crate::store;
@@ -201,7 +222,6 @@ pub async fn run(
         Some(cfg) => Some(store::build(cfg, aws.as_ref(), vault.as_ref()).await?),
         None => None,
     };
-    let run_id = uuid::Uuid::new_v4().to_string();
     let owner = config.owner_scope();
     let mut summary = RunSummary::default();
 
@@ -285,11 +305,28 @@ async fn sync_targets(
     summary: &mut RunSummary,
 ) -> Result<()> {
     let cancel = &opts.cancel;
+    // One span per target under the sync phase, from its prefetch to its apply.
+    let sync_span = if opts.merge_only {
+        tracing::Span::none()
+    } else {
+        info_span!("sync", phase = "sync")
+    };
+    let mut target_spans: BTreeMap<&str, tracing::Span> = targets
+        .keys()
+        .map(|n| {
+            let span = info_span!(parent: &sync_span, "target", target_name = %n, otel.status_code = tracing::field::Empty);
+            (n.as_str(), span)
+        })
+        .collect();
     let prefetch = futures::StreamExt::for_each_concurrent(
-        futures::stream::iter(targets.values().cloned()),
+        futures::stream::iter(
+            targets
+                .iter()
+                .map(|(n, t)| (t.clone(), target_spans[n.as_str()].clone())),
+        ),
         4,
-        |t| async move {
-            t.prefetch().await;
+        |(t, span)| async move {
+            t.prefetch().instrument(span).await;
         },
     );
 
@@ -364,7 +401,8 @@ async fn sync_targets(
             desired
         };
         Ok::<_, Error>(desired)
-    };
+    }
+    .instrument(info_span!("merge", phase = "merge"));
     let merge_started = std::time::Instant::now();
     let (desired, ()) = tokio::join!(desired_fut, prefetch);
     let desired = desired?;
@@ -397,6 +435,9 @@ async fn sync_targets(
         let Some(target) = targets.get(name).cloned() else {
             continue;
         };
+        let span = target_spans
+            .remove(name.as_str())
+            .unwrap_or_else(tracing::Span::none);
         let started = std::time::Instant::now();
         let mut outcome = TargetOutcome::new(name);
         if cancel.is_cancelled() {
@@ -424,7 +465,10 @@ async fn sync_targets(
             wait: opts.lock_timeout,
         };
         let me = crate::lease::Holder::detect(owner.clone(), run_id.to_string());
-        match plan_under_lease(&*target, bundle, &ctx, spec, me, cancel).await {
+        match plan_under_lease(&*target, bundle, &ctx, spec, me, cancel)
+            .instrument(span.clone())
+            .await
+        {
             Err(e) => outcome.error = Some(e.message),
             Ok((mut plan, lease)) => {
                 if opts.dry_run {
@@ -436,19 +480,23 @@ async fn sync_targets(
                     // A lost lease stops this target's apply (and rolls it back), not the run.
                     let stop = crate::cancel::Cancel::child(cancel);
                     let watcher = lease.as_ref().map(|l| l.cancel_when_lost(stop.clone()));
-                    outcome.report = Some(target.apply(&plan, &stop).await);
+                    outcome.report =
+                        Some(target.apply(&plan, &stop).instrument(span.clone()).await);
                     if let Some(w) = watcher {
                         w.abort();
                     }
                     // Released as soon as the target is done, not at the end of the run.
                     if let Some(l) = lease
-                        && let Err(e) = l.release().await
+                        && let Err(e) = l.release().instrument(span.clone()).await
                     {
                         warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
                     }
                 }
                 outcome.plan = Some(plan);
             }
+        }
+        if outcome.failed() {
+            span.record("otel.status_code", "error");
         }
         outcome.calls = target.calls();
         outcome.duration = started.elapsed();

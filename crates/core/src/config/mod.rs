@@ -400,9 +400,9 @@ pub fn check_push_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `circuit_breaker:` as parsed. This version has no circuit breaker: nothing reads these
-/// values, and loading a config with the block warns so. [`CircuitBreakerConfig::active`]
-/// says so in code.
+/// `circuit_breaker:`: one breaker per service (Vault per address, AWS per account and region)
+/// that opens after `failure_threshold` failed attempts within `window`, refuses calls for
+/// `timeout`, then lets `max_requests` trial attempts through (`secretsync_engine::breaker`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CircuitBreakerConfig {
     /// What the config asked for (`enabled:`, default `true` inside a block; `false` without
@@ -415,9 +415,10 @@ pub struct CircuitBreakerConfig {
 }
 
 impl CircuitBreakerConfig {
-    /// Whether a circuit breaker guards any call: never, in this version.
+    /// Whether circuit breakers guard the calls: when the block is there and not
+    /// `enabled: false`.
     pub const fn active(&self) -> bool {
-        false
+        self.requested
     }
 }
 

@@ -271,12 +271,6 @@ impl Validator {
                 .map(|d| (at(d), d.value.enabled.as_ref())),
             "discovery",
         );
-        self.not_active(
-            raw.circuit_breaker
-                .as_ref()
-                .map(|d| (at(d), d.value.enabled.as_ref())),
-            "circuit_breaker",
-        );
         let sources = self.sources(raw.vault_sources);
         let merge_store = raw.merge_store.and_then(|m| self.merge_store(m));
         let (targets, inputs) = self.targets(raw.targets, &sources);

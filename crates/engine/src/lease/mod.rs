@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -570,12 +570,16 @@ fn start(
         lost_reason: Mutex::new(None),
     });
     let stop = Arc::new(Notify::new());
-    let renewer = tokio::spawn(renew_loop(
-        backend.clone(),
-        key.to_string(),
-        shared.clone(),
-        stop.clone(),
-    ));
+    // In the span of whoever took the lease (the target's), so renewals show up in its trace.
+    let renewer = tokio::spawn(
+        renew_loop(
+            backend.clone(),
+            key.to_string(),
+            shared.clone(),
+            stop.clone(),
+        )
+        .instrument(tracing::Span::current()),
+    );
     Lease {
         backend,
         key: key.to_string(),

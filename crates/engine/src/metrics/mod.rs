@@ -28,33 +28,9 @@ use prometheus::{
 };
 use secretsync_core::secret::Collected;
 
+pub use crate::breaker::BreakerState;
 use crate::observe::{Attempt, Backend, Observer, Outcome};
 use crate::pipeline::{Reporter, TargetOutcome};
-
-/// A circuit breaker's state, as `secretsync_circuit_breaker_state{service,state}` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl BreakerState {
-    pub const ALL: [BreakerState; 3] = [
-        BreakerState::Closed,
-        BreakerState::Open,
-        BreakerState::HalfOpen,
-    ];
-
-    /// The `state` label: `closed`, `open`, `half_open`.
-    pub fn label(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
 
 /// A timed part of the run: the `phase` label of `secretsync_pipeline_duration_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
