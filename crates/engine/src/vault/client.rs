@@ -804,12 +804,7 @@ impl VaultClient {
                     }
                 }
                 StatusCode::NOT_FOUND => Ok(deleted_or_missing(&v["data"]["metadata"])),
-                StatusCode::FORBIDDEN => Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "permission denied reading `{mount}{path}`: the token needs the `read` capability on `{api}`"
-                    ),
-                )),
+                StatusCode::FORBIDDEN => Err(denied("reading", mount, path, "read", &api)),
                 s => Err(unexpected(s, "reading", &api, &v)),
             }
         })
@@ -835,17 +830,12 @@ impl VaultClient {
                 Some(&json!({ "data": data })),
             )
             .await?;
-        meta.judge(|| {
-            match status {
-                s if s.is_success() => Ok(()),
-                StatusCode::FORBIDDEN => Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
-                    ),
-                )),
-                s => Err(unexpected(s, "writing", &api, &v)),
+        meta.judge(|| match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::FORBIDDEN => {
+                Err(denied("writing", mount, path, "create` and `update", &api))
             }
+            s => Err(unexpected(s, "writing", &api, &v)),
         })
     }
 }
@@ -868,18 +858,13 @@ impl VaultClient {
         } = self
             .call(ops::KV_WRITE, Method::POST, &encode_path(&api), Some(&body))
             .await?;
-        meta.judge(|| {
-            match status {
-                s if s.is_success() => Ok(true),
-                StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => Ok(false),
-                StatusCode::FORBIDDEN => Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "permission denied writing `{mount}{path}`: the token needs the `create` and `update` capabilities on `{api}`"
-                    ),
-                )),
-                s => Err(unexpected(s, "creating", &api, &v)),
+        meta.judge(|| match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::BAD_REQUEST if vault_errors(&v).contains("check-and-set") => Ok(false),
+            StatusCode::FORBIDDEN => {
+                Err(denied("writing", mount, path, "create` and `update", &api))
             }
+            s => Err(unexpected(s, "creating", &api, &v)),
         })
     }
 
@@ -898,17 +883,10 @@ impl VaultClient {
                 None,
             )
             .await?;
-        meta.judge(|| {
-            match status {
-                s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-                StatusCode::FORBIDDEN => Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "permission denied deleting `{mount}{path}`: the token needs the `delete` capability on `{api}`"
-                    ),
-                )),
-                s => Err(unexpected(s, "deleting", &api, &v)),
-            }
+        meta.judge(|| match status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::FORBIDDEN => Err(denied("deleting", mount, path, "delete", &api)),
+            s => Err(unexpected(s, "deleting", &api, &v)),
         })
     }
 }
@@ -1177,10 +1155,15 @@ impl VaultClient {
 
 /// A permission denial naming the capability and the API path it is needed on.
 fn denied(what: &str, mount: &str, path: &str, capability: &str, api: &str) -> Error {
+    let noun = if capability.contains('`') {
+        "capabilities"
+    } else {
+        "capability"
+    };
     Error::new(
         ErrorKind::PermissionDenied,
         format!(
-            "permission denied {what} `{mount}{path}`: the token needs the `{capability}` capability on `{api}`"
+            "permission denied {what} `{mount}{path}`: the token needs the `{capability}` {noun} on `{api}`"
         ),
     )
 }
