@@ -313,6 +313,66 @@ pub struct TargetPlan {
 
 /// What applying a plan did: the counts actually applied (after any rollback they still say
 /// what was written before it), what was rolled back, and what is left changed.
+/// Why a target failed, in one word: what a report, a dashboard or an alert can branch on
+/// (`result.failure_kind` in JSON). The message says the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The configuration or an input is wrong.
+    Config,
+    /// Credentials missing, invalid or expired (Vault token, AWS credentials).
+    Auth,
+    /// The credentials work but lack a permission.
+    Permission,
+    /// A limit was exceeded (`max_secrets`, `max_deletes`, a service quota or size).
+    Limit,
+    /// The service kept throttling past every retry.
+    Throttled,
+    /// The service could not be reached, timed out, answered 5xx, or its circuit breaker is
+    /// open.
+    Unreachable,
+    /// The service answered something SecretSync cannot use.
+    Unexpected,
+    /// A conflicting state (a secret owned by someone else, a concurrent change).
+    Conflict,
+    /// Another run holds the target's lease, or this run lost it.
+    Locked,
+    /// The run was cancelled (a signal).
+    Cancelled,
+    /// The plan was refused before any write (a guard: mass delete, `max_deletes`).
+    Refused,
+    /// Secrets in the desired state are invalid for the target (names, sizes).
+    Invalid,
+    /// The Vault read was incomplete, so deletions were held.
+    Incomplete,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Config => "config",
+            FailureKind::Auth => "auth",
+            FailureKind::Permission => "permission",
+            FailureKind::Limit => "limit",
+            FailureKind::Throttled => "throttled",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Unexpected => "unexpected",
+            FailureKind::Conflict => "conflict",
+            FailureKind::Locked => "locked",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Refused => "refused",
+            FailureKind::Invalid => "invalid",
+            FailureKind::Incomplete => "incomplete",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
     pub created: usize,
@@ -321,6 +381,8 @@ pub struct ApplyReport {
     pub retagged: usize,
     /// The failure that stopped the apply, if any (a refused plan sets it, with zero writes).
     pub failure: Option<String>,
+    /// What kind of failure [`ApplyReport::failure`] is.
+    pub failure_kind: Option<FailureKind>,
     /// The apply stopped because the run was cancelled (a signal).
     pub cancelled: bool,
     /// How many completed writes the rollback undid.

@@ -33,8 +33,11 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use secretsync_core::config::check_endpoint;
 use tokio::sync::Mutex;
 
-use crate::error::{Error, ErrorKind, Result};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::error::{CallFacts, Error, ErrorKind, Result};
 use crate::observe::{self, Endpoint, Observers};
+use crate::retry::{AWS_MAX_ATTEMPTS, Policy};
 
 /// How long to wait for a TCP (and TLS) connection to an AWS endpoint. Endpoints answer in
 /// milliseconds; a connection that takes seconds goes nowhere.
@@ -124,11 +127,45 @@ fn s3_endpoint_overridden(env: &dyn Fn(&str) -> Option<String>, base: &SdkConfig
 /// outcome, AWS's request id). Any SDK client's config builder takes it
 /// (`.interceptor(counter.clone())`); get one from [`AwsContext::counter_for`] so it knows the
 /// account and region it counts for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CallCounter {
     count: Arc<AtomicU64>,
     observed: Option<Arc<Observed>>,
+    /// How the calls of the clients it counts for are retried ([`CallCounter::send`]).
+    retry: Policy,
 }
+
+impl Default for CallCounter {
+    fn default() -> Self {
+        CallCounter {
+            count: Arc::default(),
+            observed: None,
+            retry: default_policy(AWS_MAX_ATTEMPTS),
+        }
+    }
+}
+
+/// The retry policy of AWS calls with `max_attempts`: the deadline is [`OPERATION_TIMEOUT`].
+fn default_policy(max_attempts: u32) -> Policy {
+    Policy::new(max_attempts).with_deadline(OPERATION_TIMEOUT)
+}
+
+/// An AWS call that failed after the retry layer gave up: the SDK's error of the last attempt
+/// (its code is what callers match on: [`error_code`]) and what the call took. A service's
+/// `error.rs` maps it to an engine error ([`map_error`]).
+#[derive(Debug)]
+pub struct Failed<E, R = HttpResponse> {
+    pub sdk: SdkError<E, R>,
+    /// The API operation (`CreateSecret`).
+    pub operation: &'static str,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    /// Ours, the same for every attempt (AWS's own, per attempt, is in the message).
+    pub request_id: String,
+}
+
+/// What an AWS call gives after the retry layer.
+pub type Sent<T, E> = std::result::Result<T, Failed<E>>;
 
 #[derive(Debug)]
 struct Observed {
@@ -167,6 +204,42 @@ const THROTTLING_CODES: [&str; 7] = [
 impl CallCounter {
     pub fn get(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Makes one AWS call through the retry layer ([`crate::retry::run`]): `call` sends one
+    /// attempt (build the request in it: `|| client.get_secret_value().secret_id(n).send()`);
+    /// it is sent again while the failure, as `service` maps it, is retryable and the policy
+    /// allows. `operation` is the API's name (`GetSecretValue`), for logs and messages.
+    pub async fn send<T, E, F, Fut>(
+        &self,
+        service: &ServiceErrors,
+        operation: &'static str,
+        mut call: F,
+    ) -> Sent<T, E>
+    where
+        E: OperationError,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    {
+        let tried = crate::retry::run(
+            &self.retry,
+            operation,
+            |e: &SdkError<E, HttpResponse>| classify(e, "", service),
+            |_| call(),
+        )
+        .await;
+        tried.result.map_err(|sdk| Failed {
+            sdk,
+            operation,
+            attempts: tried.attempts,
+            elapsed: tried.elapsed,
+            request_id: tried.request_id,
+        })
+    }
+
+    /// The retry policy of the calls counted here.
+    pub fn retry(&self) -> Policy {
+        self.retry
     }
 
     fn operation(cfg: &ConfigBag) -> (String, String) {
@@ -235,9 +308,14 @@ impl Intercept for CallCounter {
                 .bytes()
                 .map(|b| String::from_utf8_lossy(b).contains("\"NextToken\""))
                 .unwrap_or(false);
+            // Under the retry layer, each attempt is its own SDK call: the layer says which
+            // call and which attempt it is.
+            let (request_id, attempt) = crate::retry::current()
+                .map(|c| (c.request_id, c.attempt - 1))
+                .unwrap_or_else(|| (observe::request_id(), 0));
             CallState {
-                request_id: observe::request_id(),
-                attempt: 0,
+                request_id,
+                attempt,
                 started: std::time::Instant::now(),
                 pagination: body || req.uri().contains("continuation-token="),
                 refused: false,
@@ -322,18 +400,56 @@ pub trait OperationError: ProvideErrorMetadata + std::error::Error + Send + Sync
 
 impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> OperationError for E {}
 
-/// Maps an SDK error of `service` to ours. `what` says what was being done
-/// (`creating prod/db`).
-pub fn map_error<E: OperationError, R: std::fmt::Debug + 'static>(
-    e: SdkError<E, R>,
+/// Maps a failed call of `service` to ours: `[req=…] <what> failed after 120ms (retries: 2):
+/// <Code>: <AWS's message><hint>`, with the call's facts as [`CallFacts`]. `what` says what was
+/// being done (`creating prod/db`); the request id shown is AWS's (what AWS support asks for)
+/// when it sent one, else ours.
+pub fn map_error<E: OperationError>(e: Failed<E>, what: &str, service: &ServiceErrors) -> Error {
+    let aws_id = match &e.sdk {
+        SdkError::ServiceError(se) => se.err().meta().extra("aws_request_id").map(str::to_string),
+        SdkError::ResponseError(re) => re
+            .raw()
+            .headers()
+            .get("x-amzn-requestid")
+            .or_else(|| re.raw().headers().get("x-amz-request-id"))
+            .map(str::to_string),
+        _ => None,
+    };
+    let shown = aws_id.unwrap_or_else(|| e.request_id.clone());
+    let mapped = classify(&e.sdk, "", service);
+    // An observer's refusal (an open breaker) reads as it was, after what was being done.
+    let cause = mapped.message.trim_start_matches(": ");
+    let message = format!(
+        "[req={shown}] {what} failed after {}ms (retries: {}): {cause}",
+        e.elapsed.as_millis(),
+        e.attempts.saturating_sub(1)
+    );
+    let facts = CallFacts {
+        operation: e.operation.to_string(),
+        path: String::new(),
+        attempts: e.attempts,
+        elapsed: e.elapsed,
+        request_id: shown,
+    };
+    Error {
+        message,
+        call: Some(Box::new(facts)),
+        ..mapped
+    }
+}
+
+/// What an SDK error of `service` is, as an engine error (kind, retryability, message after
+/// `what: `): what the retry layer decides on and [`map_error`] reports.
+fn classify<E: OperationError, R: std::fmt::Debug + 'static>(
+    e: &SdkError<E, R>,
     what: &str,
     service: &ServiceErrors,
 ) -> Error {
     // An observer refused the attempt (an open circuit breaker): its error, as it was.
-    if let Some(ours) = refusal(&e) {
+    if let Some(ours) = refusal(e) {
         return ours.context(what);
     }
-    let (kind, msg) = match &e {
+    let (kind, msg) = match e {
         SdkError::ServiceError(se) => {
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
@@ -345,22 +461,23 @@ pub fn map_error<E: OperationError, R: std::fmt::Debug + 'static>(
                 ErrorKind::Auth => "; refresh the AWS credentials",
                 _ => (service.hint)(kind, code),
             };
-            // AWS's request id (what AWS support asks for), when it sent one.
-            let req = err
-                .meta()
-                .extra("aws_request_id")
-                .map(|id| format!("[req={id}] "))
-                .unwrap_or_default();
-            (kind, format!("{req}{code}: {msg}{hint}"))
+            (kind, format!("{code}: {msg}{hint}"))
         }
         SdkError::TimeoutError(_) => (ErrorKind::Unavailable, "request timed out".into()),
         SdkError::DispatchFailure(d) => (
             ErrorKind::Unavailable,
             format!(
-                "cannot reach {}: {:?}",
+                "cannot reach {}: {}",
                 service.name,
-                d.as_connector_error().map(|c| c.to_string())
+                d.as_connector_error()
+                    .map(|c| aws_smithy_types::error::display::DisplayErrorContext(c).to_string())
+                    .unwrap_or_else(|| "no connection".into())
             ),
+        ),
+        // An answer that could not be read (a cut body, a 5xx page that is not an AWS error).
+        SdkError::ResponseError(_) => (
+            ErrorKind::Unavailable,
+            aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
         ),
         other => (
             ErrorKind::Unexpected,
@@ -382,9 +499,9 @@ fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
     None
 }
 
-/// The error code of a service error, if it is one.
-pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
+/// The error code of a failed call's last attempt, if AWS answered with one.
+pub fn error_code<E: ProvideErrorMetadata>(e: &Failed<E>) -> Option<&str> {
+    match &e.sdk {
         SdkError::ServiceError(se) => se.err().code(),
         _ => None,
     }
@@ -395,13 +512,7 @@ pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str
 /// message (after `doing: `).
 #[cfg(test)]
 pub(crate) fn check_error_codes(
-    map: fn(
-        SdkError<
-            aws_smithy_types::error::ErrorMetadata,
-            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-        >,
-        &str,
-    ) -> Error,
+    map: fn(Failed<aws_smithy_types::error::ErrorMetadata>, &str) -> Error,
     cases: &[(&str, ErrorKind, &str)],
 ) {
     use aws_smithy_runtime_api::http::{Response, StatusCode};
@@ -412,14 +523,30 @@ pub(crate) fn check_error_codes(
             .message("m")
             .build();
         let status = StatusCode::try_from(400).expect("a status");
-        let mapped = map(
-            SdkError::service_error(err, Response::new(status, SdkBody::empty())),
-            "doing",
-        );
+        let failed = Failed {
+            sdk: SdkError::service_error(err, Response::new(status, SdkBody::empty())),
+            operation: "Op",
+            attempts: 3,
+            elapsed: Duration::from_millis(1250),
+            request_id: "r1".into(),
+        };
+        let mapped = map(failed, "doing");
         assert_eq!(
             (mapped.kind, mapped.message.as_str()),
-            (kind, format!("doing: {message}").as_str()),
+            (
+                kind,
+                format!("[req=r1] doing failed after 1250ms (retries: 2): {message}").as_str()
+            ),
             "{code}"
+        );
+        let facts = mapped.call.expect("the call's facts");
+        assert_eq!(
+            (
+                facts.operation.as_str(),
+                facts.attempts,
+                facts.request_id.as_str()
+            ),
+            ("Op", 3, "r1")
         );
     }
 }
@@ -438,6 +565,8 @@ pub struct AwsContext {
     /// S3 clients use path-style addressing only when an endpoint override is set: emulators
     /// on `localhost` cannot serve virtual-hosted buckets, and AWS is retiring path style.
     s3_path_style: bool,
+    /// How every call of every client from this context is retried.
+    retry: Policy,
 }
 
 impl AwsContext {
@@ -446,8 +575,11 @@ impl AwsContext {
     /// plain http to a non-loopback host. `env` is the process environment in production.
     pub async fn load(max_attempts: u32, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         check_endpoint_env(env)?;
+        // The SDK's own retries stay on only for what the SDK calls by itself (STS for assumed
+        // roles, SSO): every client this context configures has them off ([`config_for`]) and
+        // is retried by [`CallCounter::send`].
         let base = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::adaptive().with_max_attempts(max_attempts))
+            .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
             .timeout_config(Timeouts::default().config())
             .load()
             .await;
@@ -463,9 +595,13 @@ impl AwsContext {
         Ok(AwsContext {
             base,
             roles: Mutex::new(HashMap::new()),
-            calls: CallCounter::default(),
+            calls: CallCounter {
+                retry: default_policy(max_attempts),
+                ..CallCounter::default()
+            },
             observers: Observers::default(),
             s3_path_style,
+            retry: default_policy(max_attempts),
         })
     }
 
@@ -486,12 +622,22 @@ impl AwsContext {
             None => timeouts.config(),
         };
         let s3_path_style = base.endpoint_url().is_some();
+        // The config's retry settings say how many attempts a call gets (now made by the retry
+        // layer); a config without them gets the default.
+        let retry = default_policy(
+            base.retry_config()
+                .map_or(AWS_MAX_ATTEMPTS, |r| r.max_attempts()),
+        );
         AwsContext {
             base: base.to_builder().timeout_config(tc).build(),
             roles: Mutex::new(HashMap::new()),
-            calls: CallCounter::default(),
+            calls: CallCounter {
+                retry,
+                ..CallCounter::default()
+            },
             observers: Observers::default(),
             s3_path_style,
+            retry,
         }
     }
 
@@ -512,7 +658,10 @@ impl AwsContext {
     /// reporting to this context's observers.
     pub fn counter_for(&self, region: &str, role_arn: Option<&str>) -> CallCounter {
         if self.observers.is_empty() {
-            return CallCounter::default();
+            return CallCounter {
+                retry: self.retry,
+                ..CallCounter::default()
+            };
         }
         let account = role_arn
             .and_then(|arn| arn.split(':').nth(4))
@@ -526,6 +675,7 @@ impl AwsContext {
                 account,
                 region: region.to_string(),
             })),
+            retry: self.retry,
         }
     }
 
@@ -541,6 +691,7 @@ impl AwsContext {
                 .base
                 .to_builder()
                 .region(Region::new(region.to_string()))
+                .retry_config(RetryConfig::disabled())
                 .build();
         };
         let key = (
@@ -565,6 +716,7 @@ impl AwsContext {
             .to_builder()
             .region(Region::new(region.to_string()))
             .credentials_provider(SharedCredentialsProvider::new(provider))
+            .retry_config(RetryConfig::disabled())
             .build();
         roles.insert(key, cfg.clone());
         cfg
@@ -574,6 +726,8 @@ impl AwsContext {
         let conf = aws_sdk_s3::config::Builder::from(cfg)
             .force_path_style(self.s3_path_style)
             .interceptor(self.calls.clone())
+            // Retried by the retry layer ([`CallCounter::send`]), never by the SDK as well.
+            .retry_config(RetryConfig::disabled())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }

@@ -1,9 +1,11 @@
-//! The engine's one error type: a kind, a retryability flag, and a message that says what to
-//! do. Backends build it at their boundary (wire status codes are interpreted in exactly one
-//! place per backend); retry logic looks at `retryable` alone. Messages never carry secret
-//! values.
+//! The engine's one error type: a kind, a retryability flag, a message that says what to do,
+//! and — for an error of a backend call — the call's facts ([`CallFacts`]: operation, path or
+//! name, attempts, elapsed time, request id). Backends build it at their boundary (wire status
+//! codes are interpreted in exactly one place per backend); the retry layer
+//! ([`crate::retry`]) looks at `retryable` alone. Messages never carry secret values.
 
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -35,6 +37,25 @@ pub struct Error {
     pub kind: ErrorKind,
     pub retryable: bool,
     pub message: String,
+    /// The backend call that failed, when one did (the message says the same in words).
+    pub call: Option<Box<CallFacts>>,
+}
+
+/// What a failed backend call was, as structured fields (`--log-format json`, spans): never a
+/// secret value; the path or name is the secret's, as in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFacts {
+    /// The API operation (`kv.list`, `GetSecretValue`).
+    pub operation: String,
+    /// The Vault path or the AWS resource the call was about (`secret/metadata/app`,
+    /// `prod/db`), or empty.
+    pub path: String,
+    /// Attempts made (1 = no retry).
+    pub attempts: u32,
+    /// All attempts and the waits between them.
+    pub elapsed: Duration,
+    /// The backend's request id when it sent one, else ours.
+    pub request_id: String,
 }
 
 impl Error {
@@ -44,7 +65,14 @@ impl Error {
             kind,
             retryable,
             message: message.into(),
+            call: None,
         }
+    }
+
+    /// The same error with the facts of the call it came from.
+    pub fn with_call(mut self, facts: CallFacts) -> Self {
+        self.call = Some(Box::new(facts));
+        self
     }
 
     pub fn config(message: impl Into<String>) -> Self {
@@ -64,6 +92,50 @@ impl Error {
             ErrorKind::Conflict => "conflict",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Locked => "held by another run",
+        }
+    }
+
+    /// The short name of the kind in reports and structured logs (`auth`, `throttled`,
+    /// `unreachable`, `conflict`, …): see [`secretsync_core::diff::FailureKind`].
+    pub fn failure_kind(&self) -> secretsync_core::diff::FailureKind {
+        use secretsync_core::diff::FailureKind as F;
+        match self.kind {
+            ErrorKind::Config => F::Config,
+            ErrorKind::Auth => F::Auth,
+            ErrorKind::PermissionDenied => F::Permission,
+            ErrorKind::Limit => F::Limit,
+            ErrorKind::Throttled => F::Throttled,
+            ErrorKind::Unavailable => F::Unreachable,
+            ErrorKind::Unexpected => F::Unexpected,
+            ErrorKind::Conflict => F::Conflict,
+            ErrorKind::Locked => F::Locked,
+            ErrorKind::Cancelled => F::Cancelled,
+        }
+    }
+
+    /// Logs this error at `error` for `target`, with the failed call's facts as fields
+    /// (`failure_kind`, `operation`, `path`, `attempts`, `elapsed_ms`, `request_id`; keys of
+    /// their own under `--log-format json`).
+    pub fn log_for_target(&self, target: &str, what: &str) {
+        let kind = self.failure_kind().as_str();
+        match self.call.as_deref() {
+            Some(c) => tracing::error!(
+                target_name = %target,
+                failure_kind = kind,
+                operation = %c.operation,
+                path = %c.path,
+                attempts = c.attempts,
+                elapsed_ms = c.elapsed.as_millis() as u64,
+                request_id = %c.request_id,
+                error = %self.message,
+                "{what}"
+            ),
+            None => tracing::error!(
+                target_name = %target,
+                failure_kind = kind,
+                error = %self.message,
+                "{what}"
+            ),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod lease;
 pub mod metrics;
 pub mod observe;
 pub mod pipeline;
+pub mod retry;
 pub mod store;
 pub mod targets;
 pub mod vault;

@@ -95,6 +95,8 @@ pub struct TargetOutcome {
     pub report: Option<crate::targets::ApplyReport>,
     /// Why the target failed (plan or apply), if it did.
     pub error: Option<String>,
+    /// What kind of failure [`TargetOutcome::error`] is.
+    pub error_kind: Option<secretsync_core::diff::FailureKind>,
     /// The run was cancelled before this target began: no plan, no call, nothing written.
     pub not_started: bool,
     pub calls: u64,
@@ -108,6 +110,7 @@ impl TargetOutcome {
             plan: None,
             report: None,
             error: None,
+            error_kind: None,
             calls: 0,
             duration: Default::default(),
             not_started: false,
@@ -443,6 +446,7 @@ async fn sync_targets(
         if cancel.is_cancelled() {
             warn!(target_name = %name, "not started: the run was cancelled");
             outcome.not_started = true;
+            outcome.error_kind = Some(secretsync_core::diff::FailureKind::Cancelled);
             outcome.error = Some(format!(
                 "not started: {}",
                 cancel.reason().unwrap_or_else(|| "cancelled".into())
@@ -452,6 +456,7 @@ async fn sync_targets(
             continue;
         }
         let Some(bundle) = desired.get(name) else {
+            outcome.error_kind = Some(secretsync_core::diff::FailureKind::Unexpected);
             outcome.error = Some(format!(
                 "no desired state was computed for target `{name}`; this is a bug, please report it"
             ));
@@ -469,7 +474,11 @@ async fn sync_targets(
             .instrument(span.clone())
             .await
         {
-            Err(e) => outcome.error = Some(e.message),
+            Err(e) => {
+                e.log_for_target(name, "target failed");
+                outcome.error_kind = Some(e.failure_kind());
+                outcome.error = Some(e.message);
+            }
             Ok((mut plan, lease)) => {
                 if opts.dry_run {
                     // Version ids are chosen when writing; a dry run writes nothing.

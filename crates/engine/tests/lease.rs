@@ -44,7 +44,10 @@ fn s3_client() -> aws_sdk_s3::Client {
 const STORE_PREFIX: &str = "merged/";
 
 async fn sm_backend() -> Arc<dyn LeaseBackend> {
-    Arc::new(SecretsManagerLeases::new(sm_client()))
+    Arc::new(SecretsManagerLeases::new(
+        sm_client(),
+        CallCounter::default(),
+    ))
 }
 
 async fn s3_backend() -> Arc<dyn LeaseBackend> {
@@ -57,6 +60,7 @@ async fn s3_backend() -> Arc<dyn LeaseBackend> {
         .unwrap_or_else(|e| panic!("creating bucket {bucket}: {e:?}"));
     Arc::new(S3Leases::new(
         s3_client(),
+        CallCounter::default(),
         bucket,
         STORE_PREFIX.into(),
         None,
@@ -574,7 +578,13 @@ async fn the_lock_object_is_encrypted_and_under_the_store_prefix() {
     let bucket = unique("lease-");
     let s3 = s3_client();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let leases = S3Leases::new(s3_client(), bucket.clone(), STORE_PREFIX.into(), None);
+    let leases = S3Leases::new(
+        s3_client(),
+        CallCounter::default(),
+        bucket.clone(),
+        STORE_PREFIX.into(),
+        None,
+    );
     let key = new_key();
     let object = leases.object_key(&key);
     assert_eq!(object, format!("merged/.secretsync/locks/{key}.json"));
@@ -646,7 +656,13 @@ async fn s3_a_create_whose_answer_was_lost_is_still_ours() {
         .await
         .unwrap();
     let s3 = AwsContext::from_sdk_config(cfg.clone()).s3(&cfg);
-    let b: Arc<dyn LeaseBackend> = Arc::new(S3Leases::new(s3, bucket, STORE_PREFIX.into(), None));
+    let b: Arc<dyn LeaseBackend> = Arc::new(S3Leases::new(
+        s3,
+        CallCounter::default(),
+        bucket,
+        STORE_PREFIX.into(),
+        None,
+    ));
     let key = new_key();
     let alice = holder("alice");
     // The retried create answers 412; the record read back is ours, so the lease is ours
@@ -669,7 +685,7 @@ async fn secrets_manager_a_renewal_whose_answer_was_lost_keeps_the_lease() {
         answer_losing_proxy(Rule::amz_target("secretsmanager.UpdateSecretVersionStage"));
     let cfg = sdk_via(&proxy.url());
     let sm = aws_sm::client(&cfg, &CallCounter::default());
-    let b: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm));
+    let b: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm, CallCounter::default()));
     let key = new_key();
     // A ttl with room for the SDK's retry backoff before the safety margin.
     let a = take(&b, &key, 6, Duration::ZERO, &holder("alice"))
@@ -703,7 +719,8 @@ async fn secrets_manager_a_takeover_whose_answer_was_lost_is_still_ours() {
         answer_losing_proxy(Rule::amz_target("secretsmanager.UpdateSecretVersionStage"));
     let cfg = sdk_via(&proxy.url());
     let sm = aws_sm::client(&cfg, &CallCounter::default());
-    let via: Arc<dyn LeaseBackend> = Arc::new(SecretsManagerLeases::new(sm));
+    let via: Arc<dyn LeaseBackend> =
+        Arc::new(SecretsManagerLeases::new(sm, CallCounter::default()));
     let bob = holder("bob");
     let l = take(&via, &key, 30, Duration::ZERO, &bob)
         .await

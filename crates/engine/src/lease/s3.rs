@@ -21,15 +21,17 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::{LeaseBackend, LeaseRecord, Stored, encode_key};
+use crate::aws::{CallCounter, Failed};
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::s3::{is_precondition_failed, map, send, status};
 
 pub struct S3Leases {
     client: Client,
+    calls: CallCounter,
     bucket: String,
     prefix: String,
     kms_key_id: Option<String>,
@@ -37,9 +39,16 @@ pub struct S3Leases {
 
 impl S3Leases {
     /// Leases in `bucket` under `prefix` (the merge store's, `""` or ending in `/`).
-    pub fn new(client: Client, bucket: String, prefix: String, kms_key_id: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        calls: CallCounter,
+        bucket: String,
+        prefix: String,
+        kms_key_id: Option<String>,
+    ) -> Self {
         S3Leases {
             client,
+            calls,
             bucket,
             prefix,
             kms_key_id,
@@ -56,24 +65,28 @@ impl S3Leases {
     }
 
     async fn put(&self, key: &str, record: &LeaseRecord, cond: Cond<'_>) -> Result<Option<String>> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .content_type("application/json")
-            .body(ByteStream::from(record.to_json().into_bytes()));
-        req = match cond {
-            Cond::Absent => req.if_none_match("*"),
-            Cond::Is(etag) => req.if_match(etag),
+        let body = record.to_json().into_bytes();
+        // A body is a stream: each attempt gets its own request.
+        let request = || {
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()));
+            let req = match cond {
+                Cond::Absent => req.if_none_match("*"),
+                Cond::Is(etag) => req.if_match(etag),
+            };
+            match &self.kms_key_id {
+                Some(k) => req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(k),
+                None => req.server_side_encryption(ServerSideEncryption::Aes256),
+            }
         };
-        req = match &self.kms_key_id {
-            Some(k) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(k),
-            None => req.server_side_encryption(ServerSideEncryption::Aes256),
-        };
-        match req.send().await {
+        match send(&self.calls, "PutObject", || request().send()).await {
             Ok(o) => match o.e_tag() {
                 Some(t) => Ok(Some(t.to_string())),
                 None => Err(Error::new(
@@ -93,66 +106,10 @@ enum Cond<'a> {
 }
 
 /// 412 (precondition failed), 409 (a concurrent conditional write) or 404 (gone).
-fn refused<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool
-where
-    R: HasStatus,
-{
-    let status = e.raw_response().map(HasStatus::status);
-    matches!(status, Some(412 | 409 | 404))
-        || matches!(
-            e.code(),
-            Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
-        )
-}
-
-/// The HTTP status of a raw response (lets [`refused`] stay generic over operations).
-trait HasStatus {
-    fn status(&self) -> u16;
-}
-
-impl HasStatus for aws_smithy_runtime_api::http::Response {
-    fn status(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
-/// The one place S3 lease errors are interpreted.
-fn map<E, R>(e: SdkError<E, R>, what: &str) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let (kind, msg) = match &e {
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("Unknown");
-            let kind = match code {
-                "AccessDenied" => ErrorKind::PermissionDenied,
-                "NoSuchBucket" => ErrorKind::Config,
-                "SlowDown" => ErrorKind::Throttled,
-                "InternalError" | "ServiceUnavailable" => ErrorKind::Unavailable,
-                _ => ErrorKind::Unexpected,
-            };
-            let hint = match code {
-                "NoSuchBucket" => "; create the bucket or fix `merge_store.bucket`",
-                "AccessDenied" => {
-                    "; grant s3:GetObject, s3:PutObject and s3:DeleteObject on `<prefix>.secretsync/locks/*` of the merge store"
-                }
-                _ => "",
-            };
-            (
-                kind,
-                format!("{code}: {}{hint}", se.err().message().unwrap_or("")),
-            )
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            (ErrorKind::Unavailable, "cannot reach S3".to_string())
-        }
-        other => (
-            ErrorKind::Unexpected,
-            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-        ),
-    };
-    Error::new(kind, format!("{what}: {msg}"))
+fn refused<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &Failed<E>) -> bool {
+    matches!(status(e), Some(404))
+        || is_precondition_failed(e)
+        || crate::aws::error_code(e) == Some("NoSuchKey")
 }
 
 #[async_trait]
@@ -167,18 +124,19 @@ impl LeaseBackend for S3Leases {
 
     async fn current(&self, key: &str) -> Result<Option<Stored>> {
         let url = self.url(key);
-        let o = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
+        let o = match send(&self.calls, "GetObject", || {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+        })
+        .await
         {
             Ok(o) => o,
             Err(e)
-                if matches!(e.code(), Some("NoSuchKey" | "NotFound"))
-                    || e.raw_response().map(HasStatus::status) == Some(404) =>
+                if matches!(crate::aws::error_code(&e), Some("NoSuchKey" | "NotFound"))
+                    || status(&e) == Some(404) =>
             {
                 return Ok(None);
             }
@@ -217,14 +175,15 @@ impl LeaseBackend for S3Leases {
     }
 
     async fn delete_if_current(&self, key: &str, ours: &Stored) -> Result<bool> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .if_match(&ours.token)
-            .send()
-            .await
+        match send(&self.calls, "DeleteObject", || {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .if_match(&ours.token)
+                .send()
+        })
+        .await
         {
             Ok(_) => Ok(true),
             Err(e) if refused(&e) => Ok(false),

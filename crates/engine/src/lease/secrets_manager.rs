@@ -26,13 +26,13 @@
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::types::Tag;
 use tracing::{debug, warn};
 
 use super::{LeaseBackend, LeaseRecord, Stored, encode_key};
+use crate::aws::CallCounter;
 use crate::error::{Error, ErrorKind, Result};
-use crate::targets::aws_sm::error::{code, map};
+use crate::targets::aws_sm::error::{code, map, send};
 
 /// Name prefix of every lock secret.
 pub const LOCK_PREFIX: &str = ".secretsync/locks/";
@@ -48,12 +48,14 @@ const MAX_NAME: usize = 512;
 
 pub struct SecretsManagerLeases {
     client: Client,
+    calls: CallCounter,
 }
 
 impl SecretsManagerLeases {
-    /// Leases kept with `client` (the target's client: its account and region).
-    pub fn new(client: Client) -> Self {
-        SecretsManagerLeases { client }
+    /// Leases kept with `client` (the target's client: its account and region), whose calls
+    /// `calls` counts (and retries).
+    pub fn new(client: Client, calls: CallCounter) -> Self {
+        SecretsManagerLeases { client, calls }
     }
 
     /// The lock secret's name for `key`.
@@ -71,13 +73,14 @@ impl SecretsManagerLeases {
 
     /// Reads `AWSCURRENT`; `Err(None)` when the secret is pending deletion.
     async fn read(&self, name: &str) -> Result<Option<Stored>, Option<Error>> {
-        let resp = self
-            .client
-            .get_secret_value()
-            .secret_id(name)
-            .version_stage(CURRENT)
-            .send()
-            .await;
+        let resp = send(&self.calls, "GetSecretValue", || {
+            self.client
+                .get_secret_value()
+                .secret_id(name)
+                .version_stage(CURRENT)
+                .send()
+        })
+        .await;
         let out = match resp {
             Ok(o) => o,
             Err(e) => {
@@ -114,7 +117,11 @@ impl SecretsManagerLeases {
     /// and, once expired, taken over (deleting it again is not conditional; restoring is
     /// idempotent). `false` when it is not pending deletion after all.
     async fn restore_if_deleted(&self, name: &str) -> Result<bool> {
-        let d = match self.client.describe_secret().secret_id(name).send().await {
+        let d = match send(&self.calls, "DescribeSecret", || {
+            self.client.describe_secret().secret_id(name).send()
+        })
+        .await
+        {
             Ok(d) => d,
             Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(false),
             Err(e) => return Err(map(e, &format!("describing lock secret {name}"))),
@@ -126,7 +133,11 @@ impl SecretsManagerLeases {
             secret = name,
             "lock secret is scheduled for deletion; restoring it"
         );
-        match self.client.restore_secret().secret_id(name).send().await {
+        match send(&self.calls, "RestoreSecret", || {
+            self.client.restore_secret().secret_id(name).send()
+        })
+        .await
+        {
             Ok(_) => Ok(true),
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
             Err(e) => Err(map(e, &format!("restoring lock secret {name}"))),
@@ -139,7 +150,7 @@ fn tag(k: &str, v: &str) -> Tag {
 }
 
 /// Whether a service error says the compare-and-swap was refused (or the secret is gone).
-fn refused<E, R>(e: &SdkError<E, R>) -> bool
+fn refused<E>(e: &crate::aws::Failed<E>) -> bool
 where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
 {
@@ -163,7 +174,7 @@ impl LeaseBackend for SecretsManagerLeases {
 
     async fn try_create(&self, key: &str, record: &LeaseRecord) -> Result<bool> {
         let name = Self::secret_name(key)?;
-        let resp = self
+        let resp = send(&self.calls, "CreateSecret", || self
             .client
             .create_secret()
             .name(&name)
@@ -173,7 +184,7 @@ impl LeaseBackend for SecretsManagerLeases {
             .client_request_token(&record.nonce)
             .tags(tag(secretsync_core::diff::TAG_MANAGED, secretsync_core::diff::MANAGED_VALUE))
             .tags(tag(TAG_ROLE, ROLE_LOCK))
-            .send()
+            .send())
             .await;
         match resp {
             Ok(_) => Ok(true),
@@ -221,15 +232,16 @@ impl LeaseBackend for SecretsManagerLeases {
         record: &LeaseRecord,
     ) -> Result<Option<String>> {
         let name = Self::secret_name(key)?;
-        let put = self
-            .client
-            .put_secret_value()
-            .secret_id(&name)
-            .secret_string(record.to_json())
-            .client_request_token(&record.nonce)
-            .version_stages(NEXT_STAGE)
-            .send()
-            .await;
+        let put = send(&self.calls, "PutSecretValue", || {
+            self.client
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(record.to_json())
+                .client_request_token(&record.nonce)
+                .version_stages(NEXT_STAGE)
+                .send()
+        })
+        .await;
         let version = match put {
             Ok(o) => match o.version_id() {
                 Some(v) => v.to_string(),
@@ -243,15 +255,16 @@ impl LeaseBackend for SecretsManagerLeases {
             Err(e) if refused(&e) => return Ok(None),
             Err(e) => return Err(map(e, &format!("writing lock secret {name}"))),
         };
-        let moved = self
-            .client
-            .update_secret_version_stage()
-            .secret_id(&name)
-            .version_stage(CURRENT)
-            .move_to_version_id(&version)
-            .remove_from_version_id(expected)
-            .send()
-            .await;
+        let moved = send(&self.calls, "UpdateSecretVersionStage", || {
+            self.client
+                .update_secret_version_stage()
+                .secret_id(&name)
+                .version_stage(CURRENT)
+                .move_to_version_id(&version)
+                .remove_from_version_id(expected)
+                .send()
+        })
+        .await;
         match moved {
             Ok(_) => Ok(Some(version)),
             // AWSCURRENT is no longer on `expected`: someone else swapped first.
@@ -270,13 +283,14 @@ impl LeaseBackend for SecretsManagerLeases {
             Ok(_) | Err(None) => return Ok(false),
             Err(Some(e)) => return Err(e),
         }
-        match self
-            .client
-            .delete_secret()
-            .secret_id(&name)
-            .force_delete_without_recovery(true)
-            .send()
-            .await
+        match send(&self.calls, "DeleteSecret", || {
+            self.client
+                .delete_secret()
+                .secret_id(&name)
+                .force_delete_without_recovery(true)
+                .send()
+        })
+        .await
         {
             Ok(_) => Ok(true),
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),

@@ -157,6 +157,7 @@ fn outcome(name: &str, changes: Vec<SecretChange>, report: Option<ApplyReport>) 
         }),
         report,
         error: None,
+        error_kind: None,
         not_started: false,
         calls: 0,
         duration: Duration::ZERO,

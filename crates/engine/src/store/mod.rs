@@ -110,6 +110,7 @@ pub async fn build(
             let cfg = aws.config_for(&region, None, None).await;
             Ok(Arc::new(ManifestStore::new(s3::S3Objects::new(
                 aws.s3(&cfg),
+                aws.calls.clone(),
                 bucket.clone(),
                 prefix.clone(),
                 kms_key_id.clone(),

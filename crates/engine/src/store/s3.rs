@@ -11,6 +11,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::Objects;
+use crate::aws::{CallCounter, Failed, OperationError, Sent, ServiceErrors, error_code, map_error};
 use crate::error::{Error, ErrorKind, Result};
 
 /// At most this many keys per `DeleteObjects` call (the S3 limit).
@@ -18,67 +19,69 @@ const DELETE_BATCH: usize = 1000;
 
 pub struct S3Objects {
     client: Client,
+    calls: CallCounter,
     bucket: String,
     prefix: String,
     kms_key_id: Option<String>,
 }
 
-fn map<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
-    e: SdkError<E, HttpResponse>,
-    what: &str,
-) -> Error {
-    let (kind, msg) = match &e {
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("Unknown").to_string();
-            let kind = match code.as_str() {
-                "AccessDenied" => ErrorKind::PermissionDenied,
-                "NoSuchBucket" => ErrorKind::Config,
-                "SlowDown" => ErrorKind::Throttled,
-                "InternalError" | "ServiceUnavailable" => ErrorKind::Unavailable,
-                _ => ErrorKind::Unexpected,
-            };
-            let hint = match code.as_str() {
-                "NoSuchBucket" => "; create the bucket or fix `merge_store.bucket`",
-                "AccessDenied" => {
-                    "; grant s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the merge store"
-                }
-                _ => "",
-            };
-            (
-                kind,
-                format!("{code}: {}{hint}", se.err().message().unwrap_or("")),
-            )
+/// S3's error codes (the merge store's and the S3 leases'); those every AWS service shares
+/// and the SDK's transport errors are read by [`crate::aws::map_error`].
+pub(crate) const SERVICE: ServiceErrors = ServiceErrors {
+    name: "S3",
+    kind: |code| {
+        Some(match code {
+            "NoSuchBucket" => ErrorKind::Config,
+            "SlowDown" => ErrorKind::Throttled,
+            "InternalError" => ErrorKind::Unavailable,
+            "PreconditionFailed" | "ConditionalRequestConflict" => ErrorKind::Conflict,
+            _ => return None,
+        })
+    },
+    hint: |kind, code| match (kind, code) {
+        (_, "NoSuchBucket") => "; create the bucket or fix `merge_store.bucket`",
+        (ErrorKind::PermissionDenied, _) => {
+            "; grant s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the merge store's prefix (its `.secretsync/locks/*` included)"
         }
-        SdkError::TimeoutError(_) => (
-            ErrorKind::Unavailable,
-            "S3 did not answer in time (timed out); check the network path to S3 and re-run"
-                .to_string(),
-        ),
-        SdkError::DispatchFailure(_) => (ErrorKind::Unavailable, "cannot reach S3".to_string()),
-        other => (
-            ErrorKind::Unexpected,
-            aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-        ),
-    };
-    Error::new(kind, format!("{what}: {msg}"))
+        _ => "",
+    },
+};
+
+/// Maps a failed S3 call to ours. `what` says what was being done (`writing s3://b/k`).
+pub(crate) fn map<E: OperationError>(e: Failed<E>, what: &str) -> Error {
+    map_error(e, what, &SERVICE)
 }
 
-fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if matches!(se.err().code(), Some("NoSuchKey") | Some("NotFound")))
+/// Makes one S3 call through the retry layer ([`CallCounter::send`]).
+pub(crate) async fn send<T, E, F, Fut>(
+    calls: &CallCounter,
+    operation: &'static str,
+    call: F,
+) -> Sent<T, E>
+where
+    E: OperationError,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+{
+    calls.send(&SERVICE, operation, call).await
+}
+
+/// The HTTP status of the last attempt's answer, if there was one.
+pub(crate) fn status<E>(e: &Failed<E>) -> Option<u16> {
+    e.sdk.raw_response().map(|r| r.status().as_u16())
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(e: &Failed<E>) -> bool {
+    matches!(error_code(e), Some("NoSuchKey" | "NotFound"))
 }
 
 /// A conditional write lost: 412 (the object exists) or 409 (a concurrent conditional write).
-fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    match e {
-        SdkError::ServiceError(se) => {
-            matches!(se.raw().status().as_u16(), 412 | 409)
-                || matches!(
-                    se.err().code(),
-                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                )
-        }
-        _ => false,
-    }
+pub(crate) fn is_precondition_failed<E: ProvideErrorMetadata>(e: &Failed<E>) -> bool {
+    matches!(status(e), Some(412 | 409))
+        || matches!(
+            error_code(e),
+            Some("PreconditionFailed" | "ConditionalRequestConflict")
+        )
 }
 
 /// The per-key errors of a `DeleteObjects` answer (in quiet mode it lists only failures), as
@@ -118,9 +121,18 @@ pub fn delete_errors(out: &DeleteObjectsOutput, bucket: &str) -> Result<()> {
 }
 
 impl S3Objects {
-    pub fn new(client: Client, bucket: String, prefix: String, kms_key_id: Option<String>) -> Self {
+    /// Objects in `bucket` under `prefix` through `client`, whose calls `calls` counts (and
+    /// retries).
+    pub fn new(
+        client: Client,
+        calls: CallCounter,
+        bucket: String,
+        prefix: String,
+        kms_key_id: Option<String>,
+    ) -> Self {
         S3Objects {
             client,
+            calls,
             bucket,
             prefix,
             kms_key_id,
@@ -155,13 +167,14 @@ impl S3Objects {
 #[async_trait]
 impl Objects for S3Objects {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
+        match send(&self.calls, "GetObject", || {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send()
+        })
+        .await
         {
             Ok(o) => {
                 let bytes = o.body.collect().await.map_err(|e| {
@@ -178,15 +191,20 @@ impl Objects for S3Objects {
     }
 
     async fn put(&self, key: &str, body: &[u8]) -> Result<()> {
-        self.put_request(key, body)
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("writing {}", self.describe(key))))?;
+        send(&self.calls, "PutObject", || {
+            self.put_request(key, body).send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("writing {}", self.describe(key))))?;
         Ok(())
     }
 
     async fn create(&self, key: &str, body: &[u8]) -> Result<bool> {
-        match self.put_request(key, body).if_none_match("*").send().await {
+        match send(&self.calls, "PutObject", || {
+            self.put_request(key, body).if_none_match("*").send()
+        })
+        .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_precondition_failed(&e) => Ok(false),
             Err(e) => Err(map(e, &format!("creating {}", self.describe(key)))),
@@ -205,14 +223,15 @@ impl Objects for S3Objects {
                 .quiet(true)
                 .build()
                 .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(del)
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("deleting objects in {}", self.location())))?;
+            let out = send(&self.calls, "DeleteObjects", || {
+                self.client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(del.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("deleting objects in {}", self.location())))?;
             delete_errors(&out, &self.bucket)?;
         }
         Ok(())

@@ -78,8 +78,16 @@ impl CallMeta {
             self.elapsed.as_millis(),
             self.attempts.saturating_sub(1)
         );
+        let facts = crate::error::CallFacts {
+            operation: self.op.name.to_string(),
+            path: self.path.clone(),
+            attempts: self.attempts,
+            elapsed: self.elapsed,
+            request_id: self.shown_id().to_string(),
+        };
         Error {
             message: format!("{head}: {}", e.message),
+            call: e.call.or_else(|| Some(Box::new(facts))),
             ..e
         }
     }
@@ -93,6 +101,12 @@ impl CallMeta {
     fn judge<T>(&self, interpret: impl FnOnce() -> Result<T>) -> Result<T> {
         self.tag(interpret())
     }
+}
+
+/// A failed attempt: what failed, and Vault's request id when it sent one.
+struct Failure {
+    error: Error,
+    vault_request_id: Option<String>,
 }
 
 /// One answer: the status, the JSON body (or `null`) and what the call was.
@@ -156,6 +170,7 @@ struct Inner {
     requests: AtomicU64,
     endpoint: Endpoint,
     observers: Observers,
+    retry: crate::retry::Policy,
 }
 
 /// Percent-encodes a Vault path, keeping `/`.
@@ -191,7 +206,22 @@ impl VaultClient {
         env: &dyn Fn(&str) -> Option<String>,
         observers: Observers,
     ) -> impl std::future::Future<Output = Result<Self>> + Send + use<> {
-        let client = Self::prepare(settings, env, observers);
+        Self::connect_with(
+            settings,
+            env,
+            observers,
+            crate::retry::Policy::new(crate::retry::VAULT_MAX_ATTEMPTS),
+        )
+    }
+
+    /// [`VaultClient::connect_observed`], with every call retried by `retry`.
+    pub fn connect_with(
+        settings: &VaultSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+        observers: Observers,
+        retry: crate::retry::Policy,
+    ) -> impl std::future::Future<Output = Result<Self>> + Send + use<> {
+        let client = Self::prepare(settings, env, observers, retry);
         async move {
             let client = client?;
             client.login().await?;
@@ -204,6 +234,7 @@ impl VaultClient {
         settings: &VaultSettings,
         env: &dyn Fn(&str) -> Option<String>,
         observers: Observers,
+        retry: crate::retry::Policy,
     ) -> Result<Self> {
         let addr = settings
             .address
@@ -279,6 +310,7 @@ impl VaultClient {
                 http,
                 endpoint: Endpoint::vault(&addr),
                 observers,
+                retry,
                 addr,
                 namespace,
                 login: login.clone(),
@@ -450,10 +482,10 @@ impl VaultClient {
         Ok(())
     }
 
-    /// One HTTP exchange, no auth logic, with retries of 5xx, 429 and connection errors.
-    /// Every attempt is admitted by the observers first (an open circuit breaker refuses it)
-    /// and reported to them after. Errors say what failed, where, how long it took, how many
-    /// retries were made, and the request id ([`CallMeta::fail`]).
+    /// One HTTP exchange, no auth logic, retried by [`crate::retry::run`] on 5xx, 429 and
+    /// connection errors. Every attempt is admitted by the observers first (an open circuit
+    /// breaker refuses it) and reported to them after. Errors say what failed, where, how long
+    /// it took, how many retries were made, and the request id ([`CallMeta::fail`]).
     async fn raw(
         &self,
         op: Op,
@@ -463,157 +495,171 @@ impl VaultClient {
         body: Option<&Value>,
     ) -> Result<Reply> {
         let url = format!("{}/v1/{}", self.inner.addr, path);
-        let started = Instant::now();
-        let mut meta = CallMeta {
+        let tried = crate::retry::run(
+            &self.inner.retry,
+            op.name,
+            |f: &Failure| f.error.clone(),
+            |_| self.attempt(op, method.clone(), &url, token, body),
+        )
+        .await;
+        let (result, vault_request_id) = match tried.result {
+            Ok((status, body, id)) => (Ok((status, body)), id),
+            Err(f) => (Err(f.error), f.vault_request_id),
+        };
+        let meta = CallMeta {
             op,
             path: path.split('?').next().unwrap_or(path).to_string(),
-            request_id: observe::request_id(),
-            vault_request_id: None,
-            attempts: 0,
-            elapsed: Duration::ZERO,
+            request_id: tried.request_id,
+            vault_request_id,
+            attempts: tried.attempts,
+            elapsed: tried.elapsed,
         };
+        match result {
+            Ok((status, body)) => Ok(Reply { status, body, meta }),
+            Err(e) => Err(meta.fail(e)),
+        }
+    }
+
+    /// One attempt of [`VaultClient::raw`]: the status, the body and Vault's request id, or
+    /// what failed (retryable for 5xx but 501, 429, a connection error or a cut answer).
+    async fn attempt(
+        &self,
+        op: Op,
+        method: Method,
+        url: &str,
+        token: Option<&Sensitive>,
+        body: Option<&Value>,
+    ) -> std::result::Result<(StatusCode, Value, Option<String>), Failure> {
         let obs = &self.inner.observers;
-        let report = |meta: &CallMeta, attempt_started: Instant, outcome: Outcome| {
+        let current = crate::retry::current();
+        let (request_id, attempt) = current
+            .map(|c| (c.request_id, c.attempt))
+            .unwrap_or_else(|| (observe::request_id(), 1));
+        let report = |vault_id: Option<&str>, started: Instant, outcome: Outcome| {
             obs.attempt(&observe::Attempt {
                 endpoint: &self.inner.endpoint,
                 operation: op.name,
-                request_id: &meta.request_id,
-                backend_request_id: meta.vault_request_id.as_deref(),
-                attempt: meta.attempts,
-                elapsed: attempt_started.elapsed(),
+                request_id: &request_id,
+                backend_request_id: vault_id,
+                attempt,
+                elapsed: started.elapsed(),
                 outcome,
                 pagination: false,
             });
         };
-        loop {
-            meta.attempts += 1;
-            if let Err(e) = obs.admit(&self.inner.endpoint, op.name) {
-                meta.elapsed = started.elapsed();
-                return Err(meta.fail(e));
-            }
-            self.inner.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = self.inner.http.request(method.clone(), &url);
-            if let Some(t) = token {
-                req = req.header("X-Vault-Token", t.expose());
-            }
-            if let Some(ns) = &self.inner.namespace {
-                req = req.header("X-Vault-Namespace", ns);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let attempt_started = Instant::now();
-            let result = req.send().await;
-            let retry = meta.attempts < 4;
-            let resp = match result {
-                Ok(resp) => resp,
-                Err(e) => {
-                    report(&meta, attempt_started, Outcome::Failed);
-                    if retry && (e.is_connect() || e.is_timeout() || e.is_request()) {
-                        let wait = backoff(meta.attempts);
-                        debug!(operation = op.name, request_id = %meta.request_id, attempt = meta.attempts, error = %e, "retrying Vault request after a connection error");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    meta.elapsed = started.elapsed();
-                    return Err(meta.fail(Error::new(
-                        ErrorKind::Unavailable,
-                        format!("cannot reach Vault at {}: {e}", self.inner.addr),
-                    )));
-                }
-            };
-            let status = resp.status();
-            let resp_location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(|l| l.split('?').next().unwrap_or(l).to_string());
-            let transient = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
-                || status == StatusCode::TOO_MANY_REQUESTS;
-            let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
-                Outcome::Throttled
-            } else if transient {
-                Outcome::Failed
-            } else if status.is_success() || status == StatusCode::NOT_FOUND {
-                Outcome::Ok
-            } else {
-                Outcome::Refused
-            };
-            let bytes = resp.bytes().await;
-            // Strict: a body that is not JSON is an error naming the path, never "nothing
-            // there". An empty body stays `null` (the callers check shapes).
-            let parsed: std::result::Result<Value, String> = match &bytes {
-                Err(e) => Err(format!("reading the answer: {e}")),
-                Ok(b) if b.is_empty() => Ok(Value::Null),
-                Ok(b) => serde_json::from_slice(b).map_err(|e| {
-                    format!(
-                        "Vault answered {} with a body that is not JSON ({} bytes: {e}); check that `vault.address` points at Vault and not at a proxy or load balancer page",
-                        status.as_u16(),
-                        b.len()
-                    )
-                }),
-            };
-            if let Ok(v) = &parsed {
-                meta.vault_request_id = v["request_id"].as_str().map(str::to_string);
-            }
-            let outcome = match (&parsed, outcome) {
-                (Err(_), Outcome::Ok) => Outcome::Failed,
-                (_, o) => o,
-            };
-            report(&meta, attempt_started, outcome);
-            if transient && retry {
-                let wait = backoff(meta.attempts);
-                debug!(
-                    operation = op.name,
-                    request_id = %meta.request_id,
-                    status = status.as_u16(),
-                    attempt = meta.attempts,
-                    wait_ms = wait.as_millis() as u64,
-                    "retrying Vault request"
+        let fail = |error: Error, vault_request_id: Option<String>| Failure {
+            error,
+            vault_request_id,
+        };
+        obs.admit(&self.inner.endpoint, op.name)
+            .map_err(|e| fail(e, None))?;
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = self.inner.http.request(method, url);
+        if let Some(t) = token {
+            req = req.header("X-Vault-Token", t.expose());
+        }
+        if let Some(ns) = &self.inner.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                report(None, started, Outcome::Failed);
+                let retryable = e.is_connect() || e.is_timeout() || e.is_request();
+                let mut error = Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot reach Vault at {}: {e}", self.inner.addr),
                 );
-                tokio::time::sleep(wait).await;
-                continue;
+                error.retryable = retryable;
+                return Err(fail(error, None));
             }
-            meta.elapsed = started.elapsed();
-            if status.is_redirection() {
-                let to = resp_location.as_deref().unwrap_or("an unnamed location");
-                return Err(meta.fail(Error::new(
+        };
+        let status = resp.status();
+        let resp_location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| l.split('?').next().unwrap_or(l).to_string());
+        let transient = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+            Outcome::Throttled
+        } else if transient {
+            Outcome::Failed
+        } else if status.is_success() || status == StatusCode::NOT_FOUND {
+            Outcome::Ok
+        } else {
+            Outcome::Refused
+        };
+        let bytes = resp.bytes().await;
+        // Strict: a body that is not JSON is an error naming the path, never "nothing
+        // there". An empty body stays `null` (the callers check shapes).
+        let parsed: std::result::Result<Value, String> = match &bytes {
+            Err(e) => Err(format!("reading the answer: {e}")),
+            Ok(b) if b.is_empty() => Ok(Value::Null),
+            Ok(b) => serde_json::from_slice(b).map_err(|e| {
+                format!(
+                    "Vault answered {} with a body that is not JSON ({} bytes: {e}); check that `vault.address` points at Vault and not at a proxy or load balancer page",
+                    status.as_u16(),
+                    b.len()
+                )
+            }),
+        };
+        let vault_id = parsed
+            .as_ref()
+            .ok()
+            .and_then(|v| v["request_id"].as_str())
+            .map(str::to_string);
+        let outcome = match (&parsed, outcome) {
+            (Err(_), Outcome::Ok) => Outcome::Failed,
+            (_, o) => o,
+        };
+        report(vault_id.as_deref(), started, outcome);
+        if status.is_redirection() {
+            let to = resp_location.as_deref().unwrap_or("an unnamed location");
+            return Err(fail(
+                Error::new(
                     ErrorKind::Unexpected,
                     format!(
                         "Vault answered {}, redirecting to {to}; SecretSync follows redirects only within {} (the token must not go elsewhere): point `vault.address` at the active node",
                         status.as_u16(),
                         self.inner.addr
                     ),
-                )));
-            }
-            let v = match parsed {
-                Ok(v) => v,
-                Err(problem) => {
-                    let kind = if bytes.is_err() {
-                        ErrorKind::Unavailable
-                    } else {
-                        ErrorKind::Unexpected
-                    };
-                    return Err(meta.fail(Error::new(kind, problem)));
-                }
-            };
-            if transient {
-                let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-                    ErrorKind::Throttled
-                } else {
+                ),
+                vault_id,
+            ));
+        }
+        let v = match parsed {
+            Ok(v) => v,
+            Err(problem) => {
+                // A cut answer is worth another attempt; a page that is not JSON is not.
+                let kind = if bytes.is_err() || transient {
                     ErrorKind::Unavailable
+                } else {
+                    ErrorKind::Unexpected
                 };
-                return Err(meta.fail(Error::new(
+                return Err(fail(Error::new(kind, problem), vault_id));
+            }
+        };
+        if transient {
+            let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+                ErrorKind::Throttled
+            } else {
+                ErrorKind::Unavailable
+            };
+            return Err(fail(
+                Error::new(
                     kind,
                     format!("Vault answered {}: {}", status.as_u16(), vault_errors(&v)),
-                )));
-            }
-            return Ok(Reply {
-                status,
-                body: v,
-                meta,
-            });
+                ),
+                vault_id,
+            ));
         }
+        Ok((status, v, vault_id))
     }
 
     /// An authenticated request. On 403, checks whether the token itself is dead; if it is
@@ -638,7 +684,11 @@ impl VaultClient {
                 && attempt < 8
                 && vault_errors(&r.body).contains("Upgrading from non-versioned to versioned data")
             {
-                tokio::time::sleep(backoff(attempt.min(3))).await;
+                tokio::time::sleep(crate::retry::backoff(
+                    attempt.min(3),
+                    ErrorKind::Unavailable,
+                ))
+                .await;
                 continue;
             }
             break r;
@@ -1227,13 +1277,6 @@ fn unexpected(status: StatusCode, what: &str, path: &str, v: &Value) -> Error {
             vault_errors(v)
         ),
     )
-}
-
-/// Exponential backoff with full jitter: up to 100 ms, 200 ms, 400 ms, ...
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let cap = 100u64 << attempt.min(6);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % cap as u128) as u64;
-    Duration::from_millis(cap / 2 + jitter / 2)
 }
 
 #[cfg(test)]

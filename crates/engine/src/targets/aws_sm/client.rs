@@ -17,7 +17,7 @@ use secretsync_core::diff::{
 use secretsync_core::secret::{Collected, SecretValue};
 use tracing::{debug, warn};
 
-use super::error::{code, map};
+use super::error::{code, map, send};
 use super::settings::{Applied, Meta, Warnings, created_replicas};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
@@ -37,7 +37,7 @@ pub struct AwsSmTarget {
     pub(super) policy: TargetPolicy,
     pub(super) settings: Settings,
     pub(super) client: Client,
-    counter: CallCounter,
+    pub(super) counter: CallCounter,
     prefetched: Prefetched<Listing>,
     /// The account and region's fingerprint key, once read (or created).
     key: KeyCache,
@@ -47,6 +47,7 @@ pub struct AwsSmTarget {
 /// `CreateSecret` (which fails for all but one concurrent creator).
 struct KeySecret<'a> {
     client: &'a Client,
+    counter: &'a CallCounter,
     target: &'a str,
 }
 
@@ -59,12 +60,10 @@ impl KeyStore for KeySecret<'_> {
     }
 
     async fn read(&self, create: bool, retry: bool) -> Result<KeyRead<()>> {
-        let got = self
-            .client
-            .get_secret_value()
-            .secret_id(KEY_SECRET)
-            .send()
-            .await;
+        let got = send(self.counter, "GetSecretValue", || {
+            self.client.get_secret_value().secret_id(KEY_SECRET).send()
+        })
+        .await;
         match got {
             Ok(out) => {
                 let hex = out.secret_string().unwrap_or_default();
@@ -81,14 +80,11 @@ impl KeyStore for KeySecret<'_> {
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(KeyRead::Absent(())),
             // Pending deletion: bring it back rather than invalidating every mark.
             Err(e) if code(&e) == Some("InvalidRequestException") && create && retry => {
-                self.client
-                    .restore_secret()
-                    .secret_id(KEY_SECRET)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`"))
-                    })?;
+                send(self.counter, "RestoreSecret", || {
+                    self.client.restore_secret().secret_id(KEY_SECRET).send()
+                })
+                .await
+                .map_err(|e| map(e, &format!("restoring the fingerprint key `{KEY_SECRET}`")))?;
                 Ok(KeyRead::Again)
             }
             Err(e) => Err(map(
@@ -102,7 +98,7 @@ impl KeyStore for KeySecret<'_> {
 
     async fn create(&self, (): (), key: &FingerprintKey, retry: bool) -> Result<bool> {
         let mut hex = key.to_hex();
-        let res = self
+        let res = send(self.counter, "CreateSecret", || self
             .client
             .create_secret()
             .name(KEY_SECRET)
@@ -112,7 +108,7 @@ impl KeyStore for KeySecret<'_> {
                 Tag::builder().key(TAG_MANAGED).value(MANAGED_VALUE).build(),
                 Tag::builder().key(TAG_ROLE).value("fingerprint-key").build(),
             ]))
-            .send()
+            .send())
             .await;
         zeroize::Zeroize::zeroize(&mut hex);
         match res {
@@ -236,12 +232,16 @@ impl AwsSmTarget {
                     .build(),
             );
         }
-        let mut pages = req.into_paginator().send();
         let mut out = BTreeMap::new();
         let mut meta = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| map(e, &format!("listing secrets of target `{}`", self.name)))?;
+        let mut next: Option<String> = None;
+        loop {
+            let page = send(&self.counter, "ListSecrets", || {
+                req.clone().set_next_token(next.clone()).send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("listing secrets of target `{}`", self.name)))?;
+            next = page.next_token().map(str::to_string);
             for s in page.secret_list() {
                 let Some(name) = s.name() else { continue };
                 // The name filter is a server-side search; keep exact prefix matches only.
@@ -291,6 +291,9 @@ impl AwsSmTarget {
                     },
                 );
             }
+            if next.as_deref().is_none_or(str::is_empty) {
+                break;
+            }
         }
         Ok((out, meta))
     }
@@ -307,22 +310,23 @@ impl AwsSmTarget {
         let mut out = BTreeMap::new();
         let mut stale: Vec<(String, String)> = Vec::new();
         for chunk in names.chunks(20) {
-            let resp = self
-                .client
-                .batch_get_secret_value()
-                .set_secret_id_list(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| {
-                    map(
-                        e,
-                        &format!(
-                            "reading {} current values of target `{}`",
-                            chunk.len(),
-                            self.name
-                        ),
-                    )
-                })?;
+            let resp = send(&self.counter, "BatchGetSecretValue", || {
+                self.client
+                    .batch_get_secret_value()
+                    .set_secret_id_list(Some(chunk.to_vec()))
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                map(
+                    e,
+                    &format!(
+                        "reading {} current values of target `{}`",
+                        chunk.len(),
+                        self.name
+                    ),
+                )
+            })?;
             for v in resp.secret_values() {
                 let Some(name) = v.name() else { continue };
                 let current = listed.get(name).and_then(|l| l.current_version.clone());
@@ -340,14 +344,15 @@ impl AwsSmTarget {
         }
         for (name, version) in stale {
             debug!(target_name = %self.name, secret = %name, "the batch read returned another version than the current one; reading the current version");
-            let got = self
-                .client
-                .get_secret_value()
-                .secret_id(&name)
-                .version_id(&version)
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("reading the current version of `{name}`")))?;
+            let got = send(&self.counter, "GetSecretValue", || {
+                self.client
+                    .get_secret_value()
+                    .secret_id(&name)
+                    .version_id(&version)
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("reading the current version of `{name}`")))?;
             if let Some(value) = got.secret_string().and_then(parse_object) {
                 out.insert(name, value);
             }
@@ -374,25 +379,31 @@ impl AwsSmTarget {
         if !c.old_tags.contains_key(TAG_HASH) {
             return Ok(());
         }
-        self.client
-            .untag_resource()
-            .secret_id(&c.name)
-            .tag_keys(TAG_HASH)
-            .send()
-            .await
-            .map_err(|e| {
-                map(
-                    e,
-                    &format!("removing the old content-hash tag of `{}`", c.name),
-                )
-            })?;
+        send(&self.counter, "UntagResource", || {
+            self.client
+                .untag_resource()
+                .secret_id(&c.name)
+                .tag_keys(TAG_HASH)
+                .send()
+        })
+        .await
+        .map_err(|e| {
+            map(
+                e,
+                &format!("removing the old content-hash tag of `{}`", c.name),
+            )
+        })?;
         Ok(())
     }
 
     /// After a write failed in a way that may have landed (timeout, lost connection, 5xx):
     /// whether `version` (our client request token) exists on the secret. `None`: unknown.
     async fn landed(&self, name: &str, version: &str) -> Option<bool> {
-        match self.client.describe_secret().secret_id(name).send().await {
+        match send(&self.counter, "DescribeSecret", || {
+            self.client.describe_secret().secret_id(name).send()
+        })
+        .await
+        {
             Ok(d) => Some(
                 d.version_ids_to_stages()
                     .is_some_and(|m| m.contains_key(version)),
@@ -430,27 +441,28 @@ impl AwsSmTarget {
         let mut tags = self.tags(fingerprint, &version);
         tags.extend(self.creation_tags());
         let replicas = self.settings.replica_regions.clone();
-        let res = self
-            .client
-            .create_secret()
-            .name(&c.name)
-            .secret_string(json.as_str())
-            .client_request_token(&version)
-            .set_tags(Some(tags))
-            .set_description(self.settings.description.clone())
-            .set_kms_key_id(self.settings.kms_key_id.clone())
-            .set_add_replica_regions((!replicas.is_empty()).then(|| {
-                replicas
-                    .iter()
-                    .map(|r| {
-                        aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
-                            .region(r)
-                            .build()
-                    })
-                    .collect()
-            }))
-            .send()
-            .await;
+        let res = send(&self.counter, "CreateSecret", || {
+            self.client
+                .create_secret()
+                .name(&c.name)
+                .secret_string(json.as_str())
+                .client_request_token(&version)
+                .set_tags(Some(tags.clone()))
+                .set_description(self.settings.description.clone())
+                .set_kms_key_id(self.settings.kms_key_id.clone())
+                .set_add_replica_regions((!replicas.is_empty()).then(|| {
+                    replicas
+                        .iter()
+                        .map(|r| {
+                            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                                .region(r)
+                                .build()
+                        })
+                        .collect()
+                }))
+                .send()
+        })
+        .await;
         zeroize::Zeroize::zeroize(&mut json);
         match res {
             Ok(out) => {
@@ -476,13 +488,15 @@ impl AwsSmTarget {
         let (_, _, fingerprint) = payload(c)?;
         if c.retag {
             let v = c.old_version.clone().unwrap_or_default();
-            self.client
-                .tag_resource()
-                .secret_id(&c.name)
-                .set_tags(Some(self.tags(fingerprint, &v)))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("tagging `{}`", c.name)))?;
+            send(&self.counter, "TagResource", || {
+                self.client
+                    .tag_resource()
+                    .secret_id(&c.name)
+                    .set_tags(Some(self.tags(fingerprint, &v)))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("tagging `{}`", c.name)))?;
             self.drop_legacy_tags(c).await?;
         }
         let mut applied = Applied::default();
@@ -513,22 +527,22 @@ impl AwsSmTarget {
             return self.retag(c, warnings).await;
         }
         if c.restore {
-            self.client
-                .restore_secret()
-                .secret_id(&c.name)
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("restoring `{}` from pending deletion", c.name)))?;
+            send(&self.counter, "RestoreSecret", || {
+                self.client.restore_secret().secret_id(&c.name).send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("restoring `{}` from pending deletion", c.name)))?;
         }
         let mut json = value.canonical_json();
-        let res = self
-            .client
-            .put_secret_value()
-            .secret_id(&c.name)
-            .secret_string(json.as_str())
-            .client_request_token(&version)
-            .send()
-            .await;
+        let res = send(&self.counter, "PutSecretValue", || {
+            self.client
+                .put_secret_value()
+                .secret_id(&c.name)
+                .secret_string(json.as_str())
+                .client_request_token(&version)
+                .send()
+        })
+        .await;
         zeroize::Zeroize::zeroize(&mut json);
         let done = |written: bool, settings: Applied| Done::Updated {
             name: c.name.clone(),
@@ -553,13 +567,14 @@ impl AwsSmTarget {
                 return Err(err);
             }
         }
-        let tagged = match self
-            .client
-            .tag_resource()
-            .secret_id(&c.name)
-            .set_tags(Some(self.tags(fingerprint, &version)))
-            .send()
-            .await
+        let tagged = match send(&self.counter, "TagResource", || {
+            self.client
+                .tag_resource()
+                .secret_id(&c.name)
+                .set_tags(Some(self.tags(fingerprint, &version)))
+                .send()
+        })
+        .await
         {
             Ok(_) => self.drop_legacy_tags(c).await,
             Err(e) => Err(map(e, &format!("tagging `{}`", c.name))),
@@ -591,7 +606,7 @@ impl AwsSmTarget {
         } else {
             req.recovery_window_in_days(self.settings.deletion_recovery_days as i64)
         };
-        if let Err(e) = req.send().await {
+        if let Err(e) = send(&self.counter, "DeleteSecret", || req.clone().send()).await {
             let mut err = map(e, &format!("deleting `{}`", c.name));
             if let Err(u) = self.replicate_again(&c.name, &replicas).await {
                 err.message = format!(
@@ -617,13 +632,15 @@ impl AwsSmTarget {
             } => self.undo_settings(&name, &old_tags, &applied).await,
             Done::Created { name, replicas } => {
                 self.remove_created_replicas(&name, &replicas).await?;
-                self.client
-                    .delete_secret()
-                    .secret_id(&name)
-                    .force_delete_without_recovery(true)
-                    .send()
-                    .await
-                    .map_err(|e| map(e, &format!("rolling back the creation of `{name}`")))?;
+                send(&self.counter, "DeleteSecret", || {
+                    self.client
+                        .delete_secret()
+                        .secret_id(&name)
+                        .force_delete_without_recovery(true)
+                        .send()
+                })
+                .await
+                .map_err(|e| map(e, &format!("rolling back the creation of `{name}`")))?;
                 Ok(())
             }
             Done::Updated {
@@ -643,39 +660,40 @@ impl AwsSmTarget {
                             format!("cannot roll back `{name}`: its previous version is unknown"),
                         )
                     })?;
-                    self.client
-                        .update_secret_version_stage()
-                        .secret_id(&name)
-                        .version_stage("AWSCURRENT")
-                        .move_to_version_id(&old)
-                        .remove_from_version_id(&new_version)
-                        .send()
-                        .await
-                        .map_err(|e| map(e, &format!("rolling back `{name}` to version {old}")))?;
+                    send(&self.counter, "UpdateSecretVersionStage", || {
+                        self.client
+                            .update_secret_version_stage()
+                            .secret_id(&name)
+                            .version_stage("AWSCURRENT")
+                            .move_to_version_id(&old)
+                            .remove_from_version_id(&new_version)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| map(e, &format!("rolling back `{name}` to version {old}")))?;
                     // Ownership tags go back to what they were: restored where they existed,
                     // removed where this run added them (an adoption is undone too).
                     self.restore_tags(&name, &old_tags, &touched_tags()).await?;
                 }
                 if restored {
-                    self.client
-                        .delete_secret()
-                        .secret_id(&name)
-                        .recovery_window_in_days(self.settings.deletion_recovery_days as i64)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            map(e, &format!("putting `{name}` back into pending deletion"))
-                        })?;
+                    send(&self.counter, "DeleteSecret", || {
+                        self.client
+                            .delete_secret()
+                            .secret_id(&name)
+                            .recovery_window_in_days(self.settings.deletion_recovery_days as i64)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| map(e, &format!("putting `{name}` back into pending deletion")))?;
                 }
                 Ok(())
             }
             Done::Deleted { name, replicas } => {
-                self.client
-                    .restore_secret()
-                    .secret_id(&name)
-                    .send()
-                    .await
-                    .map_err(|e| map(e, &format!("rolling back the deletion of `{name}`")))?;
+                send(&self.counter, "RestoreSecret", || {
+                    self.client.restore_secret().secret_id(&name).send()
+                })
+                .await
+                .map_err(|e| map(e, &format!("rolling back the deletion of `{name}`")))?;
                 self.replicate_again(&name, &replicas).await
             }
         }
@@ -706,7 +724,7 @@ impl Target for AwsSmTarget {
     /// A lock secret in the target's own account and region: works without a merge store,
     /// and locks where the writes happen.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        super::leases(&self.client)
+        super::leases(&self.client, &self.counter)
     }
 
     async fn prefetch(&self) {
@@ -717,6 +735,7 @@ impl Target for AwsSmTarget {
         let (listed, meta) = self.prefetched.take_or(self.list()).await?;
         let store = KeySecret {
             client: &self.client,
+            counter: &self.counter,
             target: &self.name,
         };
         let create = !ctx.dry_run;

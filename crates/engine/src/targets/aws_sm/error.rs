@@ -4,7 +4,9 @@
 
 use aws_sdk_secretsmanager::error::SdkError;
 
-use crate::aws::{OperationError, ServiceErrors, map_error};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::aws::{CallCounter, Failed, OperationError, Sent, ServiceErrors, map_error};
 use crate::error::{Error, ErrorKind};
 
 pub use crate::aws::error_code as code;
@@ -28,12 +30,20 @@ const SERVICE: ServiceErrors = ServiceErrors {
     },
 };
 
-/// Maps an SDK error to ours. `what` says what was being done (`creating prod/db`).
-pub fn map<E: OperationError, R: std::fmt::Debug + 'static>(
-    e: SdkError<E, R>,
-    what: &str,
-) -> Error {
+/// Maps a failed call to ours. `what` says what was being done (`creating prod/db`).
+pub fn map<E: OperationError>(e: Failed<E>, what: &str) -> Error {
     map_error(e, what, &SERVICE)
+}
+
+/// Makes one call through the retry layer ([`CallCounter::send`]) with this service's error
+/// codes deciding what is retried.
+pub async fn send<T, E, F, Fut>(calls: &CallCounter, operation: &'static str, call: F) -> Sent<T, E>
+where
+    E: OperationError,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    calls.send(&SERVICE, operation, call).await
 }
 
 #[cfg(test)]

@@ -80,14 +80,20 @@ pub async fn build(
 pub fn client(cfg: &SdkConfig, counter: &CallCounter) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::config::Builder::from(cfg)
         .interceptor(counter.clone())
+        // Retried by the retry layer ([`CallCounter::send`]), never by the SDK as well.
+        .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
 /// Leases as lock secrets in `client`'s account and region: they work without a merge store and
 /// lock where an AWS target writes.
-pub fn leases(client: &aws_sdk_secretsmanager::Client) -> Arc<dyn LeaseBackend> {
-    Arc::new(SecretsManagerLeases::new(client.clone()))
+/// `counter` counts (and retries) their calls.
+pub fn leases(
+    client: &aws_sdk_secretsmanager::Client,
+    counter: &CallCounter,
+) -> Arc<dyn LeaseBackend> {
+    Arc::new(SecretsManagerLeases::new(client.clone(), counter.clone()))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use secretsync_core::targets::aws_sm::{
 use tracing::{debug, warn};
 
 use super::client::AwsSmTarget;
-use super::error::map;
+use super::error::{map, send};
 use crate::error::Result;
 
 /// What `ListSecrets` shows of a secret beside its marks.
@@ -74,13 +74,11 @@ fn tag(k: &str, v: &str) -> Tag {
 impl AwsSmTarget {
     /// The replicas of `name` as `DescribeSecret` reports them.
     async fn replicas(&self, name: &str) -> Result<Vec<Replica>> {
-        let d = self
-            .client
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("describing the replicas of `{name}`")))?;
+        let d = send(&self.counter, "DescribeSecret", || {
+            self.client.describe_secret().secret_id(name).send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("describing the replicas of `{name}`")))?;
         Ok(replicas_of(d.replication_status()))
     }
 
@@ -191,24 +189,26 @@ impl AwsSmTarget {
             return false;
         }
         let written = match rules::replicas_record(desired) {
-            Some(record) => self
-                .client
-                .tag_resource()
-                .secret_id(name)
-                .tags(tag(TAG_REPLICAS, &record))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| map(e, &format!("tagging `{name}`"))),
-            None if had_record => self
-                .client
-                .untag_resource()
-                .secret_id(name)
-                .tag_keys(TAG_REPLICAS)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| map(e, &format!("untagging `{name}`"))),
+            Some(record) => send(&self.counter, "TagResource", || {
+                self.client
+                    .tag_resource()
+                    .secret_id(name)
+                    .tags(tag(TAG_REPLICAS, &record))
+                    .send()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| map(e, &format!("tagging `{name}`"))),
+            None if had_record => send(&self.counter, "UntagResource", || {
+                self.client
+                    .untag_resource()
+                    .secret_id(name)
+                    .tag_keys(TAG_REPLICAS)
+                    .send()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| map(e, &format!("untagging `{name}`"))),
             None => return false,
         };
         match written {
@@ -247,7 +247,7 @@ impl AwsSmTarget {
             if let Some(k) = kms {
                 req = req.set_kms_key_id(k.new.clone());
             }
-            req.send()
+            send(&self.counter, "UpdateSecret", || req.clone().send())
                 .await
                 .map_err(|e| map(e, &format!("updating the description or key of `{name}`")))?;
             if let Some(d) = description {
@@ -276,13 +276,15 @@ impl AwsSmTarget {
                 .iter()
                 .filter_map(|t| t.key().map(str::to_string))
                 .collect();
-            self.client
-                .tag_resource()
-                .secret_id(name)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("tagging `{name}`")))?;
+            send(&self.counter, "TagResource", || {
+                self.client
+                    .tag_resource()
+                    .secret_id(name)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("tagging `{name}`")))?;
             applied.touched_tags.extend(keys);
             applied.done.extend(tag_changes);
         }
@@ -306,19 +308,20 @@ impl AwsSmTarget {
         }
         let mut statuses = None;
         if !remove.is_empty() {
-            let out = self
-                .client
-                .remove_regions_from_replication()
-                .secret_id(name)
-                .set_remove_replica_regions(Some(remove.clone()))
-                .send()
-                .await
-                .map_err(|e| {
-                    map(
-                        e,
-                        &format!("removing the replicas of `{name}` in {}", remove.join(", ")),
-                    )
-                })?;
+            let out = send(&self.counter, "RemoveRegionsFromReplication", || {
+                self.client
+                    .remove_regions_from_replication()
+                    .secret_id(name)
+                    .set_remove_replica_regions(Some(remove.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                map(
+                    e,
+                    &format!("removing the replicas of `{name}` in {}", remove.join(", ")),
+                )
+            })?;
             statuses = Some(replicas_of(out.replication_status()));
             // Only a replica that was in sync is worth putting back.
             applied.removed_regions.extend(
@@ -332,14 +335,15 @@ impl AwsSmTarget {
             );
         }
         if !add.is_empty() {
-            let out = self
-                .client
-                .replicate_secret_to_regions()
-                .secret_id(name)
-                .set_add_replica_regions(Some(region_list(&add)))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("replicating `{name}` to {}", add.join(", "))))?;
+            let out = send(&self.counter, "ReplicateSecretToRegions", || {
+                self.client
+                    .replicate_secret_to_regions()
+                    .secret_id(name)
+                    .set_add_replica_regions(Some(region_list(&add)))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("replicating `{name}` to {}", add.join(", "))))?;
             statuses = Some(replicas_of(out.replication_status()));
             applied.added_regions.extend(add);
         }
@@ -358,22 +362,26 @@ impl AwsSmTarget {
             applied.touched_tags.push(TAG_REPLICAS.into());
             match &record.new {
                 Some(v) => {
-                    self.client
-                        .tag_resource()
-                        .secret_id(name)
-                        .tags(tag(TAG_REPLICAS, v))
-                        .send()
-                        .await
-                        .map_err(|e| map(e, &format!("tagging `{name}`")))?;
+                    send(&self.counter, "TagResource", || {
+                        self.client
+                            .tag_resource()
+                            .secret_id(name)
+                            .tags(tag(TAG_REPLICAS, v))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| map(e, &format!("tagging `{name}`")))?;
                 }
                 None => {
-                    self.client
-                        .untag_resource()
-                        .secret_id(name)
-                        .tag_keys(TAG_REPLICAS)
-                        .send()
-                        .await
-                        .map_err(|e| map(e, &format!("untagging `{name}`")))?;
+                    send(&self.counter, "UntagResource", || {
+                        self.client
+                            .untag_resource()
+                            .secret_id(name)
+                            .tag_keys(TAG_REPLICAS)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| map(e, &format!("untagging `{name}`")))?;
                 }
             }
             applied.done.push(record.clone());
@@ -400,22 +408,26 @@ impl AwsSmTarget {
         remove.sort();
         remove.dedup();
         if !restore.is_empty() {
-            self.client
-                .tag_resource()
-                .secret_id(name)
-                .set_tags(Some(restore))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
+            send(&self.counter, "TagResource", || {
+                self.client
+                    .tag_resource()
+                    .secret_id(name)
+                    .set_tags(Some(restore.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("restoring the tags of `{name}`")))?;
         }
         if !remove.is_empty() {
-            self.client
-                .untag_resource()
-                .secret_id(name)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("removing the tags added to `{name}`")))?;
+            send(&self.counter, "UntagResource", || {
+                self.client
+                    .untag_resource()
+                    .secret_id(name)
+                    .set_tag_keys(Some(remove.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("removing the tags added to `{name}`")))?;
         }
         Ok(())
     }
@@ -428,22 +440,26 @@ impl AwsSmTarget {
         a: &Applied,
     ) -> Result<()> {
         if !a.added_regions.is_empty() {
-            self.client
-                .remove_regions_from_replication()
-                .secret_id(name)
-                .set_remove_replica_regions(Some(a.added_regions.clone()))
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("removing the replicas added to `{name}`")))?;
+            send(&self.counter, "RemoveRegionsFromReplication", || {
+                self.client
+                    .remove_regions_from_replication()
+                    .secret_id(name)
+                    .set_remove_replica_regions(Some(a.added_regions.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("removing the replicas added to `{name}`")))?;
         }
         if !a.removed_regions.is_empty() {
-            self.client
-                .replicate_secret_to_regions()
-                .set_add_replica_regions(Some(region_list(&a.removed_regions)))
-                .secret_id(name)
-                .send()
-                .await
-                .map_err(|e| map(e, &format!("replicating `{name}` again")))?;
+            send(&self.counter, "ReplicateSecretToRegions", || {
+                self.client
+                    .replicate_secret_to_regions()
+                    .set_add_replica_regions(Some(region_list(&a.removed_regions)))
+                    .secret_id(name)
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("replicating `{name}` again")))?;
         }
         if a.old_description.is_some() || a.old_kms_key_id.is_some() {
             let mut req = self.client.update_secret().secret_id(name);
@@ -454,12 +470,14 @@ impl AwsSmTarget {
             if let Some(k) = &a.old_kms_key_id {
                 req = req.kms_key_id(k.clone().unwrap_or_default());
             }
-            req.send().await.map_err(|e| {
-                map(
-                    e,
-                    &format!("putting back the description or key of `{name}`"),
-                )
-            })?;
+            send(&self.counter, "UpdateSecret", || req.clone().send())
+                .await
+                .map_err(|e| {
+                    map(
+                        e,
+                        &format!("putting back the description or key of `{name}`"),
+                    )
+                })?;
         }
         self.restore_tags(name, old_tags, &a.touched_tags).await
     }
@@ -481,22 +499,24 @@ impl AwsSmTarget {
             }
         }
         if !regions.is_empty() {
-            self.client
-                .remove_regions_from_replication()
-                .secret_id(&c.name)
-                .set_remove_replica_regions(Some(regions.clone()))
-                .send()
-                .await
-                .map_err(|e| {
-                    map(
-                        e,
-                        &format!(
-                            "removing the replicas of `{}` in {} before deleting it",
-                            c.name,
-                            regions.join(", ")
-                        ),
-                    )
-                })?;
+            send(&self.counter, "RemoveRegionsFromReplication", || {
+                self.client
+                    .remove_regions_from_replication()
+                    .secret_id(&c.name)
+                    .set_remove_replica_regions(Some(regions.clone()))
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                map(
+                    e,
+                    &format!(
+                        "removing the replicas of `{}` in {} before deleting it",
+                        c.name,
+                        regions.join(", ")
+                    ),
+                )
+            })?;
         }
         Ok(in_sync)
     }
@@ -506,13 +526,15 @@ impl AwsSmTarget {
         if regions.is_empty() {
             return Ok(());
         }
-        self.client
-            .replicate_secret_to_regions()
-            .secret_id(name)
-            .set_add_replica_regions(Some(region_list(regions)))
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("replicating `{name}` again")))?;
+        send(&self.counter, "ReplicateSecretToRegions", || {
+            self.client
+                .replicate_secret_to_regions()
+                .secret_id(name)
+                .set_add_replica_regions(Some(region_list(regions)))
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("replicating `{name}` again")))?;
         Ok(())
     }
 
@@ -525,13 +547,15 @@ impl AwsSmTarget {
         if regions.is_empty() {
             return Ok(());
         }
-        self.client
-            .remove_regions_from_replication()
-            .secret_id(name)
-            .set_remove_replica_regions(Some(regions.to_vec()))
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("removing the replicas of `{name}`")))?;
+        send(&self.counter, "RemoveRegionsFromReplication", || {
+            self.client
+                .remove_regions_from_replication()
+                .secret_id(name)
+                .set_remove_replica_regions(Some(regions.to_vec()))
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("removing the replicas of `{name}`")))?;
         Ok(())
     }
 }

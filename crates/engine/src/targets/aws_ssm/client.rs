@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
-use super::error::{code, map};
+use super::error::{code, map, send};
 use crate::aws::{AwsContext, CallCounter};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -208,6 +208,7 @@ pub struct AwsSsmTarget {
 /// created with `Overwrite=false` (which fails for all but one concurrent creator).
 struct KeyParameter<'a> {
     client: &'a Client,
+    counter: &'a CallCounter,
     target: &'a str,
 }
 
@@ -220,13 +221,14 @@ impl KeyStore for KeyParameter<'_> {
     }
 
     async fn read(&self, _create: bool, _retry: bool) -> Result<KeyRead<()>> {
-        let got = self
-            .client
-            .get_parameter()
-            .name(KEY_PARAMETER)
-            .with_decryption(true)
-            .send()
-            .await;
+        let got = send(self.counter, "GetParameter", || {
+            self.client
+                .get_parameter()
+                .name(KEY_PARAMETER)
+                .with_decryption(true)
+                .send()
+        })
+        .await;
         match got {
             Ok(out) => {
                 let hex = Zeroizing::new(
@@ -256,18 +258,19 @@ impl KeyStore for KeyParameter<'_> {
         let hex = Zeroizing::new(key.to_hex());
         // The account's default key (`alias/aws/ssm`): every target in the account and region
         // shares this parameter, whatever its own `kms_key_id`.
-        let res = self
-            .client
-            .put_parameter()
-            .name(KEY_PARAMETER)
-            .description("SecretSync fingerprint key (HMAC for ownership tags)")
-            .value(hex.as_str())
-            .r#type(ParameterType::SecureString)
-            .overwrite(false)
-            .tags(tag(TAG_MANAGED, MANAGED_VALUE))
-            .tags(tag(TAG_ROLE, "fingerprint-key"))
-            .send()
-            .await;
+        let res = send(self.counter, "PutParameter", || {
+            self.client
+                .put_parameter()
+                .name(KEY_PARAMETER)
+                .description("SecretSync fingerprint key (HMAC for ownership tags)")
+                .value(hex.as_str())
+                .r#type(ParameterType::SecureString)
+                .overwrite(false)
+                .tags(tag(TAG_MANAGED, MANAGED_VALUE))
+                .tags(tag(TAG_ROLE, "fingerprint-key"))
+                .send()
+        })
+        .await;
         match res {
             Ok(_) => Ok(true),
             // Someone else created it first: use theirs.
@@ -305,6 +308,8 @@ impl AwsSsmTarget {
             client: Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(&cfg)
                     .interceptor(counter.clone())
+                    // Retried by the retry layer, never by the SDK as well.
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
                     .build(),
             ),
             sm: crate::targets::aws_sm::client(&cfg, &counter),
@@ -333,22 +338,26 @@ impl AwsSsmTarget {
         &self,
         filters: Vec<ParameterStringFilter>,
     ) -> Result<BTreeMap<String, Meta>> {
-        let mut pages = self
+        let req = self
             .client
             .describe_parameters()
             .set_parameter_filters(Some(filters))
-            .max_results(PAGE)
-            .into_paginator()
-            .send();
+            .max_results(PAGE);
         let mut out = BTreeMap::new();
         let prefix = self.prefix();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
+        let mut next: Option<String> = None;
+        loop {
+            let page = send(&self.counter, "DescribeParameters", || {
+                req.clone().set_next_token(next.clone()).send()
+            })
+            .await
+            .map_err(|e| {
                 map(
                     e,
                     &format!("listing the parameters of target `{}`", self.name),
                 )
             })?;
+            next = page.next_token().map(str::to_string);
             for p in page.parameters() {
                 let name = p.name().ok_or_else(|| {
                     unexpected(format!(
@@ -369,19 +378,23 @@ impl AwsSsmTarget {
                     },
                 );
             }
+            if next.as_deref().is_none_or(str::is_empty) {
+                break;
+            }
         }
         Ok(out)
     }
 
     async fn tags_of(&self, name: &str) -> Result<BTreeMap<String, String>> {
-        let out = self
-            .client
-            .list_tags_for_resource()
-            .resource_type(ResourceTypeForTagging::Parameter)
-            .resource_id(name)
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("reading the tags of `{name}`")))?;
+        let out = send(&self.counter, "ListTagsForResource", || {
+            self.client
+                .list_tags_for_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("reading the tags of `{name}`")))?;
         Ok(out
             .tag_list()
             .iter()
@@ -473,23 +486,24 @@ impl AwsSsmTarget {
         let chunks: Vec<Vec<String>> = names.chunks(BATCH).map(<[String]>::to_vec).collect();
         let read: Vec<Result<Vec<(String, Current)>>> = stream::iter(chunks)
             .map(|chunk| async move {
-                let out = self
-                    .client
-                    .get_parameters()
-                    .set_names(Some(chunk.clone()))
-                    .with_decryption(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        map(
-                            e,
-                            &format!(
-                                "reading {} current values of target `{}`",
-                                chunk.len(),
-                                self.name
-                            ),
-                        )
-                    })?;
+                let out = send(&self.counter, "GetParameters", || {
+                    self.client
+                        .get_parameters()
+                        .set_names(Some(chunk.clone()))
+                        .with_decryption(true)
+                        .send()
+                })
+                .await
+                .map_err(|e| {
+                    map(
+                        e,
+                        &format!(
+                            "reading {} current values of target `{}`",
+                            chunk.len(),
+                            self.name
+                        ),
+                    )
+                })?;
                 out.parameters()
                     .iter()
                     .map(|p| {
@@ -563,6 +577,7 @@ impl AwsSsmTarget {
     ) -> Result<(TargetPlan, BTreeMap<String, Group>)> {
         let store = KeyParameter {
             client: &self.client,
+            counter: &self.counter,
             target: &self.name,
         };
         let create = !ctx.dry_run;
@@ -864,10 +879,7 @@ impl AwsSsmTarget {
         shape: Shape<'_>,
         overwrite: bool,
         tags: Vec<Tag>,
-    ) -> std::result::Result<
-        i64,
-        aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::put_parameter::PutParameterError>,
-    > {
+    ) -> crate::aws::Sent<i64, aws_sdk_ssm::operation::put_parameter::PutParameterError> {
         let kind = shape.kind.unwrap_or(SECURE);
         let mut req = self
             .client
@@ -885,7 +897,9 @@ impl AwsSsmTarget {
         if !overwrite && !tags.is_empty() {
             req = req.set_tags(Some(tags));
         }
-        req.send().await.map(|o| o.version())
+        send(&self.counter, "PutParameter", || req.clone().send())
+            .await
+            .map(|o| o.version())
     }
 
     /// After a write failed in a way that may have landed (timeout, lost connection, 5xx):
@@ -896,14 +910,15 @@ impl AwsSsmTarget {
         value: &str,
         after: i64,
     ) -> std::result::Result<Option<i64>, ()> {
-        let got = self
-            .client
-            .get_parameters()
-            .names(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|_| ())?;
+        let got = send(&self.counter, "GetParameters", || {
+            self.client
+                .get_parameters()
+                .names(name)
+                .with_decryption(true)
+                .send()
+        })
+        .await
+        .map_err(|_| ())?;
         Ok(got
             .parameters()
             .iter()
@@ -986,14 +1001,16 @@ impl AwsSsmTarget {
         if let Some(p) = pacer {
             p.wait().await;
         }
-        self.client
-            .add_tags_to_resource()
-            .resource_type(ResourceTypeForTagging::Parameter)
-            .resource_id(name)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("tagging `{name}`")))?;
+        send(&self.counter, "AddTagsToResource", || {
+            self.client
+                .add_tags_to_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("tagging `{name}`")))?;
         Ok(())
     }
 
@@ -1021,14 +1038,16 @@ impl AwsSsmTarget {
         if remove.is_empty() {
             return Ok(());
         }
-        self.client
-            .remove_tags_from_resource()
-            .resource_type(ResourceTypeForTagging::Parameter)
-            .resource_id(name)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(|e| map(e, &format!("removing the ownership tags added to `{name}`")))?;
+        send(&self.counter, "RemoveTagsFromResource", || {
+            self.client
+                .remove_tags_from_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(name)
+                .set_tag_keys(Some(remove.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("removing the ownership tags added to `{name}`")))?;
         Ok(())
     }
 
@@ -1187,23 +1206,25 @@ impl AwsSsmTarget {
             }
             pacer.wait().await;
             let names: Vec<String> = befores.keys().cloned().collect();
-            let res = self
-                .client
-                .delete_parameters()
-                .set_names(Some(names.clone()))
-                .send()
-                .await;
+            let res = send(&self.counter, "DeleteParameters", || {
+                self.client
+                    .delete_parameters()
+                    .set_names(Some(names.clone()))
+                    .send()
+            })
+            .await;
             let gone: Vec<String> = match res {
                 Ok(out) => out.deleted_parameters().to_vec(),
                 Err(e) => {
                     let err = map(e, &format!("deleting {}", names.join(", ")));
                     // Whatever went is recorded, so the rollback recreates it.
-                    if let Ok(now) = self
-                        .client
-                        .get_parameters()
-                        .set_names(Some(names.clone()))
-                        .send()
-                        .await
+                    if let Ok(now) = send(&self.counter, "GetParameters", || {
+                        self.client
+                            .get_parameters()
+                            .set_names(Some(names.clone()))
+                            .send()
+                    })
+                    .await
                     {
                         for n in now.invalid_parameters() {
                             if let Some(before) = befores.remove(n) {
@@ -1230,12 +1251,11 @@ impl AwsSsmTarget {
     async fn undo(&self, op: Op) -> Result<()> {
         match op {
             Op::Created { name } => {
-                self.client
-                    .delete_parameter()
-                    .name(&name)
-                    .send()
-                    .await
-                    .map_err(|e| map(e, &format!("rolling back the creation of `{name}`")))?;
+                send(&self.counter, "DeleteParameter", || {
+                    self.client.delete_parameter().name(&name).send()
+                })
+                .await
+                .map_err(|e| map(e, &format!("rolling back the creation of `{name}`")))?;
                 Ok(())
             }
             Op::Overwrote { name, before, tier } => {
@@ -1315,7 +1335,7 @@ impl Target for AwsSsmTarget {
     /// Parameter Store has no compare-and-swap: the lease is a lock secret in Secrets Manager
     /// in the same account and region.
     fn lease_backend(&self) -> Arc<dyn crate::lease::LeaseBackend> {
-        crate::targets::aws_sm::leases(&self.sm)
+        crate::targets::aws_sm::leases(&self.sm, &self.counter)
     }
 
     async fn prefetch(&self) {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use futures::{StreamExt, stream};
 use secretsync_core::config::TargetPolicy;
-use secretsync_core::diff::{ChangeKind, SecretChange, TargetPlan};
+use secretsync_core::diff::{ChangeKind, FailureKind, SecretChange, TargetPlan};
 use tracing::{info, warn};
 
 use super::Pacer;
@@ -135,6 +135,13 @@ pub trait Apply: Send + Sync {
     }
 }
 
+/// Records `e` as the apply's failure (message and kind) and logs it.
+fn failed_with(report: &mut ApplyReport, target: &str, e: Error) {
+    e.log_for_target(target, "a write failed; the apply stops");
+    report.failure_kind = Some(e.failure_kind());
+    report.failure = Some(e.message);
+}
+
 /// Applies `plan` to the target `name` through its kind's calls (`backend`): on a failed
 /// write, or when `cancel` is set (a signal, a lost lease), stops starting writes, rolls back
 /// what it did and reports it.
@@ -148,6 +155,7 @@ pub async fn run<A: Apply>(
     let mut report = ApplyReport::default();
     if let Some(refused) = &plan.refused {
         report.failure = Some(refused.clone());
+        report.failure_kind = Some(FailureKind::Refused);
         return report;
     }
     let pacer = Pacer::new(pace.writes_per_second);
@@ -205,7 +213,7 @@ pub async fn run<A: Apply>(
             }
             Err(f) => {
                 if f.error.kind != ErrorKind::Cancelled && report.failure.is_none() {
-                    report.failure = Some(backend.context(f.error).message);
+                    failed_with(&mut report, name, backend.context(f.error));
                 }
                 partial.extend(f.partial);
             }
@@ -214,6 +222,7 @@ pub async fn run<A: Apply>(
     let cancelled = |report: &mut ApplyReport| {
         if cancel.is_cancelled() && report.failure.is_none() {
             report.cancelled = true;
+            report.failure_kind = Some(FailureKind::Cancelled);
             report.failure = Some(format!(
                 "{} before every change was applied",
                 cancel.reason().unwrap_or_else(|| "cancelled".into())
@@ -240,7 +249,7 @@ pub async fn run<A: Apply>(
                     done.push(d);
                 }
                 Err(f) => {
-                    report.failure = Some(backend.context(f.error).message);
+                    failed_with(&mut report, name, backend.context(f.error));
                     partial.extend(f.partial);
                     break;
                 }
@@ -257,7 +266,7 @@ pub async fn run<A: Apply>(
             }
             pacer.wait().await;
             if let Err(e) = backend.finish(d).await {
-                report.failure = Some(backend.context(e).message);
+                failed_with(&mut report, name, backend.context(e));
                 break;
             }
         }
