@@ -395,7 +395,7 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         merge_only: a.merge_only,
         sync_only: a.sync_only,
         targets: selected.clone(),
-        aws_max_attempts: 5,
+        aws_max_attempts: None,
         allow_mass_delete: a.allow_mass_delete,
         lock_timeout: a.lock_timeout,
         observers: observers(c, Arc::new(progress.clone()), metrics),

@@ -167,6 +167,7 @@ impl Reporter for Printer {
         });
         let mut diff = TargetDiff {
             error: failure(t),
+            error_kind: t.error_kind,
             applied: t.report.clone(),
             not_started: t.not_started,
             aws_calls: t.calls,

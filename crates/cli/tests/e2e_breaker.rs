@@ -103,7 +103,7 @@ async fn vault_answering_500_opens_the_breaker_and_the_run_fails_fast() {
 }
 
 /// AWS throttling (`ThrottlingException`) is back-pressure: even with `failure_threshold: 1`
-/// it never opens the breaker, the SDK's retries go on, and the run succeeds.
+/// it never opens the breaker, the retries go on, and the run succeeds.
 #[tokio::test]
 async fn aws_throttling_never_opens_the_breaker() {
     let w = World::from_env().await;
@@ -111,8 +111,7 @@ async fn aws_throttling_never_opens_the_breaker() {
     w.put(&format!("{id}/base/a"), json!({ "n": 1 })).await;
     let vault = Proxy::start(&w.vault_addr);
     let aws = Proxy::start(&w.aws_endpoint);
-    // The run's last write (the SDK's adaptive retry slows every call after a throttle: with
-    // more of them this test only takes longer).
+    // The run's last write.
     let throttled = aws.add(
         Rule::amz_target("secretsmanager.CreateSecret")
             .body_contains(&format!("\"{id}/t/"))

@@ -469,6 +469,8 @@ const R_SIGTERM: &str = "eu-south-2";
 const R_OWNERS_EXPLICIT: &str = "il-central-1";
 const R_OWNERS_DEFAULT: &str = "me-central-1";
 const R_TAGS: &str = "me-south-1";
+const R_RETRIES: &str = "us-gov-west-1";
+const R_RETRIES_VAULT: &str = "us-gov-east-1";
 
 // ---------------------------------------------------------------------------------------------
 // Vault answers that cannot be trusted: a gap, never "empty"
@@ -816,8 +818,7 @@ async fn transient_aws_500s_and_throttling_on_writes_are_retried() {
                 .then(Action::aws_error(500, "InternalServiceError", "injected"))
                 .times(2),
         ),
-        // One throttling answer only: after it the SDK's adaptive rate limiter makes each
-        // retry wait ~10 s.
+        // One throttling answer: retried after 250–500 ms.
         c.aws.add(
             c.aws_rule("CreateSecret", &r.new)
                 .then(Action::aws_error(
@@ -871,7 +872,7 @@ fn written_before(fail: &str, round: u32) -> (u64, u64) {
 /// a clean re-run converges.
 async fn persistent_write_failure(
     region: &'static str,
-    (status, code): (u16, &str),
+    (status, code, kind): (u16, &str, &str),
     fail: &str,
     outputs: &[&[&str]],
 ) {
@@ -885,7 +886,11 @@ async fn persistent_write_failure(
         );
         let run = c.run(args);
         run.code(1);
-        assert!(c.aws.hits(rule) > 1, "the SDK retried before giving up");
+        assert_eq!(
+            c.aws.hits(rule),
+            5,
+            "the retry layer made `retries.aws_max_attempts` (default 5) attempts"
+        );
         let (created, updated) = written_before(fail, n);
         if args.contains(&"json") {
             let t = json_target(&run, "t");
@@ -894,9 +899,12 @@ async fn persistent_write_failure(
             assert_eq!(t["result"]["left_changed"], json!([]), "{t:#}");
             let failure = t["result"]["failure"].as_str().unwrap_or_default();
             assert!(
-                failure.contains(&c.name(fail)) && failure.contains(code),
+                failure.contains(&c.name(fail))
+                    && failure.contains(code)
+                    && failure.contains("(retries: 4)"),
                 "{t:#}"
             );
+            assert_eq!(t["result"]["failure_kind"], kind, "{t:#}");
             assert_eq!(
                 (&t["result"]["created"], &t["result"]["updated"]),
                 (&json!(created), &json!(updated)),
@@ -909,11 +917,13 @@ async fn persistent_write_failure(
                 "Result for t: ROLLED BACK after a failure: created {created}, updated {updated}, deleted 0, retagged 0, then rolled back {}; nothing left changed",
                 created + updated
             ))
-            // AWS's request id (the proxy answers with the zero id), then AWS's code.
+            // The kind, AWS's request id (the proxy answers with the zero id), what was being
+            // done, the retries, then AWS's code.
             .stdout_has(&format!(
-                "  failure: writing `{}`: [req=00000000-0000-0000-0000-000000000000] {code}: injected",
+                "  failure ({kind}): [req=00000000-0000-0000-0000-000000000000] writing `{}` failed after ",
                 c.name(fail)
             ))
+            .stdout_has(&format!("ms (retries: 4): {code}: injected"))
             .stdout_lacks("NOT rolled back")
             .stdout_lacks("left changed:");
         }
@@ -928,16 +938,15 @@ async fn persistent_write_failure(
 /// Three updates and a creation are written before `top` fails, then undone.
 #[tokio::test]
 async fn persistent_aws_500_on_a_write_rolls_the_target_back() {
-    let e500 = (500, "InternalServiceError");
+    let e500 = (500, "InternalServiceError", "unreachable");
     persistent_write_failure(R_AWS_500, e500, "top", &[&[], &["--output", "json"]]).await;
 }
 
-/// JSON round only, failing on the second write (one update to undo): after a throttling
-/// answer the SDK's adaptive rate limiter makes every retry wait ~10 s (5 tokens at its minimum
-/// 0.5 tokens/s) and every later call ~2 s, so four retries alone take ~40 s.
+/// JSON round only, failing on the second write (one update to undo); the four retries wait
+/// about 4 s in all (throttling backs off from 250–500 ms, doubling).
 #[tokio::test]
 async fn persistent_aws_throttling_on_a_write_rolls_the_target_back() {
-    let throttled = (400, "ThrottlingException");
+    let throttled = (400, "ThrottlingException", "throttled");
     persistent_write_failure(
         R_AWS_THROTTLE,
         throttled,
@@ -1156,9 +1165,9 @@ targets:
                     || t1.contains("PARTIALLY APPLIED after a failure: created "),
                 "{t1}"
             );
-            run.stdout_has("  failure: cancelled by SIGTERM")
+            run.stdout_has("  failure (cancelled): cancelled by SIGTERM")
                 .stdout_has("Result for t2: NOT STARTED")
-                .stdout_has("  failure: not started: cancelled by SIGTERM");
+                .stdout_has("  failure (cancelled): not started: cancelled by SIGTERM");
             left = run
                 .stdout
                 .lines()
@@ -1390,5 +1399,117 @@ async fn tags_hold_no_plain_sha256_of_any_value() {
             );
         }
     }
+    c.converge().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The retry layer: attempts from the config, what is not retried, what the failure was
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON log line of a failed target (`--log-format json`): its fields.
+#[track_caller]
+fn failure_log(run: &Run) -> Value {
+    run.stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "target failed")
+        .map(|v| v["fields"].clone())
+        .unwrap_or_else(|| panic!("no `target failed` log line\n{}", run.stderr))
+}
+
+/// `retries.aws_max_attempts` is how many attempts an AWS call gets: a listing that keeps
+/// answering 500 is sent exactly that often, then the target fails as `unreachable`, with the
+/// retries in its message and the failed call's facts as JSON log fields. An expired token is
+/// not retried at all and fails as `auth`, saying what to do. Nothing is written either time.
+#[tokio::test]
+async fn aws_attempts_follow_the_config_and_failures_say_their_kind() {
+    let c = Case::new(R_RETRIES, "").await;
+    let before = c.baseline().await;
+    let mut yaml = std::fs::read_to_string(&c.config).unwrap();
+    yaml.push_str("retries:\n  aws_max_attempts: 2\n");
+    std::fs::write(&c.config, yaml).unwrap();
+    c.put("other/x", json!({"v": 2})).await;
+    let args = ["--output", "json", "--log-format", "json"];
+
+    let e500 = c.aws.add(
+        Rule::amz_target("secretsmanager.ListSecrets").then(Action::aws_error(
+            500,
+            "InternalServiceError",
+            "injected",
+        )),
+    );
+    let run = c.run(&args);
+    run.code(1);
+    assert_eq!(c.aws.hits(e500), 2, "two attempts, as configured");
+    let t = json_target(&run, "t");
+    assert_eq!(t["result"]["status"], "failed", "{t:#}");
+    assert_eq!(t["result"]["failure_kind"], "unreachable", "{t:#}");
+    let failure = t["result"]["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.starts_with(
+            "[req=00000000-0000-0000-0000-000000000000] listing secrets of target `t` failed after "
+        ) && failure.contains("ms (retries: 1): InternalServiceError: injected"),
+        "{failure}"
+    );
+    let log = failure_log(&run);
+    assert_eq!(log["target_name"], "t", "{log:#}");
+    assert_eq!(log["failure_kind"], "unreachable", "{log:#}");
+    assert_eq!(log["operation"], "ListSecrets", "{log:#}");
+    assert_eq!(log["attempts"], 2, "{log:#}");
+    assert_eq!(
+        log["request_id"], "00000000-0000-0000-0000-000000000000",
+        "{log:#}"
+    );
+    assert!(log["elapsed_ms"].as_u64().is_some(), "{log:#}");
+    assert_eq!(log["error"].as_str(), Some(failure), "{log:#}");
+    c.aws.clear();
+
+    let expired =
+        c.aws.add(
+            Rule::amz_target("secretsmanager.ListSecrets").then(Action::aws_error(
+                400,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            )),
+        );
+    let run = c.run(&args);
+    run.code(1);
+    assert_eq!(c.aws.hits(expired), 1, "a credential error is not retried");
+    let t = json_target(&run, "t");
+    assert_eq!(t["result"]["failure_kind"], "auth", "{t:#}");
+    let failure = t["result"]["failure"].as_str().unwrap_or_default();
+    assert!(
+        failure.contains("(retries: 0): ExpiredTokenException:")
+            && failure.ends_with("; refresh the AWS credentials"),
+        "{failure}"
+    );
+    assert_eq!(failure_log(&run)["failure_kind"], "auth");
+    c.aws.clear();
+
+    c.after_fault(&before).await;
+    c.converge().await;
+}
+
+/// `retries.vault_max_attempts` is how many attempts a Vault call gets: a folder whose listing
+/// keeps answering 503 is listed exactly that often, and the run fails naming it.
+#[tokio::test]
+async fn vault_attempts_follow_the_config() {
+    let c = Case::new(R_RETRIES_VAULT, "").await;
+    let before = c.baseline().await;
+    let mut yaml = std::fs::read_to_string(&c.config).unwrap();
+    yaml.push_str("retries:\n  vault_max_attempts: 3\n");
+    std::fs::write(&c.config, yaml).unwrap();
+    let e503 = c.vault.add(
+        c.list_rule("app/")
+            .then(Action::status(503, r#"{"errors":["injected: sealed"]}"#)),
+    );
+    let run = c.run(&[]);
+    run.code(1)
+        .stderr_has("failed to list secrets at path")
+        .stderr_has("app/")
+        .stderr_has("(retries: 2): Vault answered 503");
+    assert_eq!(c.vault.hits(e503), 3, "three attempts, as configured");
+    c.vault.clear();
+    c.after_fault(&before).await;
     c.converge().await;
 }

@@ -553,6 +553,32 @@ fn metrics_serve_push_and_their_problems() {
     assert_eq!(config::check_push_url("http://gw:9091/prefix"), Ok(()));
 }
 
+/// `retries:` sets the attempts per call; without it the defaults hold; 0, too many, and a
+/// misspelt key are errors with their line.
+#[test]
+fn retries_attempts_and_their_problems() {
+    let d = accepted(MINIMAL, &[]).retries;
+    assert_eq!((d.vault_max_attempts, d.aws_max_attempts), (4, 5));
+    let set = accepted(
+        &format!("{MINIMAL}retries: {{ vault_max_attempts: 2, aws_max_attempts: 1 }}\n"),
+        &[],
+    )
+    .retries;
+    assert_eq!((set.vault_max_attempts, set.aws_max_attempts), (2, 1));
+    let out = check(
+        &format!(
+            "{MINIMAL}retries:\n  vault_max_attempts: 0\n  aws_max_attempts: 21\n  aws_max_attempt: 3\n"
+        ),
+        &[],
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 23 (`retries.vault_max_attempts`): `retries.vault_max_attempts` must be greater than 0; use a positive number or remove the key for the default
+    error at line 10, column 21 (`retries.aws_max_attempts`): `retries.aws_max_attempts` must be at most 20; use a number from 1 to 20, or remove the key for the default
+    error at line 11, column 3 (`retries.aws_max_attempt`): unknown key `aws_max_attempt`; did you mean `aws_max_attempts`?
+    => rejected
+    ");
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Every problem in one load.
 

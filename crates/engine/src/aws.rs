@@ -1,6 +1,7 @@
 //! AWS access shared by every AWS backend: the SDK's default credential chain loaded once,
 //! per-role credentials (assumed with STS, session name `secretsync`, cached and refreshed by
-//! the SDK's identity cache), adaptive retries, timeouts on every call, and an interceptor that
+//! the SDK's identity cache), calls through the retry layer ([`CallCounter::send`]; the SDK's
+//! own retries are off for every client built here), timeouts on every call, and an interceptor that
 //! counts API calls ([`CallCounter`]).
 //!
 //! Nothing here knows a target's service: each AWS target folder builds its own SDK client from
@@ -46,7 +47,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`BatchGetSecretValue` of 20 large secrets, `ListSecrets` pages, S3 objects) take well under
 /// a second; an attempt that hangs this long is retried.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a call may take with all its retries (adaptive backoff included), so that a
+/// How long a call may take with all its retries (backoff included), so that a
 /// black-holed endpoint fails the run instead of hanging it.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -445,8 +446,10 @@ fn classify<E: OperationError, R: std::fmt::Debug + 'static>(
     what: &str,
     service: &ServiceErrors,
 ) -> Error {
-    // An observer refused the attempt (an open circuit breaker): its error, as it was.
-    if let Some(ours) = refusal(e) {
+    // An observer refused the attempt (an open circuit breaker): its error, as it was, and
+    // final (no retry either).
+    if let Some(mut ours) = refusal(e) {
+        ours.retryable = false;
         return ours.context(what);
     }
     let (kind, msg) = match e {
@@ -571,7 +574,7 @@ pub struct AwsContext {
 
 impl AwsContext {
     /// Loads the SDK's default config (credentials chain, region, endpoint overrides) with
-    /// adaptive retries and [`Timeouts::default`]. Refuses endpoint overrides that would use
+    /// `max_attempts` per call (the retry layer's) and [`Timeouts::default`]. Refuses endpoint overrides that would use
     /// plain http to a non-loopback host. `env` is the process environment in production.
     pub async fn load(max_attempts: u32, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         check_endpoint_env(env)?;

@@ -72,8 +72,9 @@ pub struct RunOptions {
     pub sync_only: bool,
     /// Targets to sync; empty means all.
     pub targets: Vec<String>,
-    /// SDK attempts per AWS call (adaptive retry).
-    pub aws_max_attempts: u32,
+    /// Attempts per AWS call, overriding `retries.aws_max_attempts` when set (tests, and
+    /// embedders that know better).
+    pub aws_max_attempts: Option<u32>,
     /// `--allow-mass-delete`: plans may delete more than `max_delete_fraction`, or everything.
     pub allow_mass_delete: bool,
     /// How long to wait for a target's lease held by another run (`--lock-timeout`).
@@ -204,9 +205,14 @@ async fn run_traced(
         );
     let aws = if needs_aws {
         Some(
-            AwsContext::load(opts.aws_max_attempts.max(1), env)
-                .await?
-                .observe(opts.observers.clone()),
+            AwsContext::load(
+                opts.aws_max_attempts
+                    .unwrap_or(config.retries.aws_max_attempts)
+                    .max(1),
+                env,
+            )
+            .await?
+            .observe(opts.observers.clone()),
         )
     } else {
         None
@@ -217,7 +223,15 @@ async fn run_traced(
             Some(secretsync_core::config::MergeStoreConfig::Vault { .. })
         );
     let vault = if needs_vault {
-        Some(VaultClient::connect_observed(&config.vault, env, opts.observers.clone()).await?)
+        Some(
+            VaultClient::connect_with(
+                &config.vault,
+                env,
+                opts.observers.clone(),
+                crate::retry::Policy::new(config.retries.vault_max_attempts),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -237,6 +251,7 @@ async fn run_traced(
             owner: &owner,
             env,
             observers: opts.observers.clone(),
+            vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
         };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {

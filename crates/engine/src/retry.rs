@@ -126,7 +126,8 @@ where
             request_id: request_id.clone(),
             attempt: n,
         };
-        let result = CURRENT.scope(current, attempt(n)).await;
+        // The attempt is made (its closure called, too) inside the scope.
+        let result = CURRENT.scope(current, async { attempt(n).await }).await;
         let wait = match &result {
             Ok(_) => None,
             Err(e) => {

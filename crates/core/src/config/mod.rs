@@ -71,6 +71,7 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     pub metrics: MetricsConfig,
     pub circuit_breaker: CircuitBreakerConfig,
+    pub retries: RetriesConfig,
     pub masking: MaskingConfig,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
@@ -430,6 +431,30 @@ impl Default for CircuitBreakerConfig {
             timeout: Duration::from_secs(30),
             max_requests: 1,
             window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `retries:`: how many attempts each call gets (the first included) when it fails in a way
+/// worth another try (throttled, 5xx, no connection, timed out). Nothing else is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetriesConfig {
+    /// Per call to Vault (the source and `vault_kv2` targets). Default 4.
+    pub vault_max_attempts: u32,
+    /// Per call to AWS (Secrets Manager, SSM, S3). Default 5.
+    pub aws_max_attempts: u32,
+}
+
+impl RetriesConfig {
+    /// The most attempts a call may be given.
+    pub const MAX_ATTEMPTS: u32 = 20;
+}
+
+impl Default for RetriesConfig {
+    fn default() -> Self {
+        RetriesConfig {
+            vault_max_attempts: 4,
+            aws_max_attempts: 5,
         }
     }
 }

@@ -100,7 +100,15 @@ pub struct RawConfig {
     pub discovery: S<RawDiscovery>,
     pub metrics: S<RawMetrics>,
     pub circuit_breaker: S<RawCircuitBreaker>,
+    pub retries: S<RawRetries>,
     pub masking: S<RawMasking>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    pub vault_max_attempts: S<u64>,
+    pub aws_max_attempts: S<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -280,6 +280,24 @@ impl Validator {
             .circuit_breaker
             .map(|c| self.circuit_breaker(c))
             .unwrap_or_default();
+        let retries = match raw.retries {
+            None => RetriesConfig::default(),
+            Some(r) => {
+                let (r, d) = (r.value, RetriesConfig::default());
+                RetriesConfig {
+                    vault_max_attempts: self.count(
+                        &r.vault_max_attempts,
+                        d.vault_max_attempts,
+                        RetriesConfig::MAX_ATTEMPTS,
+                    ),
+                    aws_max_attempts: self.count(
+                        &r.aws_max_attempts,
+                        d.aws_max_attempts,
+                        RetriesConfig::MAX_ATTEMPTS,
+                    ),
+                }
+            }
+        };
         let masking = match raw.masking {
             None => MaskingConfig::default(),
             Some(m) => {
@@ -314,6 +332,7 @@ impl Validator {
             discovery,
             metrics,
             circuit_breaker,
+            retries,
             masking,
             graph,
         }

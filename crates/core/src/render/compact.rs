@@ -58,7 +58,10 @@ pub fn result(d: &TargetDiff, _opts: &RenderOptions, out: &mut dyn Write) -> io:
         s.push_str(&format!(" LEFT:{}", left.join(",")));
     }
     if let Some(f) = d.failure() {
-        s.push_str(&format!(" ({})", one_line(f)));
+        match d.failure_kind() {
+            Some(k) => s.push_str(&format!(" ({k}: {})", one_line(f))),
+            None => s.push_str(&format!(" ({})", one_line(f))),
+        }
     }
     writeln!(out, "{s}")
 }

@@ -85,6 +85,7 @@ fn result(d: &TargetDiff, opts: &RenderOptions) -> Value {
         "rollback_failures": if opts.dry_run { Value::Null } else { json!(r.rollback_failures) },
         "left_changed": if opts.dry_run { Value::Null } else { json!(r.left_changed) },
         "failure": d.failure(),
+        "failure_kind": d.failure_kind(),
         "cancelled": r.cancelled,
         "warnings": if opts.dry_run { Value::Null } else { json!(r.warnings) },
         "aws_calls": d.aws_calls,

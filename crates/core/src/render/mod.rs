@@ -20,7 +20,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::diff::{ApplyReport, ChangeKind, Counts, TargetPlan};
+use crate::diff::{ApplyReport, ChangeKind, Counts, FailureKind, TargetPlan};
 use crate::mask::MaskPolicy;
 
 /// Output formats.
@@ -40,6 +40,8 @@ pub struct TargetDiff {
     /// Why the target counts as failed, if it does (the plan failed, the apply failed, the plan
     /// was refused, or secrets were invalid).
     pub error: Option<String>,
+    /// What kind of failure [`TargetDiff::error`] is, when the engine knows.
+    pub error_kind: Option<FailureKind>,
     /// What applying the plan did; `None` in a dry run, when planning failed, or when the
     /// target was not started.
     pub applied: Option<ApplyReport>,
@@ -56,6 +58,7 @@ impl TargetDiff {
         TargetDiff {
             plan,
             error: None,
+            error_kind: None,
             applied: None,
             not_started: false,
             aws_calls: 0,
@@ -105,6 +108,38 @@ impl TargetDiff {
                     .is_some_and(|r| r.cancelled)
                     .then_some("cancelled")
             })
+    }
+
+    /// What kind of failure [`TargetDiff::failure`] is, in the same order: the apply's, the
+    /// target's, a refusal, cancellation; then, for a target that applied but still counts as
+    /// failed, invalid secrets or an incomplete read. `None` when nothing failed.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        let invalid = self.plan.invalid().next().is_some();
+        if self.plan.refused.is_some() {
+            return Some(FailureKind::Refused);
+        }
+        if let Some(r) = &self.applied {
+            if r.cancelled {
+                return Some(FailureKind::Cancelled);
+            }
+            if r.failure.is_some() {
+                return Some(r.failure_kind.unwrap_or(FailureKind::Unexpected));
+            }
+        }
+        if self.error.is_some() {
+            return Some(self.error_kind.unwrap_or(if invalid {
+                FailureKind::Invalid
+            } else {
+                FailureKind::Unexpected
+            }));
+        }
+        if invalid {
+            return Some(FailureKind::Invalid);
+        }
+        self.plan
+            .deletions_held
+            .as_ref()
+            .map(|_| FailureKind::Incomplete)
     }
 
     /// The target counts as failed (not started is counted on its own). Like the engine's
@@ -527,6 +562,7 @@ pub(crate) mod fixtures {
             },
             TargetDiff {
                 error: Some("AccessDeniedException: not allowed".into()),
+                error_kind: Some(FailureKind::Permission),
                 ..TargetDiff::new(empty)
             },
         ]
@@ -558,6 +594,7 @@ pub(crate) mod fixtures {
                 created: 1,
                 updated: 1,
                 failure: Some("InvalidRequestException: injected failure".into()),
+                failure_kind: Some(FailureKind::Unexpected),
                 rolled_back: 2,
                 ..Default::default()
             }),
@@ -867,7 +904,7 @@ mod tests {
         for line in [
             "Result for ok: created 1, updated 1, deleted 1, retagged 0, unchanged 1, skipped 0",
             "Result for undo: ROLLED BACK after a failure: created 1, updated 1, deleted 0, retagged 0, then rolled back 2; nothing left changed",
-            "  failure: InvalidRequestException: injected failure",
+            "  failure (unexpected): InvalidRequestException: injected failure",
             "  NOT rolled back (left as written): stuck/app/db: AccessDeniedException",
             "  left changed: stuck/app/db",
             "Result for bulk: REFUSED, nothing written (created 0, updated 0, deleted 0, retagged 0)",
@@ -886,7 +923,7 @@ mod tests {
         );
         let compact = render_diffs(&outcomes(), Format::Compact, &opts);
         for line in [
-            "undo: ROLLED_BACK: +1 ~1 -0 UNDONE:2 (InvalidRequestException: injected failure)",
+            "undo: ROLLED_BACK: +1 ~1 -0 UNDONE:2 (unexpected: InvalidRequestException: injected failure)",
             "stuck: PARTIALLY_APPLIED: +1 ~1 -0 UNDONE:1 NOT_UNDONE:1 LEFT:stuck/app/db (",
             "bulk: REFUSED: +0 ~0 -0 (",
             "held: DELETIONS_HELD: source `vault`",

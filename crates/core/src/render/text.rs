@@ -218,7 +218,10 @@ pub fn result(d: &TargetDiff, _opts: &RenderOptions, out: &mut dyn Write) -> io:
     if status != Status::Refused
         && let Some(f) = d.failure()
     {
-        writeln!(out, "  failure: {}", one_line(f))?;
+        match d.failure_kind() {
+            Some(k) => writeln!(out, "  failure ({k}): {}", one_line(f))?,
+            None => writeln!(out, "  failure: {}", one_line(f))?,
+        }
     }
     for rf in &r.rollback_failures {
         writeln!(out, "  NOT rolled back (left as written): {}", one_line(rf))?;

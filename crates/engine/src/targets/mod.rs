@@ -81,6 +81,9 @@ pub struct Clients<'a> {
     /// Who sees every call (metrics, circuit breakers, tracing); AWS clients get theirs through
     /// [`AwsContext::counter_for`].
     pub observers: crate::observe::Observers,
+    /// How calls to a Vault target are retried (`retries.vault_max_attempts`); AWS clients
+    /// get theirs through [`AwsContext::counter_for`].
+    pub vault_retry: crate::retry::Policy,
 }
 
 impl Clients<'_> {

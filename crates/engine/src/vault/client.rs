@@ -551,8 +551,11 @@ impl VaultClient {
             error,
             vault_request_id,
         };
-        obs.admit(&self.inner.endpoint, op.name)
-            .map_err(|e| fail(e, None))?;
+        // A refusal is final: an observer said no (an open breaker), so no retry either.
+        obs.admit(&self.inner.endpoint, op.name).map_err(|mut e| {
+            e.retryable = false;
+            fail(e, None)
+        })?;
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self.inner.http.request(method, url);
         if let Some(t) = token {

@@ -112,6 +112,7 @@ mod tests {
                 owner: "o",
                 env: &env,
                 observers: Default::default(),
+                vault_retry: crate::retry::Policy::new(1),
             };
             super::build(target, settings, &clients).await.map(|_| ())
         };

@@ -45,6 +45,7 @@ struct Dest {
     settings: Settings,
     conn: OnceCell<Conn>,
     observers: Observers,
+    retry: crate::retry::Policy,
 }
 
 struct Conn {
@@ -77,10 +78,11 @@ impl Dest {
         self.conn
             .get_or_try_init(|| async {
                 // Never the environment: VAULT_TOKEN and friends are the source's.
-                let client = VaultClient::connect_observed(
+                let client = VaultClient::connect_with(
                     &self.settings.vault,
                     &|_| None,
                     self.observers.clone(),
+                    self.retry,
                 )
                     .await
                     .map_err(|e| self.err(e))?;
@@ -312,6 +314,7 @@ impl VaultKv2Target {
                 settings: settings.clone(),
                 conn: OnceCell::new(),
                 observers: Observers::default(),
+                retry: crate::retry::Policy::new(crate::retry::VAULT_MAX_ATTEMPTS),
             }),
             prefetched: Prefetched::default(),
             key: KeyCache::default(),
@@ -322,6 +325,14 @@ impl VaultKv2Target {
     pub fn observed(mut self, observers: Observers) -> Self {
         if let Some(d) = Arc::get_mut(&mut self.dest) {
             d.observers = observers;
+        }
+        self
+    }
+
+    /// Every call to the destination Vault is retried by `retry`.
+    pub fn retried(mut self, retry: crate::retry::Policy) -> Self {
+        if let Some(d) = Arc::get_mut(&mut self.dest) {
+            d.retry = retry;
         }
         self
     }

@@ -61,6 +61,7 @@ pub fn build(
 ) -> Arc<dyn Target> {
     Arc::new(
         VaultKv2Target::new(&cfg.name, clients.owner, &cfg.policy, settings)
-            .observed(clients.observers.clone()),
+            .observed(clients.observers.clone())
+            .retried(clients.vault_retry),
     )
 }
