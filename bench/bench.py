@@ -256,6 +256,13 @@ def measure(cmd: list, env: dict, label: str, logdir: str) -> dict:
 # ---------------------------------------------------------------- configs and checks
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_config(path: str, mount: str, sub: str, prefix: str, n: int, wps: int | None) -> None:
     extra = f"    writes_per_second: {wps}\n" if wps else ""
     with open(path, "w") as f:
@@ -382,16 +389,26 @@ def run_size(n: int, a, vault: Vault, moto: Moto, env: dict, logdir: str, tag: s
     log(f"N={n}: secretsync full: {full['wall']:.1f}s, {full['aws_calls']} AWS calls, "
         f"{full['vault_requests']} Vault requests, RSS {full['rss_mb']:.0f} MB")
     r["ss_full"] = full
-    rs = []
+    # With metrics served (`metrics:` on loopback) the same re-sync, interleaved with the plain
+    # ones so that drift in the machine's load hits both alike (BENCH_METRICS=0 skips them).
+    cfg_m = os.path.join(logdir, f"n{n}-sync-metrics.yaml")
+    with open(cfg, encoding="utf-8") as src, open(cfg_m, "w", encoding="utf-8") as dst:
+        dst.write(src.read() + f"metrics:\n  address: 127.0.0.1\n  port: {free_port()}\n")
+    ms_cmd = [BIN, "pipeline", "--config", cfg_m, "--output", "json"]
+    rs, rsm = [], []
     for i in range(a.repeat):
-        m = measure(ss_cmd, env, f"n{n}-ss-resync-{i}", logdir)
-        m.update(ss_result(json.loads(m.pop("stdout"))))
-        check(m["summary"]["unchanged"] == n and m["created"] == 0 and m["updated"] == 0,
-              f"secretsync re-sync was not a no-op: {m['summary']}")
-        rs.append(m)
-        log(f"N={n}: secretsync re-sync {i + 1}: {m['wall']:.2f}s, {m['aws_calls']} AWS calls, "
-            f"target phase {m['target_ms']} ms, RSS {m['rss_mb']:.0f} MB")
+        runs = [("", ss_cmd, rs)] + ([(" with metrics", ms_cmd, rsm)] if a.metrics else [])
+        for label, cmd, into in runs:
+            m = measure(cmd, env, f"n{n}-ss-resync{label.replace(' ', '-')}-{i}", logdir)
+            m.update(ss_result(json.loads(m.pop("stdout"))))
+            check(m["summary"]["unchanged"] == n and m["created"] == 0 and m["updated"] == 0,
+                  f"secretsync re-sync{label} was not a no-op: {m['summary']}")
+            into.append(m)
+            log(f"N={n}: secretsync re-sync{label} {i + 1}: {m['wall']:.2f}s, {m['aws_calls']} AWS calls, "
+                f"target phase {m['target_ms']} ms, RSS {m['rss_mb']:.0f} MB")
     r["ss_resync"] = rs
+    if rsm:
+        r["ss_resync_metrics"] = rsm
     ls_s, ls_n, ls_pages = moto.list_prefix(ss_prefix)
     check(ls_n == n, f"ListSecrets found {ls_n} under {ss_prefix}")
     r["moto_list"] = {"s": ls_s, "pages": ls_pages}
@@ -571,6 +588,18 @@ def report(results: list, a) -> tuple[str, list]:
                 L.append(f"| {r['n']:,} | {t['wall']:.2f} | {r['py_full']['wall']:.2f} | "
                          f"{r['py_full']['wall'] / t['wall']:.2f}× | {t['aws_calls']:,} | {t['rss_mb']:.0f} |")
         L.append("")
+    if any("ss_resync_metrics" in r for r in results):
+        L += ["Metrics on (`metrics:` served on loopback for the whole run), the same no-change re-sync, "
+              "runs interleaved with the plain ones:", "",
+              "| N | re-sync wall s, metrics off (median) | metrics on (median) | difference | AWS calls on |",
+              "|---:|---:|---:|---:|---:|"]
+        for r in results:
+            if "ss_resync_metrics" in r:
+                off = med([m["wall"] for m in r["ss_resync"]])
+                on = med([m["wall"] for m in r["ss_resync_metrics"]])
+                L.append(f"| {r['n']:,} | {off:.2f} | {on:.2f} | {100 * (on - off) / off:+.1f}% | "
+                         f"{r['ss_resync_metrics'][0]['aws_calls']:,} |")
+        L.append("")
 
     # Goals
     goals = []
@@ -590,6 +619,10 @@ def report(results: list, a) -> tuple[str, list]:
         goals.append((sp >= 10, f"N={n:,}: re-sync ≥ 10× faster than baseline: {sp:.2f}×"))
         sp = r["py_full"]["wall"] / r["ss_full"]["wall"]
         goals.append((sp >= 2, f"N={n:,}: full sync ≥ 2× faster than baseline, default pacing (40 writes/s, sized for AWS's quota; moto has none): {sp:.2f}×"))
+        if "ss_resync_metrics" in r:
+            off = med([m["wall"] for m in r["ss_resync"]])
+            on = med([m["wall"] for m in r["ss_resync_metrics"]])
+            goals.append((on <= 1.10 * off, f"N={n:,}: re-sync with metrics on within 10% of metrics off: {100 * (on - off) / off:+.1f}%"))
         t = r.get("sst_full")
         if t:
             sp = r["py_full"]["wall"] / t["wall"]
@@ -606,6 +639,7 @@ def main() -> int:
     ap.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000 10000"))
     ap.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
     ap.add_argument("--baseline-repeat", type=int, default=int(os.environ.get("BENCH_BASELINE_REPEAT", "0")) or None)
+    ap.add_argument("--metrics", type=int, default=int(os.environ.get("BENCH_METRICS", "1")))
     ap.add_argument("--tuned-wps", type=int, default=int(os.environ.get("BENCH_TUNED_WPS", "1000")))
     ap.add_argument("--out", default=os.environ.get("BENCH_OUT") or os.path.join(ROOT, "bench", "results", "latest.md"))
     ap.add_argument("--logdir", default=None)

@@ -9,7 +9,8 @@
 # and stops both servers on exit. Report: stdout and bench/results/latest.md.
 # Env: BENCH_SIZES, BENCH_REPEAT (default 3: merge-only and secretsync re-sync runs),
 # BENCH_BASELINE_REPEAT (default BENCH_REPEAT: baseline re-sync runs), BENCH_TUNED_WPS (default
-# 1000; 0 skips the supplementary full sync with raised writes_per_second), BENCH_KEEP_LOGS=1
+# 1000; 0 skips the supplementary full sync with raised writes_per_second), BENCH_METRICS
+# (default 1; 0 skips the re-syncs with metrics served, interleaved with the plain ones), BENCH_KEEP_LOGS=1
 # keeps the server logs and per-run logs (they are also kept when the run fails), BENCH_OUT
 # (default bench/results/latest.md; raw numbers go next to it as .json).
 set -euo pipefail

@@ -642,6 +642,38 @@ async fn a_taken_metrics_port_is_a_clear_error() {
     drop(taken);
 }
 
+/// `metrics.address` is where the endpoint listens, not a label: with `127.0.0.1:<port>` taken
+/// by someone else, a run serving on `127.0.0.2:<port>` succeeds (it never tried 127.0.0.1),
+/// and with `127.0.0.2:<port>` taken it fails naming 127.0.0.2.
+#[tokio::test]
+async fn metrics_address_is_the_address_listened_on() {
+    let w = World::from_env().await;
+    let id = unique("metaddr");
+    w.put(&format!("{id}/base/a"), json!({"k": "v"})).await;
+    let config = w.config(&format!(
+        "{}metrics:\n  address: 127.0.0.2\n",
+        support_sync::single_target(&id, "il-central-1", "")
+    ));
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = other.local_addr().expect("local address").port();
+    let r = w.pipeline(&config, &["--metrics-port", &port.to_string()]);
+    r.success().stderr_has(&format!("127.0.0.2:{port}"));
+    assert!(
+        !r.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
+    drop(other);
+    let taken = std::net::TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let port = taken.local_addr().expect("local address").port();
+    w.pipeline(&config, &["--metrics-port", &port.to_string()])
+        .code(1)
+        .stderr_has(&format!(
+            "error: cannot serve metrics on 127.0.0.2:{port}: "
+        ));
+    drop(taken);
+}
+
 /// The circuit breakers report their state: OpenBao answering 500 to the listing opens the
 /// source Vault's breaker (`open` 1, the other states 0), the AWS account and region the
 /// target listed stays `closed`; the failed run pushes both.

@@ -119,6 +119,7 @@ async fn a_failed_apply_reports_what_was_written_and_rolled_back_in_every_format
         failure.contains("injected failure") && failure.contains("zz-fail"),
         "{failure}"
     );
+    assert_eq!(r["failure_kind"], "unexpected", "{}", run.stdout);
     assert_eq!(
         doc["applied"],
         json!({"created": 2, "updated": 0, "deleted": 0, "retagged": 0, "rolled_back": 2, "rollback_failures": 0, "left_changed": 0})
@@ -137,7 +138,13 @@ async fn a_failed_apply_reports_what_was_written_and_rolled_back_in_every_format
         "{}",
         run.stdout
     );
-    assert!(run.line("failure:").contains("injected failure"));
+    // The kind first: an InvalidRequestException is nothing the tool knows how to fix.
+    assert!(
+        run.line("failure (unexpected):")
+            .contains("injected failure"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.line("Applied total:").starts_with(
             "Applied total: created 2, updated 0, deleted 0, retagged 0; rolled back 2, 0 could not be; targets: 1 rolled back"
