@@ -50,6 +50,63 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show sources, targets by level and the execution order.
     Graph(GraphArgs),
+    /// The history kept in the merge store: every version of every secret an apply changed,
+    /// and every revision of every target.
+    #[command(subcommand)]
+    Version(VersionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VersionCommand {
+    /// List the versions of one secret (`--path`), or the revisions of a target.
+    List(VersionList),
+    /// Show one version (metadata and masked value), or the key-level diff between two.
+    Show(VersionShow),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOutput {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionList {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target (a name from the config).
+    #[arg(long)]
+    pub target: String,
+    /// A secret's path relative to the target's prefix (`app/db`); without it, the target's
+    /// revisions are listed.
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionShow {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target (a name from the config).
+    #[arg(long)]
+    pub target: String,
+    /// The secret's path relative to the target's prefix (`app/db`).
+    #[arg(long)]
+    pub path: String,
+    /// The version number (`version list` shows them).
+    #[arg(long)]
+    pub version: u64,
+    /// Show the key-level changes from this version to `--version` instead.
+    #[arg(long, value_name = "M")]
+    pub diff_from: Option<u64>,
+    /// Reveal values (masked by default); sensitive-looking keys stay masked unless
+    /// `masking.enabled: false`.
+    #[arg(long)]
+    pub show_values: bool,
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
 }
 
 #[derive(Args, Debug)]

@@ -28,12 +28,12 @@ impl fmt::Display for Failure {
 }
 impl std::error::Error for Failure {}
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 /// Loads and validates the config, printing every diagnostic to stderr.
-fn load_config(path: &std::path::Path) -> Result<Config> {
+pub(crate) fn load_config(path: &std::path::Path) -> Result<Config> {
     load_config_counting_warnings(path).map(|(c, _)| c)
 }
 
@@ -71,7 +71,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate(a),
         Command::Graph(a) => graph(a),
-        Command::Pipeline(a) => pipeline_cmd(a).await,
+        Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
+        // Boxed: the pipeline future is deep enough already.
+        Command::Version(v) => Box::pin(crate::version::run(v)).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod commands;
 mod progress;
 mod report;
 mod tracing_otel;
+mod version;
 
 use std::process::ExitCode;
 

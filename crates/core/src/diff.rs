@@ -247,6 +247,19 @@ pub struct SecretChange {
     /// Settings brought in line beside (or instead of) the value: an otherwise unchanged secret
     /// with settings to change is a change without a new version.
     pub settings: Vec<SettingChange>,
+    /// With history on (a merge store): the secret's current numbered version, if it has one
+    /// that is not a deletion (`v5`).
+    pub old_numbered: Option<Numbered>,
+    /// With history on: the numbered version this change makes (`v6`); its time once made.
+    pub new_numbered: Option<Numbered>,
+}
+
+/// A numbered version of a secret in the history (`secretsync_core::history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    pub number: u64,
+    /// When it was made (RFC 3339, UTC); `None` for one not made yet.
+    pub time: Option<String>,
 }
 
 impl SecretChange {
@@ -268,6 +281,8 @@ impl SecretChange {
             new_value: None,
             fingerprint: None,
             settings: Vec::new(),
+            old_numbered: None,
+            new_numbered: None,
         }
     }
 }
@@ -311,8 +326,6 @@ pub struct TargetPlan {
     pub deletions_held: Option<String>,
 }
 
-/// What applying a plan did: the counts actually applied (after any rollback they still say
-/// what was written before it), what was rolled back, and what is left changed.
 /// Why a target failed, in one word: what a report, a dashboard or an alert can branch on
 /// (`result.failure_kind` in JSON). The message says the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -373,6 +386,8 @@ impl std::fmt::Display for FailureKind {
     }
 }
 
+/// What applying a plan did: the counts actually applied (after any rollback they still say
+/// what was written before it), what was rolled back, and what is left changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
     pub created: usize,

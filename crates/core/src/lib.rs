@@ -9,6 +9,7 @@ pub mod diff;
 pub mod fingerprint;
 pub mod fold;
 pub mod graph;
+pub mod history;
 pub mod mask;
 pub mod merge;
 pub mod path;

@@ -441,8 +441,8 @@ pub fn map_error<E: OperationError>(e: Failed<E>, what: &str, service: &ServiceE
 
 /// What an SDK error of `service` is, as an engine error (kind, retryability, message after
 /// `what: `): what the retry layer decides on and [`map_error`] reports.
-fn classify<E: OperationError, R: std::fmt::Debug + 'static>(
-    e: &SdkError<E, R>,
+fn classify<E: OperationError>(
+    e: &SdkError<E, HttpResponse>,
     what: &str,
     service: &ServiceErrors,
 ) -> Error {
@@ -457,12 +457,24 @@ fn classify<E: OperationError, R: std::fmt::Debug + 'static>(
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
             let msg = err.message().unwrap_or("");
+            // A code nobody maps still has a status: an unnamed 5xx (an emulator's or a
+            // proxy's internal error page) is the service being unavailable, a 429 throttling.
+            let status = se.raw().status().as_u16();
             let kind = (service.kind)(code)
                 .or_else(|| shared_kind(code))
-                .unwrap_or(ErrorKind::Unexpected);
+                .unwrap_or(match status {
+                    429 => ErrorKind::Throttled,
+                    500..=599 if status != 501 => ErrorKind::Unavailable,
+                    _ => ErrorKind::Unexpected,
+                });
+            let code = if err.code().is_none() {
+                format!("HTTP {status}")
+            } else {
+                code.to_string()
+            };
             let hint = match kind {
                 ErrorKind::Auth => "; refresh the AWS credentials",
-                _ => (service.hint)(kind, code),
+                _ => (service.hint)(kind, &code),
             };
             (kind, format!("{code}: {msg}{hint}"))
         }
@@ -735,6 +747,34 @@ impl AwsContext {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    /// The ARN of who the default credentials are (`GetCallerIdentity`, one STS call): the
+    /// author of history records when nothing else names one.
+    pub async fn caller_arn(&self) -> Result<String> {
+        const STS: ServiceErrors = ServiceErrors {
+            name: "AWS STS",
+            kind: |_| None,
+            hint: |_, _| "",
+        };
+        let conf = aws_sdk_sts::config::Builder::from(&self.base)
+            .interceptor(self.calls.clone())
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_sts::Client::from_conf(conf);
+        let out = self
+            .calls
+            .send(&STS, "GetCallerIdentity", || {
+                client.get_caller_identity().send()
+            })
+            .await
+            .map_err(|e| map_error(e, "asking AWS STS who the caller is", &STS))?;
+        out.arn().map(str::to_string).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unexpected,
+                "AWS STS answered GetCallerIdentity without an ARN",
+            )
+        })
+    }
+
     pub fn base(&self) -> &SdkConfig {
         &self.base
     }
@@ -742,5 +782,60 @@ impl AwsContext {
     /// Whether S3 clients use path-style addressing (only with an endpoint override).
     pub fn s3_path_style(&self) -> bool {
         self.s3_path_style
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    const NONE: ServiceErrors = ServiceErrors {
+        name: "Test",
+        kind: |_| None,
+        hint: |_, _| "",
+    };
+
+    fn answered(status: u16, code: Option<&str>) -> SdkError<ErrorMetadata, HttpResponse> {
+        let mut b = ErrorMetadata::builder().message("");
+        if let Some(c) = code {
+            b = b.code(c);
+        }
+        SdkError::service_error(
+            b.build(),
+            Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    /// An answer whose code nobody maps is judged by its status: an unnamed 5xx (moto's
+    /// internal error page, a proxy's) is retried as unavailable, a 429 as throttling; a 4xx
+    /// or a 501 is not retried.
+    #[test]
+    fn unnamed_errors_are_judged_by_their_status() {
+        for (status, code, kind, retryable) in [
+            (500, None, ErrorKind::Unavailable, true),
+            (503, Some("Unknown"), ErrorKind::Unavailable, true),
+            (429, None, ErrorKind::Throttled, true),
+            (400, None, ErrorKind::Unexpected, false),
+            (501, None, ErrorKind::Unexpected, false),
+            // A named code wins over the status.
+            (
+                500,
+                Some("AccessDeniedException"),
+                ErrorKind::PermissionDenied,
+                false,
+            ),
+        ] {
+            let e = classify(&answered(status, code), "doing", &NONE);
+            assert_eq!(
+                (e.kind, e.retryable),
+                (kind, retryable),
+                "{status} {code:?}"
+            );
+        }
+        let e = classify(&answered(500, None), "doing", &NONE);
+        assert_eq!(e.message, "doing: HTTP 500: ");
     }
 }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod breaker;
 pub mod cancel;
 pub mod error;
+pub mod history;
 pub mod lease;
 pub mod metrics;
 pub mod observe;

@@ -273,10 +273,54 @@ async fn run_traced(
         vault.as_ref(),
         store.as_ref(),
         &run_id,
+        // Read now: the environment is not kept past set-up.
+        Some(secretsync_core::history::author(env, None)).filter(|a| a != "unknown"),
         &mut summary,
     )
     .await?;
     Ok(summary)
+}
+
+/// Records what an apply of `plan` left changed in the target's history.
+async fn record(
+    history: &crate::history::History,
+    latest: Option<&secretsync_core::history::Revision>,
+    target: &str,
+    plan: &TargetPlan,
+    report: &crate::targets::ApplyReport,
+    stamp: &crate::history::Stamp,
+) -> Result<Option<secretsync_core::history::Revision>> {
+    let entries: Vec<crate::history::Entry> =
+        secretsync_core::history::recorded(plan, &report.left_changed)
+            .into_iter()
+            .map(|(c, change)| crate::history::Entry {
+                path: c.path.clone(),
+                change,
+                value: (!change.deletes()).then(|| c.new_value.clone()).flatten(),
+                backend_version: (!change.deletes()).then(|| c.new_version.clone()).flatten(),
+            })
+            .collect();
+    history.record(latest, target, entries, stamp).await
+}
+
+/// Who this run's changes are recorded as: `from_env` (`SECRETSYNC_AUTHOR`, else
+/// `GITHUB_ACTOR`), else the AWS caller identity (one STS call, when AWS is in use), else
+/// `unknown`.
+async fn run_author(aws: Option<&crate::aws::AwsContext>, from_env: Option<&str>) -> String {
+    if let Some(a) = from_env {
+        return a.to_string();
+    }
+    let arn = match aws {
+        Some(a) => match a.caller_arn().await {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                tracing::debug!(error = %e.message, "could not learn the AWS caller identity for history");
+                None
+            }
+        },
+        None => None,
+    };
+    secretsync_core::history::author(&|_| None, arn.as_deref())
 }
 
 /// A target's plan made under its lease, ready to apply: the lease is taken only once a plan
@@ -320,6 +364,7 @@ async fn sync_targets(
     vault: Option<&VaultClient>,
     store: Option<&std::sync::Arc<dyn crate::store::MergeStore>>,
     run_id: &str,
+    author_env: Option<String>,
     summary: &mut RunSummary,
 ) -> Result<()> {
     let cancel = &opts.cancel;
@@ -448,6 +493,9 @@ async fn sync_targets(
         dry_run: opts.dry_run,
         allow_mass_delete: opts.allow_mass_delete,
     };
+    // With a merge store, every apply that changes a target is recorded in its history.
+    let history = store.map(|s| crate::history::History::new(s.clone(), config.retain_versions));
+    let author = tokio::sync::OnceCell::<String>::new();
     let sync_started = std::time::Instant::now();
     for name in selected {
         let Some(target) = targets.get(name).cloned() else {
@@ -485,10 +533,35 @@ async fn sync_targets(
             wait: opts.lock_timeout,
         };
         let me = crate::lease::Holder::detect(owner.clone(), run_id.to_string());
-        match plan_under_lease(&*target, bundle, &ctx, spec, me, cancel)
+        let latest = match &history {
+            Some(h) => match h.latest(name).instrument(span.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = e.context(format!(
+                        "reading the history of target `{name}` in {}",
+                        h.location()
+                    ));
+                    e.log_for_target(name, "target failed");
+                    outcome.error_kind = Some(e.failure_kind());
+                    outcome.error = Some(e.message);
+                    outcome.duration = started.elapsed();
+                    reporter.finished(&outcome);
+                    summary.targets.push(outcome);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let planned = plan_under_lease(&*target, bundle, &ctx, spec, me, cancel)
             .instrument(span.clone())
             .await
-        {
+            .map(|(mut plan, lease)| {
+                if history.is_some() {
+                    secretsync_core::history::annotate(&mut plan, latest.as_ref());
+                }
+                (plan, lease)
+            });
+        match planned {
             Err(e) => {
                 e.log_for_target(name, "target failed");
                 outcome.error_kind = Some(e.failure_kind());
@@ -504,11 +577,35 @@ async fn sync_targets(
                     // A lost lease stops this target's apply (and rolls it back), not the run.
                     let stop = crate::cancel::Cancel::child(cancel);
                     let watcher = lease.as_ref().map(|l| l.cancel_when_lost(stop.clone()));
-                    outcome.report =
-                        Some(target.apply(&plan, &stop).instrument(span.clone()).await);
+                    let report = target.apply(&plan, &stop).instrument(span.clone()).await;
                     if let Some(w) = watcher {
                         w.abort();
                     }
+                    // Recorded while the lease is still held, so two runs never interleave
+                    // their history either.
+                    if let Some(h) = &history {
+                        let who = author
+                            .get_or_init(|| run_author(aws, author_env.as_deref()))
+                            .await;
+                        let stamp = crate::history::Stamp::now(run_id, who);
+                        match record(h, latest.as_ref(), name, &plan, &report, &stamp)
+                            .instrument(span.clone())
+                            .await
+                        {
+                            Ok(Some(rev)) => secretsync_core::history::stamp(&mut plan, &rev),
+                            Ok(None) => {}
+                            Err(e) => {
+                                let e = e.context(format!(
+                                    "the changes were applied, but their history could not be recorded in {}",
+                                    h.location()
+                                ));
+                                e.log_for_target(name, "recording history failed");
+                                outcome.error_kind = Some(e.failure_kind());
+                                outcome.error = Some(e.message);
+                            }
+                        }
+                    }
+                    outcome.report = Some(report);
                     // Released as soon as the target is done, not at the end of the run.
                     if let Some(l) = lease
                         && let Err(e) = l.release().instrument(span.clone()).await

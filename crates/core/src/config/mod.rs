@@ -72,6 +72,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub circuit_breaker: CircuitBreakerConfig,
     pub retries: RetriesConfig,
+    /// `merge_store.retain_versions`: versions of each secret, and revisions of each target,
+    /// that the history in the merge store keeps (default [`DEFAULT_RETAIN_VERSIONS`]). Without
+    /// a merge store there is no history.
+    pub retain_versions: u64,
     pub masking: MaskingConfig,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
@@ -434,6 +438,11 @@ impl Default for CircuitBreakerConfig {
         }
     }
 }
+
+/// Versions (and revisions) the history keeps unless `merge_store.retain_versions` says.
+pub const DEFAULT_RETAIN_VERSIONS: u64 = 10;
+/// The most `merge_store.retain_versions` may be.
+pub const MAX_RETAIN_VERSIONS: u64 = 1000;
 
 /// `retries:`: how many attempts each call gets (the first included) when it fails in a way
 /// worth another try (throttled, 5xx, no connection, timed out). Nothing else is retried.

@@ -184,6 +184,7 @@ pub struct RawS3Store {
     pub prefix: S<String>,
     pub region: S<String>,
     pub kms_key_id: S<String>,
+    pub retain_versions: S<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -196,6 +197,7 @@ pub struct RawVaultStore {
     pub kind: S<String>,
     pub mount: S<String>,
     pub prefix: S<String>,
+    pub retain_versions: S<u64>,
 }
 
 /// A merge store, tagged by its `type`: one variant per kind.

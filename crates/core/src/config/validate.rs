@@ -272,7 +272,11 @@ impl Validator {
             "discovery",
         );
         let sources = self.sources(raw.vault_sources);
-        let merge_store = raw.merge_store.and_then(|m| self.merge_store(m));
+        let (merge_store, retain_versions) = match raw.merge_store.and_then(|m| self.merge_store(m))
+        {
+            Some((s, r)) => (Some(s), r),
+            None => (None, DEFAULT_RETAIN_VERSIONS),
+        };
         let (targets, inputs) = self.targets(raw.targets, &sources);
         let discovery = raw.discovery.and_then(|d| self.discovery(d));
         let metrics = raw.metrics.map(|m| self.metrics(m)).unwrap_or_default();
@@ -333,6 +337,7 @@ impl Validator {
             metrics,
             circuit_breaker,
             retries,
+            retain_versions,
             masking,
             graph,
         }
@@ -592,13 +597,15 @@ impl Validator {
         out
     }
 
-    fn merge_store(&mut self, m: Spanned<RawMergeStore>) -> Option<MergeStoreConfig> {
+    /// The store, and how many versions its history keeps (`retain_versions`).
+    fn merge_store(&mut self, m: Spanned<RawMergeStore>) -> Option<(MergeStoreConfig, u64)> {
         let pos = at(&m);
-        let (enabled, raw_prefix) = match &m.value {
-            RawMergeStore::S3(r) => (&r.enabled, &r.prefix),
-            RawMergeStore::Vault(r) => (&r.enabled, &r.prefix),
+        let (enabled, raw_prefix, retain) = match &m.value {
+            RawMergeStore::S3(r) => (&r.enabled, &r.prefix, &r.retain_versions),
+            RawMergeStore::Vault(r) => (&r.enabled, &r.prefix, &r.retain_versions),
             RawMergeStore::Unknown => return None,
         };
+        let retain = self.count(retain, DEFAULT_RETAIN_VERSIONS, MAX_RETAIN_VERSIONS);
         let enabled = enabled.as_ref().is_none_or(|e| e.value);
         let prefix = raw_prefix
             .as_ref()
@@ -659,7 +666,7 @@ impl Validator {
             }
             RawMergeStore::Unknown => return None,
         };
-        enabled.then_some(store)
+        enabled.then_some((store, retain))
     }
 
     fn targets(

@@ -38,6 +38,14 @@ fn message(target: &str, c: &crate::diff::SecretChange) -> String {
             ChangeKind::Unchanged => "needs its settings brought in line",
         }
     );
+    if let Some(n) = super::text::numbered(c)
+        && matches!(
+            c.kind,
+            ChangeKind::Added | ChangeKind::Modified | ChangeKind::Deleted
+        )
+    {
+        m.push_str(&format!(" ({n})"));
+    }
     if !c.settings.is_empty() {
         m.push_str(&format!(
             " (settings: {})",

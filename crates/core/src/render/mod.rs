@@ -765,6 +765,67 @@ mod tests {
         Format::Compact,
     ];
 
+    /// With history on, a change shows the history's numbers (and the current version's time)
+    /// in text, side-by-side and GitHub, and as numbers and times in JSON.
+    #[test]
+    fn history_numbers_are_shown_in_every_format() {
+        let mut plan = sample_plan("prod", false, true, 10);
+        let latest = crate::history::Revision::next(
+            None,
+            "prod",
+            &plan
+                .changes
+                .iter()
+                .filter(|c| c.kind != ChangeKind::Added)
+                .map(|c| crate::history::ToRecord {
+                    path: c.path.clone(),
+                    change: crate::history::Change::Create,
+                })
+                .collect::<Vec<_>>(),
+            "2026-12-01T10:00:00Z",
+            "r1",
+            "alice",
+        );
+        crate::history::annotate(&mut plan, Some(&latest));
+        let modified = plan
+            .changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Modified)
+            .expect("a modified secret")
+            .name
+            .clone();
+        let added = plan
+            .changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Added)
+            .expect("an added secret")
+            .name
+            .clone();
+        let diffs = vec![TargetDiff::new(plan)];
+        let opts = RenderOptions::default();
+        let text = render_diffs(&diffs, Format::Text, &opts);
+        assert!(
+            text.contains(&format!("~ {modified} (v1 (2026-12-01T10:00:00Z) → v2)")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("+ {added} (new v1)")), "{text}");
+        let sbs = render_diffs(&diffs, Format::SideBySide, &opts);
+        assert!(sbs.contains("(v1 (2026-12-01T10:00:00Z) → v2)"), "{sbs}");
+        let gh = render_diffs(&diffs, Format::Github, &opts);
+        assert!(gh.contains("(v1 (2026-12-01T10:00:00Z) → v2)"), "{gh}");
+        let doc: Value = serde_json::from_str(&render_diffs(&diffs, Format::Json, &opts)).unwrap();
+        let change = doc["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == modified.as_str())
+            .unwrap();
+        assert_eq!(change["old_version_number"], 1);
+        assert_eq!(change["old_version_time"], "2026-12-01T10:00:00Z");
+        assert_eq!(change["new_version_number"], 2);
+        assert_eq!(change["new_version_time"], Value::Null);
+    }
+
     #[test]
     fn masked_output_never_contains_sentinels() {
         let sets = [

@@ -33,8 +33,34 @@ pub(crate) fn headline(plan: &TargetPlan) -> String {
     )
 }
 
+/// `v5 (2026-12-01T10:00:00Z) → v6`: the history's numbers of a change, when history is on.
+pub(crate) fn numbered(c: &SecretChange) -> Option<String> {
+    let show = |n: &crate::diff::Numbered| match &n.time {
+        Some(t) => format!("v{} ({t})", n.number),
+        None => format!("v{}", n.number),
+    };
+    let new = c.new_numbered.as_ref().map(show);
+    let old = c.old_numbered.as_ref().map(show);
+    match (c.kind, old, new) {
+        (ChangeKind::Deleted, Some(o), Some(n)) => Some(format!("{o} → deleted as {n}")),
+        (_, Some(o), Some(n)) => Some(format!("{o} → {n}")),
+        (_, None, Some(n)) => Some(format!("new {n}")),
+        (_, Some(o), None) => Some(o),
+        (_, None, None) => None,
+    }
+}
+
 pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
     let mut line = format!("{} {}", sign(c.kind), c.name);
+    if let Some(n) = numbered(c)
+        && matches!(
+            c.kind,
+            ChangeKind::Added | ChangeKind::Modified | ChangeKind::Deleted
+        )
+    {
+        line.push_str(&format!(" ({n})"));
+        return finish_line(line, c, opts);
+    }
     match c.kind {
         ChangeKind::Added => match &c.new_version {
             Some(_) => line.push_str(&format!(" (new {})", short_version(&c.new_version))),
@@ -51,6 +77,11 @@ pub(crate) fn change_line(c: &SecretChange, opts: &RenderOptions) -> String {
         ChangeKind::Deleted => line.push_str(&format!(" ({})", short_version(&c.old_version))),
         _ => {}
     }
+    finish_line(line, c, opts)
+}
+
+/// What a change line says after its versions.
+fn finish_line(mut line: String, c: &SecretChange, opts: &RenderOptions) -> String {
     if c.restore {
         line.push_str(" (restore from pending deletion)");
     }

@@ -142,6 +142,8 @@ fn change(name: &str, kind: ChangeKind) -> SecretChange {
         new_value: None,
         fingerprint: None,
         settings: Vec::new(),
+        old_numbered: None,
+        new_numbered: None,
     }
 }
 

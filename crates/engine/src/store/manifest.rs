@@ -118,14 +118,14 @@ struct KeyObject {
 
 /// The merge store over a backend's objects.
 pub struct ManifestStore<O> {
-    objects: O,
+    objects: std::sync::Arc<O>,
     key: OnceCell<FingerprintKey>,
 }
 
 impl<O: Objects> ManifestStore<O> {
     pub fn new(objects: O) -> Self {
         ManifestStore {
-            objects,
+            objects: std::sync::Arc::new(objects),
             key: OnceCell::new(),
         }
     }
@@ -309,7 +309,7 @@ impl<O: Objects> ManifestStore<O> {
 }
 
 #[async_trait]
-impl<O: Objects> MergeStore for ManifestStore<O> {
+impl<O: Objects + 'static> MergeStore for ManifestStore<O> {
     async fn write_bundle(
         &self,
         name: &str,
@@ -445,6 +445,14 @@ impl<O: Objects> MergeStore for ManifestStore<O> {
 
     fn location(&self) -> String {
         self.objects.location()
+    }
+
+    fn objects(&self) -> std::sync::Arc<dyn Objects> {
+        self.objects.clone()
+    }
+
+    async fn fingerprint_key(&self, create: bool) -> Result<FingerprintKey> {
+        self.key(create).await.cloned()
     }
 }
 

@@ -65,6 +65,13 @@ pub trait MergeStore: Send + Sync {
     async fn read_bundle(&self, name: &str) -> Result<Option<StoredBundle>>;
     /// Where it is, for messages (`s3://bucket/prefix/`).
     fn location(&self) -> String;
+    /// The objects it keeps bundles in: the history ([`crate::history`]) lives beside them.
+    fn objects(&self) -> Arc<dyn Objects>;
+    /// The store's fingerprint key (created when `create` and there is none yet).
+    async fn fingerprint_key(
+        &self,
+        create: bool,
+    ) -> Result<secretsync_core::fingerprint::FingerprintKey>;
 }
 
 /// What a store backend implements: named objects holding JSON. Keys are relative to the
@@ -80,6 +87,10 @@ pub trait Objects: Send + Sync {
     async fn create(&self, key: &str, body: &[u8]) -> Result<bool>;
     /// Deletes objects; absent ones are fine. An error names every key left undeleted.
     async fn delete_many(&self, keys: &[String]) -> Result<()>;
+    /// The names directly below the folder `dir` (a key ending in `/`, or `""` for the root):
+    /// objects without the suffix (`v3`), folders with a trailing `/` (`app/`). Read-only: it
+    /// finds history records; nothing is ever deleted because it was listed.
+    async fn list(&self, dir: &str) -> Result<Vec<String>>;
     /// Appended to secret and manifest keys (`.json` on S3).
     fn suffix(&self) -> &'static str;
     /// Where an object is, for messages (`s3://bucket/prefix/key`).

@@ -237,6 +237,40 @@ impl Objects for S3Objects {
         Ok(())
     }
 
+    async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = self.full(dir);
+        let suffix = self.suffix();
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = send(&self.calls, "ListObjectsV2", || {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&prefix)
+                    .delimiter("/")
+                    .set_continuation_token(token.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| map(e, &format!("listing {}", self.describe(dir))))?;
+            out.extend(page.contents().iter().filter_map(|o| {
+                let name = o.key()?.strip_prefix(&prefix)?;
+                Some(name.strip_suffix(suffix).unwrap_or(name).to_string())
+            }));
+            out.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| Some(p.prefix()?.strip_prefix(&prefix)?.to_string())),
+            );
+            token = page.next_continuation_token().map(str::to_string);
+            if token.as_deref().is_none_or(str::is_empty) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn suffix(&self) -> &'static str {
         ".json"
     }

@@ -122,6 +122,15 @@ impl Objects for VaultObjects {
         Err(Error::new(kind, msg))
     }
 
+    async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let at = self.at().await?;
+        Ok(self
+            .client
+            .list(&at.kv_mount, &format!("{}{dir}", at.sub_path))
+            .await?
+            .unwrap_or_default())
+    }
+
     fn suffix(&self) -> &'static str {
         ""
     }
