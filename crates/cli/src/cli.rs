@@ -62,6 +62,54 @@ pub enum VersionCommand {
     List(VersionList),
     /// Show one version (metadata and masked value), or the key-level diff between two.
     Show(VersionShow),
+    /// Make version N of a secret current again (a stage move where AWS still holds it, else
+    /// a write of the recorded value), recorded as a rollback and pinned until `unpin`.
+    Rollback(VersionRollback),
+    /// Release the pins of a target (all, or one secret's): later runs sync them from Vault
+    /// again.
+    Unpin(VersionUnpin),
+}
+
+#[derive(Args, Debug)]
+pub struct VersionRollback {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target (a name from the config).
+    #[arg(long)]
+    pub target: String,
+    /// The secret's path relative to the target's prefix (`app/db`).
+    #[arg(long)]
+    pub path: String,
+    /// The version to make current again (`version list` shows them).
+    #[arg(long)]
+    pub version: u64,
+    /// Show the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format for the plan and the result.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Reveal values in the output (masked by default).
+    #[arg(long)]
+    pub show_values: bool,
+    /// Exit 0 for no change, 1 for a change, 2 on failure (without it: 0 success, 1 failure).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// How long to wait for a run that holds the target, e.g. `30s`.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionUnpin {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target (a name from the config).
+    #[arg(long)]
+    pub target: String,
+    /// Only this secret's pin (without it: every pin of the target).
+    #[arg(long)]
+    pub path: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +212,12 @@ pub struct PipelineArgs {
     /// block.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub metrics_port: Option<u16>,
+    /// Restore the target named by `--targets` as of its revision R in the history (the merge
+    /// store's; `secretsync version list --target T` lists them) instead of syncing it from
+    /// Vault: planned and applied like a sync, recorded as rollbacks, and pinned until
+    /// `secretsync version unpin --target T`.
+    #[arg(long, value_name = "R", conflicts_with_all = ["merge_only", "sync_only"])]
+    pub version: Option<u64>,
     /// At the end of the run, success or failure, push its metrics to this Prometheus
     /// Pushgateway (job `secretsync`, grouped by `config` = the config file's name without
     /// its extension). Overrides `metrics.push_url`. A failed push is only a warning.

@@ -104,7 +104,7 @@ async fn next_signal(#[cfg(unix)] term: &mut Option<tokio::signal::unix::Signal>
 /// SIGINT and SIGTERM alike. First: stop starting writes and targets, end the Vault read,
 /// roll back the target in progress, report. Second: the rollback continues within a bounded
 /// time and the report names what was left written. Third: exit at once.
-fn cancel_on_signals() -> std::sync::Arc<Cancel> {
+pub(crate) fn cancel_on_signals() -> std::sync::Arc<Cancel> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -408,18 +408,43 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
     let mut reporter =
         crate::report::Printer::new(a.output, policy, a.diff, a.dry_run, a.merge_only);
     let shown = progress.show(live, a.progress_interval);
-    let summary = pipeline::run(
-        c,
-        &opts,
-        &env,
-        &mut crate::progress::Reporting {
-            inner: &mut reporter,
-            progress,
-        },
-    )
-    .await;
+    let mut reporting = crate::progress::Reporting {
+        inner: &mut reporter,
+        progress,
+    };
+    let summary = match a.version {
+        // A whole target as of one of its revisions, from the history.
+        Some(r) => {
+            let ([target], [_]) = (selected.as_slice(), a.targets.as_slice()) else {
+                anyhow::bail!(Failure {
+                    code: failure_code,
+                    message: "--version restores one target: name it with --targets T".into(),
+                });
+            };
+            Box::pin(secretsync_engine::restore::restore(
+                c,
+                &opts,
+                &env,
+                &mut reporting,
+                target,
+                &secretsync_engine::restore::What::Revision(r),
+            ))
+            .await
+        }
+        None => pipeline::run(c, &opts, &env, &mut reporting).await,
+    };
     drop(shown);
-    let summary = summary?;
+    conclude(&mut reporter, summary?, a.exit_code)
+}
+
+/// Prints the end of a run's report and turns its summary into the exit code: 0, or 1 for a
+/// failure; with `exit_code`, 1 for changes and 2 for a failure.
+pub(crate) fn conclude(
+    reporter: &mut crate::report::Printer,
+    summary: pipeline::RunSummary,
+    exit_code: bool,
+) -> Result<ExitCode> {
+    let failure_code = if exit_code { 2 } else { 1 };
     let changes = reporter.done(&summary)?;
     if summary.failed() {
         let failed: Vec<&str> = summary
@@ -453,7 +478,7 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         }
         .into());
     }
-    Ok(if a.exit_code && changes {
+    Ok(if exit_code && changes {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

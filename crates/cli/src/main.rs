@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     // With --exit-code, failures exit 2 (1 means "changes").
     let failure_code = match &args.command {
         cli::Command::Pipeline(p) if p.exit_code => 2,
+        cli::Command::Version(cli::VersionCommand::Rollback(r)) if r.exit_code => 2,
         _ => 1,
     };
     cli::init_logging(&args.global);

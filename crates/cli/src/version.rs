@@ -12,14 +12,73 @@ use secretsync_core::mask::MaskPolicy;
 use secretsync_engine::history::{HISTORY_OFF, History};
 use serde_json::{Value, json};
 
-use crate::cli::{VersionCommand, VersionList, VersionOutput, VersionShow};
+use crate::cli::{
+    VersionCommand, VersionList, VersionOutput, VersionRollback, VersionShow, VersionUnpin,
+};
 use crate::commands::{Failure, env, load_config};
 
 pub async fn run(cmd: VersionCommand) -> Result<ExitCode> {
     match cmd {
         VersionCommand::List(a) => list(a).await,
         VersionCommand::Show(a) => show(a).await,
+        VersionCommand::Rollback(a) => Box::pin(rollback(a)).await,
+        VersionCommand::Unpin(a) => unpin(a).await,
     }
+}
+
+async fn rollback(a: VersionRollback) -> Result<ExitCode> {
+    let c = load_config(&a.config.config)?;
+    open(&c, &a.target).await?;
+    let opts = secretsync_engine::pipeline::RunOptions {
+        dry_run: a.dry_run,
+        targets: vec![a.target.clone()],
+        lock_timeout: a.lock_timeout,
+        cancel: crate::commands::cancel_on_signals(),
+        ..Default::default()
+    };
+    let mut reporter = crate::report::Printer::new(
+        a.output,
+        c.masking.policy(a.show_values),
+        false,
+        a.dry_run,
+        false,
+    );
+    let summary = secretsync_engine::restore::restore(
+        &c,
+        &opts,
+        &env,
+        &mut reporter,
+        &a.target,
+        &secretsync_engine::restore::What::Secret {
+            path: a.path.clone(),
+            version: a.version,
+        },
+    )
+    .await?;
+    crate::commands::conclude(&mut reporter, summary, a.exit_code)
+}
+
+async fn unpin(a: VersionUnpin) -> Result<ExitCode> {
+    let c = load_config(&a.config.config)?;
+    open(&c, &a.target).await?;
+    let released =
+        secretsync_engine::restore::unpin(&c, &env, &a.target, a.path.as_deref()).await?;
+    if released.is_empty() {
+        bail!(Failure {
+            code: 1,
+            message: match &a.path {
+                Some(p) => format!("`{p}` is not pinned in target `{}`", a.target),
+                None => format!("target `{}` has no pins", a.target),
+            },
+        });
+    }
+    println!(
+        "Unpinned in target `{}`: {}; the next pipeline run syncs {} from Vault again",
+        a.target,
+        released.join(", "),
+        if released.len() == 1 { "it" } else { "them" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The history of the config's merge store, or the error that says history is off.

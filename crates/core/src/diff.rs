@@ -252,6 +252,12 @@ pub struct SecretChange {
     pub old_numbered: Option<Numbered>,
     /// With history on: the numbered version this change makes (`v6`); its time once made.
     pub new_numbered: Option<Numbered>,
+    /// A rollback: the backend version that already holds the new value (its recorded AWS
+    /// version id). A kind that can make it current again without writing the value (Secrets
+    /// Manager: a stage move) does so; otherwise the value is written.
+    pub reuse_version: Option<String>,
+    /// Skipped because a rollback pinned the secret at this numbered version.
+    pub pinned: Option<u64>,
 }
 
 /// A numbered version of a secret in the history (`secretsync_core::history`).
@@ -283,6 +289,8 @@ impl SecretChange {
             settings: Vec::new(),
             old_numbered: None,
             new_numbered: None,
+            reuse_version: None,
+            pinned: None,
         }
     }
 }
@@ -410,6 +418,11 @@ pub struct ApplyReport {
     /// What did not work out without failing the apply (e.g. a replica that failed to
     /// replicate: `name: why`).
     pub warnings: Vec<String>,
+    /// Secrets whose current backend version is not the one the plan chose (name → the one
+    /// made current): a rollback that moved a stage back to a version that already held the
+    /// value.
+    #[serde(skip)]
+    pub versions: BTreeMap<String, String>,
 }
 
 impl ApplyReport {

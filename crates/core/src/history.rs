@@ -241,6 +241,38 @@ pub fn annotate(plan: &mut TargetPlan, latest: Option<&Revision>) {
     }
 }
 
+/// Holds pinned secrets where a rollback put them: every change the plan has for a pinned path
+/// (a new value, a deletion, marks or settings) becomes a skip that names the pin and how to
+/// release it. Returns how many changes were held.
+pub fn apply_pins(plan: &mut TargetPlan, pins: &BTreeMap<String, u64>) -> usize {
+    let mut held = 0;
+    for c in &mut plan.changes {
+        let Some(&v) = pins.get(&c.path) else {
+            continue;
+        };
+        let changes = matches!(
+            c.kind,
+            ChangeKind::Added | ChangeKind::Modified | ChangeKind::Deleted
+        ) || c.retag
+            || !c.settings.is_empty();
+        if !changes {
+            continue;
+        }
+        held += 1;
+        c.kind = ChangeKind::Skipped;
+        c.retag = false;
+        c.settings.clear();
+        c.keys.clear();
+        c.new_numbered = None;
+        c.pinned = Some(v);
+        c.reason = Some(format!(
+            "pinned at v{v} by a rollback; `secretsync version unpin --target {} --path {}` releases it",
+            plan.target, c.path
+        ));
+    }
+    held
+}
+
 /// Sets the time of every version the plan made (`revision`'s), once recorded.
 pub fn stamp(plan: &mut TargetPlan, revision: &Revision) {
     for c in &mut plan.changes {

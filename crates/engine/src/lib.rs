@@ -10,6 +10,7 @@ pub mod lease;
 pub mod metrics;
 pub mod observe;
 pub mod pipeline;
+pub mod restore;
 pub mod retry;
 pub mod store;
 pub mod targets;

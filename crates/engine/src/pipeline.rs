@@ -105,7 +105,7 @@ pub struct TargetOutcome {
 }
 
 impl TargetOutcome {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         TargetOutcome {
             name: name.to_string(),
             plan: None,
@@ -328,7 +328,7 @@ async fn run_author(aws: Option<&crate::aws::AwsContext>, from_env: Option<&str>
 /// listing, because the first listing may have been taken while another run was writing.
 /// Two runs therefore never interleave their writes, and a run with nothing to change writes
 /// nothing at all, not even a lease.
-async fn plan_under_lease(
+pub(crate) async fn plan_under_lease(
     target: &dyn crate::targets::Target,
     bundle: &Collected,
     ctx: &crate::targets::PlanContext,
@@ -558,6 +558,10 @@ async fn sync_targets(
             .map(|(mut plan, lease)| {
                 if history.is_some() {
                     secretsync_core::history::annotate(&mut plan, latest.as_ref());
+                }
+                // What a rollback restored stays as it is until it is unpinned.
+                if let Some(l) = &latest {
+                    secretsync_core::history::apply_pins(&mut plan, &l.pins);
                 }
                 (plan, lease)
             });

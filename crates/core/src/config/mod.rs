@@ -219,6 +219,14 @@ pub enum TargetBackend {
 }
 
 impl TargetBackend {
+    /// Whether the kind talks to AWS (and so needs AWS credentials and config).
+    pub fn uses_aws(&self) -> bool {
+        matches!(
+            self,
+            TargetBackend::AwsSecretsManager(_) | TargetBackend::AwsSsm(_)
+        )
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",

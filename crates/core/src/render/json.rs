@@ -36,6 +36,7 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
                 "restore": c.restore,
                 "adopt": c.adopt,
                 "settings": c.settings,
+                "pinned_version": c.pinned,
             }));
         }
     }

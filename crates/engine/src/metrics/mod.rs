@@ -90,16 +90,11 @@ pub fn uses_aws<'a>(
     config: &secretsync_core::config::Config,
     targets: impl IntoIterator<Item = &'a String>,
 ) -> bool {
-    use secretsync_core::config::{MergeStoreConfig, TargetBackend};
+    use secretsync_core::config::MergeStoreConfig;
     matches!(config.merge_store, Some(MergeStoreConfig::S3 { .. }))
-        || targets.into_iter().any(|n| {
-            config.target(n).is_some_and(|t| {
-                matches!(
-                    t.backend,
-                    TargetBackend::AwsSecretsManager(_) | TargetBackend::AwsSsm(_)
-                )
-            })
-        })
+        || targets
+            .into_iter()
+            .any(|n| config.target(n).is_some_and(|t| t.backend.uses_aws()))
 }
 
 // Readiness bits.

@@ -144,6 +144,8 @@ fn change(name: &str, kind: ChangeKind) -> SecretChange {
         settings: Vec::new(),
         old_numbered: None,
         new_numbered: None,
+        reuse_version: None,
+        pinned: None,
     }
 }
 

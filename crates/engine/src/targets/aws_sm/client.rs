@@ -522,9 +522,56 @@ impl AwsSmTarget {
         listed_tags: BTreeMap<String, String>,
         warnings: &Warnings,
     ) -> Result<Done> {
-        let (value, version, fingerprint) = payload(c)?;
+        let (value, mut version, fingerprint) = payload(c)?;
         if c.retag || c.kind == ChangeKind::Unchanged {
             return self.retag(c, warnings).await;
+        }
+        // A rollback to a version AWS still holds: move `AWSCURRENT` back to it, no new value.
+        if !c.restore
+            && let (Some(old), Some(reuse)) = (&c.old_version, &c.reuse_version)
+            && old != reuse
+        {
+            match send(&self.counter, "UpdateSecretVersionStage", || {
+                self.client
+                    .update_secret_version_stage()
+                    .secret_id(&c.name)
+                    .version_stage("AWSCURRENT")
+                    .move_to_version_id(reuse)
+                    .remove_from_version_id(old)
+                    .send()
+            })
+            .await
+            {
+                Ok(_) => {
+                    debug!(secret = %c.name, "made the recorded version current again");
+                    return self
+                        .after_write(c, reuse.clone(), fingerprint, listed_tags, true, warnings)
+                        .await;
+                }
+                // Gone (AWS removes versions without a stage in time): write the value.
+                Err(e)
+                    if matches!(
+                        code(&e),
+                        Some(
+                            "ResourceNotFoundException"
+                                | "InvalidParameterException"
+                                | "InvalidRequestException"
+                        )
+                    ) =>
+                {
+                    debug!(secret = %c.name, "the recorded version is gone; writing its value");
+                }
+                Err(e) => {
+                    return Err(map(
+                        e,
+                        &format!("making version {reuse} of `{}` current again", c.name),
+                    ));
+                }
+            }
+            version = c
+                .new_version
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         }
         if c.restore {
             send(&self.counter, "RestoreSecret", || {
@@ -567,6 +614,30 @@ impl AwsSmTarget {
                 return Err(err);
             }
         }
+        self.after_write(c, version, fingerprint, listed_tags, true, warnings)
+            .await
+    }
+
+    /// After an update made `version` current: the ownership marks, the settings; on a
+    /// failure there, the secret is rolled back to where it was.
+    async fn after_write(
+        &self,
+        c: &SecretChange,
+        version: String,
+        fingerprint: &str,
+        listed_tags: BTreeMap<String, String>,
+        written: bool,
+        warnings: &Warnings,
+    ) -> Result<Done> {
+        let done = |applied: Applied| Done::Updated {
+            name: c.name.clone(),
+            old_version: c.old_version.clone(),
+            new_version: version.clone(),
+            old_tags: listed_tags.clone(),
+            restored: c.restore,
+            written,
+            settings: applied,
+        };
         let tagged = match send(&self.counter, "TagResource", || {
             self.client
                 .tag_resource()
@@ -585,7 +656,7 @@ impl AwsSmTarget {
             Err(e) => Err(e),
         };
         if let Err(mut err) = tagged {
-            if let Err(u) = self.undo(done(true, applied)).await {
+            if let Err(u) = self.undo(done(applied)).await {
                 err.message = format!(
                     "{}; rolling this secret back also failed, it is left with the new value: {u}",
                     err.message
@@ -593,7 +664,7 @@ impl AwsSmTarget {
             }
             return Err(err);
         }
-        Ok(done(true, applied))
+        Ok(done(applied))
     }
 
     /// Deletes a secret (after removing its replicas: AWS refuses to delete a primary that
@@ -801,6 +872,15 @@ impl Apply for Writer<'_> {
 
     fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
         done_name(d)
+    }
+
+    fn made_current<'d>(&self, d: &'d Done) -> Option<(&'d str, &'d str)> {
+        match d {
+            Done::Updated {
+                name, new_version, ..
+            } => Some((name, new_version)),
+            _ => None,
+        }
     }
 
     async fn undo(&self, d: Done) -> Result<()> {

@@ -115,6 +115,11 @@ pub trait Apply: Send + Sync {
     /// The name a completed change leaves changed (`left_changed`); `None` for nothing a user
     /// would call a change (marks fixed on an equal value).
     fn changed<'d>(&self, d: &'d Self::Done) -> Option<&'d str>;
+    /// The backend version a completed change made current when it is not the one the plan
+    /// chose (a stage moved back to an existing version): `(name, version)`.
+    fn made_current<'d>(&self, _d: &'d Self::Done) -> Option<(&'d str, &'d str)> {
+        None
+    }
     /// The name a rollback of `d` reports; `None`: nothing to undo.
     fn undoable<'d>(&self, d: &'d Self::Done) -> Option<&'d str> {
         self.changed(d)
@@ -279,6 +284,11 @@ pub async fn run<A: Apply>(
             .iter()
             .filter_map(|d| backend.changed(d))
             .map(str::to_string)
+            .collect();
+        report.versions = done
+            .iter()
+            .filter_map(|d| backend.made_current(d))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         report.warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
         report.warnings.sort();
