@@ -218,6 +218,16 @@ pub struct PipelineArgs {
     /// `secretsync version unpin --target T`.
     #[arg(long, value_name = "R", conflicts_with_all = ["merge_only", "sync_only"])]
     pub version: Option<u64>,
+    /// With --dry-run: also write the plan to FILE (JSON: per target and secret the change, the
+    /// keyed fingerprint of the desired value and the version it was planned against; never a
+    /// value), to apply later with --plan.
+    #[arg(long, value_name = "FILE", requires = "dry_run", conflicts_with_all = ["plan", "merge_only"])]
+    pub plan_out: Option<PathBuf>,
+    /// Apply exactly the plan in FILE (from --plan-out): Vault and the targets are read again,
+    /// and a target whose plan differs from the file in any way is refused as a whole (nothing
+    /// written to it), naming the secrets that drifted.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["version", "merge_only"])]
+    pub plan: Option<PathBuf>,
     /// At the end of the run, success or failure, push its metrics to this Prometheus
     /// Pushgateway (job `secretsync`, grouped by `config` = the config file's name without
     /// its extension). Overrides `metrics.push_url`. A failed push is only a warning.

@@ -403,6 +403,10 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         observers: observers(c, Arc::new(progress.clone()), metrics),
         cancel: cancel_on_signals(),
         metrics: metrics.clone(),
+        plan_file: match &a.plan {
+            Some(path) => Some(Arc::new(read_plan_file(path, c, failure_code)?)),
+            None => None,
+        },
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =
@@ -434,7 +438,67 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         None => pipeline::run(c, &opts, &env, &mut reporting).await,
     };
     drop(shown);
-    conclude(&mut reporter, summary?, a.exit_code)
+    let summary = summary?;
+    if let Some(path) = &a.plan_out {
+        write_plan_file(path, c, &summary)?;
+    }
+    conclude(&mut reporter, summary, a.exit_code)
+}
+
+/// Reads `--plan FILE`: a plan file made with this config (its shape: the config's
+/// fingerprint), or an error that says what to do.
+fn read_plan_file(
+    path: &std::path::Path,
+    c: &Config,
+    failure_code: u8,
+) -> Result<secretsync_core::planfile::PlanFile> {
+    let fail = |message: String| Failure {
+        code: failure_code,
+        message,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(format!("cannot read the plan file {}: {e}", path.display())))?;
+    let file = secretsync_core::planfile::PlanFile::parse(&text)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    if file.config != secretsync_core::planfile::config_fingerprint(c) {
+        return Err(fail(format!(
+            "the plan file {} was made with another config (targets, sources or settings changed since, or another SecretSync version); nothing was applied; make a new plan with `--dry-run --plan-out` and review it",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(file)
+}
+
+/// Writes `--plan-out FILE`: every planned target's changes (no values).
+fn write_plan_file(
+    path: &std::path::Path,
+    c: &Config,
+    summary: &pipeline::RunSummary,
+) -> Result<()> {
+    use secretsync_core::planfile::{FORMAT, PlanFile, PlannedTarget};
+    let file = PlanFile {
+        secretsync_plan: FORMAT,
+        config: secretsync_core::planfile::config_fingerprint(c),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        targets: summary
+            .targets
+            .iter()
+            .filter_map(|t| t.plan.as_ref())
+            .map(PlannedTarget::of)
+            .collect(),
+    };
+    let text = serde_json::to_string_pretty(&file)?;
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("writing the plan file {}", path.display()))?;
+    eprintln!(
+        "wrote the plan to {} ({} target{}); apply it with `--plan {}`",
+        path.display(),
+        file.targets.len(),
+        plural(file.targets.len()),
+        path.display()
+    );
+    Ok(())
 }
 
 /// Prints the end of a run's report and turns its summary into the exit code: 0, or 1 for a

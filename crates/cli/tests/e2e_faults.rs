@@ -249,7 +249,7 @@ async fn snapshot(sm: &Sm, prefix: &str) -> Snapshot {
         if l.deleted {
             continue;
         }
-        let version = current_version(sm, name, l).await;
+        let version = sm.current_version(name, l).await;
         let got = sm
             .client
             .get_secret_value()
@@ -264,43 +264,6 @@ async fn snapshot(sm: &Sm, prefix: &str) -> Snapshot {
         );
     }
     Snapshot { listed, values }
-}
-
-/// The version that is current as AWS would have it. moto does not take `AWSCURRENT` off a
-/// version that a rollback (`UpdateSecretVersionStage`) moved it back to when a later
-/// `PutSecretValue` lands, so two versions can carry it; on AWS the later one alone would.
-async fn current_version(sm: &Sm, name: &str, l: &Listed) -> String {
-    let current: Vec<&String> = l
-        .versions
-        .iter()
-        .filter(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
-        .map(|(v, _)| v)
-        .collect();
-    match current[..] {
-        [] => panic!("{name} has no AWSCURRENT version: {l:?}"),
-        [one] => one.clone(),
-        _ => {
-            let listed = sm
-                .client
-                .list_secret_version_ids()
-                .secret_id(name)
-                .include_deprecated(true)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("ListSecretVersionIds {name}: {e:?}"));
-            listed
-                .versions()
-                .iter()
-                .filter(|v| {
-                    v.version_id()
-                        .is_some_and(|id| current.iter().any(|c| *c == id))
-                })
-                .max_by_key(|v| v.created_date().map(|d| (d.secs(), d.subsec_nanos())))
-                .and_then(|v| v.version_id())
-                .unwrap_or_else(|| panic!("{name}: none of {current:?} is listed"))
-                .to_string()
-        }
-    }
 }
 
 /// Canonical JSON (sorted keys, no spaces): what the tool writes.

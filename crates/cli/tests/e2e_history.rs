@@ -295,29 +295,18 @@ async fn without_a_merge_store_history_is_off_and_says_how_to_turn_it_on() {
         .stderr_has("no target `nope` in the config; its targets: t");
 }
 
-/// The value of a secret at its current version, read by version id (after a stage move moto's
-/// default read returns the last write).
+/// The value of a secret at its current version (as AWS would have it).
 async fn current_value(c: &Case, rel: &str) -> String {
-    let (current, _) = aws_versions(c, rel).await;
-    c.w.sm(REGION)
-        .client
-        .get_secret_value()
-        .secret_id(c.name(rel))
-        .version_id(current)
-        .send()
-        .await
-        .expect("read the current version")
-        .secret_string()
-        .unwrap_or_default()
-        .to_string()
+    c.w.sm(REGION).current_value(&c.name(rel)).await
 }
 
 /// The AWS current version of a secret and every version id it has.
 async fn aws_versions(c: &Case, rel: &str) -> (String, Vec<String>) {
-    let listed = c.w.sm(REGION).list(&c.name(rel)).await;
+    let sm = c.w.sm(REGION);
+    let listed = sm.list(&c.name(rel)).await;
     let l = &listed[&c.name(rel)];
     (
-        l.current().unwrap().to_string(),
+        sm.current_version(&c.name(rel), l).await,
         l.versions.keys().cloned().collect(),
     )
 }
@@ -510,4 +499,107 @@ async fn a_target_restored_to_a_revision_stays_there_until_unpinned() {
             .await
             .contains_key(&c.name("a/new"))
     );
+}
+
+/// `--dry-run --plan-out` writes the plan without a value in it; `--plan` applies it when
+/// nothing moved, and refuses the target — nothing written, the secret named — when Vault
+/// changed after the plan, when someone edited the secret in AWS after it, or when the config
+/// is not the one the plan was made with.
+#[tokio::test]
+async fn a_plan_file_applies_exactly_or_refuses_what_drifted() {
+    let c = Case::keeping(10).await;
+    c.put("a/db", json!({"user": "app", "password": PASSWORD_1}))
+        .await;
+    c.put("a/api", json!({"key": "api-1"})).await;
+    c.pipeline(&[], &[]).success();
+    let (x1, _) = aws_versions(&c, "a/db").await;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-plans");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |n: &str| dir.join(format!("{}-{n}.json", c.id));
+
+    // Planned, reviewed, applied: exactly what was planned.
+    c.put("a/db", json!({"user": "app", "password": PASSWORD_2}))
+        .await;
+    let f1 = file("1");
+    let f1s = f1.to_str().unwrap();
+    c.pipeline(&["--dry-run", "--plan-out", f1s], &[])
+        .success()
+        .stderr_has("wrote the plan to");
+    let text = std::fs::read_to_string(&f1).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["secretsync_plan"], 1);
+    let changes = doc["targets"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{doc:#}");
+    assert_eq!(changes[0]["name"], c.name("a/db").as_str());
+    assert_eq!(changes[0]["change"], "modified");
+    assert_eq!(changes[0]["current_version"], x1.as_str());
+    assert_eq!(changes[0]["desired"].as_str().map(str::len), Some(64));
+    for secret in [PASSWORD_1, PASSWORD_2] {
+        assert!(!text.contains(secret), "the plan file holds a value");
+        for v in [
+            json!({"password": secret, "user": "app"}),
+            json!({"user": "app", "password": secret}),
+        ] {
+            assert!(
+                !text.contains(&sha256_hex(&v.to_string())),
+                "an unkeyed hash"
+            );
+        }
+    }
+    assert_eq!(
+        aws_versions(&c, "a/db").await.0,
+        x1,
+        "a dry run writes nothing"
+    );
+    c.pipeline(&["--plan", f1s], &[]).success();
+    assert_eq!(
+        current_value(&c, "a/db").await,
+        json!({"password": PASSWORD_2, "user": "app"}).to_string()
+    );
+
+    // Vault changed after the plan: refused, nothing written.
+    c.put("a/db", json!({"user": "app", "password": PASSWORD_3}))
+        .await;
+    let f2 = file("2");
+    let f2s = f2.to_str().unwrap();
+    c.pipeline(&["--dry-run", "--plan-out", f2s], &[]).success();
+    c.put("a/db", json!({"user": "app", "password": "moved-on"}))
+        .await;
+    let before = aws_versions(&c, "a/db").await;
+    let r = c.pipeline(&["--plan", f2s], &[]);
+    r.code(1)
+        .stdout_has("Result for t: REFUSED, nothing written")
+        .stdout_has(&format!(
+            "the plan file no longer matches target `t`, so nothing is written to it: `{}`: its desired value changed since the plan was made",
+            c.name("a/db")
+        ));
+    assert_eq!(aws_versions(&c, "a/db").await, before);
+
+    // Someone edited the secret in AWS after the plan: refused, nothing written.
+    let f3 = file("3");
+    let f3s = f3.to_str().unwrap();
+    c.pipeline(&["--dry-run", "--plan-out", f3s], &[]).success();
+    c.w.sm(REGION)
+        .client
+        .put_secret_value()
+        .secret_id(c.name("a/db"))
+        .secret_string(r#"{"edited":"by hand"}"#)
+        .send()
+        .await
+        .unwrap();
+    let before = aws_versions(&c, "a/db").await;
+    let r = c.pipeline(&["--plan", f3s, "--exit-code"], &[]);
+    r.code(2).stdout_has(&format!(
+        "`{}` changed in the target since the plan was made",
+        c.name("a/db")
+    ));
+    assert_eq!(aws_versions(&c, "a/db").await, before);
+
+    // Another config: refused before anything is read.
+    let mut yaml = std::fs::read_to_string(&c.config).unwrap();
+    yaml = yaml.replace("    delete_orphans: true\n", "    delete_orphans: false\n");
+    std::fs::write(&c.config, yaml).unwrap();
+    c.pipeline(&["--plan", f3s], &[])
+        .code(1)
+        .stderr_has("was made with another config");
 }

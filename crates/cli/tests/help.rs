@@ -22,6 +22,10 @@ fn help_snapshots() {
     insta::assert_snapshot!("pipeline", help(&["pipeline"]));
     insta::assert_snapshot!("validate", help(&["validate"]));
     insta::assert_snapshot!("graph", help(&["graph"]));
+    insta::assert_snapshot!("version", help(&["version"]));
+    for sub in ["list", "show", "rollback", "unpin"] {
+        insta::assert_snapshot!(format!("version_{sub}"), help(&["version", sub]));
+    }
 }
 
 #[test]
@@ -39,6 +43,9 @@ fn every_pipeline_flag_is_documented() {
         "--exit-code",
         "--log-level",
         "--log-format",
+        "--version",
+        "--plan-out",
+        "--plan ",
     ] {
         assert!(h.contains(flag), "{flag} missing from pipeline --help");
     }

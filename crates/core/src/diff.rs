@@ -269,7 +269,7 @@ pub struct Numbered {
 }
 
 impl SecretChange {
-    fn new(path: &str, name: &str, kind: ChangeKind) -> Self {
+    pub(crate) fn new(path: &str, name: &str, kind: ChangeKind) -> Self {
         SecretChange {
             path: path.to_string(),
             name: name.to_string(),

@@ -13,6 +13,7 @@ pub mod history;
 pub mod mask;
 pub mod merge;
 pub mod path;
+pub mod planfile;
 pub mod render;
 pub mod secret;
 pub mod targets;

@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub observers: crate::observe::Observers,
     /// Where phases, plans and results are recorded (off by default).
     pub metrics: crate::metrics::Metrics,
+    /// `--plan FILE`: apply exactly this reviewed plan; a target whose fresh plan differs
+    /// from it is refused as a whole.
+    pub plan_file: Option<std::sync::Arc<secretsync_core::planfile::PlanFile>>,
 }
 
 /// What happened to one target.
@@ -279,6 +282,29 @@ async fn run_traced(
     )
     .await?;
     Ok(summary)
+}
+
+/// Refuses `plan` as a whole when it is not exactly what the plan file holds for its target.
+fn refuse_drift(plan: &mut TargetPlan, file: &secretsync_core::planfile::PlanFile) {
+    let name = plan.target.clone();
+    let why = match file.target(&name) {
+        None => Some(format!(
+            "target `{name}` is not in the plan file; make a new plan (`--dry-run --plan-out`) that includes it"
+        )),
+        Some(planned) => {
+            let drift = planned.drift(plan);
+            (!drift.is_empty()).then(|| {
+                format!(
+                    "the plan file no longer matches target `{name}`, so nothing is written to it: {}; make a new plan (`--dry-run --plan-out`) and review it",
+                    drift.join("; ")
+                )
+            })
+        }
+    };
+    if let Some(w) = why {
+        tracing::warn!(target_name = %name, "{w}");
+        plan.refused = Some(w);
+    }
 }
 
 /// Records what an apply of `plan` left changed in the target's history.
@@ -562,6 +588,9 @@ async fn sync_targets(
                 // What a rollback restored stays as it is until it is unpinned.
                 if let Some(l) = &latest {
                     secretsync_core::history::apply_pins(&mut plan, &l.pins);
+                }
+                if let Some(file) = &opts.plan_file {
+                    refuse_drift(&mut plan, file);
                 }
                 (plan, lease)
             });

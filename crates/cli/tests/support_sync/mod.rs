@@ -254,6 +254,63 @@ impl Sm {
         out
     }
 
+    /// The version that is current as AWS would have it. moto does not take `AWSCURRENT` off a
+    /// version that a rollback (`UpdateSecretVersionStage`) moved it back to when a later
+    /// `PutSecretValue` lands, so two versions can carry it; on AWS the later one alone would.
+    pub async fn current_version(&self, name: &str, l: &Listed) -> String {
+        let current: Vec<&String> = l
+            .versions
+            .iter()
+            .filter(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(v, _)| v)
+            .collect();
+        match current[..] {
+            [] => panic!("{name} has no AWSCURRENT version: {l:?}"),
+            [one] => one.clone(),
+            _ => {
+                let listed = self
+                    .client
+                    .list_secret_version_ids()
+                    .secret_id(name)
+                    .include_deprecated(true)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("ListSecretVersionIds {name}: {e:?}"));
+                listed
+                    .versions()
+                    .iter()
+                    .filter(|v| {
+                        v.version_id()
+                            .is_some_and(|id| current.iter().any(|c| *c == id))
+                    })
+                    .max_by_key(|v| v.created_date().map(|d| (d.secs(), d.subsec_nanos())))
+                    .and_then(|v| v.version_id())
+                    .unwrap_or_else(|| panic!("{name}: none of {current:?} is listed"))
+                    .to_string()
+            }
+        }
+    }
+
+    /// The value of a secret at [`Sm::current_version`], read by version id (after a stage
+    /// move moto's default read returns the last write).
+    pub async fn current_value(&self, name: &str) -> String {
+        let listed = self.list(name).await;
+        let l = listed
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not listed"));
+        let version = self.current_version(name, l).await;
+        self.client
+            .get_secret_value()
+            .secret_id(name)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetSecretValue {name}: {e:?}"))
+            .secret_string()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The current value of a secret.
     pub async fn value(&self, name: &str) -> String {
         self.client
