@@ -25,19 +25,36 @@ struct Case {
     config: std::path::PathBuf,
 }
 
+/// Where the merge store (and so the history) is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    S3,
+    Vault,
+}
+
 impl Case {
-    /// Keeping two versions (retention is part of what the first test checks).
-    async fn new() -> Case {
-        Case::keeping(2).await
+    /// An S3 merge store keeping `retain` versions.
+    async fn keeping(retain: u64) -> Case {
+        Case::with(retain, Store::S3).await
     }
 
-    async fn keeping(retain: u64) -> Case {
+    async fn with(retain: u64, store: Store) -> Case {
         let w = World::from_env().await;
         let id = unique("hist");
         let bucket = unique("hist-").to_lowercase();
-        w.create_bucket(&bucket).await;
+        let block = match store {
+            Store::S3 => {
+                w.create_bucket(&bucket).await;
+                format!(
+                    "merge_store:\n  type: s3\n  bucket: {bucket}\n  prefix: hist/\n  region: us-east-1\n  retain_versions: {retain}\n"
+                )
+            }
+            Store::Vault => format!(
+                "merge_store:\n  type: vault\n  mount: secret/{id}-store/\n  retain_versions: {retain}\n"
+            ),
+        };
         let config = w.config(&format!(
-            "{}merge_store:\n  type: s3\n  bucket: {bucket}\n  prefix: hist/\n  region: us-east-1\n  retain_versions: {retain}\n",
+            "{}{block}",
             single_target(&id, REGION, "    delete_orphans: true\n")
         ));
         Case {
@@ -130,8 +147,17 @@ fn sha256_hex(s: &str) -> String {
 }
 
 #[tokio::test]
-async fn applies_are_recorded_listed_shown_and_pruned() {
-    let c = Case::new().await;
+async fn applies_are_recorded_listed_shown_and_pruned_in_an_s3_store() {
+    recorded_listed_shown_and_pruned(Store::S3).await;
+}
+
+#[tokio::test]
+async fn applies_are_recorded_listed_shown_and_pruned_in_a_vault_store() {
+    recorded_listed_shown_and_pruned(Store::Vault).await;
+}
+
+async fn recorded_listed_shown_and_pruned(store: Store) {
+    let c = Case::with(2, store).await;
     c.put("a/db", json!({"user": "app", "password": PASSWORD_1}))
         .await;
     c.put("a/api", json!({"key": "api-1"})).await;
@@ -243,6 +269,22 @@ async fn applies_are_recorded_listed_shown_and_pruned() {
         [&json!(3), &json!(4)]
     );
 
+    // Logs hold no value, at any level.
+    c.put("a/db", json!({"user": "app", "password": PASSWORD_1}))
+        .await;
+    let r = c.pipeline(&["--log-level", "debug"], &[]);
+    r.success();
+    let r2 = c.version(&["list", "--path", "a/db", "--log-level", "debug"]);
+    r2.success();
+    for secret in [PASSWORD_1, PASSWORD_2, PASSWORD_3] {
+        assert!(
+            !r.stderr.contains(secret) && !r2.stderr.contains(secret),
+            "a value in the logs"
+        );
+    }
+    if store != Store::S3 {
+        return;
+    }
     // No revision holds a value; no record holds an unkeyed hash of one.
     let objects = c.objects().await;
     assert!(
@@ -448,7 +490,7 @@ async fn a_secret_rollback_moves_the_stage_back_and_stays_pinned_until_unpinned(
 /// run syncs Vault's state again.
 #[tokio::test]
 async fn a_target_restored_to_a_revision_stays_there_until_unpinned() {
-    let c = Case::new().await;
+    let c = Case::keeping(2).await;
     c.put("a/db", json!({"user": "app", "password": PASSWORD_1}))
         .await;
     c.put("a/api", json!({"key": "api-1"})).await;
@@ -602,4 +644,52 @@ async fn a_plan_file_applies_exactly_or_refuses_what_drifted() {
     c.pipeline(&["--plan", f3s], &[])
         .code(1)
         .stderr_has("was made with another config");
+}
+
+/// What recording history costs, counted at a proxy in front of moto: one store write per
+/// changed secret plus one per changed target, no call to the target for it; a run that changes
+/// nothing writes nothing and reads the latest revision (one listing, one read).
+#[tokio::test]
+async fn history_costs_one_write_per_changed_secret_and_one_per_target() {
+    use secretsync_test_support::proxy::Proxy;
+    let c = Case::keeping(10).await;
+    for i in 0..5 {
+        c.put(&format!("s/{i}"), json!({"n": i})).await;
+    }
+    let aws = Proxy::start(&c.w.aws_endpoint);
+    let url = aws.url();
+    let run = || {
+        let seen = aws.requests().len();
+        c.pipeline(
+            &[],
+            &[
+                ("AWS_ENDPOINT_URL", url.as_str()),
+                ("SECRETSYNC_AUTHOR", "ci"),
+            ],
+        )
+        .success();
+        let reqs = aws.requests();
+        let new = &reqs[seen..];
+        let history = |method: &str| {
+            new.iter()
+                .filter(|r| r.method == method && r.target.contains("/.secretsync/history/"))
+                .count()
+        };
+        let listings = new
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && r.target.contains("list-type=2")
+                    && r.target.contains("history")
+            })
+            .count();
+        (history("PUT"), history("GET"), listings)
+    };
+    // 5 creates: 5 versions and 1 revision; the (empty) history listed once.
+    assert_eq!(run(), (6, 0, 1));
+    // 1 update: 1 version, 1 revision; the latest revision listed and read.
+    c.put("s/0", json!({"n": 100})).await;
+    assert_eq!(run(), (2, 1, 1));
+    // Nothing changed: nothing written; the latest revision listed and read (for its pins).
+    assert_eq!(run(), (0, 1, 1));
 }
