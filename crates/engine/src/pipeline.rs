@@ -361,14 +361,21 @@ pub(crate) async fn plan_under_lease(
     lease_spec: crate::lease::LeaseSpec,
     me: crate::lease::Holder,
     cancel: &Cancel,
+    adjust: &(dyn Fn(&mut TargetPlan) + Send + Sync),
 ) -> Result<(TargetPlan, Option<crate::lease::Lease>)> {
-    let plan = target.plan(bundle, ctx).await?;
+    // `adjust` (pins, a plan file's refusal, history numbers) runs on each plan before it is
+    // judged: a plan left with nothing to write takes no lease.
+    let mut plan = target.plan(bundle, ctx).await?;
+    adjust(&mut plan);
     if ctx.dry_run || !plan.has_changes() || plan.refused.is_some() {
         return Ok((plan, None));
     }
     let lease = crate::lease::acquire(target.lease_backend(), lease_spec, me, cancel).await?;
     match target.plan(bundle, ctx).await {
-        Ok(plan) => Ok((plan, Some(lease))),
+        Ok(mut plan) => {
+            adjust(&mut plan);
+            Ok((plan, Some(lease)))
+        }
         Err(e) => {
             if let Err(r) = lease.release().await {
                 warn!(target_name = %target.name(), error = %r.message, "could not release the target's lease; it expires by itself");
@@ -578,22 +585,21 @@ async fn sync_targets(
             },
             None => None,
         };
-        let planned = plan_under_lease(&*target, bundle, &ctx, spec, me, cancel)
+        let adjust = |plan: &mut TargetPlan| {
+            if history.is_some() {
+                secretsync_core::history::annotate(plan, latest.as_ref());
+            }
+            // What a rollback restored stays as it is until it is unpinned.
+            if let Some(l) = &latest {
+                secretsync_core::history::apply_pins(plan, &l.pins);
+            }
+            if let Some(file) = &opts.plan_file {
+                refuse_drift(plan, file);
+            }
+        };
+        let planned = plan_under_lease(&*target, bundle, &ctx, spec, me, cancel, &adjust)
             .instrument(span.clone())
-            .await
-            .map(|(mut plan, lease)| {
-                if history.is_some() {
-                    secretsync_core::history::annotate(&mut plan, latest.as_ref());
-                }
-                // What a rollback restored stays as it is until it is unpinned.
-                if let Some(l) = &latest {
-                    secretsync_core::history::apply_pins(&mut plan, &l.pins);
-                }
-                if let Some(file) = &opts.plan_file {
-                    refuse_drift(&mut plan, file);
-                }
-                (plan, lease)
-            });
+            .await;
         match planned {
             Err(e) => {
                 e.log_for_target(name, "target failed");

@@ -216,8 +216,32 @@ async fn restore_traced(
     let mut outcome = TargetOutcome::new(target);
     let mut summary = RunSummary::default();
     let desired = Collected::complete(bundle);
+    let adjust = |plan: &mut secretsync_core::diff::TargetPlan| {
+        // A secret the target does not manage (any more) is refused, not taken over.
+        if let What::Secret { path, .. } = what
+            && let Some(c) = plan.changes.iter().find(|c| &c.path == path)
+            && c.kind == ChangeKind::Skipped
+        {
+            plan.refused = Some(format!(
+                "`{}` cannot be rolled back: {}",
+                c.name,
+                c.reason
+                    .clone()
+                    .unwrap_or_else(|| "it is not managed by this target".into())
+            ));
+        }
+        for c in &mut plan.changes {
+            if let Some(Some(v)) = reuse.get(&c.path)
+                && matches!(c.kind, ChangeKind::Modified)
+            {
+                c.reuse_version = Some(v.clone());
+            }
+        }
+        secretsync_core::history::annotate(plan, Some(&latest));
+    };
     let planned =
-        crate::pipeline::plan_under_lease(&*built, &desired, &ctx, spec, me, &opts.cancel).await;
+        crate::pipeline::plan_under_lease(&*built, &desired, &ctx, spec, me, &opts.cancel, &adjust)
+            .await;
     match planned {
         Err(e) => {
             e.log_for_target(target, "restore failed");
@@ -225,27 +249,6 @@ async fn restore_traced(
             outcome.error = Some(e.message);
         }
         Ok((mut plan, lease)) => {
-            // A secret the target does not manage (any more) is refused, not taken over.
-            if let What::Secret { path, .. } = what
-                && let Some(c) = plan.changes.iter().find(|c| &c.path == path)
-                && c.kind == ChangeKind::Skipped
-            {
-                plan.refused = Some(format!(
-                    "`{}` cannot be rolled back: {}",
-                    c.name,
-                    c.reason
-                        .clone()
-                        .unwrap_or_else(|| "it is not managed by this target".into())
-                ));
-            }
-            for c in &mut plan.changes {
-                if let Some(Some(v)) = reuse.get(&c.path)
-                    && matches!(c.kind, ChangeKind::Modified)
-                {
-                    c.reuse_version = Some(v.clone());
-                }
-            }
-            secretsync_core::history::annotate(&mut plan, Some(&latest));
             if opts.dry_run {
                 plan.changes.iter_mut().for_each(|c| c.new_version = None);
             }
