@@ -2,7 +2,8 @@
 # The main job, end to end, on local servers: starts OpenBao and moto, seeds an example Vault
 # tree, validates the example config, shows the dry-run plan, applies it, shows what landed
 # in AWS Secrets Manager, re-runs to show that nothing changes, then changes one secret and shows
-# the masked diff before applying it, and the metrics that run pushed to the Pushgateway. Stops
+# the masked diff before applying it, the metrics that run pushed to the Pushgateway, and the
+# history in the merge store: a secret's versions, a rollback that stays pinned, unpin. Stops
 # the servers at the end (DEMO_KEEP=1 leaves them running; their addresses are in
 # .servers-demo/env).
 set -euo pipefail
@@ -17,6 +18,9 @@ scripts/servers.sh start
 source .servers-demo/env
 export VAULT_ADDR=$SECRETSYNC_TEST_VAULT_ADDR VAULT_TOKEN=$SECRETSYNC_TEST_VAULT_TOKEN
 export AWS_ENDPOINT_URL=$SECRETSYNC_TEST_AWS_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+
+# The merge store's bucket (it also keeps the history of every apply).
+curl -sf -X PUT "$AWS_ENDPOINT_URL/secretsync-demo" >/dev/null
 
 put() { curl -sf -H "X-Vault-Token: $VAULT_TOKEN" -X POST "$VAULT_ADDR/v1/secret/data/$1" -d "{\"data\": $2}" >/dev/null; }
 echo "== seeding Vault (secret/demo/...)"
@@ -68,3 +72,14 @@ echo; echo "== what the Pushgateway holds for it (job=\"secretsync\", config=\"d
 curl -sf "$SECRETSYNC_TEST_PUSHGATEWAY/metrics" | grep '^secretsync_' | grep 'config="demo"' \
   | grep -E '^secretsync_(vault_requests_total|aws_requests_total|changes_total|secrets_synced_total|last_run_success)' \
   | sed -E 's/(config="demo"|instance=""|job="secretsync"),?//g; s/,\}/}/; s/\{\}//'
+
+echo; echo "== history (kept in the merge store; docs/history.md): the versions of prod/app/db"
+$BIN --log-level warn version list --config examples/demo.yaml --target production-us-east-1 --path app/db
+echo; echo "== roll prod/app/db back to v1 (AWSCURRENT moves back; no new value is written)"
+$BIN --log-level warn version rollback --config examples/demo.yaml --target production-us-east-1 \
+  --path app/db --version 1 --output compact
+echo; echo "== the next run leaves it pinned, and says so"
+$BIN --log-level warn pipeline --config examples/demo.yaml --dry-run | grep -E '^Plan for|pinned'
+echo; echo "== unpin it: the next run syncs Vault's value again"
+$BIN --log-level warn version unpin --config examples/demo.yaml --target production-us-east-1 --path app/db
+$BIN --log-level warn pipeline --config examples/demo.yaml --output compact
