@@ -155,11 +155,13 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
         Some(MergeStoreConfig::S3 { bucket, prefix, .. }) => format!("s3://{bucket}/{prefix}"),
         Some(MergeStoreConfig::Vault { mount }) => format!("vault {mount}"),
     };
-    // Discovery is parsed but does not run in this version: never claim it is on.
-    let discovery = if c.discovery.is_some() {
-        "configured but not active"
-    } else {
-        "off"
+    // `validate` never calls AWS: the blocks and templates are checked, not run.
+    let discovery = match c.discovery.len() {
+        0 => "off".to_string(),
+        n => format!(
+            "{n} block{} (templates checked; `secretsync discover` runs it)",
+            plural(n)
+        ),
     };
     let verdict = match warnings {
         0 => "config OK".to_string(),

@@ -14,6 +14,7 @@ use crate::diag::{Diagnostic, Diagnostics, Pos, closest};
 use crate::yaml::{Node, NodeKind};
 
 const SPANNED: &str = "$__secretsync_spanned";
+const ONE_OR_MANY: &str = "$__secretsync_one_or_many";
 const SPANNED_FIELDS: &[&str] = &["$__pos_line", "$__pos_col", "$__key", "$__value"];
 
 /// A value with the position and key path it came from.
@@ -64,6 +65,64 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
             }
         }
         d.deserialize_struct(SPANNED, SPANNED_FIELDS, V(std::marker::PhantomData))
+    }
+}
+
+/// One block or a list of blocks (`discovery: {…}` or `discovery: [{…}, {…}]`), as a list.
+/// A single block keeps its own key path (`discovery.type`); items of a list are numbered
+/// (`discovery[1].type`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a block or a list of blocks")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_struct(ONE_OR_MANY, &[], V(std::marker::PhantomData))
+    }
+}
+
+/// The one element of a single block read as a list: the block itself, at its own path.
+struct One<'a, 'c> {
+    node: Option<&'a Node>,
+    path: String,
+    diags: &'c RefCell<Diagnostics>,
+}
+
+impl<'a> SeqAccess<'a> for One<'a, '_> {
+    type Error = Error;
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        match self.node.take() {
+            None => Ok(None),
+            Some(node) => seed
+                .deserialize(NodeDe {
+                    node,
+                    path: self.path.clone(),
+                    diags: self.diags,
+                })
+                .map(Some),
+        }
     }
 }
 
@@ -325,6 +384,24 @@ impl<'a> Deserializer<'a> for NodeDe<'a, '_> {
     ) -> Result<V::Value, Error> {
         if name == SPANNED {
             return v.visit_map(SpannedAccess { de: self, step: 0 });
+        }
+        if name == ONE_OR_MANY {
+            return match &self.node.kind {
+                NodeKind::Seq(_) => self.deserialize_seq(v),
+                NodeKind::Map(_) => v.visit_seq(One {
+                    node: Some(self.node),
+                    path: self.path,
+                    diags: self.diags,
+                }),
+                _ => {
+                    self.mismatch("a block (a map) or a list of blocks");
+                    v.visit_seq(One {
+                        node: None,
+                        path: self.path,
+                        diags: self.diags,
+                    })
+                }
+            };
         }
         match &self.node.kind {
             NodeKind::Map(entries) => {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod de;
 pub mod diag;
 pub mod diff;
+pub mod discovery;
 pub mod fingerprint;
 pub mod fold;
 pub mod graph;

@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use secretsync_core::config::{
-    self, AwsSmSettings, CircuitBreakerConfig, Config, DiscoveryConfig, DiscoveryFilter,
-    DiscoveryKind, Loaded, MergeStoreConfig, MetricsConfig, SourceConfig, TargetBackend,
-    TargetConfig, TargetTemplate, VaultAuth,
+    self, AccountState, AwsSmSettings, CircuitBreakerConfig, Config, DiscoveryConfig,
+    DiscoveryFilter, DiscoveryKind, Loaded, MergeStoreConfig, MetricsConfig, SourceConfig,
+    TargetBackend, TargetConfig, TargetTemplate, VaultAuth,
 };
 use secretsync_core::graph::Import;
 use serde_json::json;
@@ -244,7 +244,7 @@ fn design_example_means_what_it_says() {
 
     assert_eq!(
         c.discovery,
-        Some(DiscoveryConfig {
+        [DiscoveryConfig {
             kind: DiscoveryKind::AwsOrganizations,
             filters: vec![
                 DiscoveryFilter::Tag {
@@ -260,17 +260,22 @@ fn design_example_means_what_it_says() {
             role_arn: Some("arn:aws:iam::123456789012:role/OrgDiscovery".into()),
             external_id: None,
             region: None,
-            statuses: vec!["ACTIVE".into()],
+            states: vec![AccountState::Active],
+            include_accounts: vec![],
+            exclude_accounts: vec![],
+            permission_sets: vec![],
+            groups: vec![],
             cache_ttl: Duration::from_secs(3600),
             template: TargetTemplate {
-                name: "{account_name}".into(),
-                imports: vec![],
+                name: "{account_name}-{region}".into(),
+                regions: vec!["us-east-1".into()],
                 role_arn: "arn:aws:iam::{account_id}:role/SecretSync".into(),
-                region: None,
-                secret_prefix: String::new(),
+                external_id: None,
+                imports: vec![],
                 overrides: serde_json::Map::new(),
+                policy: config::TargetPolicy::default(),
             },
-        })
+        }]
     );
 
     // Parsed as written; metrics are on (served on the default port), and so is the circuit
@@ -309,7 +314,7 @@ fn inactive_blocks_warn_unless_switched_off() {
     );
     let out = check(&on, &[]);
     insta::assert_snapshot!(out, @r"
-    warning at line 8, column 12 (`discovery`): `discovery` is parsed but not yet active in this version; it has no effect; remove the `discovery` block, or set `enabled: false` in it until the feature lands
+    warning at line 8, column 12 (`discovery.target_template`): discovery has no `target_template`: each account becomes a target `{account_name}-us-east-1` through `arn:aws:iam::{account_id}:role/SecretSync` that imports nothing; add `target_template: { regions: [...], imports: [...] }` (docs/discovery.md)
     => accepted
     ");
     let c = accepted_with_warnings(&on, &[]);
@@ -328,7 +333,7 @@ fn inactive_blocks_warn_unless_switched_off() {
         "{MINIMAL}discovery: {{ enabled: false, type: aws_organizations }}\nmetrics: {{ enabled: false }}\ncircuit_breaker: {{ enabled: false }}\n"
     );
     let c = accepted(&off, &[]);
-    assert_eq!(c.discovery, None);
+    assert!(c.discovery.is_empty());
     assert!(!c.circuit_breaker.requested && !c.metrics.requested);
     assert!(!c.metrics.active() && !c.metrics.serve);
     assert!(!c.circuit_breaker.active());
@@ -371,7 +376,7 @@ fn non_default_values_are_used() {
                 writes_per_second: 10
             discovery:
               type: identity_center
-              match_mode: or
+              match: any
               region: eu-west-1
               statuses: [ACTIVE, SUSPENDED]
               cache_ttl: 1h30m
@@ -440,11 +445,11 @@ fn non_default_values_are_used() {
             writes_per_second: 10,
         }
     );
-    let d = c.discovery.as_ref().expect("discovery");
+    let d = c.discovery.first().expect("discovery");
     assert_eq!(d.kind, DiscoveryKind::IdentityCenter);
     assert!(!d.match_all);
     assert_eq!(d.region.as_deref(), Some("eu-west-1"));
-    assert_eq!(d.statuses, ["ACTIVE", "SUSPENDED"]);
+    assert_eq!(d.states, [AccountState::Active, AccountState::Suspended]);
     assert_eq!(d.cache_ttl, Duration::from_secs(5400));
     assert_eq!(
         d.filters,
@@ -461,8 +466,8 @@ fn non_default_values_are_used() {
     assert_eq!(d.template.name, "acct-{account_id}");
     assert_eq!(d.template.imports, ["prod"]);
     assert_eq!(d.template.role_arn, "arn:aws:iam::{account_id}:role/Sync");
-    assert_eq!(d.template.region.as_deref(), Some("us-west-2"));
-    assert_eq!(d.template.secret_prefix, "{account_name}/");
+    assert_eq!(d.template.regions, ["us-west-2"]);
+    assert_eq!(d.template.policy.secret_prefix, "{account_name}/");
     assert_eq!(d.template.overrides["tier"], json!(2));
     assert_eq!(
         c.metrics,
@@ -496,7 +501,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.sources[0].max_secrets, config::DEFAULT_MAX_SECRETS);
     assert_eq!(c.sources[0].queue_compaction_threshold, 100);
     assert_eq!(c.merge_store, None);
-    assert_eq!(c.discovery, None);
+    assert!(c.discovery.is_empty());
     assert_eq!(c.metrics, MetricsConfig::default());
     assert!(!c.metrics.requested && !c.metrics.active() && !c.metrics.serve);
     assert_eq!(
@@ -860,14 +865,28 @@ diagnostics! {
     discovery_filters: r#"
         discovery:
           type: aws_organisations
-          match_mode: all
-          statuses: [ACTIVE, CLOSED]
+          match: both
+          states: [ACTIVE, GONE]
+          exclude_accounts: ["12345"]
           filters:
             - { tag: Environment }
             - { ou: prod }
             - { tag: Team, values: [a], ou: ou-abcd-12345678 }
         "#
         => has ["did you mean `aws_organizations`?"];
+
+    discovery_templates: r#"
+        discovery:
+          - type: aws_organizations
+            target_template:
+              name: "{account}-x"
+              regions: [us-east-1, eu-west-1]
+              role_arn: "arn:aws:iam::{account_id}:user/x"
+              overrides: { env: "{tag:Env" }
+          - type: identity_center
+            target_template: { name: "ic-{account_id}-{region}", regions: [us-east-1, us-east-1] }
+        "#
+        => has ["is not a placeholder"];
 
     duplicate_source_names: r#"
         vault_sources:
@@ -1257,7 +1276,7 @@ fn syntax_error_has_a_line_and_no_config() {
 fn an_empty_document_is_an_empty_config_with_warnings() {
     let out = check("", &[]);
     insta::assert_snapshot!(out, @r"
-    warning (`targets`): the config has no `targets`: nothing is written anywhere; add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`
+    warning (`targets`): the config has no `targets`: nothing is written anywhere; add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`, or a `discovery:` block
     warning (`vault_sources`): the config has no `vault_sources`: no secret is read from Vault; add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`
     => accepted
     ");
@@ -1414,12 +1433,12 @@ fn secrets_stay_out_of_debug_output() {
 fn override_values_stay_out_of_debug_output() {
     let src = format!(
         "{MINIMAL}    overrides: {{ db_password: ${{VAULT_SECRET_ID}}, nested: {{ list: [{{ k: ${{VAULT_SECRET_ID}} }}] }} }}\n\
-         discovery:\n  type: aws_organizations\n  target_template:\n    overrides: {{ api_key: ${{VAULT_SECRET_ID}} }}\n"
+         discovery:\n  type: aws_organizations\n  target_template:\n    regions: [us-east-1]\n    overrides: {{ api_key: ${{VAULT_SECRET_ID}} }}\n"
     );
     let c = accepted_with_warnings(&src, APPROLE_ENV);
     // The values really are there...
     assert_eq!(c.targets[0].overrides["db_password"], json!(SENTINEL));
-    let d = c.discovery.as_ref().expect("discovery");
+    let d = c.discovery.first().expect("discovery");
     assert_eq!(d.template.overrides["api_key"], json!(SENTINEL));
     // ...and never in a Debug rendering of the config or of its parts.
     for shown in [

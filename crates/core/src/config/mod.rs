@@ -68,7 +68,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub merge_store: Option<MergeStoreConfig>,
     pub targets: Vec<TargetConfig>,
-    pub discovery: Option<DiscoveryConfig>,
+    /// The `discovery:` blocks that are enabled (one block or a list).
+    pub discovery: Vec<DiscoveryConfig>,
     pub metrics: MetricsConfig,
     pub circuit_breaker: CircuitBreakerConfig,
     pub retries: RetriesConfig,
@@ -274,20 +275,65 @@ pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
 
-/// `discovery:` as parsed (present when the block is there and not `enabled: false`). This
-/// version discovers no accounts: nothing reads these values, and loading a config with the
-/// block warns so.
+/// One `discovery:` block (there may be several): which accounts it asks for and the targets
+/// its template makes of them (`secretsync_core::discovery`; docs/discovery.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscoveryConfig {
     pub kind: DiscoveryKind,
     pub filters: Vec<DiscoveryFilter>,
+    /// `match: all` (every filter matches; the default) or `any`.
     pub match_all: bool,
+    /// The discovery role (Organizations or Identity Center reads), not the targets' roles.
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
+    /// Where Organizations is called (`us-east-1` by default), or the Identity Center
+    /// instance's region.
     pub region: Option<String>,
-    pub statuses: Vec<String>,
+    /// Account states kept (default: active only).
+    pub states: Vec<AccountState>,
+    /// Only these account ids (empty: any).
+    pub include_accounts: Vec<String>,
+    /// Never these account ids.
+    pub exclude_accounts: Vec<String>,
+    /// Identity Center: accounts where one of these permission sets is assigned.
+    pub permission_sets: Vec<String>,
+    /// Identity Center: only assignments to these groups (display names); empty: to anyone.
+    pub groups: Vec<String>,
     pub cache_ttl: Duration,
     pub template: TargetTemplate,
+}
+
+/// An account's state, as Organizations reports it: `State` (since 2026-09-09) or the retired
+/// `Status`, whose words are a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccountState {
+    Active,
+    Suspended,
+    PendingActivation,
+    PendingClosure,
+    Closed,
+}
+
+impl AccountState {
+    pub const WORDS: [&'static str; 5] = [
+        "ACTIVE",
+        "SUSPENDED",
+        "PENDING_ACTIVATION",
+        "PENDING_CLOSURE",
+        "CLOSED",
+    ];
+
+    /// A state word of either vocabulary (case-insensitive).
+    pub fn parse(s: &str) -> Option<AccountState> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "ACTIVE" => AccountState::Active,
+            "SUSPENDED" => AccountState::Suspended,
+            "PENDING_ACTIVATION" => AccountState::PendingActivation,
+            "PENDING_CLOSURE" => AccountState::PendingClosure,
+            "CLOSED" => AccountState::Closed,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,28 +358,32 @@ pub enum DiscoveryFilter {
     },
 }
 
-/// How a discovered account becomes a target. `{account_id}` and `{account_name}` are
-/// substituted in `name`, `role_arn` and `secret_prefix`. `Debug` shows the override keys,
-/// not their values (an override may be a secret).
+/// How a discovered account becomes targets: one per region, with placeholders filled
+/// (`secretsync_core::discovery`). `Debug` shows the override keys, not their values (an
+/// override may be a secret).
 #[derive(Clone, PartialEq)]
 pub struct TargetTemplate {
     pub name: String,
-    pub imports: Vec<String>,
+    pub regions: Vec<String>,
     pub role_arn: String,
-    pub region: Option<String>,
-    pub secret_prefix: String,
+    pub external_id: Option<String>,
+    pub imports: Vec<String>,
     pub overrides: Map<String, Value>,
+    /// `secret_prefix` (with placeholders), `delete_orphans`, `adopt` and the other common
+    /// target keys.
+    pub policy: TargetPolicy,
 }
 
 impl fmt::Debug for TargetTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetTemplate")
             .field("name", &self.name)
-            .field("imports", &self.imports)
+            .field("regions", &self.regions)
             .field("role_arn", &self.role_arn)
-            .field("region", &self.region)
-            .field("secret_prefix", &self.secret_prefix)
+            .field("external_id", &self.external_id.as_ref().map(|_| "…"))
+            .field("imports", &self.imports)
             .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -524,6 +574,49 @@ impl Config {
         mounts.sort_unstable();
         let digest = hex::encode(Sha256::digest(mounts.join("\n").as_bytes()));
         format!("auto-{}", &digest[..12])
+    }
+
+    /// Adds discovered targets and builds the graph again: a discovered target named like a
+    /// static one is dropped (the static one wins) with a warning. Returns the warnings and
+    /// errors of the new graph (an import a discovered target names that nothing provides).
+    pub fn add_discovered(
+        &mut self,
+        discovered: Vec<crate::discovery::Discovered>,
+    ) -> Vec<crate::diag::Diagnostic> {
+        use crate::diag::Diagnostic;
+        let mut diags = Vec::new();
+        for d in discovered {
+            if self.targets.iter().any(|t| t.name == d.target.name) {
+                diags.push(
+                    Diagnostic::warning(
+                        None,
+                        "discovery",
+                        format!(
+                            "discovered target `{}` (account {}, {}) has the name of a target of the config; the config's target is used",
+                            d.target.name, d.account_id, d.region
+                        ),
+                    )
+                    .with_help("change the template's `name`, or rename the static target"),
+                );
+                continue;
+            }
+            self.targets.push(d.target);
+        }
+        let inputs: Vec<crate::graph::GraphInput> = self
+            .targets
+            .iter()
+            .map(|t| crate::graph::GraphInput {
+                name: t.name.clone(),
+                pos: None,
+                imports: t.imports.iter().map(|i| (i.clone(), None)).collect(),
+            })
+            .collect();
+        let sources: Vec<String> = self.sources.iter().map(|s| s.name.clone()).collect();
+        let (graph, graph_diags) =
+            crate::graph::Graph::build(&inputs, &sources, self.merge_store.is_some());
+        self.graph = graph;
+        diags.extend(graph_diags);
+        diags
     }
 
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {

@@ -97,7 +97,7 @@ pub struct RawConfig {
     pub vault_sources: S<Vec<Spanned<RawSource>>>,
     pub merge_store: S<RawMergeStore>,
     pub targets: S<Vec<Spanned<RawTarget>>>,
-    pub discovery: S<RawDiscovery>,
+    pub discovery: S<crate::de::OneOrMany<Spanned<RawDiscovery>>>,
     pub metrics: S<RawMetrics>,
     pub circuit_breaker: S<RawCircuitBreaker>,
     pub retries: S<RawRetries>,
@@ -219,12 +219,24 @@ pub struct RawDiscovery {
     #[serde(rename = "type")]
     pub kind: S<String>,
     pub filters: S<Vec<Spanned<RawFilter>>>,
-    /// How filters combine: `and` (every filter matches) or `or` (any filter matches).
+    /// How filters combine: `all` (every filter matches) or `any` (one does).
+    #[serde(rename = "match")]
     pub match_mode: S<String>,
     pub role_arn: S<String>,
     pub external_id: S<String>,
     pub region: S<String>,
+    /// Account states kept (`ACTIVE` by default); the retired `Status` words are accepted.
+    pub states: S<Vec<Spanned<String>>>,
+    /// The same as `states` (the seed's word).
     pub statuses: S<Vec<Spanned<String>>>,
+    /// Only these account ids (after the filters).
+    pub include_accounts: S<Vec<Spanned<String>>>,
+    /// Never these account ids.
+    pub exclude_accounts: S<Vec<Spanned<String>>>,
+    /// Identity Center: accounts where one of these permission sets is assigned.
+    pub permission_sets: S<Vec<Spanned<String>>>,
+    /// Identity Center: only assignments to these groups (display names).
+    pub groups: S<Vec<Spanned<String>>>,
     pub cache_ttl: S<String>,
     pub target_template: S<RawTemplate>,
 }
@@ -245,9 +257,19 @@ pub struct RawTemplate {
     pub name: S<String>,
     pub imports: S<Vec<Spanned<String>>>,
     pub role_arn: S<String>,
+    pub external_id: S<String>,
+    /// One target per region.
+    pub regions: S<Vec<Spanned<String>>>,
+    /// The same as `regions: [<region>]`.
     pub region: S<String>,
     pub secret_prefix: S<String>,
     pub overrides: S<serde_json::Value>,
+    pub delete_orphans: S<bool>,
+    pub max_deletes: S<u64>,
+    pub max_delete_fraction: S<f64>,
+    pub adopt: S<bool>,
+    pub concurrency: S<u64>,
+    pub writes_per_second: S<u64>,
 }
 
 #[derive(Deserialize, Default)]

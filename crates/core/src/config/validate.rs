@@ -259,18 +259,14 @@ impl Validator {
             "no secret is read from Vault",
             "add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`",
         );
-        self.empty_list(
-            &raw.targets,
-            "targets",
-            "nothing is written anywhere",
-            "add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`",
-        );
-        self.not_active(
-            raw.discovery
-                .as_ref()
-                .map(|d| (at(d), d.value.enabled.as_ref())),
-            "discovery",
-        );
+        if raw.discovery.is_none() {
+            self.empty_list(
+                &raw.targets,
+                "targets",
+                "nothing is written anywhere",
+                "add a target with `name`, `type: aws_secretsmanager`, `region` and `imports`, or a `discovery:` block",
+            );
+        }
         let sources = self.sources(raw.vault_sources);
         let (merge_store, retain_versions) = match raw.merge_store.and_then(|m| self.merge_store(m))
         {
@@ -278,7 +274,13 @@ impl Validator {
             None => (None, DEFAULT_RETAIN_VERSIONS),
         };
         let (targets, inputs) = self.targets(raw.targets, &sources);
-        let discovery = raw.discovery.and_then(|d| self.discovery(d));
+        let discovery: Vec<DiscoveryConfig> = raw
+            .discovery
+            .map(|d| d.value.0)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| self.discovery(d))
+            .collect();
         let metrics = raw.metrics.map(|m| self.metrics(m)).unwrap_or_default();
         let circuit_breaker = raw
             .circuit_breaker
@@ -361,25 +363,6 @@ impl Validator {
                 format!("the config has no `{key}`: {consequence}"),
             )
             .with_help(help),
-        );
-    }
-
-    /// A block for a feature this version does not have yet is parsed and validated, and
-    /// warned about unless it is switched off (`enabled: false`).
-    fn not_active(&mut self, block: Option<(Option<Pos>, Option<&Spanned<bool>>)>, key: &str) {
-        let Some((pos, enabled)) = block else { return };
-        if enabled.is_some_and(|e| !e.value) {
-            return;
-        }
-        self.diags.push(
-            Diagnostic::warning(
-                pos,
-                key,
-                format!("`{key}` is parsed but not yet active in this version; it has no effect"),
-            )
-            .with_help(format!(
-                "remove the `{key}` block, or set `enabled: false` in it until the feature lands"
-            )),
         );
     }
 
@@ -897,13 +880,14 @@ impl Validator {
 
     fn discovery(&mut self, d: Spanned<RawDiscovery>) -> Option<DiscoveryConfig> {
         let pos = at(&d);
+        let key = d.key.clone();
         let r = d.value;
         let enabled = r.enabled.as_ref().is_none_or(|e| e.value);
         let kind = match &r.kind {
             None => {
                 self.missing(
                     pos,
-                    "discovery.type",
+                    &format!("{key}.type"),
                     "`aws_organizations` or `identity_center`",
                 );
                 None
@@ -922,7 +906,7 @@ impl Validator {
         let mut filters = Vec::new();
         for f in r.filters.map(|f| f.value).unwrap_or_default() {
             let fp = at(&f);
-            let key = f.key.clone();
+            let fkey = f.key.clone();
             let fr = f.value;
             let count =
                 fr.tag.is_some() as u8 + fr.ou.is_some() as u8 + fr.permission_set.is_some() as u8;
@@ -930,7 +914,7 @@ impl Validator {
                 self.diags.push(
                     Diagnostic::error(
                         fp,
-                        key,
+                        fkey,
                         "a filter needs exactly one of `tag`, `ou`, `permission_set`",
                     )
                     .with_help("split it into one filter per condition"),
@@ -946,10 +930,10 @@ impl Validator {
                     self.diags.push(
                         Diagnostic::error(
                             fp,
-                            format!("{key}.values"),
+                            format!("{fkey}.values"),
                             "a tag filter needs `values`",
                         )
-                        .with_help("list the accepted values; `*` matches any"),
+                        .with_help("list the accepted values; `*` matches any run of characters"),
                     );
                 }
                 filters.push(DiscoveryFilter::Tag {
@@ -974,61 +958,94 @@ impl Validator {
         }
         let match_all = match &r.match_mode {
             None => true,
-            Some(m) => self.one_of(m, &["and", "or"], "match mode") && m.value == "and",
+            Some(m) => match m.value.as_str() {
+                "all" | "and" => true,
+                "any" | "or" => false,
+                _ => {
+                    self.one_of(m, &["all", "any"], "match mode");
+                    true
+                }
+            },
         };
         let role_arn = self.role_arn(&r.role_arn);
         if let Some(rg) = &r.region {
             self.region(rg);
         }
-        let statuses: Vec<String> = match r.statuses {
-            None => vec!["ACTIVE".into()],
-            Some(s) => s
-                .value
-                .into_iter()
-                .filter_map(|st| {
-                    self.one_of(
-                        &st,
-                        &["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"],
-                        "account status",
-                    )
-                    .then_some(st.value)
-                })
-                .collect(),
+        let words = |v: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<Spanned<String>> {
+            v.as_ref().map(|l| l.value.clone()).unwrap_or_default()
         };
-        let cache_ttl = self.duration(&r.cache_ttl, Duration::from_secs(3600));
-        let template = match r.target_template {
-            None => TargetTemplate {
-                name: "{account_name}".into(),
-                imports: Vec::new(),
-                role_arn: "arn:aws:iam::{account_id}:role/SecretSync".into(),
-                region: None,
-                secret_prefix: String::new(),
-                overrides: Map::new(),
-            },
-            Some(t) => {
-                let t = t.value;
-                TargetTemplate {
-                    name: t
-                        .name
-                        .map(|n| n.value)
-                        .unwrap_or_else(|| "{account_name}".into()),
-                    imports: t
-                        .imports
-                        .map(|i| i.value.into_iter().map(|s| s.value).collect())
-                        .unwrap_or_default(),
-                    role_arn: t
-                        .role_arn
-                        .map(|r| r.value)
-                        .unwrap_or_else(|| "arn:aws:iam::{account_id}:role/SecretSync".into()),
-                    region: t.region.map(|r| {
-                        self.region(&r);
-                        r.value
-                    }),
-                    secret_prefix: t.secret_prefix.map(|p| p.value).unwrap_or_default(),
-                    overrides: self.overrides(&t.overrides),
+        let mut states = Vec::new();
+        let listed: Vec<Spanned<String>> = words(&r.states)
+            .into_iter()
+            .chain(words(&r.statuses))
+            .collect();
+        for st in &listed {
+            match AccountState::parse(&st.value) {
+                Some(s) => states.push(s),
+                None => self.error(
+                    st,
+                    format!("`{}` is not an account state", st.value),
+                    format!("use {}", AccountState::WORDS.join(", ")),
+                ),
+            }
+        }
+        if listed.is_empty() {
+            states.push(AccountState::Active);
+        }
+        let ids = |this: &mut Self, v: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
+            let mut out = Vec::new();
+            for id in words(v) {
+                if id.value.len() != 12 || !id.value.bytes().all(|b| b.is_ascii_digit()) {
+                    this.error(
+                        &id,
+                        format!("`{}` is not an AWS account id", id.value),
+                        "account ids are 12 digits; quote them (`\"012345678901\"`) so YAML keeps leading zeros",
+                    );
+                }
+                out.push(id.value);
+            }
+            out
+        };
+        let include_accounts = ids(self, &r.include_accounts);
+        let exclude_accounts = ids(self, &r.exclude_accounts);
+        let permission_sets: Vec<String> = words(&r.permission_sets)
+            .into_iter()
+            .map(|s| s.value)
+            .collect();
+        let groups: Vec<String> = words(&r.groups).into_iter().map(|s| s.value).collect();
+        let by_filter = filters
+            .iter()
+            .any(|f| matches!(f, DiscoveryFilter::PermissionSet { .. }));
+        if kind == Some(DiscoveryKind::IdentityCenter) && permission_sets.is_empty() && !by_filter {
+            self.missing(
+                pos,
+                &format!("{key}.permission_sets"),
+                "the permission sets whose assignments select accounts",
+            );
+        }
+        if kind == Some(DiscoveryKind::AwsOrganizations) {
+            for (k, v) in [
+                ("permission_sets", &r.permission_sets),
+                ("groups", &r.groups),
+            ] {
+                if let Some(v) = v {
+                    self.error(
+                        v,
+                        format!("`{k}` only applies to `type: identity_center`"),
+                        "remove it, or add a block of `type: identity_center`",
+                    );
                 }
             }
+        }
+        let default_ttl = match kind {
+            Some(DiscoveryKind::IdentityCenter) => Duration::from_secs(1800),
+            _ => Duration::from_secs(3600),
         };
+        let cache_ttl = match &r.cache_ttl {
+            Some(t) if t.value.trim() == "0" || t.value.trim() == "0s" => Duration::ZERO,
+            _ => self.duration(&r.cache_ttl, default_ttl),
+        };
+        let template = self.template(r.target_template, pos, &key, enabled);
         let kind = kind?;
         enabled.then_some(DiscoveryConfig {
             kind,
@@ -1037,10 +1054,179 @@ impl Validator {
             role_arn,
             external_id: r.external_id.map(|e| e.value),
             region: r.region.map(|r| r.value),
-            statuses,
+            states,
+            include_accounts,
+            exclude_accounts,
+            permission_sets,
+            groups,
             cache_ttl,
             template,
         })
+    }
+
+    /// A discovery block's `target_template`: placeholders checked, role ARN and regions
+    /// checked as they would be filled, names that would collide rejected.
+    fn template(
+        &mut self,
+        t: Option<Spanned<RawTemplate>>,
+        pos: Option<Pos>,
+        key: &str,
+        enabled: bool,
+    ) -> TargetTemplate {
+        let tpos = t.as_ref().and_then(at).or(pos);
+        let defaulted = t.is_none();
+        if defaulted && enabled {
+            self.diags.push(
+                Diagnostic::warning(
+                    pos,
+                    format!("{key}.target_template"),
+                    "discovery has no `target_template`: each account becomes a target `{account_name}-us-east-1` through `arn:aws:iam::{account_id}:role/SecretSync` that imports nothing",
+                )
+                .with_help("add `target_template: { regions: [...], imports: [...] }` (docs/discovery.md)"),
+            );
+        }
+        let t = t.map(|t| t.value).unwrap_or_default();
+        let text = |this: &mut Self, s: &Option<Spanned<String>>, default: &str| -> String {
+            match s {
+                Some(v) => {
+                    if let Err(e) = crate::discovery::check_text(&v.value) {
+                        this.error(v, e, format!("use {}", crate::discovery::PLACEHOLDERS));
+                    }
+                    v.value.clone()
+                }
+                None => default.to_string(),
+            }
+        };
+        let name = text(self, &t.name, "{account_name}-{region}");
+        let role_arn = text(
+            self,
+            &t.role_arn,
+            "arn:aws:iam::{account_id}:role/SecretSync",
+        );
+        if let Some(r) = &t.role_arn {
+            let filled = r
+                .value
+                .replace("{account_id}", "123456789012")
+                .replace("{region}", "us-east-1");
+            if !filled.contains('{')
+                && let Err(e) = check_role_arn(&filled)
+            {
+                self.error(
+                    r,
+                    e,
+                    "write it like `arn:aws:iam::{account_id}:role/SecretSync`",
+                );
+            }
+        }
+        let external_id = t
+            .external_id
+            .as_ref()
+            .map(|_| text(self, &t.external_id, ""));
+        let secret_prefix = text(self, &t.secret_prefix, "");
+        let mut regions: Vec<String> = Vec::new();
+        for r in t
+            .regions
+            .map(|r| r.value)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(t.region)
+        {
+            self.region(&r);
+            if regions.contains(&r.value) {
+                self.error(
+                    &r,
+                    format!("region `{}` is listed twice", r.value),
+                    "list each region once",
+                );
+            }
+            regions.push(r.value);
+        }
+        if regions.is_empty() && defaulted {
+            regions.push("us-east-1".into());
+        }
+        if regions.is_empty() {
+            self.missing(
+                tpos,
+                &format!("{key}.target_template.regions"),
+                "the regions each discovered account gets a target in, e.g. `regions: [us-east-1]`",
+            );
+        }
+        let names_account = crate::discovery::uses(&name, "account_id")
+            || crate::discovery::uses(&name, "account_name");
+        if !names_account {
+            self.diags.push(
+                Diagnostic::error(
+                    tpos,
+                    format!("{key}.target_template.name"),
+                    format!(
+                        "the template name `{name}` makes the same target name for every account"
+                    ),
+                )
+                .with_help("put `{account_id}` (or `{account_name}`) in it"),
+            );
+        }
+        if regions.len() > 1 && !crate::discovery::uses(&name, "region") {
+            self.diags.push(
+                Diagnostic::error(
+                    tpos,
+                    format!("{key}.target_template.name"),
+                    format!(
+                        "the template name `{name}` makes the same target name for each of the {} regions",
+                        regions.len()
+                    ),
+                )
+                .with_help("put `{region}` in it"),
+            );
+        }
+        let imports: Vec<String> = t
+            .imports
+            .map(|i| i.value)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                if let Err(e) = crate::discovery::check_text(&i.value) {
+                    self.error(&i, e, format!("use {}", crate::discovery::PLACEHOLDERS));
+                }
+                i.value
+            })
+            .collect();
+        let overrides = self.overrides(&t.overrides);
+        check_placeholders_in(self, &t.overrides, &Value::Object(overrides.clone()));
+        let max_delete_fraction = match &t.max_delete_fraction {
+            None => DEFAULT_MAX_DELETE_FRACTION,
+            Some(f) if f.value.is_finite() && f.value > 0.0 && f.value <= 1.0 => f.value,
+            Some(f) => {
+                self.error(
+                    f,
+                    "`max_delete_fraction` must be greater than 0 and at most 1",
+                    "write a fraction such as `0.1` (10% of the managed secrets)",
+                );
+                DEFAULT_MAX_DELETE_FRACTION
+            }
+        };
+        let policy = TargetPolicy {
+            secret_prefix,
+            delete_orphans: t.delete_orphans.as_ref().is_some_and(|d| d.value),
+            max_deletes: self.count(&t.max_deletes, DEFAULT_MAX_DELETES, MAX_DELETES_LIMIT),
+            max_delete_fraction,
+            adopt: t.adopt.as_ref().is_some_and(|a| a.value),
+            adopt_from: Vec::new(),
+            concurrency: self.count(&t.concurrency, DEFAULT_TARGET_CONCURRENCY, MAX_CONCURRENCY),
+            writes_per_second: self.count(
+                &t.writes_per_second,
+                DEFAULT_WRITES_PER_SECOND,
+                MAX_WRITES_PER_SECOND,
+            ),
+        };
+        TargetTemplate {
+            name,
+            regions,
+            role_arn,
+            external_id,
+            imports,
+            overrides,
+            policy,
+        }
     }
 
     fn metrics(&mut self, m: Spanned<RawMetrics>) -> MetricsConfig {
@@ -1303,5 +1489,19 @@ fn check_bucket(b: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{b}` is not a valid S3 bucket name"))
+    }
+}
+
+/// Errors for the placeholders of every string in a template's overrides.
+fn check_placeholders_in(v: &mut Validator, at_: &Option<Spanned<Value>>, value: &Value) {
+    match value {
+        Value::String(s) => {
+            if let (Err(e), Some(a)) = (crate::discovery::check_text(s), at_) {
+                v.error(a, e, format!("use {}", crate::discovery::PLACEHOLDERS));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| check_placeholders_in(v, at_, i)),
+        Value::Object(m) => m.values().for_each(|i| check_placeholders_in(v, at_, i)),
+        _ => {}
     }
 }
