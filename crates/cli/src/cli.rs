@@ -50,6 +50,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show sources, targets by level and the execution order.
     Graph(GraphArgs),
+    /// Run discovery: the accounts AWS Organizations lists, which the `discovery:` blocks
+    /// select, and the targets they become (without syncing anything).
+    Discover(DiscoverArgs),
     /// The history kept in the merge store: every version of every secret an apply changed,
     /// and every revision of every target.
     #[command(subcommand)]
@@ -218,6 +221,10 @@ pub struct PipelineArgs {
     /// `secretsync version unpin --target T`.
     #[arg(long, value_name = "R", conflicts_with_all = ["merge_only", "sync_only"])]
     pub version: Option<u64>,
+    /// Ask AWS for the discovered accounts again instead of using the cached answer
+    /// (`discovery.cache_ttl`).
+    #[arg(long)]
+    pub refresh_discovery: bool,
     /// With --dry-run: also write the plan to FILE (JSON: per target and secret the change, the
     /// keyed fingerprint of the desired value and the version it was planned against; never a
     /// value), to apply later with --plan.
@@ -265,9 +272,23 @@ pub struct ValidateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
+    /// Ask AWS again instead of using the cached answer (`cache_ttl`).
+    #[arg(long)]
+    pub refresh_discovery: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct GraphArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    /// Run discovery again instead of using its cached answer.
+    #[arg(long)]
+    pub refresh_discovery: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,

@@ -70,7 +70,8 @@ fn load_config_counting_warnings(path: &std::path::Path) -> Result<(Config, usiz
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate(a),
-        Command::Graph(a) => graph(a),
+        Command::Graph(a) => graph(a).await,
+        Command::Discover(a) => Box::pin(crate::discover::run(a)).await,
         Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
         // Boxed: the pipeline future is deep enough already.
         Command::Version(v) => Box::pin(crate::version::run(v)).await,
@@ -184,14 +185,31 @@ pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn graph(a: GraphArgs) -> Result<ExitCode> {
+async fn graph(a: GraphArgs) -> Result<ExitCode> {
     let c = load_config(&a.config.config)?;
+    let (c, found) = secretsync_engine::discovery::apply(c, &env, a.refresh_discovery).await?;
+    // Discovered targets are marked: name -> (account, region).
+    let discovered: std::collections::BTreeMap<&str, (&str, &str)> = found
+        .iter()
+        .flat_map(|f| f.targets.iter())
+        .map(|d| {
+            (
+                d.target.name.as_str(),
+                (d.account_id.as_str(), d.region.as_str()),
+            )
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     match a.format {
         GraphFormat::Json => {
             let v = json!({
                 "sources": c.sources.iter().map(|s| json!({"name": s.name, "mount": s.mount, "max_secrets": s.max_secrets})).collect::<Vec<_>>(),
-                "targets": c.targets.iter().map(|t| json!({"name": t.name, "type": t.backend.type_name(), "imports": c.graph.imports.get(&t.name)})).collect::<Vec<_>>(),
+                "targets": c.targets.iter().map(|t| json!({
+                    "name": t.name,
+                    "type": t.backend.type_name(),
+                    "imports": c.graph.imports.get(&t.name),
+                    "discovered": discovered.get(t.name.as_str()).map(|(a, r)| json!({"account_id": a, "region": r})),
+                })).collect::<Vec<_>>(),
                 "levels": c.graph.levels,
                 "order": c.graph.order,
             });
@@ -207,9 +225,13 @@ fn graph(a: GraphArgs) -> Result<ExitCode> {
                 )?;
             }
             for t in &c.targets {
+                let mark = discovered
+                    .get(t.name.as_str())
+                    .map(|(a, _)| format!("\\ndiscovered: {a}"))
+                    .unwrap_or_default();
                 writeln!(
                     out,
-                    "  \"target:{}\" [shape=box, label=\"{}\"];",
+                    "  \"target:{}\" [shape=box, label=\"{}{mark}\"];",
                     t.name, t.name
                 )?;
                 for imp in c.graph.imports.get(&t.name).into_iter().flatten() {
@@ -249,9 +271,13 @@ fn graph(a: GraphArgs) -> Result<ExitCode> {
                         .target(name)
                         .map(|t| t.backend.describe())
                         .unwrap_or_default();
+                    let mark = discovered
+                        .get(name.as_str())
+                        .map(|(a, r)| format!(" (discovered: account {a}, {r})"))
+                        .unwrap_or_default();
                     writeln!(
                         out,
-                        "    {name} [{kind}] <- {}",
+                        "    {name} [{kind}]{mark} <- {}",
                         if imports.is_empty() {
                             "(nothing)".into()
                         } else {
@@ -343,6 +369,9 @@ fn observers(c: &Config, progress: Arc<dyn Observer>, metrics: &Metrics) -> Obse
 
 async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
     let c = load_config(&a.config.config)?;
+    // Discovered targets join the config before anything else reads it.
+    let (c, found) = secretsync_engine::discovery::apply(c, &env, a.refresh_discovery).await?;
+    crate::discover::report_gone(&found, a.output);
     let plan = MetricsPlan::new(&c.metrics, &a);
     let metrics = if plan.serve.is_some() || plan.push.is_some() {
         Metrics::new()

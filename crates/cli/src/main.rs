@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod discover;
 mod progress;
 mod report;
 mod tracing_otel;

@@ -94,6 +94,11 @@ impl History {
         }
     }
 
+    /// The store's objects (the discovery cache lives beside the history).
+    pub fn objects(&self) -> Arc<dyn Objects> {
+        self.objects.clone()
+    }
+
     /// Where the history is, for messages.
     pub fn location(&self) -> String {
         self.objects.describe(ROOT)

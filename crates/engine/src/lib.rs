@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod breaker;
 pub mod cancel;
+pub mod discovery;
 pub mod error;
 pub mod history;
 pub mod lease;

@@ -490,6 +490,11 @@ impl World {
         }
     }
 
+    /// AWS Organizations, as the default (management) account.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.sdk)
+    }
+
     /// S3 in us-east-1 (path-style, as local endpoints need).
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.sdk)

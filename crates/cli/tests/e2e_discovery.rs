@@ -1,0 +1,354 @@
+//! Discovery, end to end: the real binary against moto's AWS Organizations (and OpenBao for
+//! the secrets). Each test builds its own subtree of OUs (three levels) with tagged accounts in
+//! the one organization moto keeps, and scopes its discovery to that subtree, so tests never
+//! see each other's accounts. Discovered targets write into their own accounts through the
+//! `{account_id}` role (moto keeps each assumed account's secrets apart).
+
+mod support_sync;
+
+use serde_json::{Value, json};
+use support_sync::{Run, World, unique};
+
+/// The organization moto keeps (created once; later tests reuse it) and its root id.
+async fn root(w: &World) -> String {
+    let org = w.organizations();
+    if org.describe_organization().send().await.is_err() {
+        // Two tests may race to create it: whoever loses reuses the winner's.
+        let _ = org
+            .create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await;
+    }
+    let roots = org.list_roots().send().await.expect("ListRoots");
+    roots.roots()[0].id().expect("a root id").to_string()
+}
+
+async fn ou(w: &World, parent: &str, name: &str) -> String {
+    w.organizations()
+        .create_organizational_unit()
+        .parent_id(parent)
+        .name(name)
+        .send()
+        .await
+        .expect("CreateOrganizationalUnit")
+        .organizational_unit()
+        .and_then(|o| o.id())
+        .expect("an OU id")
+        .to_string()
+}
+
+/// Creates an account under `parent` with `tags`; returns its id.
+async fn account(w: &World, root: &str, parent: &str, name: &str, tags: &[(&str, &str)]) -> String {
+    let org = w.organizations();
+    let created = org
+        .create_account()
+        .account_name(name)
+        .email(format!("{name}@example.com"))
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| {
+                    aws_sdk_organizations::types::Tag::builder()
+                        .key(*k)
+                        .value(*v)
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .expect("CreateAccount");
+    let id = created
+        .create_account_status()
+        .and_then(|s| s.account_id())
+        .expect("an account id")
+        .to_string();
+    org.move_account()
+        .account_id(&id)
+        .source_parent_id(root)
+        .destination_parent_id(parent)
+        .send()
+        .await
+        .expect("MoveAccount");
+    id
+}
+
+async fn close(w: &World, id: &str) {
+    w.organizations()
+        .close_account()
+        .account_id(id)
+        .send()
+        .await
+        .expect("CloseAccount");
+}
+
+/// The binary with a cache directory of this test's own.
+fn run(w: &World, cache: &std::path::Path, args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    w.run(&args, &[("XDG_CACHE_HOME", cache.to_str().unwrap())])
+}
+
+fn ids(doc: &Value, block: usize) -> Vec<String> {
+    let mut v: Vec<String> = doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["block"] == block)
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Tag wildcards with `match: all`, `match: any` with an OU that stops at its own level,
+/// suspended accounts left out, two blocks in one config; the cache answers a second run with
+/// no Organizations call, `--refresh-discovery` asks again.
+#[tokio::test]
+async fn discover_selects_by_tags_ous_and_state_and_caches_the_answer() {
+    let w = World::from_env().await;
+    let id = unique("dsc");
+    let root = root(&w).await;
+    let top = ou(&w, &root, &format!("top-{id}")).await;
+    let prod = ou(&w, &top, "prod").await;
+    let web = ou(&w, &prod, "web").await;
+    let stag = ou(&w, &top, "staging").await;
+    let env = |e: &str| format!("{e}-{id}");
+    let a1 = account(
+        &w,
+        &root,
+        &web,
+        &format!("{id}-web"),
+        &[("Environment", &env("prod-eu"))],
+    )
+    .await;
+    let a2 = account(
+        &w,
+        &root,
+        &prod,
+        &format!("{id}-core"),
+        &[("Environment", &env("production"))],
+    )
+    .await;
+    let a3 = account(
+        &w,
+        &root,
+        &stag,
+        &format!("{id}-stag"),
+        &[("Environment", &env("staging"))],
+    )
+    .await;
+    let a4 = account(
+        &w,
+        &root,
+        &web,
+        &format!("{id}-old"),
+        &[("Environment", &env("prod-us"))],
+    )
+    .await;
+    let a5 = account(&w, &root, &top, &format!("{id}-misc"), &[]).await;
+    close(&w, &a4).await;
+    let config = w.config(&format!(
+        r#"vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+discovery:
+  - type: aws_organizations
+    match: all
+    filters:
+      - tag: Environment
+        values: ["prod*-{id}", "nothing"]
+      - ou: {top}
+    target_template:
+      name: "{{account_name}}-{{region}}"
+      regions: [us-east-1]
+      imports: [base]
+  - type: aws_organizations
+    match: any
+    filters:
+      - tag: Environment
+        values: ["staging-{id}"]
+      - ou: {prod}
+        include_nested: false
+    exclude_accounts: ["{a5}"]
+    target_template:
+      name: "any-{{account_id}}"
+      regions: [us-east-1]
+      imports: [base]
+"#
+    ));
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{id}"));
+    let c = config.to_str().unwrap();
+    let r = run(&w, &cache, &["discover", "--config", c, "--output", "json"]);
+    r.success();
+    let doc = r.json();
+    // Block 1: under `top`, tagged prod*: web (nested two levels down) and core; the closed
+    // account is not ACTIVE.
+    assert_eq!(
+        ids(&doc, 0),
+        sorted(vec![a1.clone(), a2.clone()]),
+        "{doc:#}"
+    );
+    // Block 2: tagged staging, or directly in `prod` (not `prod/web`).
+    assert_eq!(
+        ids(&doc, 1),
+        sorted(vec![a2.clone(), a3.clone()]),
+        "{doc:#}"
+    );
+    let web_acct = doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == a1.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(web_acct["ou_path"], format!("Root/top-{id}/prod/web"));
+    assert_eq!(web_acct["state"], "ACTIVE");
+    let names: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&format!("{id}-web-us-east-1").as_str()),
+        "{names:?}"
+    );
+    assert!(names.contains(&format!("any-{a3}").as_str()), "{names:?}");
+    assert!(doc["blocks"][0]["calls"].as_u64().unwrap() > 0);
+    assert_eq!(doc["blocks"][0]["cache_age_seconds"], Value::Null);
+
+    // Cached: no call.
+    let r = run(&w, &cache, &["discover", "--config", c, "--output", "json"]);
+    r.success();
+    let doc = r.json();
+    assert_eq!(doc["blocks"][0]["calls"], 0, "{doc:#}");
+    assert!(doc["blocks"][0]["cache_age_seconds"].is_u64(), "{doc:#}");
+    assert_eq!(ids(&doc, 0), sorted(vec![a1.clone(), a2.clone()]));
+    // Refreshed: asked again.
+    let r = run(
+        &w,
+        &cache,
+        &[
+            "discover",
+            "--config",
+            c,
+            "--output",
+            "json",
+            "--refresh-discovery",
+        ],
+    );
+    r.success();
+    assert!(r.json()["blocks"][0]["calls"].as_u64().unwrap() > 0);
+    // The text form names the accounts and what matched.
+    let r = run(&w, &cache, &["discover", "--config", c]);
+    r.success()
+        .stdout_has("Discovery block 1: 2 of ")
+        .stdout_has(&format!("{a1}  {id}-web  ACTIVE  Root/top-{id}/prod/web"));
+    // `graph` marks the discovered targets.
+    let r = run(&w, &cache, &["graph", "--config", c]);
+    r.success()
+        .stdout_has(&format!("{id}-web-us-east-1 [aws_secretsmanager"))
+        .stdout_has(&format!("(discovered: account {a1}, us-east-1)"));
+}
+
+/// A full pipeline lands each discovered account's secrets in that account only, through the
+/// `{account_id}` role, with its own overrides; an account closed between two runs leaves the
+/// plan ("no longer discovered") and keeps its secrets; an Organizations answer of access
+/// denied fails the run loudly, naming the call and the permission, and nothing is written.
+#[tokio::test]
+async fn pipeline_syncs_each_discovered_account_and_forgets_a_closed_one() {
+    use secretsync_test_support::proxy::{Action, Proxy, Rule};
+    let w = World::from_env().await;
+    let id = unique("dsp");
+    let root = root(&w).await;
+    let top = ou(&w, &root, &format!("fleet-{id}")).await;
+    let team = ou(&w, &top, "team").await;
+    let b1 = account(&w, &root, &team, &format!("{id}-one"), &[("Team", "a")]).await;
+    let b2 = account(&w, &root, &team, &format!("{id}-two"), &[("Team", "b")]).await;
+    w.put(&format!("{id}/base/app/db"), json!({"user": "app"}))
+        .await;
+    let config = w.config(&format!(
+        r#"vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+discovery:
+  type: aws_organizations
+  filters: [ {{ ou: {top} }} ]
+  target_template:
+    name: "{{account_name}}-{{region}}"
+    regions: [eu-west-1]
+    role_arn: "arn:aws:iam::{{account_id}}:role/SecretSync"
+    secret_prefix: "{id}/"
+    imports: [base]
+    overrides: {{ account: "{{account_id}}", team: "{{tag:Team}}" }}
+"#
+    ));
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{id}"));
+    let c = config.to_str().unwrap();
+    let r = run(&w, &cache, &["pipeline", "--config", c]);
+    r.success()
+        .stdout_has(&format!("Plan for target {id}-one-eu-west-1: 1 to add"))
+        .stdout_has(&format!("Plan for target {id}-two-eu-west-1: 1 to add"));
+    for (acct, team) in [(&b1, "a"), (&b2, "b")] {
+        let role = format!("arn:aws:iam::{acct}:role/SecretSync");
+        let sm = w.sm_as(&role, acct, "eu-west-1").await;
+        assert_eq!(
+            sm.value(&format!("{id}/app/db")).await,
+            json!({"account": acct, "team": team, "user": "app"}).to_string()
+        );
+    }
+    // Nothing landed in the management account.
+    assert!(w.sm("eu-west-1").list(&format!("{id}/")).await.is_empty());
+
+    // Closed: no longer a target; its secrets stay.
+    close(&w, &b2).await;
+    let r = run(
+        &w,
+        &cache,
+        &["pipeline", "--config", c, "--refresh-discovery"],
+    );
+    r.success()
+        .stdout_has(&format!(
+            "Target {id}-two-eu-west-1: no longer discovered (its account stopped matching); nothing is deleted in it"
+        ))
+        .stdout_lacks(&format!("Plan for target {id}-two-eu-west-1"));
+    let role = format!("arn:aws:iam::{b2}:role/SecretSync");
+    let sm = w.sm_as(&role, &b2, "eu-west-1").await;
+    assert!(
+        !sm.list(&format!("{id}/")).await.is_empty(),
+        "its secrets are kept"
+    );
+
+    // Access denied by Organizations: the run fails naming the call and what to grant.
+    let aws = Proxy::start(&w.aws_endpoint);
+    aws.add(
+        Rule::amz_target("AWSOrganizationsV20161128.ListRoots").then(Action::aws_error(
+            400,
+            "AccessDeniedException",
+            "not allowed",
+        )),
+    );
+    let url = aws.url();
+    let args: Vec<String> = ["pipeline", "--config", c, "--refresh-discovery"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let r = w.run(
+        &args,
+        &[
+            ("XDG_CACHE_HOME", cache.to_str().unwrap()),
+            ("AWS_ENDPOINT_URL", url.as_str()),
+        ],
+    );
+    r.code(1)
+        .stderr_has("listing the organization's roots failed")
+        .stderr_has("AccessDeniedException")
+        .stderr_has("organizations:ListRoots");
+    assert!(!r.stdout.contains("Plan for target"), "{}", r.stdout);
+}
