@@ -352,3 +352,151 @@ discovery:
         .stderr_has("organizations:ListRoots");
     assert!(!r.stdout.contains("Plan for target"), "{}", r.stdout);
 }
+
+/// Identity Center: accounts where a permission set is assigned to a group (by display name),
+/// or to anyone; cross-checked with Organizations (a closed account is left out), and
+/// `{permission_set}` in the template.
+#[tokio::test]
+async fn identity_center_selects_accounts_by_permission_set_and_group() {
+    let w = World::from_env().await;
+    let id = unique("dic");
+    let root = root(&w).await;
+    let top = ou(&w, &root, &format!("ic-{id}")).await;
+    let c1 = account(&w, &root, &top, &format!("{id}-a"), &[]).await;
+    let c2 = account(&w, &root, &top, &format!("{id}-b"), &[]).await;
+    let c3 = account(&w, &root, &top, &format!("{id}-c"), &[]).await;
+    let c4 = account(&w, &root, &top, &format!("{id}-d"), &[]).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&w.aws_endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
+            "test", "test", None, None, "e2e",
+        ))
+        .load()
+        .await;
+    let sso = aws_sdk_ssoadmin::Client::new(&sdk);
+    let store = aws_sdk_identitystore::Client::new(&sdk);
+    let instances = sso.list_instances().send().await.expect("ListInstances");
+    let inst = &instances.instances()[0];
+    let (arn, store_id) = (
+        inst.instance_arn().unwrap().to_string(),
+        inst.identity_store_id().unwrap().to_string(),
+    );
+    let ps = |name: String| {
+        let (sso, arn) = (sso.clone(), arn.clone());
+        async move {
+            sso.create_permission_set()
+                .instance_arn(arn)
+                .name(name)
+                // moto returns a number for a missing SessionDuration, which the SDK rejects.
+                .session_duration("PT1H")
+                .send()
+                .await
+                .expect("CreatePermissionSet")
+                .permission_set()
+                .and_then(|p| p.permission_set_arn())
+                .unwrap()
+                .to_string()
+        }
+    };
+    let admin = ps(format!("Admin-{id}")).await;
+    let read = ps(format!("Read-{id}")).await;
+    let group = |name: String| {
+        let (store, store_id) = (store.clone(), store_id.clone());
+        async move {
+            store
+                .create_group()
+                .identity_store_id(store_id)
+                .display_name(name)
+                .send()
+                .await
+                .expect("CreateGroup")
+                .group_id()
+                .to_string()
+        }
+    };
+    let platform = group(format!("platform-{id}")).await;
+    let others = group(format!("others-{id}")).await;
+    for (acct, set, principal) in [
+        (&c1, &admin, &platform),
+        (&c2, &read, &platform),
+        (&c3, &admin, &others),
+        (&c4, &admin, &platform),
+    ] {
+        sso.create_account_assignment()
+            .instance_arn(&arn)
+            .target_id(acct)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(set)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::Group)
+            .principal_id(principal)
+            .send()
+            .await
+            .expect("CreateAccountAssignment");
+    }
+    close(&w, &c4).await;
+    let config = w.config(&format!(
+        r#"vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+discovery:
+  - type: identity_center
+    region: us-east-1
+    permission_sets: ["Admin-{id}"]
+    groups: ["platform-{id}"]
+    target_template: {{ name: "grp-{{account_id}}", regions: [us-east-1], imports: [base] }}
+  - type: identity_center
+    region: us-east-1
+    permission_sets: ["Admin-{id}", "Read-*"]
+    filters: [ {{ ou: {top} }} ]
+    target_template:
+      name: "any-{{account_id}}"
+      regions: [us-east-1]
+      imports: [base]
+      overrides: {{ sets: "{{permission_set}}" }}
+"#
+    ));
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{id}"));
+    let r = run(
+        &w,
+        &cache,
+        &[
+            "discover",
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    r.success();
+    let doc = r.json();
+    // The group's Admin assignment: c1 (c4 is closed; c2 has Read; c3's is another group's).
+    assert_eq!(ids(&doc, 0), vec![c1.clone()], "{doc:#}");
+    // Admin or Read-* to anyone, under the OU: c1, c2, c3.
+    assert_eq!(
+        ids(&doc, 1),
+        sorted(vec![c1.clone(), c2.clone(), c3.clone()]),
+        "{doc:#}"
+    );
+    let r = run(
+        &w,
+        &cache,
+        &[
+            "graph",
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    r.success();
+    let g = r.json();
+    assert!(
+        g["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == format!("any-{c2}").as_str()),
+        "{g:#}"
+    );
+}

@@ -64,6 +64,233 @@ fn map<E: OperationError>(e: Failed<E>, what: &str) -> Error {
     map_error(e, what, &ORGANIZATIONS)
 }
 
+const IDENTITY_CENTER: ServiceErrors = ServiceErrors {
+    name: "AWS IAM Identity Center",
+    kind: |code| {
+        Some(match code {
+            "TooManyRequestsException" => ErrorKind::Throttled,
+            "ResourceNotFoundException" => ErrorKind::Config,
+            "InternalServerException" => ErrorKind::Unavailable,
+            _ => return None,
+        })
+    },
+    hint: |kind, _| match kind {
+        ErrorKind::PermissionDenied => {
+            "; the discovery role needs sso:ListInstances, sso:ListPermissionSets, sso:DescribePermissionSet, sso:ListAccountsForProvisionedPermissionSet, sso:ListAccountAssignments, sso:ListAccountAssignmentsForPrincipal and identitystore:GetGroupId, in the Identity Center instance's region (`discovery.region`)"
+        }
+        _ => "",
+    },
+};
+
+fn map_ic<E: OperationError>(e: Failed<E>, what: &str) -> Error {
+    map_error(e, what, &IDENTITY_CENTER)
+}
+
+async fn send_ic<T, E, F, Fut>(calls: &CallCounter, operation: &'static str, call: F) -> Sent<T, E>
+where
+    E: OperationError,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+{
+    calls.send(&IDENTITY_CENTER, operation, call).await
+}
+
+/// Whether a permission set's name is one the block asks for (its `permission_sets`, or its
+/// `permission_set` filters when it lists none).
+fn wanted(b: &DiscoveryConfig, name: &str) -> bool {
+    use secretsync_core::config::DiscoveryFilter;
+    let patterns: Vec<&str> = if b.permission_sets.is_empty() {
+        b.filters
+            .iter()
+            .filter_map(|f| match f {
+                DiscoveryFilter::PermissionSet { name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        b.permission_sets.iter().map(String::as_str).collect()
+    };
+    patterns
+        .iter()
+        .any(|p| secretsync_core::discovery::wildcard(p, name))
+}
+
+/// Identity Center: account id → the names of the permission sets the block asks for that are
+/// assigned there (to its groups, or to anyone).
+async fn assignments(
+    sdk: &aws_config::SdkConfig,
+    calls: &CallCounter,
+    b: &DiscoveryConfig,
+    accounts: &[String],
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>> {
+    let sso = aws_sdk_ssoadmin::Client::from_conf(
+        aws_sdk_ssoadmin::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let ids = aws_sdk_identitystore::Client::from_conf(
+        aws_sdk_identitystore::config::Builder::from(sdk)
+            .interceptor(calls.clone())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let listed = send_ic(calls, "ListInstances", || sso.list_instances().send())
+        .await
+        .map_err(|e| map_ic(e, "listing the Identity Center instances"))?;
+    let instance = listed.instances().first().ok_or_else(|| {
+        Error::config(format!(
+            "no Identity Center instance in {region}; set `discovery.region` to the instance's region"
+        ))
+    })?;
+    let (Some(arn), Some(store)) = (instance.instance_arn(), instance.identity_store_id()) else {
+        return Err(Error::new(
+            ErrorKind::Unexpected,
+            "Identity Center listed an instance without its ARN or identity store",
+        ));
+    };
+    // Permission set ARN -> name, read once each.
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut name_of = async |ps: &str| -> Result<String> {
+        if let Some(n) = names.get(ps) {
+            return Ok(n.clone());
+        }
+        let d = send_ic(calls, "DescribePermissionSet", || {
+            sso.describe_permission_set()
+                .instance_arn(arn)
+                .permission_set_arn(ps)
+                .send()
+        })
+        .await
+        .map_err(|e| map_ic(e, &format!("describing permission set {ps}")))?;
+        let n = d
+            .permission_set()
+            .and_then(|p| p.name())
+            .unwrap_or(ps)
+            .to_string();
+        names.insert(ps.to_string(), n.clone());
+        Ok(n)
+    };
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    if !b.groups.is_empty() {
+        for g in &b.groups {
+            let attr = aws_sdk_identitystore::types::UniqueAttribute::builder()
+                .attribute_path("DisplayName")
+                .attribute_value(aws_smithy_types::Document::String(g.clone()))
+                .build()
+                .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+            let got = send_ic(calls, "GetGroupId", || {
+                ids.get_group_id()
+                    .identity_store_id(store)
+                    .alternate_identifier(
+                        aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(
+                            attr.clone(),
+                        ),
+                    )
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                map_ic(
+                    e,
+                    &format!(
+                        "finding group `{g}` in identity store {store} (check `discovery.groups`)"
+                    ),
+                )
+            })?;
+            let group = got.group_id().to_string();
+            let mut next: Option<String> = None;
+            loop {
+                let page = send_ic(calls, "ListAccountAssignmentsForPrincipal", || {
+                    sso.list_account_assignments_for_principal()
+                        .instance_arn(arn)
+                        .principal_id(&group)
+                        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::Group)
+                        .set_next_token(next.clone())
+                        .send()
+                })
+                .await
+                .map_err(|e| map_ic(e, &format!("listing the assignments of group `{g}`")))?;
+                for a in page.account_assignments() {
+                    let (Some(acct), Some(ps)) = (a.account_id(), a.permission_set_arn()) else {
+                        continue;
+                    };
+                    let n = name_of(ps).await?;
+                    if wanted(b, &n) {
+                        out.entry(acct.to_string()).or_default().insert(n);
+                    }
+                }
+                next = page.next_token().map(str::to_string);
+                if next.as_deref().is_none_or(str::is_empty) {
+                    break;
+                }
+            }
+        }
+        return Ok(out);
+    }
+    // To anyone: each wanted permission set, asked per account of the organization whether it
+    // is assigned there (`ListAccountAssignments`; one call per account and set).
+    let mut sets = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = send_ic(calls, "ListPermissionSets", || {
+            sso.list_permission_sets()
+                .instance_arn(arn)
+                .set_next_token(next.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| map_ic(e, "listing the permission sets"))?;
+        sets.extend(page.permission_sets().iter().cloned());
+        next = page.next_token().map(str::to_string);
+        if next.as_deref().is_none_or(str::is_empty) {
+            break;
+        }
+    }
+    let mut chosen = Vec::new();
+    for ps in sets {
+        let n = name_of(&ps).await?;
+        if wanted(b, &n) {
+            chosen.push((ps, n));
+        }
+    }
+    let pairs: Vec<(&String, &(String, String))> = accounts
+        .iter()
+        .flat_map(|a| chosen.iter().map(move |c| (a, c)))
+        .collect();
+    let found: Vec<Option<(String, String)>> = stream::iter(pairs)
+        .map(|(acct, (ps, n))| {
+            let sso = &sso;
+            async move {
+                let page = send_ic(calls, "ListAccountAssignments", || {
+                    sso.list_account_assignments()
+                        .instance_arn(arn)
+                        .account_id(acct)
+                        .permission_set_arn(ps)
+                        .send()
+                })
+                .await
+                .map_err(|e| {
+                    map_ic(
+                        e,
+                        &format!("listing the assignments of `{n}` in account {acct}"),
+                    )
+                })?;
+                Ok::<_, Error>(
+                    (!page.account_assignments().is_empty()).then(|| (acct.clone(), n.clone())),
+                )
+            }
+        })
+        .buffered(TAG_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (acct, n) in found.into_iter().flatten() {
+        out.entry(acct).or_default().insert(n);
+    }
+    Ok(out)
+}
+
 async fn send<T, E, F, Fut>(calls: &CallCounter, operation: &'static str, call: F) -> Sent<T, E>
 where
     E: OperationError,
@@ -333,12 +560,6 @@ pub async fn discover(
 ) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     for (i, block) in config.discovery.iter().enumerate() {
-        if block.kind == DiscoveryKind::IdentityCenter {
-            return Err(Error::config(format!(
-                "discovery block {} is `type: identity_center`, which this version does not run yet; use `type: aws_organizations` (with a `permission_set` filter later) or remove the block",
-                i + 1
-            )));
-        }
         let key = cache_key(block);
         // Read even when refreshing: it knows which targets the last discovery made.
         let cached = cache.read(&key).await;
@@ -356,24 +577,61 @@ pub async fn discover(
                 (c.accounts, c.targets, Some(a), 0)
             }
             (previous, _) => {
-                let region = block.region.as_deref().unwrap_or("us-east-1");
+                // Organizations is global (us-east-1); Identity Center lives in its
+                // instance's region.
+                let org_region = match block.kind {
+                    DiscoveryKind::AwsOrganizations => {
+                        block.region.as_deref().unwrap_or("us-east-1")
+                    }
+                    DiscoveryKind::IdentityCenter => "us-east-1",
+                };
                 let sdk = aws
                     .config_for(
-                        region,
+                        org_region,
                         block.role_arn.as_deref(),
                         block.external_id.as_deref(),
                     )
                     .await;
-                let counter = aws.counter_for(region, block.role_arn.as_deref());
+                let counter = aws.counter_for(org_region, block.role_arn.as_deref());
                 let client = aws_sdk_organizations::Client::from_conf(
                     aws_sdk_organizations::config::Builder::from(&sdk)
                         .interceptor(counter.clone())
                         .retry_config(aws_config::retry::RetryConfig::disabled())
                         .build(),
                 );
-                let accounts = organization(&client, &counter, needs_tags(block))
+                let mut accounts = organization(&client, &counter, needs_tags(block))
                     .await
                     .map_err(|e| e.context("discovery (AWS Organizations)"))?;
+                if block.kind == DiscoveryKind::IdentityCenter {
+                    let ic_region = block.region.as_deref().unwrap_or("us-east-1");
+                    let ic_sdk = aws
+                        .config_for(
+                            ic_region,
+                            block.role_arn.as_deref(),
+                            block.external_id.as_deref(),
+                        )
+                        .await;
+                    // Only accounts in a state the block keeps are asked about.
+                    let ids: Vec<String> = accounts
+                        .iter()
+                        .filter(|a| {
+                            secretsync_core::config::AccountState::parse(&a.state)
+                                .is_some_and(|s| block.states.contains(&s))
+                        })
+                        .map(|a| a.id.clone())
+                        .collect();
+                    let assigned = assignments(&ic_sdk, &counter, block, &ids)
+                        .await
+                        .map_err(|e| e.context("discovery (AWS IAM Identity Center)"))?;
+                    // Cross-checked with Organizations: its state, OU path and tags.
+                    accounts.retain_mut(|a| match assigned.get(&a.id) {
+                        Some(sets) => {
+                            a.permission_sets = sets.iter().cloned().collect();
+                            true
+                        }
+                        None => false,
+                    });
+                }
                 info!(
                     block = i,
                     accounts = accounts.len(),
