@@ -269,6 +269,10 @@ pub enum Output {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    /// Also run discovery (AWS Organizations, Identity Center) and report what it finds;
+    /// without it nothing is contacted.
+    #[arg(long)]
+    pub check_backends: bool,
 }
 
 #[derive(Args, Debug)]

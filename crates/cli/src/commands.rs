@@ -69,7 +69,7 @@ fn load_config_counting_warnings(path: &std::path::Path) -> Result<(Config, usiz
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate(a) => validate(a),
+        Command::Validate(a) => Box::pin(validate(a)).await,
         Command::Graph(a) => graph(a).await,
         Command::Discover(a) => Box::pin(crate::discover::run(a)).await,
         Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
@@ -149,8 +149,33 @@ pub(crate) fn cancel_on_signals() -> std::sync::Arc<Cancel> {
     cancel
 }
 
-fn validate(a: ValidateArgs) -> Result<ExitCode> {
+async fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let (c, warnings) = load_config_counting_warnings(&a.config.config)?;
+    if a.check_backends && !c.discovery.is_empty() {
+        let (with, found) = secretsync_engine::discovery::apply(c.clone(), &env, false).await?;
+        for f in &found {
+            println!(
+                "discovery block {}: {} account{} listed, {} selected, {} target{}{}",
+                f.block + 1,
+                f.listed,
+                plural(f.listed),
+                f.accounts.len(),
+                f.targets.len(),
+                plural(f.targets.len()),
+                match f.cache_age {
+                    Some(age) => format!(" (cached answer, {}s old)", age.as_secs()),
+                    None => format!(" ({} calls)", f.calls),
+                }
+            );
+        }
+        println!(
+            "with the discovered targets: {} target{} in {} level{}",
+            with.targets.len(),
+            plural(with.targets.len()),
+            with.graph.levels.len(),
+            plural(with.graph.levels.len())
+        );
+    }
     let store = match &c.merge_store {
         None => "none".to_string(),
         Some(MergeStoreConfig::S3 { bucket, prefix, .. }) => format!("s3://{bucket}/{prefix}"),

@@ -6,6 +6,8 @@
 
 mod support_sync;
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use support_sync::{Run, World, unique};
 
@@ -250,6 +252,14 @@ discovery:
     r.success()
         .stdout_has("Discovery block 1: 2 of ")
         .stdout_has(&format!("{a1}  {id}-web  ACTIVE  Root/top-{id}/prod/web"));
+    // `validate --check-backends` runs discovery and counts; plain `validate` calls nothing.
+    let r = run(&w, &cache, &["validate", "--config", c, "--check-backends"]);
+    r.success()
+        .stdout_has("discovery block 1: ")
+        .stdout_has(" listed, 2 selected, 2 targets (cached answer, ");
+    run(&w, &cache, &["validate", "--config", c])
+        .success()
+        .stdout_has("discovery 2 blocks (templates checked; `secretsync discover` runs it)");
     // `graph` marks the discovered targets.
     let r = run(&w, &cache, &["graph", "--config", c]);
     r.success()
@@ -498,5 +508,198 @@ discovery:
             .iter()
             .any(|t| t["name"] == format!("any-{c2}").as_str()),
         "{g:#}"
+    );
+}
+
+/// With a merge store, the discovery cache lives in it: a run on another machine (another
+/// cache directory) reuses the answer and makes no Organizations call.
+#[tokio::test]
+async fn the_cache_lives_in_the_merge_store_when_there_is_one() {
+    let w = World::from_env().await;
+    let id = unique("dcs");
+    let root = root(&w).await;
+    let top = ou(&w, &root, &format!("store-{id}")).await;
+    let a = account(&w, &root, &top, &format!("{id}-a"), &[]).await;
+    let bucket = unique("dcs-").to_lowercase();
+    w.create_bucket(&bucket).await;
+    let config = w.config(&format!(
+        r#"vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+merge_store: {{ type: s3, bucket: {bucket}, prefix: m/, region: us-east-1 }}
+discovery:
+  type: aws_organizations
+  filters: [ {{ ou: {top} }} ]
+  target_template: {{ name: "d-{{account_id}}", regions: [us-east-1], imports: [base] }}
+"#
+    ));
+    let c = config.to_str().unwrap();
+    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let first = run(
+        &w,
+        &tmp.join(format!("one-{id}")),
+        &["discover", "--config", c, "--output", "json"],
+    );
+    first.success();
+    assert!(first.json()["blocks"][0]["calls"].as_u64().unwrap() > 0);
+    let second = run(
+        &w,
+        &tmp.join(format!("two-{id}")),
+        &["discover", "--config", c, "--output", "json"],
+    );
+    second.success();
+    let doc = second.json();
+    assert_eq!(doc["blocks"][0]["calls"], 0, "{doc:#}");
+    assert_eq!(ids(&doc, 0), vec![a]);
+    let objects = w
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("m/.secretsync/discovery/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(objects.contents().len(), 1, "{objects:?}");
+}
+
+/// One fixture account: where it is and what it carries.
+struct Fixture {
+    id: String,
+    /// OU ids from `top` down to its own OU.
+    ous: Vec<String>,
+    env: String,
+    team: String,
+    active: bool,
+}
+
+/// An organization of 60 accounts in three levels of nested OUs below a test's own OU, tagged,
+/// six of them closed: each block selects exactly the accounts the rules say (computed here
+/// from the fixture, independently of the tool), and a cached answer expires after
+/// `cache_ttl`.
+#[tokio::test]
+async fn sixty_accounts_in_three_levels_are_selected_exactly_and_the_cache_expires() {
+    let w = World::from_env().await;
+    let id = unique("d60");
+    let root = root(&w).await;
+    let top = ou(&w, &root, &format!("org60-{id}")).await;
+    // Level 1: prod, staging, sandbox; level 2: web, api under each; level 3: edge under each.
+    let mut leaves: Vec<Vec<String>> = Vec::new();
+    let mut l1 = BTreeMap::new();
+    for name in ["prod", "staging", "sandbox"] {
+        let a = ou(&w, &top, name).await;
+        l1.insert(name, a.clone());
+        leaves.push(vec![top.clone(), a.clone()]);
+        for sub in ["web", "api"] {
+            let b = ou(&w, &a, sub).await;
+            leaves.push(vec![top.clone(), a.clone(), b.clone()]);
+            let c = ou(&w, &b, "edge").await;
+            leaves.push(vec![top.clone(), a.clone(), b.clone(), c]);
+        }
+    }
+    let envs = ["prod-eu", "prod-us", "staging", "dev"];
+    let teams = ["a", "b", "c"];
+    let mut fx = Vec::new();
+    for i in 0..60 {
+        let ous = leaves[i % leaves.len()].clone();
+        let env = format!("{}-{id}", envs[i % envs.len()]);
+        let team = teams[i % teams.len()].to_string();
+        let acct = account(
+            &w,
+            &root,
+            ous.last().unwrap(),
+            &format!("{id}-{i:02}"),
+            &[("Environment", &env), ("Team", &team)],
+        )
+        .await;
+        fx.push(Fixture {
+            id: acct,
+            ous,
+            env,
+            team,
+            active: i % 10 != 3,
+        });
+    }
+    for f in fx.iter().filter(|f| !f.active) {
+        close(&w, &f.id).await;
+    }
+    let (prod, staging) = (l1["prod"].clone(), l1["staging"].clone());
+    let excluded = fx[1].id.clone();
+    let config = w.config(&format!(
+        r#"vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+discovery:
+  - type: aws_organizations
+    filters:
+      - {{ tag: Environment, values: ["prod-*-{id}"] }}
+      - {{ ou: {prod} }}
+    target_template: {{ name: "a-{{account_id}}", regions: [us-east-1], imports: [base] }}
+  - type: aws_organizations
+    match: any
+    filters:
+      - {{ tag: Team, values: [c] }}
+      - {{ ou: {staging}, include_nested: false }}
+    target_template: {{ name: "b-{{account_id}}", regions: [us-east-1], imports: [base] }}
+  - type: aws_organizations
+    states: [ACTIVE, SUSPENDED]
+    exclude_accounts: ["{excluded}"]
+    cache_ttl: 2s
+    filters: [ {{ ou: {top} }} ]
+    target_template: {{ name: "c-{{account_id}}", regions: [us-east-1], imports: [base] }}
+"#
+    ));
+    let expect = |pick: &dyn Fn(&Fixture) -> bool| -> Vec<String> {
+        sorted(
+            fx.iter()
+                .filter(|f| pick(f))
+                .map(|f| f.id.clone())
+                .collect(),
+        )
+    };
+    let b0 = expect(&|f| f.active && f.env.starts_with("prod-") && f.ous.contains(&prod));
+    // Team `c` anywhere in the organization would include other tests' accounts: the tests
+    // of this file tag no other account with `Team: c` under this run's ids, so the first
+    // filter is checked against this fixture's accounts only.
+    let b1 = expect(&|f| f.active && (f.team == "c" || f.ous.last() == Some(&staging)));
+    let b2 = expect(&|f| f.id != excluded);
+    assert!(!b0.is_empty() && !b1.is_empty() && b2.len() == 59);
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{id}"));
+    let c = config.to_str().unwrap();
+    let r = run(&w, &cache, &["discover", "--config", c, "--output", "json"]);
+    r.success();
+    let doc = r.json();
+    let mine = |block: usize| -> Vec<String> {
+        let ours: std::collections::BTreeSet<&String> = fx.iter().map(|f| &f.id).collect();
+        ids(&doc, block)
+            .into_iter()
+            .filter(|a| ours.contains(a))
+            .collect()
+    };
+    assert_eq!(ids(&doc, 0), b0, "block 1");
+    assert_eq!(mine(1), b1, "block 2");
+    assert_eq!(ids(&doc, 2), b2, "block 3");
+    let suspended = doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["block"] == 2 && a["state"] == "SUSPENDED")
+        .count();
+    assert_eq!(suspended, 6);
+    // Within its TTL the answer is reused; after it, AWS is asked again.
+    let r = run(&w, &cache, &["discover", "--config", c, "--output", "json"]);
+    r.success();
+    assert_eq!(r.json()["blocks"][2]["calls"], 0);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let r = run(&w, &cache, &["discover", "--config", c, "--output", "json"]);
+    r.success();
+    let doc = r.json();
+    assert!(
+        doc["blocks"][2]["calls"].as_u64().unwrap() > 0,
+        "{:#}",
+        doc["blocks"]
+    );
+    assert_eq!(
+        doc["blocks"][0]["calls"], 0,
+        "block 1's TTL (1h) has not passed"
     );
 }

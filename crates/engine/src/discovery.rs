@@ -322,9 +322,10 @@ pub struct Found {
 struct Cached {
     fetched_unix: u64,
     accounts: Vec<Account>,
-    /// Target names the last discovery made from them.
+    /// Per block (its index), the target names its last discovery made: several blocks with
+    /// the same discovery inputs share one entry.
     #[serde(default)]
-    targets: Vec<String>,
+    targets: BTreeMap<String, Vec<String>>,
 }
 
 /// Where the cache lives.
@@ -567,16 +568,22 @@ pub async fn discover(
             .as_ref()
             .map(|c| Duration::from_secs(now_unix().saturating_sub(c.fetched_unix)));
         let usable = !refresh && !block.cache_ttl.is_zero();
-        let (accounts, before, cache_age, calls) = match (cached, age) {
+        let mut recorded = cached
+            .as_ref()
+            .map(|c| c.targets.clone())
+            .unwrap_or_default();
+        let before = recorded.get(&i.to_string()).cloned().unwrap_or_default();
+        let fetched_before = cached.as_ref().map(|c| c.fetched_unix);
+        let (accounts, cache_age, calls) = match (cached, age) {
             (Some(c), Some(a)) if usable && a < block.cache_ttl => {
                 debug!(
                     block = i,
                     age_secs = a.as_secs(),
                     "discovery from the cache"
                 );
-                (c.accounts, c.targets, Some(a), 0)
+                (c.accounts, Some(a), 0)
             }
-            (previous, _) => {
+            (_, _) => {
                 // Organizations is global (us-east-1); Identity Center lives in its
                 // instance's region.
                 let org_region = match block.kind {
@@ -638,8 +645,7 @@ pub async fn discover(
                     calls = counter.get(),
                     "discovered the organization's accounts"
                 );
-                let before = previous.map(|c| c.targets).unwrap_or_default();
-                (accounts, before, None, counter.get())
+                (accounts, None, counter.get())
             }
         };
         let selected: Vec<(Account, Vec<String>)> = accounts
@@ -653,18 +659,19 @@ pub async fn discover(
         for g in &gone {
             warn!(target_name = %g, "no longer discovered: its account stopped matching; nothing is deleted in it");
         }
-        if cache_age.is_none() || !gone.is_empty() {
+        let names: Vec<String> = targets.iter().map(|d| d.target.name.clone()).collect();
+        if cache_age.is_none() || before != names {
+            recorded.insert(i.to_string(), names);
             cache
                 .write(
                     &key,
                     &Cached {
-                        fetched_unix: if cache_age.is_none() {
-                            now_unix()
-                        } else {
-                            now_unix() - cache_age.map_or(0, |a| a.as_secs())
+                        fetched_unix: match cache_age {
+                            None => now_unix(),
+                            Some(_) => fetched_before.unwrap_or_else(now_unix),
                         },
                         accounts: accounts.clone(),
-                        targets: targets.iter().map(|d| d.target.name.clone()).collect(),
+                        targets: recorded,
                     },
                 )
                 .await;
