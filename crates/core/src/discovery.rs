@@ -480,3 +480,61 @@ mod tests {
         assert_eq!(normalise_name("  My Acct (prod) "), "My-Acct-prod");
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    const YAML: &str = "vault_sources:\n  - mount: secret/base/\n    name: base\ntargets:\n  - name: web-us-east-1\n    type: aws_secretsmanager\n    region: us-east-1\n    imports: [base]\n";
+
+    fn discovered(name: &str, imports: &[&str]) -> Discovered {
+        Discovered {
+            target: TargetConfig {
+                name: name.into(),
+                imports: imports.iter().map(|s| s.to_string()).collect(),
+                overrides: Default::default(),
+                policy: Default::default(),
+                backend: TargetBackend::AwsSecretsManager(AwsSmSettings {
+                    region: "us-east-1".into(),
+                    ..Default::default()
+                }),
+            },
+            account_id: "111111111111".into(),
+            account_name: "web".into(),
+            region: "us-east-1".into(),
+            block: 0,
+        }
+    }
+
+    /// A discovered target named like a static one is dropped with a warning (the static one
+    /// is kept as it was); the others join the graph, importing sources and static targets.
+    #[test]
+    fn the_static_target_wins_and_the_rest_join_the_graph() {
+        let mut c = crate::config::load(YAML, &|_| None)
+            .config
+            .expect("the config loads");
+        let static_before = c.targets[0].clone();
+        let diags = c.add_discovered(vec![
+            discovered("web-us-east-1", &["base"]),
+            discovered("api-us-east-1", &["base", "web-us-east-1"]),
+        ]);
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[0], static_before);
+        assert!(
+            diags.iter().any(|d| d.to_string().contains(
+                "discovered target `web-us-east-1` (account 111111111111, us-east-1) has the name of a target of the config"
+            )),
+            "{diags:?}"
+        );
+        assert_eq!(c.graph.order, ["web-us-east-1", "api-us-east-1"]);
+        // An import nothing provides is an error of the new graph.
+        let mut c = crate::config::load(YAML, &|_| None).config.unwrap();
+        let diags = c.add_discovered(vec![discovered("x-us-east-1", &["nope"])]);
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.severity == crate::diag::Severity::Error),
+            "{diags:?}"
+        );
+    }
+}
