@@ -225,6 +225,11 @@ pub struct PipelineArgs {
     /// (`discovery.cache_ttl`).
     #[arg(long)]
     pub refresh_discovery: bool,
+    /// Only the targets in shard I of N (I from 0, e.g. Kubernetes' JOB_COMPLETION_INDEX): a
+    /// stable hash of each target's name decides, so shards run on separate machines never
+    /// overlap. Their dependencies are merged, not synced (as with --targets).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, env = "SECRETSYNC_SHARD")]
+    pub shard: Option<secretsync_core::shard::Shard>,
     /// With --dry-run: also write the plan to FILE (JSON: per target and secret the change, the
     /// keyed fingerprint of the desired value and the version it was planned against; never a
     /// value), to apply later with --plan.
@@ -244,6 +249,10 @@ pub struct PipelineArgs {
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     secretsync_core::config::parse_duration(s)
+}
+
+fn parse_shard(s: &str) -> Result<secretsync_core::shard::Shard, String> {
+    secretsync_core::shard::Shard::parse(s)
 }
 
 fn parse_push_url(s: &str) -> Result<String, String> {
@@ -290,6 +299,9 @@ pub struct DiscoverArgs {
 pub struct GraphArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    /// Show which targets shard I of N runs (and the shard of every target).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<secretsync_core::shard::Shard>,
     /// Run discovery again instead of using its cached answer.
     #[arg(long)]
     pub refresh_discovery: bool,

@@ -234,7 +234,13 @@ async fn graph(a: GraphArgs) -> Result<ExitCode> {
                     "type": t.backend.type_name(),
                     "imports": c.graph.imports.get(&t.name),
                     "discovered": discovered.get(t.name.as_str()).map(|(a, r)| json!({"account_id": a, "region": r})),
+                    "shard": a.shard.map(|s| secretsync_core::shard::shard_of(&t.name, s.count)),
                 })).collect::<Vec<_>>(),
+                "shard": a.shard.map(|s| json!({
+                    "index": s.index,
+                    "count": s.count,
+                    "targets": c.graph.order.iter().filter(|t| s.has(t)).collect::<Vec<_>>(),
+                })),
                 "levels": c.graph.levels,
                 "order": c.graph.order,
             });
@@ -296,10 +302,17 @@ async fn graph(a: GraphArgs) -> Result<ExitCode> {
                         .target(name)
                         .map(|t| t.backend.describe())
                         .unwrap_or_default();
-                    let mark = discovered
+                    let mut mark = discovered
                         .get(name.as_str())
                         .map(|(a, r)| format!(" (discovered: account {a}, {r})"))
                         .unwrap_or_default();
+                    if let Some(s) = a.shard {
+                        mark.push_str(&format!(
+                            " (shard {}/{})",
+                            secretsync_core::shard::shard_of(name, s.count),
+                            s.count
+                        ));
+                    }
                     writeln!(
                         out,
                         "    {name} [{kind}]{mark} <- {}",
@@ -312,6 +325,24 @@ async fn graph(a: GraphArgs) -> Result<ExitCode> {
                 }
             }
             writeln!(out, "execution order: {}", c.graph.order.join(" -> "))?;
+            if let Some(s) = a.shard {
+                let mine: Vec<&str> = c
+                    .graph
+                    .order
+                    .iter()
+                    .filter(|t| s.has(t))
+                    .map(String::as_str)
+                    .collect();
+                writeln!(
+                    out,
+                    "shard {s}: {}",
+                    if mine.is_empty() {
+                        "(no targets)".to_string()
+                    } else {
+                        mine.join(", ")
+                    }
+                )?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -437,7 +468,15 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
 
 async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
-    let selected = selected_targets(c, &a.targets)?;
+    let mut selected = selected_targets(c, &a.targets)?;
+    if let Some(shard) = a.shard {
+        selected.retain(|t| shard.has(t));
+        if selected.is_empty() {
+            eprintln!("shard {shard} has no targets: nothing to do");
+            return Ok(ExitCode::SUCCESS);
+        }
+        tracing::info!(shard = %shard, targets = selected.len(), "running one shard");
+    }
     // Progress on stderr: live on a terminal (unless the output is JSON), else a log line.
     let source_vault = c
         .vault

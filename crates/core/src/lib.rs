@@ -17,5 +17,6 @@ pub mod path;
 pub mod planfile;
 pub mod render;
 pub mod secret;
+pub mod shard;
 pub mod targets;
 pub mod yaml;
