@@ -255,9 +255,9 @@ targets:
 }
 
 /// Warnings are printed with their lines, and the summary says there were warnings: no bare
-/// "config OK", and no claim that discovery runs.
+/// "config OK"; discovery is checked, not run (validate calls nothing).
 #[test]
-fn validate_prints_warnings_and_never_claims_inactive_features_run() {
+fn validate_prints_warnings_and_says_discovery_is_checked_not_run() {
     let config = write_config(
         r#"owner: team-a
 vault_sources:
@@ -279,7 +279,7 @@ circuit_breaker: { enabled: true }
             .any(|l| l.contains(&format!("warning at line {line},")) && l.contains(what))
     };
     assert!(has("8", "deletes orphans but imports nothing"), "{r}");
-    assert!(has("9", "`discovery` is parsed but not yet active"), "{r}");
+    assert!(has("9", "discovery has no `target_template`"), "{r}");
     // The circuit breaker is active: its block does not warn.
     assert!(!r.stderr.contains("circuit_breaker"), "{r}");
     assert!(
@@ -289,7 +289,8 @@ circuit_breaker: { enabled: true }
     );
     assert!(!r.stdout.contains("config OK"), "{r}");
     assert!(
-        r.stdout.contains("discovery configured but not active"),
+        r.stdout
+            .contains("discovery 1 block (templates checked; `secretsync discover` runs it)"),
         "{r}"
     );
     assert!(r.stdout.contains("owner scope team-a"), "{r}");

@@ -134,6 +134,17 @@ pub struct CallCounter {
     observed: Option<Arc<Observed>>,
     /// How the calls of the clients it counts for are retried ([`CallCounter::send`]).
     retry: Policy,
+    /// The account and region's limiters ([`crate::pacing`]), shared with every other
+    /// counter of the same account and region; `None`: not paced.
+    paced: Option<Arc<Paced>>,
+}
+
+/// Where a counter's calls are paced.
+#[derive(Debug)]
+struct Paced {
+    pacing: Arc<crate::pacing::Pacing>,
+    account: String,
+    region: String,
 }
 
 impl Default for CallCounter {
@@ -142,6 +153,7 @@ impl Default for CallCounter {
             count: Arc::default(),
             observed: None,
             retry: default_policy(AWS_MAX_ATTEMPTS),
+            paced: None,
         }
     }
 }
@@ -222,11 +234,33 @@ impl CallCounter {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     {
+        let limiter = self.paced.as_ref().and_then(|p| {
+            p.pacing
+                .limiter(&p.account, &p.region, crate::pacing::Kind::of(operation))
+        });
         let tried = crate::retry::run(
             &self.retry,
             operation,
             |e: &SdkError<E, HttpResponse>| classify(e, "", service),
-            |_| call(),
+            |_| {
+                let limiter = limiter.clone();
+                let attempt = call();
+                async move {
+                    let Some(l) = limiter else {
+                        return attempt.await;
+                    };
+                    l.acquire().await;
+                    let r = attempt.await;
+                    match &r {
+                        Ok(_) => l.succeeded(),
+                        Err(e) if classify(e, "", service).kind == ErrorKind::Throttled => {
+                            l.throttled()
+                        }
+                        Err(_) => {}
+                    }
+                    r
+                }
+            },
         )
         .await;
         tried.result.map_err(|sdk| Failed {
@@ -582,6 +616,8 @@ pub struct AwsContext {
     s3_path_style: bool,
     /// How every call of every client from this context is retried.
     retry: Policy,
+    /// The run's limiters, per account, region and kind of call.
+    pacing: Arc<crate::pacing::Pacing>,
 }
 
 impl AwsContext {
@@ -617,6 +653,7 @@ impl AwsContext {
             observers: Observers::default(),
             s3_path_style,
             retry: default_policy(max_attempts),
+            pacing: Arc::default(),
         })
     }
 
@@ -653,6 +690,7 @@ impl AwsContext {
             observers: Observers::default(),
             s3_path_style,
             retry,
+            pacing: Arc::default(),
         }
     }
 
@@ -672,17 +710,23 @@ impl AwsContext {
     /// A fresh counter for the clients of one account (the role's, or `default`) and region,
     /// reporting to this context's observers.
     pub fn counter_for(&self, region: &str, role_arn: Option<&str>) -> CallCounter {
-        if self.observers.is_empty() {
-            return CallCounter {
-                retry: self.retry,
-                ..CallCounter::default()
-            };
-        }
         let account = role_arn
             .and_then(|arn| arn.split(':').nth(4))
             .filter(|a| !a.is_empty())
             .unwrap_or("default")
             .to_string();
+        let paced = Some(Arc::new(Paced {
+            pacing: self.pacing.clone(),
+            account: account.clone(),
+            region: region.to_string(),
+        }));
+        if self.observers.is_empty() {
+            return CallCounter {
+                retry: self.retry,
+                paced,
+                ..CallCounter::default()
+            };
+        }
         CallCounter {
             count: Arc::default(),
             observed: Some(Arc::new(Observed {
@@ -691,6 +735,7 @@ impl AwsContext {
                 region: region.to_string(),
             })),
             retry: self.retry,
+            paced,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod history;
 pub mod lease;
 pub mod metrics;
 pub mod observe;
+pub mod pacing;
 pub mod pipeline;
 pub mod restore;
 pub mod retry;

@@ -273,7 +273,9 @@ impl TargetBackend {
 pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.10;
 pub const DEFAULT_MAX_DELETES: usize = 50;
 pub const DEFAULT_TARGET_CONCURRENCY: usize = 8;
-pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
+/// No fixed ceiling: writes are paced adaptively per account and region (the engine's
+/// `pacing`); `writes_per_second` sets a hard ceiling on top.
+pub const DEFAULT_WRITES_PER_SECOND: u32 = 0;
 
 /// One `discovery:` block (there may be several): which accounts it asks for and the targets
 /// its template makes of them (`secretsync_core::discovery`; docs/discovery.md).

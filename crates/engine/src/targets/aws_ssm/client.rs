@@ -327,10 +327,11 @@ impl AwsSsmTarget {
     /// The ceiling on write calls per second: the common `writes_per_second` and this kind's
     /// (which defaults to Parameter Store's quota when the common key is absent).
     fn writes_per_second(&self) -> u32 {
-        self.policy
-            .writes_per_second
-            .min(self.settings.writes_per_second)
-            .max(1)
+        match self.policy.writes_per_second {
+            0 => self.settings.writes_per_second,
+            common => common.min(self.settings.writes_per_second),
+        }
+        .max(1)
     }
 
     /// `DescribeParameters` with `filters`, every page: name → metadata.

@@ -118,7 +118,8 @@ pub fn payload(c: &SecretChange) -> Result<(&SecretValue, &str)> {
     Ok((value, fingerprint))
 }
 
-/// Spaces writes evenly: at most `per_second` starts per second.
+/// Spaces writes evenly: at most `per_second` starts per second (`writes_per_second`, a hard
+/// ceiling); `0`: no ceiling (the adaptive limiters of `crate::pacing` still pace every call).
 pub struct Pacer {
     next: Mutex<Instant>,
     interval: Duration,
@@ -128,10 +129,16 @@ impl Pacer {
     pub fn new(per_second: u32) -> Self {
         Pacer {
             next: Mutex::new(Instant::now()),
-            interval: Duration::from_secs_f64(1.0 / per_second.max(1) as f64),
+            interval: match per_second {
+                0 => Duration::ZERO,
+                n => Duration::from_secs_f64(1.0 / n as f64),
+            },
         }
     }
     pub async fn wait(&self) {
+        if self.interval.is_zero() {
+            return;
+        }
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
