@@ -345,13 +345,13 @@ impl Proxy {
 
 /// A loopback listener on a free port that serves each connection with `serve`, on a thread
 /// (and single-threaded runtime) of its own, until dropped.
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl Server {
-    fn start<F, Fut>(name: &'static str, serve: F) -> Server
+    pub(crate) fn start<F, Fut>(name: &'static str, serve: F) -> Server
     where
         F: Fn(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -393,7 +393,7 @@ impl Server {
     }
 
     /// `http://127.0.0.1:<port>`.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
