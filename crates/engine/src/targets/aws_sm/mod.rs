@@ -14,7 +14,7 @@
 //!     max_deletes: 50                 # more orphans than this fails the target, deletes nothing
 //!     adopt: false                    # take over existing unmanaged secrets of desired names
 //!     concurrency: 8                  # concurrent writes
-//!     writes_per_second: 40           # pacing below the ~50/s AWS write quota
+//!     writes_per_second: 40           # optional ceiling (default: adaptive pacing only)
 //!     kms_key_id: alias/secrets       # optional: CreateSecret/UpdateSecret KmsKeyId
 //!     tags: { team: platform }        # beside the ownership tags
 //!     description: synced from Vault  # optional
