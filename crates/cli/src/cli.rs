@@ -225,6 +225,10 @@ pub struct PipelineArgs {
     /// (`discovery.cache_ttl`).
     #[arg(long)]
     pub refresh_discovery: bool,
+    /// Targets planned, and then applied, at once (default: `max_parallel_targets` in the
+    /// config, else 4). Output stays in execution order, one whole block per target.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub parallel_targets: Option<u64>,
     /// Only the targets in shard I of N (I from 0, e.g. Kubernetes' JOB_COMPLETION_INDEX): a
     /// stable hash of each target's name decides, so shards run on separate machines never
     /// overlap. Their dependencies are merged, not synced (as with --targets).

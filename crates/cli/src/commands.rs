@@ -498,6 +498,9 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         observers: observers(c, Arc::new(progress.clone()), metrics),
         cancel: cancel_on_signals(),
         metrics: metrics.clone(),
+        parallel_targets: a
+            .parallel_targets
+            .map_or(c.max_parallel_targets, |n| n as usize),
         plan_file: match &a.plan {
             Some(path) => Some(Arc::new(read_plan_file(path, c, failure_code)?)),
             None => None,

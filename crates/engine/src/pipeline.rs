@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, stream};
 use secretsync_core::config::Config;
 use secretsync_core::diff::TargetPlan;
 use secretsync_core::fold::desired_states;
@@ -89,6 +90,8 @@ pub struct RunOptions {
     /// `--plan FILE`: apply exactly this reviewed plan; a target whose fresh plan differs
     /// from it is refused as a whole.
     pub plan_file: Option<std::sync::Arc<secretsync_core::planfile::PlanFile>>,
+    /// Targets planned, and then applied, at once (`--parallel-targets`; 0 is taken as 1).
+    pub parallel_targets: usize,
 }
 
 /// What happened to one target.
@@ -284,6 +287,104 @@ async fn run_traced(
     Ok(summary)
 }
 
+/// A target after the plan phase: its plan (and lease) or why it has none.
+struct Planned {
+    name: String,
+    target: Option<std::sync::Arc<dyn crate::targets::Target>>,
+    span: tracing::Span,
+    started: std::time::Instant,
+    outcome: TargetOutcome,
+    plan: Option<TargetPlan>,
+    lease: Option<crate::lease::Lease>,
+    latest: Option<secretsync_core::history::Revision>,
+}
+
+/// The apply phase of one planned target: applies its plan (unless a dry run, or the run was
+/// cancelled since), records its history, releases its lease. Returns its outcome, and whether
+/// it was already reported (a target without a plan was, in the plan phase).
+#[allow(clippy::too_many_arguments)]
+async fn apply_planned(
+    p: Planned,
+    opts: &RunOptions,
+    cancel: &std::sync::Arc<Cancel>,
+    history: &Option<crate::history::History>,
+    author: &tokio::sync::OnceCell<String>,
+    aws: Option<&crate::aws::AwsContext>,
+    author_env: &Option<String>,
+    run_id: &str,
+) -> (TargetOutcome, bool) {
+    let Planned {
+        name,
+        target,
+        span,
+        started,
+        mut outcome,
+        plan,
+        lease,
+        latest,
+    } = p;
+    let (Some(mut plan), Some(target)) = (plan, target) else {
+        outcome.duration = started.elapsed();
+        return (outcome, true);
+    };
+    if !opts.dry_run && cancel.is_cancelled() {
+        // Planned, but the run was cancelled before its turn: nothing is written.
+        warn!(target_name = %name, "not started: the run was cancelled");
+        outcome.not_started = true;
+        outcome.error_kind = Some(secretsync_core::diff::FailureKind::Cancelled);
+        outcome.error = Some(format!(
+            "not started: {}",
+            cancel.reason().unwrap_or_else(|| "cancelled".into())
+        ));
+    } else if !opts.dry_run {
+        // A lost lease stops this target's apply (and rolls it back), not the run.
+        let stop = crate::cancel::Cancel::child(cancel);
+        let watcher = lease.as_ref().map(|l| l.cancel_when_lost(stop.clone()));
+        let report = target.apply(&plan, &stop).instrument(span.clone()).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        // Recorded while the lease is still held, so two runs never interleave their history
+        // either.
+        if let Some(h) = history {
+            let who = author
+                .get_or_init(|| run_author(aws, author_env.as_deref()))
+                .await;
+            let stamp = crate::history::Stamp::now(run_id, who);
+            match record(h, latest.as_ref(), &name, &plan, &report, &stamp)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(Some(rev)) => secretsync_core::history::stamp(&mut plan, &rev),
+                Ok(None) => {}
+                Err(e) => {
+                    let e = e.context(format!(
+                        "the changes were applied, but their history could not be recorded in {}",
+                        h.location()
+                    ));
+                    e.log_for_target(&name, "recording history failed");
+                    outcome.error_kind = Some(e.failure_kind());
+                    outcome.error = Some(e.message);
+                }
+            }
+        }
+        outcome.report = Some(report);
+    }
+    // Released as soon as the target is done, not at the end of the run.
+    if let Some(l) = lease
+        && let Err(e) = l.release().instrument(span.clone()).await
+    {
+        warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
+    }
+    outcome.plan = Some(plan);
+    if outcome.failed() {
+        span.record("otel.status_code", "error");
+    }
+    outcome.calls = target.calls();
+    outcome.duration = started.elapsed();
+    (outcome, false)
+}
+
 /// Refuses `plan` as a whole when it is not exactly what the plan file holds for its target.
 fn refuse_drift(plan: &mut TargetPlan, file: &secretsync_core::planfile::PlanFile) {
     let name = plan.target.clone();
@@ -407,7 +508,7 @@ async fn sync_targets(
     } else {
         info_span!("sync", phase = "sync")
     };
-    let mut target_spans: BTreeMap<&str, tracing::Span> = targets
+    let target_spans: BTreeMap<&str, tracing::Span> = targets
         .keys()
         .map(|n| {
             let span = info_span!(parent: &sync_span, "target", target_name = %n, otel.status_code = tracing::field::Empty);
@@ -530,137 +631,143 @@ async fn sync_targets(
     let history = store.map(|s| crate::history::History::new(s.clone(), config.retain_versions));
     let author = tokio::sync::OnceCell::<String>::new();
     let sync_started = std::time::Instant::now();
-    for name in selected {
-        let Some(target) = targets.get(name).cloned() else {
-            continue;
-        };
-        let span = target_spans
-            .remove(name.as_str())
-            .unwrap_or_else(tracing::Span::none);
-        let started = std::time::Instant::now();
-        let mut outcome = TargetOutcome::new(name);
-        if cancel.is_cancelled() {
-            warn!(target_name = %name, "not started: the run was cancelled");
-            outcome.not_started = true;
-            outcome.error_kind = Some(secretsync_core::diff::FailureKind::Cancelled);
-            outcome.error = Some(format!(
-                "not started: {}",
-                cancel.reason().unwrap_or_else(|| "cancelled".into())
-            ));
-            reporter.finished(&outcome);
-            summary.targets.push(outcome);
-            continue;
-        }
-        let Some(bundle) = desired.get(name) else {
-            outcome.error_kind = Some(secretsync_core::diff::FailureKind::Unexpected);
-            outcome.error = Some(format!(
-                "no desired state was computed for target `{name}`; this is a bug, please report it"
-            ));
-            reporter.finished(&outcome);
-            summary.targets.push(outcome);
-            continue;
-        };
-        let spec = crate::lease::LeaseSpec {
-            key: crate::lease::target_key(&owner, name),
-            ttl: crate::lease::DEFAULT_TTL,
-            wait: opts.lock_timeout,
-        };
-        let me = crate::lease::Holder::detect(owner.clone(), run_id.to_string());
-        let latest = match &history {
-            Some(h) => match h.latest(name).instrument(span.clone()).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let e = e.context(format!(
-                        "reading the history of target `{name}` in {}",
-                        h.location()
+    // Two phases, each over the targets in execution order with up to `parallel` at once
+    // (sync-phase targets do not wait for each other: every desired state was merged before
+    // the sync phase): first every target is planned — its plan printed as soon as it and
+    // every plan before it are ready, so plans come out whole and in order — then every plan
+    // is applied, results likewise in order. A plan is always shown before its target is
+    // written.
+    let parallel = opts.parallel_targets.max(1);
+    let mut planned_targets: Vec<Planned> = Vec::new();
+    {
+        let (desired, target_spans) = (&desired, &target_spans);
+        let plan_one = |name: &String| {
+            let name = name.clone();
+            let target = targets.get(&name).cloned();
+            let span = target_spans
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_else(tracing::Span::none);
+            let (history, ctx, owner) = (&history, &ctx, &owner);
+            async move {
+                let name = &name;
+                let started = std::time::Instant::now();
+                let mut outcome = TargetOutcome::new(name);
+                let done = |outcome: TargetOutcome| Planned {
+                    name: name.clone(),
+                    target: None,
+                    span: span.clone(),
+                    started,
+                    outcome,
+                    plan: None,
+                    lease: None,
+                    latest: None,
+                };
+                let target = target?;
+                if cancel.is_cancelled() {
+                    warn!(target_name = %name, "not started: the run was cancelled");
+                    outcome.not_started = true;
+                    outcome.error_kind = Some(secretsync_core::diff::FailureKind::Cancelled);
+                    outcome.error = Some(format!(
+                        "not started: {}",
+                        cancel.reason().unwrap_or_else(|| "cancelled".into())
                     ));
-                    e.log_for_target(name, "target failed");
-                    outcome.error_kind = Some(e.failure_kind());
-                    outcome.error = Some(e.message);
-                    outcome.duration = started.elapsed();
-                    reporter.finished(&outcome);
-                    summary.targets.push(outcome);
-                    continue;
+                    return Some(done(outcome));
                 }
-            },
-            None => None,
-        };
-        let adjust = |plan: &mut TargetPlan| {
-            if history.is_some() {
-                secretsync_core::history::annotate(plan, latest.as_ref());
-            }
-            // What a rollback restored stays as it is until it is unpinned.
-            if let Some(l) = &latest {
-                secretsync_core::history::apply_pins(plan, &l.pins);
-            }
-            if let Some(file) = &opts.plan_file {
-                refuse_drift(plan, file);
-            }
-        };
-        let planned = plan_under_lease(&*target, bundle, &ctx, spec, me, cancel, &adjust)
-            .instrument(span.clone())
-            .await;
-        match planned {
-            Err(e) => {
-                e.log_for_target(name, "target failed");
-                outcome.error_kind = Some(e.failure_kind());
-                outcome.error = Some(e.message);
-            }
-            Ok((mut plan, lease)) => {
-                if opts.dry_run {
-                    // Version ids are chosen when writing; a dry run writes nothing.
-                    plan.changes.iter_mut().for_each(|c| c.new_version = None);
-                }
-                reporter.planned(name, &plan);
-                if !opts.dry_run {
-                    // A lost lease stops this target's apply (and rolls it back), not the run.
-                    let stop = crate::cancel::Cancel::child(cancel);
-                    let watcher = lease.as_ref().map(|l| l.cancel_when_lost(stop.clone()));
-                    let report = target.apply(&plan, &stop).instrument(span.clone()).await;
-                    if let Some(w) = watcher {
-                        w.abort();
-                    }
-                    // Recorded while the lease is still held, so two runs never interleave
-                    // their history either.
-                    if let Some(h) = &history {
-                        let who = author
-                            .get_or_init(|| run_author(aws, author_env.as_deref()))
-                            .await;
-                        let stamp = crate::history::Stamp::now(run_id, who);
-                        match record(h, latest.as_ref(), name, &plan, &report, &stamp)
-                            .instrument(span.clone())
-                            .await
-                        {
-                            Ok(Some(rev)) => secretsync_core::history::stamp(&mut plan, &rev),
-                            Ok(None) => {}
-                            Err(e) => {
-                                let e = e.context(format!(
-                                    "the changes were applied, but their history could not be recorded in {}",
-                                    h.location()
-                                ));
-                                e.log_for_target(name, "recording history failed");
-                                outcome.error_kind = Some(e.failure_kind());
-                                outcome.error = Some(e.message);
-                            }
+                let Some(bundle) = desired.get(name) else {
+                    outcome.error_kind = Some(secretsync_core::diff::FailureKind::Unexpected);
+                    outcome.error = Some(format!(
+                        "no desired state was computed for target `{name}`; this is a bug, please report it"
+                    ));
+                    return Some(done(outcome));
+                };
+                let spec = crate::lease::LeaseSpec {
+                    key: crate::lease::target_key(owner, name),
+                    ttl: crate::lease::DEFAULT_TTL,
+                    wait: opts.lock_timeout,
+                };
+                let me = crate::lease::Holder::detect(owner.clone(), run_id.to_string());
+                let latest = match history {
+                    Some(h) => match h.latest(name).instrument(span.clone()).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let e = e.context(format!(
+                                "reading the history of target `{name}` in {}",
+                                h.location()
+                            ));
+                            e.log_for_target(name, "target failed");
+                            outcome.error_kind = Some(e.failure_kind());
+                            outcome.error = Some(e.message);
+                            outcome.calls = target.calls();
+                            return Some(done(outcome));
                         }
+                    },
+                    None => None,
+                };
+                let adjust = |plan: &mut TargetPlan| {
+                    if history.is_some() {
+                        secretsync_core::history::annotate(plan, latest.as_ref());
                     }
-                    outcome.report = Some(report);
-                    // Released as soon as the target is done, not at the end of the run.
-                    if let Some(l) = lease
-                        && let Err(e) = l.release().instrument(span.clone()).await
-                    {
-                        warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
+                    // What a rollback restored stays as it is until it is unpinned.
+                    if let Some(l) = &latest {
+                        secretsync_core::history::apply_pins(plan, &l.pins);
+                    }
+                    if let Some(file) = &opts.plan_file {
+                        refuse_drift(plan, file);
+                    }
+                };
+                let planned = plan_under_lease(&*target, bundle, ctx, spec, me, cancel, &adjust)
+                    .instrument(span.clone())
+                    .await;
+                let mut p = done(outcome);
+                match planned {
+                    Err(e) => {
+                        e.log_for_target(name, "target failed");
+                        p.outcome.error_kind = Some(e.failure_kind());
+                        p.outcome.error = Some(e.message);
+                        p.outcome.calls = target.calls();
+                    }
+                    Ok((mut plan, lease)) => {
+                        if opts.dry_run {
+                            // Version ids are chosen when writing; a dry run writes nothing.
+                            plan.changes.iter_mut().for_each(|c| c.new_version = None);
+                        }
+                        p.plan = Some(plan);
+                        p.lease = lease;
+                        p.latest = latest;
                     }
                 }
-                outcome.plan = Some(plan);
+                p.target = Some(target);
+                Some(p)
             }
+        };
+        let mut plans = stream::iter(selected.iter())
+            .map(plan_one)
+            .buffered(parallel);
+        while let Some(p) = plans.next().await {
+            let Some(p) = p else { continue };
+            match &p.plan {
+                Some(plan) => reporter.planned(&p.name, plan),
+                None => reporter.finished(&p.outcome),
+            }
+            planned_targets.push(p);
         }
-        if outcome.failed() {
-            span.record("otel.status_code", "error");
+    }
+    let mut applies =
+        stream::iter(planned_targets)
+            .map(|p| {
+                let history = &history;
+                let author = &author;
+                let author_env = &author_env;
+                async move {
+                    apply_planned(p, opts, cancel, history, author, aws, author_env, run_id).await
+                }
+            })
+            .buffered(parallel);
+    while let Some((outcome, printed)) = applies.next().await {
+        if !printed {
+            reporter.finished(&outcome);
         }
-        outcome.calls = target.calls();
-        outcome.duration = started.elapsed();
-        reporter.finished(&outcome);
         summary.targets.push(outcome);
     }
     opts.metrics

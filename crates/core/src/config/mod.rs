@@ -73,6 +73,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub circuit_breaker: CircuitBreakerConfig,
     pub retries: RetriesConfig,
+    /// `max_parallel_targets`: targets planned, and then applied, at once (default
+    /// [`DEFAULT_PARALLEL_TARGETS`]; `--parallel-targets` overrides it).
+    pub max_parallel_targets: usize,
     /// `merge_store.retain_versions`: versions of each secret, and revisions of each target,
     /// that the history in the merge store keeps (default [`DEFAULT_RETAIN_VERSIONS`]). Without
     /// a merge store there is no history.
@@ -498,6 +501,11 @@ impl Default for CircuitBreakerConfig {
         }
     }
 }
+
+/// Targets synced at once unless `max_parallel_targets` or `--parallel-targets` says.
+pub const DEFAULT_PARALLEL_TARGETS: usize = 4;
+/// The most targets synced at once.
+pub const MAX_PARALLEL_TARGETS: usize = 64;
 
 /// Versions (and revisions) the history keeps unless `merge_store.retain_versions` says.
 pub const DEFAULT_RETAIN_VERSIONS: u64 = 10;

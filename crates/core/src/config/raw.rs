@@ -101,6 +101,8 @@ pub struct RawConfig {
     pub metrics: S<RawMetrics>,
     pub circuit_breaker: S<RawCircuitBreaker>,
     pub retries: S<RawRetries>,
+    /// Targets synced at once (`--parallel-targets` overrides it).
+    pub max_parallel_targets: S<u64>,
     pub masking: S<RawMasking>,
 }
 

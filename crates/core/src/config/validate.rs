@@ -304,6 +304,11 @@ impl Validator {
                 }
             }
         };
+        let max_parallel_targets = self.count(
+            &raw.max_parallel_targets,
+            DEFAULT_PARALLEL_TARGETS,
+            MAX_PARALLEL_TARGETS,
+        );
         let masking = match raw.masking {
             None => MaskingConfig::default(),
             Some(m) => {
@@ -339,6 +344,7 @@ impl Validator {
             metrics,
             circuit_breaker,
             retries,
+            max_parallel_targets,
             retain_versions,
             masking,
             graph,
