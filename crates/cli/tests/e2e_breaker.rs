@@ -19,12 +19,13 @@ const R_THROTTLE: &str = "ap-northeast-3";
 const R_OPEN: &str = "ap-southeast-5";
 const R_OTHER: &str = "ca-central-1";
 
-/// `pipeline --config <config>` with Vault and AWS reached through the proxies.
+/// `pipeline --config <config>` with Vault and AWS reached through the proxies, one target at
+/// a time: these tests read how a breaker's state carries from one target to the next.
 fn through(w: &World, config: &std::path::Path, vault: &Proxy, aws: &Proxy) -> Run {
     let (v, a) = (vault.url(), aws.url());
     w.pipeline_env(
         config,
-        &[],
+        &["--parallel-targets", "1"],
         &[("VAULT_ADDR", v.as_str()), ("AWS_ENDPOINT_URL", a.as_str())],
     )
 }

@@ -191,6 +191,30 @@ impl QuotaProxy {
     }
 }
 
+/// `GET` this path on the proxy for its counts (JSON), instead of forwarding.
+pub const STATS_PATH: &str = "/__quota/stats";
+
+fn stats_json(c: &Counts) -> String {
+    let kinds = [
+        (Kind::Write, "write"),
+        (Kind::Create, "create"),
+        (Kind::Tag, "tag"),
+        (Kind::Read, "read"),
+    ];
+    let part = |m: &HashMap<Kind, u64>| {
+        kinds
+            .iter()
+            .map(|(k, n)| format!("\"{n}\":{}", m.get(k).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "{{\"passed\":{{{}}},\"throttled\":{{{}}}}}",
+        part(&c.passed),
+        part(&c.throttled)
+    )
+}
+
 fn throttling() -> Response {
     Response::new(
         400,
@@ -207,6 +231,20 @@ async fn connection(client: TcpStream, state: Arc<Mutex<State>>, upstream: Arc<S
         let Ok(Some(req)) = client.request().await else {
             return;
         };
+        if req.path() == STATS_PATH {
+            let body = stats_json(&state.lock().unwrap_or_else(|e| e.into_inner()).counts);
+            let resp = Response::new(200, body.into_bytes())
+                .with_header("Content-Type", "application/json");
+            if client
+                .stream
+                .write_all(&resp.to_bytes(true, false))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         let admitted = match (
             req.header("x-amz-target").and_then(Kind::of_target),
             scope(&req),

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Pacing benchmark through AWS's quotas: moto behind the quota-faithful proxy (Secrets Manager's
+# published rates per caller, region and kind; `ThrottlingException` over them), a full sync of
+# BENCH_SECRETS secrets (default 3000) with default settings. Reports the achieved create rate,
+# the throttled answers and the failed secrets. Starts its OWN OpenBao, moto and proxy on free
+# loopback ports and stops them on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${BENCH_SECRETS:-3000}"
+scripts/venv.sh
+cargo build --release --quiet --bin secretsync
+cargo build --release --quiet -p secretsync-test-support --bin quota-proxy
+WORK=$(mktemp -d -t secretsync-quota.XXXXXX)
+PIDS=()
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$rc" -ne 0 ]; then echo "[bench] logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+VPORT=$(free_port); APORT=$(free_port)
+while [ "$APORT" = "$VPORT" ] || [ "$APORT" = "$((VPORT + 1))" ]; do APORT=$(free_port); done
+.venv/bin/bao server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$VPORT" >"$WORK/bao.log" 2>&1 &
+PIDS+=($!)
+.venv/bin/moto_server -H 127.0.0.1 -p "$APORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  curl -sf "http://127.0.0.1:$VPORT/v1/sys/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+target/release/quota-proxy "http://127.0.0.1:$APORT" >"$WORK/proxy.out" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$WORK/proxy.out" ] && break; sleep 0.05; done
+PROXY=$(head -1 "$WORK/proxy.out")
+export VAULT_ADDR="http://127.0.0.1:$VPORT" VAULT_TOKEN=root
+export AWS_ENDPOINT_URL="$PROXY" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+echo "[bench] seeding $N secrets" >&2
+.venv/bin/python - "$N" <<'PY'
+import json, os, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+n = int(sys.argv[1]); addr = os.environ["VAULT_ADDR"]
+def put(i):
+    req = urllib.request.Request(f"{addr}/v1/secret/data/q/app/s{i:05d}", method="POST",
+        data=json.dumps({"data": {"n": i, "password": f"p{i}"}}).encode(), headers={"X-Vault-Token": "root"})
+    urllib.request.urlopen(req).read()
+with ThreadPoolExecutor(16) as ex: list(ex.map(put, range(n)))
+PY
+cat > "$WORK/c.yaml" <<YAML
+vault_sources:
+  - { mount: secret/q/app/, name: app, max_secrets: 100000 }
+targets:
+  - { name: t, type: aws_secretsmanager, region: us-east-1, secret_prefix: q/, imports: [app] }
+YAML
+START=$(date +%s.%N)
+target/release/secretsync --log-level warn pipeline --config "$WORK/c.yaml" --output json >"$WORK/run.json"
+END=$(date +%s.%N)
+curl -sf "$PROXY/__quota/stats" >"$WORK/stats.json"
+.venv/bin/python - "$WORK/run.json" "$WORK/stats.json" "$START" "$END" "$N" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1])); stats = json.load(open(sys.argv[2]))
+wall = float(sys.argv[4]) - float(sys.argv[3]); n = int(sys.argv[5])
+t = run["targets"][0]; r = t["result"]
+phase = t["result"]["duration_ms"] / 1000
+print(f"| {n:,} secrets | wall {wall:.1f} s | target phase {phase:.1f} s | created {r['created']} | "
+      f"failed: {t['failed']} | creates passed {stats['passed']['create']} | creates throttled {stats['throttled']['create']} | "
+      f"{r['created'] / phase:.1f} creates/s over the target phase |")
+PY
