@@ -2,7 +2,11 @@
 # Pacing benchmark through AWS's quotas: moto behind the quota-faithful proxy (Secrets Manager's
 # published rates per caller, region and kind; `ThrottlingException` over them), a full sync of
 # BENCH_SECRETS secrets (default 3000) with default settings. Reports the achieved create rate,
-# the throttled answers and the failed secrets. Starts its OWN OpenBao, moto and proxy on free
+# the throttled answers and the failed secrets. With BENCH_ACCOUNTS=K: K targets, one per
+# assumed account (`arn:aws:iam::<id>:role/SecretSync`), each syncing the same BENCH_SECRETS
+# secrets, run once with the default parallelism and once with `--parallel-targets 1`
+# (BENCH_PARALLEL overrides the first), full sync then no-change re-sync, each into fresh moto
+# state. Starts its OWN OpenBao, moto and proxy on free
 # loopback ports and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +53,38 @@ def put(i):
     urllib.request.urlopen(req).read()
 with ThreadPoolExecutor(16) as ex: list(ex.map(put, range(n)))
 PY
+if [ -n "${BENCH_ACCOUNTS:-}" ]; then
+  {
+    echo "vault_sources:"
+    echo "  - { mount: secret/q/app/, name: app, max_secrets: 100000 }"
+    echo "targets:"
+    for i in $(seq 1 "$BENCH_ACCOUNTS"); do
+      acct=$(printf '2%011d' "$i")
+      echo "  - { name: t$i, type: aws_secretsmanager, region: us-east-1, role_arn: \"arn:aws:iam::$acct:role/SecretSync\", secret_prefix: q/, imports: [app] }"
+    done
+  } >"$WORK/c.yaml"
+  for mode in "${BENCH_PARALLEL:-default}" 1; do
+    curl -sf -X POST "http://127.0.0.1:$APORT/moto-api/reset" >/dev/null
+    args=()
+    [ "$mode" != default ] && args=(--parallel-targets "$mode")
+    for run in full no-change; do
+      START=$(date +%s.%N)
+      target/release/secretsync --log-level warn pipeline --config "$WORK/c.yaml" --output json "${args[@]}" >"$WORK/run.json" || true
+      END=$(date +%s.%N)
+      curl -sf "$PROXY/__quota/stats" >"$WORK/stats.json"
+      .venv/bin/python - "$WORK/run.json" "$WORK/stats.json" "$START" "$END" "$mode" "$run" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1])); stats = json.load(open(sys.argv[2]))
+wall = float(sys.argv[4]) - float(sys.argv[3])
+ts = run["targets"]
+created = sum((t["result"]["created"] or 0) for t in ts); failed = sum(1 for t in ts if t["failed"])
+print(f"| {len(ts)} targets | parallel {sys.argv[5]} | {sys.argv[6]} | wall {wall:.1f} s | created {created} | "
+      f"failed targets {failed} | AWS calls {run['aws_calls']} | creates throttled so far {stats['throttled']['create']} |")
+PY
+    done
+  done
+  exit 0
+fi
 cat > "$WORK/c.yaml" <<YAML
 vault_sources:
   - { mount: secret/q/app/, name: app, max_secrets: 100000 }
