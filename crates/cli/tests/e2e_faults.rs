@@ -1094,14 +1094,16 @@ targets:
     imports: [base]
     delete_orphans: true
     concurrency: 1
+max_parallel_targets: 1
 "
     ));
     let sm = w.sm(R_SIGTERM);
     let prefix = format!("{id}/");
     // One target at a time, so that t2 is still waiting for its turn when the signal comes
-    // (with targets in parallel, those applying at that moment are rolled back likewise).
+    // (with targets in parallel, those applying at that moment are rolled back likewise): from
+    // the config's `max_parallel_targets`, and from the flag.
     for args in [
-        &["--parallel-targets", "1"][..],
+        &[][..],
         &["--parallel-targets", "1", "--output", "json"][..],
     ] {
         aws.clear();

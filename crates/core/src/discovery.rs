@@ -431,7 +431,8 @@ mod tests {
     #[test]
     fn the_template_makes_one_target_per_account_and_region() {
         let prod = account("111", "Web App", &["ou-prod"], &[("Environment", "prod")]);
-        let cfg = block(vec![], true);
+        let mut cfg = block(vec![], true);
+        cfg.template.external_id = Some("ext-{account_id}".into());
         let got = expand(&cfg, 0, &[&prod]).unwrap();
         assert_eq!(
             got.iter()
@@ -449,6 +450,7 @@ mod tests {
                     s.role_arn.as_deref(),
                     Some("arn:aws:iam::111:role/SecretSync")
                 );
+                assert_eq!(s.external_id.as_deref(), Some("ext-111"));
                 assert_eq!(s.region, "us-east-1");
                 assert_eq!(s.deletion_recovery_days, DEFAULT_RECOVERY_DAYS);
             }

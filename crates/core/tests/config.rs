@@ -570,6 +570,17 @@ fn retries_attempts_and_their_problems() {
     )
     .retries;
     assert_eq!((set.vault_max_attempts, set.aws_max_attempts), (2, 1));
+    // Targets at once: 4 by default, the key sets it, 0 and 65 are errors.
+    assert_eq!(accepted(MINIMAL, &[]).max_parallel_targets, 4);
+    let par = accepted(&format!("{MINIMAL}max_parallel_targets: 9\n"), &[]);
+    assert_eq!(par.max_parallel_targets, 9);
+    for bad in [0, 65] {
+        let out = check(&format!("{MINIMAL}max_parallel_targets: {bad}\n"), &[]);
+        assert!(
+            out.contains("(`max_parallel_targets`)") && out.ends_with("=> rejected\n"),
+            "{out}"
+        );
+    }
     let out = check(
         &format!(
             "{MINIMAL}retries:\n  vault_max_attempts: 0\n  aws_max_attempts: 21\n  aws_max_attempt: 3\n"

@@ -433,7 +433,10 @@ async fn record(
 /// Who this run's changes are recorded as: `from_env` (`SECRETSYNC_AUTHOR`, else
 /// `GITHUB_ACTOR`), else the AWS caller identity (one STS call, when AWS is in use), else
 /// `unknown`.
-async fn run_author(aws: Option<&crate::aws::AwsContext>, from_env: Option<&str>) -> String {
+pub(crate) async fn run_author(
+    aws: Option<&crate::aws::AwsContext>,
+    from_env: Option<&str>,
+) -> String {
     if let Some(a) = from_env {
         return a.to_string();
     }

@@ -47,17 +47,8 @@ async fn author(
     aws: Option<&crate::aws::AwsContext>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> String {
-    let from_env = secretsync_core::history::author(env, None);
-    if from_env != "unknown" {
-        return from_env;
-    }
-    match aws {
-        Some(a) => match a.caller_arn().await {
-            Ok(arn) => arn,
-            Err(_) => from_env,
-        },
-        None => from_env,
-    }
+    let from_env = Some(secretsync_core::history::author(env, None)).filter(|a| a != "unknown");
+    crate::pipeline::run_author(aws, from_env.as_deref()).await
 }
 
 /// Releases the pins of `target` (all of them, or `path`'s): records a revision that changes
@@ -168,10 +159,18 @@ async fn restore_traced(
                         "revision {r} of target `{target}` needs version {n} of `{path}`, which is no longer kept (`retain_versions`); restore a later revision"
                     ))
                 })?;
-                if let Some(v) = rec.value {
-                    bundle.insert(path.to_string(), v);
-                    reuse.insert(path.to_string(), rec.backend_version);
-                }
+                // A live secret without its value would read as "not in the revision" and be
+                // deleted: refuse instead.
+                let value = rec.value.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unexpected,
+                        format!(
+                            "version {n} of `{path}` in target `{target}` holds no value although revision {r} keeps the secret; the history record was changed by hand: nothing was restored"
+                        ),
+                    )
+                })?;
+                bundle.insert(path.to_string(), value);
+                reuse.insert(path.to_string(), rec.backend_version);
             }
         }
     }
