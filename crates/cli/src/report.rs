@@ -11,7 +11,6 @@ use secretsync_core::render::{self, Format, RenderOptions, TargetDiff};
 use secretsync_core::secret::Collected;
 use secretsync_engine::pipeline::{Reporter, RunSummary, TargetOutcome};
 use secretsync_engine::store::WriteStats;
-use serde_json::json;
 
 use crate::cli::Output;
 use crate::commands::plural;
@@ -79,7 +78,9 @@ impl Printer {
 
     /// Prints what comes after every target; returns whether there were changes.
     pub fn done(&mut self, summary: &RunSummary) -> anyhow::Result<bool> {
-        let mut out = std::io::stdout().lock();
+        // Buffered: stdout is line-buffered, and a document of 100,000 changes has millions of
+        // lines.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.merge_only {
             if let Some((desired, selected)) = &self.merged {
                 render::desired::render(
@@ -90,16 +91,18 @@ impl Printer {
                     &self.opts.policy,
                 )?;
             }
+            out.flush()?;
             return Ok(false);
         }
         let changes = self.diffs.iter().any(|d| d.plan.has_changes());
         match self.format {
             Format::Json => {
-                let mut doc = render::json::document(&self.diffs, &self.opts);
-                doc["aws_calls"] = json!(summary.aws_calls);
-                doc["vault_requests"] = json!(summary.vault_requests);
-                serde_json::to_writer_pretty(&mut out, &doc)?;
-                writeln!(out)?;
+                let doc = render::json::Document {
+                    diffs: &self.diffs,
+                    opts: &self.opts,
+                    calls: Some((summary.aws_calls, summary.vault_requests)),
+                };
+                render::json::write(&doc, &mut out)?;
             }
             f => {
                 f.finish(&self.diffs, &self.opts, &mut out)?;
@@ -112,6 +115,7 @@ impl Printer {
                 }
             }
         }
+        out.flush()?;
         if self.format == Format::Github {
             write_github_files(&self.diffs, &self.opts)?;
         }

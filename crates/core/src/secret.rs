@@ -9,17 +9,23 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
 
-/// A secret's value: the KV map (a JSON object). `Debug` redacts; strings are zeroized on drop.
+/// A secret's value: the KV map (a JSON object). `Debug` redacts; strings are zeroized when the
+/// last copy is dropped.
+///
+/// Copies share one map (clone is a reference count; [`SecretValue::expose_mut`] copies on
+/// write): the same value flows from the source read into every target's desired state, the
+/// plan and the report, and at 100,000 secrets separate copies were most of the memory.
 #[derive(Clone, PartialEq, Default)]
-pub struct SecretValue(Map<String, Value>);
+pub struct SecretValue(Arc<Map<String, Value>>);
 
 impl SecretValue {
     pub fn new(map: Map<String, Value>) -> Self {
-        SecretValue(map)
+        SecretValue(Arc::new(map))
     }
 
     /// The map, for merge, diff and serialization. Callers must not log it.
@@ -27,13 +33,15 @@ impl SecretValue {
         &self.0
     }
 
+    /// The map, to change it: this value's own copy if others share it (the old one stays
+    /// with them).
     pub fn expose_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.0
+        Arc::make_mut(&mut self.0)
     }
 
     /// Canonical JSON: sorted keys (serde_json's map is ordered), no whitespace.
     pub fn canonical_json(&self) -> String {
-        serde_json::to_string(&self.0).unwrap_or_default()
+        serde_json::to_string(&*self.0).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -68,8 +76,11 @@ fn zeroize_value(v: &mut Value) {
 
 impl Drop for SecretValue {
     fn drop(&mut self) {
-        let mut v = Value::Object(std::mem::take(&mut self.0));
-        zeroize_value(&mut v);
+        // Only the last copy holds the strings alone; earlier drops just release a reference.
+        if let Some(map) = Arc::get_mut(&mut self.0) {
+            let mut v = Value::Object(std::mem::take(map));
+            zeroize_value(&mut v);
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! as text or JSON (`{"targets": {name: {path: value}}, "incomplete": {name: [gap]}}`). Pure:
 //! writes to the `out` it is given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::mask::MaskPolicy;
 use crate::secret::{Bundle, Collected};
@@ -23,7 +25,63 @@ pub fn bundle_json(b: &Bundle, policy: &MaskPolicy) -> Value {
     )
 }
 
-/// Writes the desired states of `selected` (in that order) as JSON or text.
+/// One bundle as a JSON object of masked values, serialized secret by secret (a masked copy
+/// of one value at a time, never of the whole bundle).
+struct MaskedBundle<'a>(&'a Bundle, &'a MaskPolicy);
+
+impl Serialize for MaskedBundle<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (path, v) in self.0 {
+            m.serialize_entry(path, &self.1.display_object(v.expose()))?;
+        }
+        m.end()
+    }
+}
+
+/// `{"incomplete": {...}?, "targets": {name: bundle}}`, keys in the order serde_json's maps
+/// print them, streamed.
+struct Document<'a> {
+    desired: &'a BTreeMap<String, Collected>,
+    selected: BTreeSet<&'a str>,
+    policy: &'a MaskPolicy,
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let found = || {
+            self.selected
+                .iter()
+                .filter_map(|t| self.desired.get(*t).map(|d| (*t, d)))
+        };
+        let incomplete: BTreeMap<&str, Vec<String>> = found()
+            .filter(|(_, d)| !d.is_complete())
+            .map(|(t, d)| (t, d.incomplete.iter().map(|g| g.to_string()).collect()))
+            .collect();
+        let mut m = s.serialize_map(None)?;
+        if !incomplete.is_empty() {
+            m.serialize_entry("incomplete", &incomplete)?;
+        }
+        struct Targets<'b>(&'b Document<'b>);
+        impl Serialize for Targets<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let d = self.0;
+                let mut m = s.serialize_map(None)?;
+                for t in &d.selected {
+                    if let Some(c) = d.desired.get(*t) {
+                        m.serialize_entry(t, &MaskedBundle(&c.secrets, d.policy))?;
+                    }
+                }
+                m.end()
+            }
+        }
+        m.serialize_entry("targets", &Targets(self))?;
+        m.end()
+    }
+}
+
+/// Writes the desired states of `selected` (in that order) as JSON or text. The JSON document
+/// is written as it is serialized (memory stays flat at any number of secrets).
 pub fn render(
     out: &mut dyn Write,
     desired: &BTreeMap<String, Collected>,
@@ -32,29 +90,13 @@ pub fn render(
     policy: &MaskPolicy,
 ) -> io::Result<()> {
     if as_json {
-        let targets: serde_json::Map<String, Value> = selected
-            .iter()
-            .filter_map(|t| {
-                desired
-                    .get(t)
-                    .map(|b| (t.clone(), bundle_json(&b.secrets, policy)))
-            })
-            .collect();
-        let mut doc = json!({ "targets": targets });
-        let incomplete: serde_json::Map<String, Value> = selected
-            .iter()
-            .filter_map(|t| desired.get(t).map(|d| (t, d)))
-            .filter(|(_, d)| !d.is_complete())
-            .map(|(t, d)| {
-                let gaps: Vec<String> = d.incomplete.iter().map(|g| g.to_string()).collect();
-                (t.clone(), json!(gaps))
-            })
-            .collect();
-        if !incomplete.is_empty() {
-            doc["incomplete"] = Value::Object(incomplete);
-        }
-        let text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
-        return writeln!(out, "{text}");
+        let doc = Document {
+            desired,
+            selected: selected.iter().map(String::as_str).collect(),
+            policy,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
+        return writeln!(out);
     }
     for t in selected {
         let Some(c) = desired.get(t) else { continue };
@@ -76,6 +118,7 @@ mod tests {
 
     use super::*;
     use crate::secret::SecretValue;
+    use serde_json::json;
 
     /// `--merge-only` masks like every renderer: sensitive keys stay masked at any depth,
     /// inside lists of objects too, in text and JSON, even under `--show-values`.

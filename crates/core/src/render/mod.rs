@@ -908,6 +908,35 @@ mod tests {
         );
     }
 
+    /// The streamed document is byte for byte the pretty print of its value: its keys come
+    /// in serde_json's order at every level (a key written out of order would differ).
+    #[test]
+    fn streamed_json_document_equals_the_printed_value() {
+        for (diffs, opts) in [
+            (outcomes(), applied_opts()),
+            (planned_outcomes(), RenderOptions::default()),
+        ] {
+            let mut streamed = Vec::new();
+            json::write(
+                &json::Document {
+                    diffs: &diffs,
+                    opts: &opts,
+                    calls: Some((7, 3)),
+                },
+                &mut streamed,
+            )
+            .unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&streamed).unwrap();
+            assert_eq!(
+                (value["aws_calls"].clone(), value["vault_requests"].clone()),
+                (7.into(), 3.into())
+            );
+            assert!(value["changes"].as_array().is_some_and(|c| !c.is_empty()));
+            let printed = serde_json::to_string_pretty(&value).unwrap() + "\n";
+            assert_eq!(String::from_utf8(streamed).unwrap(), printed);
+        }
+    }
+
     #[test]
     fn json_reports_what_was_applied_and_rolled_back() {
         let doc = json::document(&outcomes(), &applied_opts());
