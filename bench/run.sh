@@ -13,6 +13,8 @@
 # (default 1; 0 skips the re-syncs with metrics served, interleaved with the plain ones), BENCH_KEEP_LOGS=1
 # keeps the server logs and per-run logs (they are also kept when the run fails), BENCH_OUT
 # (default bench/results/latest.md; raw numbers go next to it as .json).
+# BENCH_DRIVER=memory runs bench/memory.py instead (peak memory at BENCH_SECRETS, default
+# 100,000, into BENCH_TARGETS targets, default 2; report in bench/results/memory.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_SIZES="${BENCH_SIZES:-1000 10000}"
@@ -79,4 +81,8 @@ unset AWS_PROFILE AWS_SESSION_TOKEN VAULT_NAMESPACE VAULT_ROLE_ID VAULT_SECRET_I
 # For the driver's CPU accounting and moto error count.
 export BENCH_BAO_PID="${PIDS[0]}" BENCH_MOTO_PID="${PIDS[1]}" BENCH_MOTO_LOG="$WORK/moto.log"
 
-.venv/bin/python bench/bench.py --logdir "$WORK/runs"
+if [ "${BENCH_DRIVER:-bench}" = memory ]; then
+  .venv/bin/python bench/memory.py
+else
+  .venv/bin/python bench/bench.py --logdir "$WORK/runs"
+fi

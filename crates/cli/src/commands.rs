@@ -583,7 +583,7 @@ fn write_plan_file(
             .targets
             .iter()
             .filter_map(|t| t.plan.as_ref())
-            .map(PlannedTarget::of)
+            .map(|p| PlannedTarget::of(p))
             .collect(),
     };
     let text = serde_json::to_string_pretty(&file)?;

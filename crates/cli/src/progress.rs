@@ -282,6 +282,9 @@ impl Reporter for Reporting<'_> {
         }
         self.inner.finished(outcome);
     }
+    fn needs_values(&self) -> bool {
+        self.inner.needs_values()
+    }
 }
 
 #[cfg(test)]

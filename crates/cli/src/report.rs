@@ -141,6 +141,13 @@ fn write_github_files(diffs: &[TargetDiff], opts: &RenderOptions) -> anyhow::Res
 }
 
 impl Reporter for Printer {
+    /// Only the JSON document prints values after a target is done; every other format lets
+    /// the run drop (and wipe) them instead of holding every secret of every target until the
+    /// end.
+    fn needs_values(&self) -> bool {
+        self.format == Format::Json && !self.merge_only
+    }
+
     fn merged(&mut self, desired: &BTreeMap<String, Collected>, selected: &[String]) {
         if self.merge_only {
             self.merged = Some((desired.clone(), selected.to_vec()));
@@ -162,14 +169,16 @@ impl Reporter for Printer {
     }
 
     fn finished(&mut self, t: &TargetOutcome) {
-        let plan = t.plan.clone().unwrap_or(TargetPlan {
-            target: t.name.clone(),
-            changes: Vec::new(),
-            orphans_kept: Vec::new(),
-            refused: None,
-            deletions_held: None,
+        let plan = t.plan.clone().unwrap_or_else(|| {
+            std::sync::Arc::new(TargetPlan {
+                target: t.name.clone(),
+                changes: Vec::new(),
+                orphans_kept: Vec::new(),
+                refused: None,
+                deletions_held: None,
+            })
         });
-        let mut diff = TargetDiff {
+        let diff = TargetDiff {
             error: failure(t),
             error_kind: t.error_kind,
             applied: t.report.clone(),
@@ -186,14 +195,6 @@ impl Reporter for Printer {
             && let Some(e) = &t.error
         {
             eprintln!("error: target {} failed: {e}", t.name);
-        }
-        if self.format != Format::Json {
-            // Only the JSON document needs values after a target is done: drop them (and
-            // wipe them) instead of holding every secret of every target until the end.
-            for c in &mut diff.plan.changes {
-                c.old_value = None;
-                c.new_value = None;
-            }
         }
         self.diffs.push(diff);
     }

@@ -98,7 +98,8 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct TargetOutcome {
     pub name: String,
-    pub plan: Option<secretsync_core::diff::TargetPlan>,
+    /// Shared with the reporter (it is printed from the same copy).
+    pub plan: Option<std::sync::Arc<secretsync_core::diff::TargetPlan>>,
     pub report: Option<crate::targets::ApplyReport>,
     /// Why the target failed (plan or apply), if it did.
     pub error: Option<String>,
@@ -140,6 +141,11 @@ pub trait Reporter {
     fn stored(&mut self, _location: &str, _bundle: &str, _stats: crate::store::WriteStats) {}
     fn planned(&mut self, _target: &str, _plan: &secretsync_core::diff::TargetPlan) {}
     fn finished(&mut self, _outcome: &TargetOutcome) {}
+    /// Whether [`Reporter::finished`] needs the values in the plan (to print them, masked or
+    /// not). When not, they are dropped — and wiped — as soon as the target is applied.
+    fn needs_values(&self) -> bool {
+        false
+    }
 }
 
 /// The result of a run.
@@ -376,7 +382,7 @@ async fn apply_planned(
     {
         warn!(target_name = %name, error = %e.message, "could not release the target's lease; it expires by itself");
     }
-    outcome.plan = Some(plan);
+    outcome.plan = Some(std::sync::Arc::new(plan));
     if outcome.failed() {
         span.record("otel.status_code", "error");
     }
@@ -756,6 +762,8 @@ async fn sync_targets(
             planned_targets.push(p);
         }
     }
+    // Every plan holds what it writes: the desired states (their trees and paths) are done.
+    drop(desired);
     let mut applies =
         stream::iter(planned_targets)
             .map(|p| {
@@ -767,7 +775,13 @@ async fn sync_targets(
                 }
             })
             .buffered(parallel);
-    while let Some((outcome, printed)) = applies.next().await {
+    let keep_values = reporter.needs_values();
+    while let Some((mut outcome, printed)) = applies.next().await {
+        // Applied: what the run keeps of the target from here on (its report, the exit code,
+        // the plan file) needs no value, unless the reporter prints them.
+        if !keep_values && let Some(plan) = &mut outcome.plan {
+            std::sync::Arc::make_mut(plan).forget_values();
+        }
         if !printed {
             reporter.finished(&outcome);
         }

@@ -284,7 +284,7 @@ async fn restore_traced(
             {
                 tracing::warn!(target_name = %target, error = %e.message, "could not release the target's lease; it expires by itself");
             }
-            outcome.plan = Some(plan);
+            outcome.plan = Some(std::sync::Arc::new(plan));
         }
     }
     outcome.calls = built.calls();

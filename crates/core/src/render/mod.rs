@@ -36,7 +36,8 @@ pub enum Format {
 /// One target's plan and, once known, how it ended.
 #[derive(Debug, Clone)]
 pub struct TargetDiff {
-    pub plan: TargetPlan,
+    /// Shared with the run's summary: the plan is held once however many hold it.
+    pub plan: std::sync::Arc<TargetPlan>,
     /// Why the target counts as failed, if it does (the plan failed, the apply failed, the plan
     /// was refused, or secrets were invalid).
     pub error: Option<String>,
@@ -54,9 +55,9 @@ pub struct TargetDiff {
 
 impl TargetDiff {
     /// A target that was planned and nothing else (yet).
-    pub fn new(plan: TargetPlan) -> Self {
+    pub fn new(plan: impl Into<std::sync::Arc<TargetPlan>>) -> Self {
         TargetDiff {
-            plan,
+            plan: plan.into(),
             error: None,
             error_kind: None,
             applied: None,
@@ -476,13 +477,13 @@ pub(crate) mod fixtures {
         let key = FingerprintKey::from_bytes([3; crate::fingerprint::KEY_LEN]);
         let managed = |name: &str, v: &crate::secret::SecretValue, ver: &str| Listed {
             name: name.into(),
-            tags: BTreeMap::from([
+            tags: crate::diff::Tags::new(BTreeMap::from([
                 (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
                 (TAG_OWNER.to_string(), "team".to_string()),
                 (TAG_TARGET.to_string(), target.to_string()),
                 (TAG_FINGERPRINT.to_string(), key.fingerprint(v)),
                 (TAG_VERSION.to_string(), ver.to_string()),
-            ]),
+            ])),
             current_version: Some(ver.into()),
             pending_deletion: false,
         };
@@ -693,13 +694,13 @@ pub(crate) mod fixtures {
             "prod/app/users".to_string(),
             Listed {
                 name: "prod/app/users".into(),
-                tags: BTreeMap::from([
+                tags: crate::diff::Tags::new(BTreeMap::from([
                     (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
                     (TAG_OWNER.to_string(), "team".to_string()),
                     (TAG_TARGET.to_string(), "prod".to_string()),
                     (TAG_FINGERPRINT.to_string(), key.fingerprint(&old)),
                     (TAG_VERSION.to_string(), "v1".to_string()),
-                ]),
+                ])),
                 current_version: Some("v1".into()),
                 pending_deletion: false,
             },
@@ -1227,7 +1228,7 @@ mod tests {
     #[test]
     fn dry_run_plans_show_no_invented_version_ids() {
         let mut diffs = diffs();
-        for c in &mut diffs[0].plan.changes {
+        for c in &mut std::sync::Arc::make_mut(&mut diffs[0].plan).changes {
             c.new_version = None;
         }
         let mut out = Vec::new();

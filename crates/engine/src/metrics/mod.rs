@@ -540,6 +540,9 @@ impl Reporter for Reporting<'_> {
         self.metrics.target_finished(outcome);
         self.inner.finished(outcome);
     }
+    fn needs_values(&self) -> bool {
+        self.inner.needs_values()
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use secretsync_core::diff::{ChangeKind, SecretChange, TargetPlan};
@@ -137,7 +136,7 @@ fn change(name: &str, kind: ChangeKind) -> SecretChange {
         retag: false,
         old_version: None,
         new_version: None,
-        old_tags: BTreeMap::new(),
+        old_tags: Default::default(),
         old_value: None,
         new_value: None,
         fingerprint: None,
@@ -152,13 +151,13 @@ fn change(name: &str, kind: ChangeKind) -> SecretChange {
 fn outcome(name: &str, changes: Vec<SecretChange>, report: Option<ApplyReport>) -> TargetOutcome {
     TargetOutcome {
         name: name.to_string(),
-        plan: Some(TargetPlan {
+        plan: Some(std::sync::Arc::new(TargetPlan {
             target: name.to_string(),
             changes,
             orphans_kept: Vec::new(),
             refused: None,
             deletions_held: None,
-        }),
+        })),
         report,
         error: None,
         error_kind: None,

@@ -166,7 +166,7 @@ enum Done {
         name: String,
         old_version: Option<String>,
         new_version: String,
-        old_tags: BTreeMap<String, String>,
+        old_tags: secretsync_core::diff::Tags,
         restored: bool,
         /// The new value was written (false: only the restore from deletion happened).
         written: bool,
@@ -176,7 +176,7 @@ enum Done {
     /// ownership marks fixed for an equal value) there is nothing worth undoing.
     Settings {
         name: String,
-        old_tags: BTreeMap<String, String>,
+        old_tags: secretsync_core::diff::Tags,
         applied: Applied,
     },
     Deleted {
@@ -278,7 +278,7 @@ impl AwsSmTarget {
                     name.to_string(),
                     Listed {
                         name: name.to_string(),
-                        tags,
+                        tags: tags.into(),
                         current_version,
                         pending_deletion: s.deleted_date().is_some(),
                     },
@@ -519,7 +519,7 @@ impl AwsSmTarget {
     async fn update(
         &self,
         c: &SecretChange,
-        listed_tags: BTreeMap<String, String>,
+        listed_tags: secretsync_core::diff::Tags,
         warnings: &Warnings,
     ) -> Result<Done> {
         let (value, mut version, fingerprint) = payload(c)?;
@@ -625,7 +625,7 @@ impl AwsSmTarget {
         c: &SecretChange,
         version: String,
         fingerprint: &str,
-        listed_tags: BTreeMap<String, String>,
+        listed_tags: secretsync_core::diff::Tags,
         written: bool,
         warnings: &Warnings,
     ) -> Result<Done> {

@@ -664,7 +664,7 @@ impl AwsSsmTarget {
                 Class::Managed(t) => {
                     let l = Listed {
                         name: name.clone(),
-                        tags: t.clone(),
+                        tags: t.clone().into(),
                         ..Default::default()
                     };
                     (l.ownership(&opts), t)
@@ -765,7 +765,7 @@ impl AwsSsmTarget {
                 secret.clone(),
                 Listed {
                     name: secret.clone(),
-                    tags,
+                    tags: tags.into(),
                     current_version: None,
                     pending_deletion: false,
                 },
@@ -827,8 +827,9 @@ impl AwsSsmTarget {
             let fp = key.fingerprint(&value);
             let mark = version_mark(self.settings.mapping, &versions);
             if let Some(l) = listed.get_mut(secret) {
-                l.tags.insert(TAG_FINGERPRINT.into(), fp.clone());
-                l.tags.insert(TAG_VERSION.into(), mark.clone());
+                let tags = std::sync::Arc::make_mut(&mut l.tags);
+                tags.insert(TAG_FINGERPRINT.into(), fp.clone());
+                tags.insert(TAG_VERSION.into(), mark.clone());
                 l.current_version = Some(mark);
             }
             // Our marks as they are: what a rollback puts back.

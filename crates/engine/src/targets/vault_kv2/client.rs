@@ -260,7 +260,7 @@ enum Done {
         /// The value at `old_version`, to write back.
         old_value: Option<SecretValue>,
         /// `custom_metadata` as listed.
-        old_meta: BTreeMap<String, String>,
+        old_meta: secretsync_core::diff::Tags,
         /// The latest version was soft-deleted and was undeleted first.
         restored: bool,
         /// The new value was written (false: only the undelete happened).
@@ -428,7 +428,7 @@ impl VaultKv2Target {
                     current_version: (meta.current_version > 0)
                         .then(|| meta.current_version.to_string()),
                     pending_deletion: meta.current().is_some_and(|s| s.deleted || s.destroyed),
-                    tags: meta.custom_metadata,
+                    tags: meta.custom_metadata.into(),
                 },
             );
         }
@@ -768,7 +768,8 @@ impl VaultKv2Target {
                 };
                 // Marks that were true for the old version are true for its copy.
                 if old_meta.get(TAG_VERSION) == Some(&old_version.to_string()) {
-                    old_meta.insert(TAG_VERSION.into(), restored_as.to_string());
+                    std::sync::Arc::make_mut(&mut old_meta)
+                        .insert(TAG_VERSION.into(), restored_as.to_string());
                 }
                 client.write_metadata(mount, &path, &old_meta).await
             }
