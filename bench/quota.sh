@@ -6,7 +6,8 @@
 # assumed account (`arn:aws:iam::<id>:role/SecretSync`), each syncing the same BENCH_SECRETS
 # secrets, run once with the default parallelism and once with `--parallel-targets 1`
 # (BENCH_PARALLEL overrides the first), full sync then no-change re-sync, each into fresh moto
-# state. Starts its OWN OpenBao, moto and proxy on free
+# state. BENCH_SHARDS=K adds the same full and no-change runs split into K `--shard i/K`
+# processes at once (BENCH_ONLY_SHARDS=1: only those). Starts its OWN OpenBao, moto and proxy on free
 # loopback ports and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +64,9 @@ if [ -n "${BENCH_ACCOUNTS:-}" ]; then
       echo "  - { name: t$i, type: aws_secretsmanager, region: us-east-1, role_arn: \"arn:aws:iam::$acct:role/SecretSync\", secret_prefix: q/, imports: [app] }"
     done
   } >"$WORK/c.yaml"
-  for mode in "${BENCH_PARALLEL:-default}" 1; do
+  modes=("${BENCH_PARALLEL:-default}" 1)
+  [ -n "${BENCH_ONLY_SHARDS:-}" ] && modes=()
+  for mode in "${modes[@]}"; do
     curl -sf -X POST "http://127.0.0.1:$APORT/moto-api/reset" >/dev/null
     args=()
     [ "$mode" != default ] && args=(--parallel-targets "$mode")
@@ -83,6 +86,35 @@ print(f"| {len(ts)} targets | parallel {sys.argv[5]} | {sys.argv[6]} | wall {wal
 PY
     done
   done
+  # BENCH_SHARDS=K: the same targets split by `--shard i/K`, K processes at once (default
+  # parallelism each), as K machines (or an Indexed Job's K pods) would run them.
+  if [ -n "${BENCH_SHARDS:-}" ]; then
+    curl -sf -X POST "http://127.0.0.1:$APORT/moto-api/reset" >/dev/null
+    for run in full no-change; do
+      START=$(date +%s.%N)
+      pids=()
+      for i in $(seq 0 $((BENCH_SHARDS - 1))); do
+        target/release/secretsync --log-level warn pipeline --config "$WORK/c.yaml" --output json \
+          --shard "$i/$BENCH_SHARDS" >"$WORK/shard$i.json" 2>"$WORK/shard$i.err" &
+        pids+=($!)
+      done
+      for p in "${pids[@]}"; do wait "$p" || true; done
+      END=$(date +%s.%N)
+      curl -sf "$PROXY/__quota/stats" >"$WORK/stats.json"
+      .venv/bin/python - "$WORK" "$BENCH_SHARDS" "$START" "$END" "$run" <<'PY'
+import json, sys
+work, k = sys.argv[1], int(sys.argv[2])
+wall = float(sys.argv[4]) - float(sys.argv[3])
+runs = [json.load(open(f"{work}/shard{i}.json")) for i in range(k)]
+ts = [t for r in runs for t in r["targets"]]
+created = sum((t["result"]["created"] or 0) for t in ts); failed = sum(1 for t in ts if t["failed"])
+stats = json.load(open(f"{work}/stats.json"))
+print(f"| {len(ts)} targets | {k} shards at once ({', '.join(str(len(r['targets'])) for r in runs)} targets) | "
+      f"{sys.argv[5]} | wall {wall:.1f} s | created {created} | failed targets {failed} | "
+      f"AWS calls {sum(r['aws_calls'] for r in runs)} | creates throttled so far {stats['throttled']['create']} |")
+PY
+    done
+  fi
   exit 0
 fi
 cat > "$WORK/c.yaml" <<YAML

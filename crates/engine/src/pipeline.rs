@@ -477,6 +477,7 @@ pub(crate) async fn plan_under_lease(
     // judged: a plan left with nothing to write takes no lease.
     let mut plan = target.plan(bundle, ctx).await?;
     adjust(&mut plan);
+    plan.compact();
     if ctx.dry_run || !plan.has_changes() || plan.refused.is_some() {
         return Ok((plan, None));
     }
@@ -484,6 +485,7 @@ pub(crate) async fn plan_under_lease(
     match target.plan(bundle, ctx).await {
         Ok(mut plan) => {
             adjust(&mut plan);
+            plan.compact();
             Ok((plan, Some(lease)))
         }
         Err(e) => {
