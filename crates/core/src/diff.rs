@@ -44,9 +44,9 @@ pub const RESERVED_PREFIX: &str = ".secretsync/";
 /// whatever fraction of the target that is.
 pub const MASS_DELETE_FLOOR: usize = 5;
 
-/// A secret's tags (or metadata) as listed. Shared: a plan's changes point at the listing's
-/// maps instead of copying them (at 100,000 secrets the copies were a third of the memory).
-pub type Tags = std::sync::Arc<BTreeMap<String, String>>;
+/// A secret's tags (or metadata) as listed, compact ([`crate::tags::TagMap`]) and shared: a
+/// plan's changes point at the listing's maps instead of copying them.
+pub type Tags = std::sync::Arc<crate::tags::TagMap>;
 
 /// One secret as a cheap listing shows it (no value).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -751,6 +751,8 @@ pub fn plan(
 pub fn key_changes(old: &Value, new: &Value) -> Vec<KeyChange> {
     let mut out = Vec::new();
     walk("", old, new, &mut out);
+    // Kept in the plan until the run ends: no spare capacity.
+    out.shrink_to_fit();
     out
 }
 
@@ -811,13 +813,13 @@ mod tests {
     fn managed(name: &str, v: &SecretValue, version: &str) -> Listed {
         Listed {
             name: name.into(),
-            tags: Tags::new(BTreeMap::from([
+            tags: Tags::new(crate::tags::TagMap::from(BTreeMap::from([
                 (TAG_MANAGED.into(), MANAGED_VALUE.into()),
                 (TAG_OWNER.into(), "o".into()),
                 (TAG_TARGET.into(), "t".into()),
                 (TAG_FINGERPRINT.into(), key().fingerprint(v)),
                 (TAG_VERSION.into(), version.into()),
-            ])),
+            ]))),
             current_version: Some(version.into()),
             pending_deletion: false,
         }
@@ -993,7 +995,7 @@ mod tests {
         );
     }
 
-    fn with_tags(mut l: Listed, f: impl FnOnce(&mut BTreeMap<String, String>)) -> Listed {
+    fn with_tags(mut l: Listed, f: impl FnOnce(&mut crate::tags::TagMap)) -> Listed {
         f(std::sync::Arc::make_mut(&mut l.tags));
         l
     }
@@ -1005,19 +1007,19 @@ mod tests {
             (
                 "p/x".to_string(),
                 with_tags(managed("p/x", &a, "v"), |t| {
-                    t.insert(TAG_OWNER.into(), "other-team".into());
+                    t.insert(TAG_OWNER, "other-team".into());
                 }),
             ),
             (
                 "p/y".to_string(),
                 with_tags(managed("p/y", &a, "v"), |t| {
-                    t.insert(TAG_OWNER.into(), "other-team".into());
+                    t.insert(TAG_OWNER, "other-team".into());
                 }),
             ),
             (
                 "p/z".to_string(),
                 with_tags(managed("p/z", &a, "v"), |t| {
-                    t.insert(TAG_TARGET.into(), "sibling".into());
+                    t.insert(TAG_TARGET, "sibling".into());
                 }),
             ),
         ]);
@@ -1040,12 +1042,12 @@ mod tests {
         let a = secret(json!({"k": "1"}));
         let legacy = |name: &str, target: &str| Listed {
             name: name.into(),
-            tags: Tags::new(BTreeMap::from([
+            tags: Tags::new(crate::tags::TagMap::from(BTreeMap::from([
                 (TAG_MANAGED.into(), MANAGED_VALUE.into()),
                 (TAG_TARGET.into(), target.into()),
                 (TAG_HASH.into(), legacy_content_hash(&a)),
                 (TAG_VERSION.into(), "v".into()),
-            ])),
+            ]))),
             current_version: Some("v".into()),
             pending_deletion: false,
         };
@@ -1055,7 +1057,7 @@ mod tests {
             (
                 "p/renamed".to_string(),
                 with_tags(managed("p/renamed", &a, "v"), |t| {
-                    t.insert(TAG_TARGET.into(), "old-name".into());
+                    t.insert(TAG_TARGET, "old-name".into());
                 }),
             ),
             ("p/stale".to_string(), legacy("p/stale", "t")),
@@ -1100,7 +1102,7 @@ mod tests {
         let tags = std::sync::Arc::make_mut(&mut l.tags);
         tags.remove(TAG_FINGERPRINT);
         tags.remove(TAG_OWNER);
-        tags.insert(TAG_HASH.into(), legacy_content_hash(&a));
+        tags.insert(TAG_HASH, legacy_content_hash(&a));
         let listed = BTreeMap::from([("p/a".to_string(), l)]);
         let desired = Bundle::from([("a".into(), b)]);
         assert_eq!(

@@ -18,5 +18,6 @@ pub mod planfile;
 pub mod render;
 pub mod secret;
 pub mod shard;
+pub mod tags;
 pub mod targets;
 pub mod yaml;

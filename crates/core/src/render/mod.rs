@@ -477,13 +477,13 @@ pub(crate) mod fixtures {
         let key = FingerprintKey::from_bytes([3; crate::fingerprint::KEY_LEN]);
         let managed = |name: &str, v: &crate::secret::SecretValue, ver: &str| Listed {
             name: name.into(),
-            tags: crate::diff::Tags::new(BTreeMap::from([
+            tags: crate::diff::Tags::new(crate::tags::TagMap::from(BTreeMap::from([
                 (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
                 (TAG_OWNER.to_string(), "team".to_string()),
                 (TAG_TARGET.to_string(), target.to_string()),
                 (TAG_FINGERPRINT.to_string(), key.fingerprint(v)),
                 (TAG_VERSION.to_string(), ver.to_string()),
-            ])),
+            ]))),
             current_version: Some(ver.into()),
             pending_deletion: false,
         };
@@ -694,13 +694,13 @@ pub(crate) mod fixtures {
             "prod/app/users".to_string(),
             Listed {
                 name: "prod/app/users".into(),
-                tags: crate::diff::Tags::new(BTreeMap::from([
+                tags: crate::diff::Tags::new(crate::tags::TagMap::from(BTreeMap::from([
                     (TAG_MANAGED.to_string(), MANAGED_VALUE.to_string()),
                     (TAG_OWNER.to_string(), "team".to_string()),
                     (TAG_TARGET.to_string(), "prod".to_string()),
                     (TAG_FINGERPRINT.to_string(), key.fingerprint(&old)),
                     (TAG_VERSION.to_string(), "v1".to_string()),
-                ])),
+                ]))),
                 current_version: Some("v1".into()),
                 pending_deletion: false,
             },

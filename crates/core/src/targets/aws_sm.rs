@@ -389,7 +389,7 @@ fn change(
 pub struct Listing<'a> {
     pub description: Option<&'a str>,
     pub kms_key_id: Option<&'a str>,
-    pub tags: &'a BTreeMap<String, String>,
+    pub tags: &'a crate::tags::TagMap,
 }
 
 /// Whether the key AWS reports (`listed`) is the configured one: the same text, the ARN of
@@ -450,7 +450,7 @@ pub fn replicas_record(regions: &[String]) -> Option<String> {
 /// Whether the tags prove the replicas reconciled to `desired`: then no `DescribeSecret` is
 /// needed. No replicas desired and no record: nothing to reconcile (replicas made by hand on a
 /// target without `replica_regions` are left alone).
-pub fn replicas_recorded(desired: &[String], tags: &BTreeMap<String, String>) -> bool {
+pub fn replicas_recorded(desired: &[String], tags: &crate::tags::TagMap) -> bool {
     tags.get(TAG_REPLICAS).cloned() == replicas_record(desired)
 }
 
@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(s.replica_regions, ["us-west-2", "eu-west-1"]);
     }
 
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn tags(pairs: &[(&str, &str)]) -> crate::tags::TagMap {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -712,7 +712,7 @@ mod tests {
         AwsSmSettings {
             kms_key_id: k.map(str::to_string),
             description: d.map(str::to_string),
-            tags: tags(t),
+            tags: tags(t).to_map(),
             ..Default::default()
         }
     }

@@ -278,7 +278,7 @@ impl AwsSmTarget {
                     name.to_string(),
                     Listed {
                         name: name.to_string(),
-                        tags: tags.into(),
+                        tags: std::sync::Arc::new(tags.into()),
                         current_version,
                         pending_deletion: s.deleted_date().is_some(),
                     },

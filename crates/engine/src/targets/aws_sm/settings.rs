@@ -393,7 +393,7 @@ impl AwsSmTarget {
     pub(super) async fn restore_tags(
         &self,
         name: &str,
-        old: &BTreeMap<String, String>,
+        old: &secretsync_core::tags::TagMap,
         keys: &[String],
     ) -> Result<()> {
         let restore: Vec<Tag> = keys
@@ -436,7 +436,7 @@ impl AwsSmTarget {
     pub(super) async fn undo_settings(
         &self,
         name: &str,
-        old_tags: &BTreeMap<String, String>,
+        old_tags: &secretsync_core::tags::TagMap,
         a: &Applied,
     ) -> Result<()> {
         if !a.added_regions.is_empty() {

@@ -664,7 +664,7 @@ impl AwsSsmTarget {
                 Class::Managed(t) => {
                     let l = Listed {
                         name: name.clone(),
-                        tags: t.clone().into(),
+                        tags: std::sync::Arc::new(t.clone().into()),
                         ..Default::default()
                     };
                     (l.ownership(&opts), t)
@@ -765,7 +765,7 @@ impl AwsSsmTarget {
                 secret.clone(),
                 Listed {
                     name: secret.clone(),
-                    tags: tags.into(),
+                    tags: std::sync::Arc::new(tags.into()),
                     current_version: None,
                     pending_deletion: false,
                 },
@@ -828,8 +828,8 @@ impl AwsSsmTarget {
             let mark = version_mark(self.settings.mapping, &versions);
             if let Some(l) = listed.get_mut(secret) {
                 let tags = std::sync::Arc::make_mut(&mut l.tags);
-                tags.insert(TAG_FINGERPRINT.into(), fp.clone());
-                tags.insert(TAG_VERSION.into(), mark.clone());
+                tags.insert(TAG_FINGERPRINT, fp.clone());
+                tags.insert(TAG_VERSION, mark.clone());
                 l.current_version = Some(mark);
             }
             // Our marks as they are: what a rollback puts back.

@@ -177,7 +177,9 @@ pub async fn run<A: Apply>(
     let writes: Vec<usize> = (0..changes.len())
         .filter(|&i| backend.writes(&changes[i]))
         .collect();
-    let results: Vec<Result<A::Done, Failed<A::Done>>> = stream::iter(writes)
+    // Each result is taken as it comes (not collected first): at 100,000 writes a vector of
+    // every result beside the records of what was done was a large part of the memory.
+    let mut results = stream::iter(writes)
         .map(|i| {
             let (failed, w) = (&failed, &w);
             async move {
@@ -200,12 +202,10 @@ pub async fn run<A: Apply>(
                 r
             }
         })
-        .buffer_unordered(pace.concurrency.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(pace.concurrency.max(1));
     let mut done = Vec::new();
     let mut partial = Vec::new();
-    for r in results {
+    while let Some(r) = results.next().await {
         match r {
             Ok(d) => {
                 match backend.counted(&d) {
@@ -224,6 +224,7 @@ pub async fn run<A: Apply>(
             }
         }
     }
+    drop(results);
     let cancelled = |report: &mut ApplyReport| {
         if cancel.is_cancelled() && report.failure.is_none() {
             report.cancelled = true;

@@ -428,7 +428,7 @@ impl VaultKv2Target {
                     current_version: (meta.current_version > 0)
                         .then(|| meta.current_version.to_string()),
                     pending_deletion: meta.current().is_some_and(|s| s.deleted || s.destroyed),
-                    tags: meta.custom_metadata.into(),
+                    tags: std::sync::Arc::new(meta.custom_metadata.into()),
                 },
             );
         }
@@ -475,11 +475,11 @@ impl VaultKv2Target {
     /// user's own keys stay), the ownership marks set, the pre-0.2 plain hash removed.
     fn marks(
         &self,
-        old: &BTreeMap<String, String>,
+        old: &secretsync_core::tags::TagMap,
         fingerprint: &str,
         version: u64,
     ) -> BTreeMap<String, String> {
-        let mut m = old.clone();
+        let mut m = old.to_map();
         m.remove(TAG_HASH);
         for (k, v) in [
             (TAG_MANAGED, MANAGED_VALUE),
@@ -563,7 +563,7 @@ impl VaultKv2Target {
             name: c.name.clone(),
             version,
         };
-        let marks = self.marks(&BTreeMap::new(), fingerprint, version);
+        let marks = self.marks(&Default::default(), fingerprint, version);
         if let Err(mut err) = conn
             .client
             .write_metadata(&conn.kv_mount, &conn.path(&c.name), &marks)
@@ -734,7 +734,9 @@ impl VaultKv2Target {
                     client
                         .delete_versions(mount, &path, &[old_version, new_version])
                         .await?;
-                    return client.write_metadata(mount, &path, &old_meta).await;
+                    return client
+                        .write_metadata(mount, &path, &old_meta.to_map())
+                        .await;
                 }
                 if !written {
                     // At most the undelete happened.
@@ -769,9 +771,11 @@ impl VaultKv2Target {
                 // Marks that were true for the old version are true for its copy.
                 if old_meta.get(TAG_VERSION) == Some(&old_version.to_string()) {
                     std::sync::Arc::make_mut(&mut old_meta)
-                        .insert(TAG_VERSION.into(), restored_as.to_string());
+                        .insert(TAG_VERSION, restored_as.to_string());
                 }
-                client.write_metadata(mount, &path, &old_meta).await
+                client
+                    .write_metadata(mount, &path, &old_meta.to_map())
+                    .await
             }
             Done::Deleted { name, version } => {
                 client.undelete(mount, &conn.path(&name), &[version]).await
