@@ -825,6 +825,35 @@ mod tests {
         }
     }
 
+    /// `compact` keeps what a write and its rollback need, and drops the listed tags and the
+    /// fingerprint of changes that write nothing.
+    #[test]
+    fn compact_drops_only_what_no_write_uses() {
+        let (a, b) = (secret(json!({"k": "1"})), secret(json!({"k": "2"})));
+        let listed = BTreeMap::from([
+            ("p/same".to_string(), managed("p/same", &a, "v1")),
+            ("p/changed".to_string(), managed("p/changed", &a, "v1")),
+        ]);
+        let desired = Bundle::from([("same".into(), a.clone()), ("changed".into(), b.clone())]);
+        let values = BTreeMap::from([("p/changed".to_string(), a.clone())]);
+        let mut p = plan(&opts(false, false), &key(), &desired, &listed, &values);
+        p.compact();
+        let get = |n: &str| p.changes.iter().find(|c| c.name == n).unwrap();
+        let (same, changed) = (get("p/same"), get("p/changed"));
+        assert_eq!(
+            (same.kind, changed.kind),
+            (ChangeKind::Unchanged, ChangeKind::Modified)
+        );
+        assert!(same.old_tags.is_empty() && same.fingerprint.is_none());
+        assert_eq!(
+            changed.old_tags.get(TAG_VERSION).map(String::as_str),
+            Some("v1")
+        );
+        assert_eq!(changed.fingerprint, Some(key().fingerprint(&b)));
+        assert!(same.new_value.is_some() && changed.new_value.is_some());
+        assert_eq!(p.changes.capacity(), p.changes.len());
+    }
+
     fn kinds(p: &TargetPlan) -> Vec<(String, ChangeKind)> {
         p.changes.iter().map(|c| (c.name.clone(), c.kind)).collect()
     }

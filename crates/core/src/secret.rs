@@ -175,4 +175,19 @@ mod tests {
             r#"{"a":{"y":2,"z":1},"b":"sentinel-value-1"}"#
         );
     }
+
+    /// Copies share one map until one is changed: the change is that copy's own (a merge into
+    /// one target's desired state never shows in another's, nor in the source read).
+    #[test]
+    fn copies_share_until_written() {
+        let source = SecretValue::new(serde_json::from_str(r#"{"k": "v"}"#).unwrap());
+        let mut target = source.clone();
+        assert!(std::ptr::eq(source.expose(), target.expose()));
+        target
+            .expose_mut()
+            .insert("k".into(), serde_json::json!("changed"));
+        assert_eq!(source.expose()["k"], "v");
+        assert_eq!(target.expose()["k"], "changed");
+        assert!(!std::ptr::eq(source.expose(), target.expose()));
+    }
 }
