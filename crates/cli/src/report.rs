@@ -176,6 +176,7 @@ impl Reporter for Printer {
                 orphans_kept: Vec::new(),
                 refused: None,
                 deletions_held: None,
+                policy: Default::default(),
             })
         });
         let diff = TargetDiff {

@@ -346,6 +346,8 @@ pub struct TargetPlan {
     /// the reason names the source and the paths that were skipped). The orphans are listed in
     /// `orphans_kept`.
     pub deletions_held: Option<String>,
+    /// What the policies said (`policies:`): a denial also sets `refused`.
+    pub policy: crate::policy::Verdict,
 }
 
 /// Why a target failed, in one word: what a report, a dashboard or an alert can branch on
@@ -743,6 +745,7 @@ pub fn plan(
         orphans_kept,
         refused,
         deletions_held,
+        policy: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod mask;
 pub mod merge;
 pub mod path;
 pub mod planfile;
+pub mod policy;
 pub mod render;
 pub mod secret;
 pub mod shard;

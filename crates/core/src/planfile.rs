@@ -202,6 +202,7 @@ mod tests {
             orphans_kept: vec![],
             refused: None,
             deletions_held: None,
+            policy: Default::default(),
         }
     }
 

@@ -81,6 +81,8 @@ pub struct Config {
     /// a merge store there is no history.
     pub retain_versions: u64,
     pub masking: MaskingConfig,
+    /// `policies:`: Rego policies checked on every plan, in order (`secretsync_core::policy`).
+    pub policies: Vec<PolicyConfig>,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
 }
@@ -535,6 +537,50 @@ impl Default for RetriesConfig {
         }
     }
 }
+
+/// One `policies:` block: Rego files and the rules of theirs that judge plans.
+///
+/// ```yaml
+/// policies:
+///   - path: policies/                # a .rego file or a folder of them
+///     query: data.secretsync.deny    # optional: without it, `deny` and `warn` of `data.secretsync`
+///     with_values: false
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    /// As written: a `.rego` file or a folder of them (every `*.rego` below it except
+    /// `*_test.rego`), relative to the config file's folder.
+    pub path: String,
+    /// The rules evaluated and what their messages do.
+    pub rules: Vec<PolicyRule>,
+    /// The policy sees the new values of the changes (inside the process only).
+    pub with_values: bool,
+    /// Where the block is in the config (for messages).
+    pub line: usize,
+}
+
+/// A rule of a policy block: its results are messages that deny or warn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRule {
+    /// `data.<package>.<rule>`.
+    pub query: String,
+    pub effect: PolicyEffect,
+    /// Written in the config (`query:`), so it must exist; the default rules need not both.
+    pub explicit: bool,
+}
+
+/// What a policy's messages do to a target's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyEffect {
+    /// The target is refused: nothing is written to it.
+    Deny,
+    /// Shown beside the plan (a GitHub annotation under `--output github`).
+    Warn,
+}
+
+/// The package whose `deny` and `warn` rules a block without `query` evaluates.
+pub const DEFAULT_POLICY_PACKAGE: &str = "data.secretsync";
 
 /// Which keys stay masked even under `--show-values`.
 #[derive(Debug, Clone, PartialEq)]

@@ -104,6 +104,21 @@ pub struct RawConfig {
     /// Targets synced at once (`--parallel-targets` overrides it).
     pub max_parallel_targets: S<u64>,
     pub masking: S<RawMasking>,
+    /// Rego policies checked on every plan (`secretsync_core::policy`).
+    pub policies: S<Vec<Spanned<RawPolicy>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// A `.rego` file or a folder of them, relative to the config file's folder.
+    pub path: S<String>,
+    /// The rule whose results are messages (`data.secretsync.deny`).
+    pub query: S<String>,
+    /// `deny` or `warn`: what the query's messages do.
+    pub effect: S<String>,
+    /// Whether the policy sees the values of the changes.
+    pub with_values: S<bool>,
 }
 
 #[derive(Deserialize, Default)]

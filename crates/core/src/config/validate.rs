@@ -331,6 +331,14 @@ impl Validator {
             }
         };
 
+        let policies = raw
+            .policies
+            .map(|p| p.value)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| self.policy(p))
+            .collect();
+
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
         self.diags.0.extend(graph_diags);
@@ -347,8 +355,86 @@ impl Validator {
             max_parallel_targets,
             retain_versions,
             masking,
+            policies,
             graph,
         }
+    }
+
+    fn policy(&mut self, p: Spanned<RawPolicy>) -> Option<PolicyConfig> {
+        let pos = at(&p);
+        let key = p.key.clone();
+        let r = p.value;
+        let path = match &r.path {
+            Some(path) if path.value.trim().is_empty() => {
+                self.error(
+                    path,
+                    "`path` is empty",
+                    "give a .rego file or a folder of them, e.g. `policies/`",
+                );
+                None
+            }
+            Some(path) => Some(path.value.clone()),
+            None => {
+                self.missing(
+                    pos,
+                    &format!("{key}.path"),
+                    "a .rego file or a folder of them, e.g. `policies/`",
+                );
+                None
+            }
+        };
+        let effect = r.effect.as_ref().and_then(|e| {
+            self.one_of(e, &["deny", "warn"], "policy effect")
+                .then(|| match e.value.as_str() {
+                    "warn" => PolicyEffect::Warn,
+                    _ => PolicyEffect::Deny,
+                })
+        });
+        let rules = match &r.query {
+            Some(q) => {
+                if let Err(e) = check_policy_query(&q.value) {
+                    self.error(
+                        q,
+                        e,
+                        "write a rule path such as `data.secretsync.deny` (`data.`, the package, the rule)",
+                    );
+                }
+                // Messages of a rule named `warn` warn unless `effect` says otherwise.
+                let inferred = if q.value.rsplit('.').next() == Some("warn") {
+                    PolicyEffect::Warn
+                } else {
+                    PolicyEffect::Deny
+                };
+                vec![PolicyRule {
+                    query: q.value.clone(),
+                    effect: effect.unwrap_or(inferred),
+                    explicit: true,
+                }]
+            }
+            None => {
+                if let Some(e) = &r.effect {
+                    self.error(
+                        e,
+                        "`effect` needs a `query`",
+                        "without `query` the block evaluates `data.secretsync.deny` (deny) and `data.secretsync.warn` (warn); add `query:` or remove `effect`",
+                    );
+                }
+                [("deny", PolicyEffect::Deny), ("warn", PolicyEffect::Warn)]
+                    .into_iter()
+                    .map(|(rule, effect)| PolicyRule {
+                        query: format!("{DEFAULT_POLICY_PACKAGE}.{rule}"),
+                        effect,
+                        explicit: false,
+                    })
+                    .collect()
+            }
+        };
+        Some(PolicyConfig {
+            path: path?,
+            rules,
+            with_values: r.with_values.is_some_and(|w| w.value),
+            line: pos.map_or(0, |p| p.line),
+        })
     }
 
     /// A config without sources or targets loads, but does nothing: say so.
@@ -1447,6 +1533,29 @@ pub fn check_endpoint(addr: &str) -> Result<(), String> {
 }
 
 /// `owner:`: 1 to 64 characters that AWS accepts in a tag value.
+/// A rule path: `data` and at least two more parts (package and rule), each a Rego identifier.
+pub fn check_policy_query(q: &str) -> Result<(), String> {
+    let mut parts = q.split('.');
+    if parts.next() != Some("data") {
+        return Err(format!("`{q}` does not start with `data.`"));
+    }
+    let rest: Vec<&str> = parts.collect();
+    if rest.len() < 2 {
+        return Err(format!("`{q}` names no rule inside a package"));
+    }
+    for part in rest {
+        let mut chars = part.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!("`{part}` in `{q}` is not a Rego identifier"));
+        }
+    }
+    Ok(())
+}
+
 fn check_owner(o: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&o.chars().count())
         && o.chars()

@@ -547,6 +547,7 @@ pub(crate) mod fixtures {
             orphans_kept: Vec::new(),
             refused: None,
             deletions_held: None,
+            policy: Default::default(),
         }
     }
 

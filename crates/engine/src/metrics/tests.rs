@@ -157,6 +157,7 @@ fn outcome(name: &str, changes: Vec<SecretChange>, report: Option<ApplyReport>) 
             orphans_kept: Vec::new(),
             refused: None,
             deletions_held: None,
+            policy: Default::default(),
         })),
         report,
         error: None,
