@@ -57,6 +57,27 @@ pub enum Command {
     /// and every revision of every target.
     #[command(subcommand)]
     Version(VersionCommand),
+    /// Policy as code: check the config's Rego policies against the current plans.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Run the policies against the current plan of each target (read-only: a dry run);
+    /// exit 1 when a policy denies a target.
+    Test(PolicyTest),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyTest {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only these targets (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
 }
 
 #[derive(Subcommand, Debug)]

@@ -67,6 +67,35 @@ fn load_config_counting_warnings(path: &std::path::Path) -> Result<(Config, usiz
     }
 }
 
+/// Reads and compiles the config's policies (paths relative to the config file's folder),
+/// printing every problem to stderr (with the file, line and the offending source line).
+pub(crate) fn load_policies(
+    c: &Config,
+    config_path: &std::path::Path,
+) -> Result<Option<Arc<secretsync_core::policy::Policies>>> {
+    let dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match secretsync_engine::policy::load(c, dir) {
+        Ok(p) => Ok(p.map(Arc::new)),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+                if let Some(s) = &e.snippet {
+                    eprintln!("{s}");
+                }
+            }
+            let n = errors.len();
+            anyhow::bail!(
+                "{n} error{} in the policies; fix {} and run again",
+                plural(n),
+                if n == 1 { "it" } else { "them" }
+            )
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => Box::pin(validate(a)).await,
@@ -75,6 +104,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
         // Boxed: the pipeline future is deep enough already.
         Command::Version(v) => Box::pin(crate::version::run(v)).await,
+        Command::Policy(crate::cli::PolicyCommand::Test(a)) => {
+            Box::pin(crate::policy::test(a)).await
+        }
     }
 }
 
@@ -151,6 +183,8 @@ pub(crate) fn cancel_on_signals() -> std::sync::Arc<Cancel> {
 
 async fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let (c, warnings) = load_config_counting_warnings(&a.config.config)?;
+    // Compiled, not run: a Rego error is reported with its file and line.
+    let policies = load_policies(&c, &a.config.config)?;
     if a.check_backends && !c.discovery.is_empty() {
         let (with, found) = secretsync_engine::discovery::apply(c.clone(), &env, false).await?;
         for f in &found {
@@ -193,8 +227,16 @@ async fn validate(a: ValidateArgs) -> Result<ExitCode> {
         0 => "config OK".to_string(),
         n => format!("config valid with {n} warning{} (see above)", plural(n)),
     };
+    let policies = match policies {
+        None => "none".to_string(),
+        Some(_) => format!(
+            "{} block{} compiled",
+            c.policies.len(),
+            plural(c.policies.len())
+        ),
+    };
     println!(
-        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, owner scope {}",
+        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, policies {policies}, owner scope {}",
         c.sources.len(),
         plural(c.sources.len()),
         c.targets.len(),
@@ -348,7 +390,7 @@ async fn graph(a: GraphArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
+pub(crate) fn selected_targets(c: &Config, requested: &[String]) -> Result<Vec<String>> {
     if requested.is_empty() {
         return Ok(c.graph.order.clone());
     }
@@ -505,6 +547,7 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
             Some(path) => Some(Arc::new(read_plan_file(path, c, failure_code)?)),
             None => None,
         },
+        policies: load_policies(c, &a.config.config)?,
     };
     let policy = c.masking.policy(a.show_values);
     let mut reporter =

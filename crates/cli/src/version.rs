@@ -34,6 +34,7 @@ async fn rollback(a: VersionRollback) -> Result<ExitCode> {
         targets: vec![a.target.clone()],
         lock_timeout: a.lock_timeout,
         cancel: crate::commands::cancel_on_signals(),
+        policies: crate::commands::load_policies(&c, &a.config.config)?,
         ..Default::default()
     };
     let mut reporter = crate::report::Printer::new(

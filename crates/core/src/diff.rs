@@ -378,6 +378,8 @@ pub enum FailureKind {
     Cancelled,
     /// The plan was refused before any write (a guard: mass delete, `max_deletes`).
     Refused,
+    /// A policy (`policies:`) denied the plan; nothing was written.
+    Denied,
     /// Secrets in the desired state are invalid for the target (names, sizes).
     Invalid,
     /// The Vault read was incomplete, so deletions were held.
@@ -398,6 +400,7 @@ impl FailureKind {
             FailureKind::Locked => "locked",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Refused => "refused",
+            FailureKind::Denied => "denied",
             FailureKind::Invalid => "invalid",
             FailureKind::Incomplete => "incomplete",
         }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod observe;
 pub mod pacing;
 pub mod pipeline;
+pub mod policy;
 pub mod restore;
 pub mod retry;
 pub mod store;

@@ -92,6 +92,9 @@ pub struct RunOptions {
     pub plan_file: Option<std::sync::Arc<secretsync_core::planfile::PlanFile>>,
     /// Targets planned, and then applied, at once (`--parallel-targets`; 0 is taken as 1).
     pub parallel_targets: usize,
+    /// The config's policies, compiled (`crate::policy::load`): they judge every plan before
+    /// it is applied, and a denied plan is refused.
+    pub policies: Option<std::sync::Arc<secretsync_core::policy::Policies>>,
 }
 
 /// What happened to one target.
@@ -725,6 +728,10 @@ async fn sync_targets(
                     }
                     if let Some(file) = &opts.plan_file {
                         refuse_drift(plan, file);
+                    }
+                    // Last: the policies judge the plan as it would be applied.
+                    if let (Some(p), Some(t)) = (&opts.policies, config.target(name)) {
+                        p.apply(t, plan);
                     }
                 };
                 let planned = plan_under_lease(&*target, bundle, ctx, spec, me, cancel, &adjust)

@@ -237,6 +237,10 @@ async fn restore_traced(
             }
         }
         secretsync_core::history::annotate(plan, Some(&latest));
+        // A rollback writes to the target like any run: the policies judge it too.
+        if let Some(p) = &opts.policies {
+            p.apply(&tcfg, plan);
+        }
     };
     let planned =
         crate::pipeline::plan_under_lease(&*built, &desired, &ctx, spec, me, &opts.cancel, &adjust)

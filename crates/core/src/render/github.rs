@@ -106,6 +106,22 @@ pub fn target(plan: &TargetPlan, _opts: &RenderOptions, out: &mut dyn Write) -> 
             esc_data(&held_message(plan, h))
         )?;
     }
+    for f in &plan.policy.warnings {
+        writeln!(
+            out,
+            "::warning title={}::{}",
+            esc_prop(&format!("policy warning ({})", f.policy)),
+            esc_data(&format!("{}: {}", plan.target, f.message))
+        )?;
+    }
+    for f in &plan.policy.denied {
+        writeln!(
+            out,
+            "::error title={}::{}",
+            esc_prop(&format!("policy denied ({})", f.policy)),
+            esc_data(&format!("{}: {}", plan.target, f.message))
+        )?;
+    }
     if let Some(r) = &plan.refused {
         writeln!(
             out,

@@ -46,6 +46,7 @@ fn target(d: &TargetDiff, opts: &RenderOptions) -> Value {
         "orphans_kept": d.plan.orphans_kept,
         "deletions_held": d.plan.deletions_held,
         "refused": d.plan.refused,
+        "policy": d.plan.policy,
         "error": d.error,
         "failed": d.failed(),
         "not_started": d.not_started,

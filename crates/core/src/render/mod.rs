@@ -117,7 +117,11 @@ impl TargetDiff {
     pub fn failure_kind(&self) -> Option<FailureKind> {
         let invalid = self.plan.invalid().next().is_some();
         if self.plan.refused.is_some() {
-            return Some(FailureKind::Refused);
+            return Some(if self.plan.policy.denied.is_empty() {
+                FailureKind::Refused
+            } else {
+                FailureKind::Denied
+            });
         }
         if let Some(r) = &self.applied {
             if r.cancelled {

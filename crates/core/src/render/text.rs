@@ -183,6 +183,22 @@ pub(crate) fn notes(plan: &TargetPlan, out: &mut dyn Write) -> io::Result<()> {
             plan.orphans_kept.join(", ")
         )?;
     }
+    for f in &plan.policy.warnings {
+        writeln!(
+            out,
+            "  policy warning ({}): {}",
+            f.policy,
+            one_line(&f.message)
+        )?;
+    }
+    for f in &plan.policy.denied {
+        writeln!(
+            out,
+            "  policy denied ({}): {}",
+            f.policy,
+            one_line(&f.message)
+        )?;
+    }
     if let Some(r) = &plan.refused {
         writeln!(out, "  refused: {}", one_line(r))?;
     }
