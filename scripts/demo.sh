@@ -83,3 +83,11 @@ $BIN --log-level warn pipeline --config examples/demo.yaml --dry-run | grep -E '
 echo; echo "== unpin it: the next run syncs Vault's value again"
 $BIN --log-level warn version unpin --config examples/demo.yaml --target production-us-east-1 --path app/db
 $BIN --log-level warn pipeline --config examples/demo.yaml --output compact
+
+echo; echo "== governance (examples/governance.yaml): the example policies judge every plan"
+put demo/ci/deploy '{"aws_access_key_id": "AKIADEMO", "aws_secret_access_key": "demo-secret-access-key"}'
+$BIN --log-level warn validate --config examples/governance.yaml
+echo; echo "== secretsync policy test: the sandbox may not hold an AWS access key"
+$BIN --log-level warn policy test --config examples/governance.yaml || [ $? -eq 1 ]
+echo; echo "== pipeline: production is synced, the sandbox is denied and gets nothing (exit 1)"
+$BIN --log-level warn pipeline --config examples/governance.yaml || [ $? -eq 1 ]

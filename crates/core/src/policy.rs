@@ -332,12 +332,17 @@ impl Policies {
     /// already, which stays the reason shown).
     pub fn apply(&self, target: &TargetConfig, plan: &mut TargetPlan) {
         let verdict = self.judge(target, plan);
-        if !verdict.denied.is_empty() && plan.refused.is_none() {
-            let reasons: Vec<&str> = verdict.denied.iter().map(|f| f.message.as_str()).collect();
+        if let Some(first) = verdict.denied.first()
+            && plan.refused.is_none()
+        {
+            // The first reason; every one is listed beside the plan.
+            let more = match verdict.denied.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
             plan.refused = Some(format!(
-                "denied by policy, so nothing is written to target `{}`: {}",
-                plan.target,
-                reasons.join("; ")
+                "denied by policy, so nothing is written to target `{}`: {}{more}",
+                plan.target, first.message
             ));
         }
         plan.policy = verdict;

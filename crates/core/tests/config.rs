@@ -1889,3 +1889,63 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn policies_blocks_and_their_problems() {
+    use secretsync_core::config::PolicyEffect;
+    let c = accepted(
+        &format!(
+            "{MINIMAL}policies:\n  - path: policies/\n  - path: strict.rego\n    query: data.acme.rules.warn\n  - path: values/\n    query: data.acme.rules.check\n    effect: warn\n    with_values: true\n"
+        ),
+        &[],
+    );
+    assert_eq!(c.policies.len(), 3);
+    // Without `query`: `deny` and `warn` of `data.secretsync`, neither required.
+    let rules: Vec<(&str, PolicyEffect, bool)> = c.policies[0]
+        .rules
+        .iter()
+        .map(|r| (r.query.as_str(), r.effect, r.explicit))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("data.secretsync.deny", PolicyEffect::Deny, false),
+            ("data.secretsync.warn", PolicyEffect::Warn, false)
+        ]
+    );
+    assert!(!c.policies[0].with_values);
+    // A rule named `warn` warns; `effect` says otherwise.
+    assert_eq!(c.policies[1].rules[0].effect, PolicyEffect::Warn);
+    assert_eq!(c.policies[2].rules[0].effect, PolicyEffect::Warn);
+    assert!(c.policies[2].with_values);
+
+    let out = diagnose(
+        "
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        policies:
+          - query: secretsync.deny
+          - path: p/
+            effect: block
+          - path: p/
+            effect: warn
+          - path: ''
+            querry: data.x.y
+        ",
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 10 (`policies[0].path`): missing required key `path`; add `path: …` (a .rego file or a folder of them, e.g. `policies/`)
+    error at line 9, column 12 (`policies[0].query`): `secretsync.deny` does not start with `data.`; write a rule path such as `data.secretsync.deny` (`data.`, the package, the rule)
+    error at line 11, column 13 (`policies[1].effect`): `effect` needs a `query`; without `query` the block evaluates `data.secretsync.deny` (deny) and `data.secretsync.warn` (warn); add `query:` or remove `effect`
+    error at line 11, column 13 (`policies[1].effect`): unknown policy effect `block`; use one of: deny, warn
+    error at line 13, column 13 (`policies[2].effect`): `effect` needs a `query`; without `query` the block evaluates `data.secretsync.deny` (deny) and `data.secretsync.warn` (warn); add `query:` or remove `effect`
+    error at line 14, column 11 (`policies[3].path`): `path` is empty; give a .rego file or a folder of them, e.g. `policies/`
+    error at line 15, column 5 (`policies[3].querry`): unknown key `querry`; did you mean `query`?
+    => rejected
+    ");
+}
