@@ -22,6 +22,7 @@ fn help_snapshots() {
     insta::assert_snapshot!("pipeline", help(&["pipeline"]));
     insta::assert_snapshot!("validate", help(&["validate"]));
     insta::assert_snapshot!("graph", help(&["graph"]));
+    insta::assert_snapshot!("explain", help(&["explain"]));
     insta::assert_snapshot!("version", help(&["version"]));
     for sub in ["list", "show", "rollback", "unpin"] {
         insta::assert_snapshot!(format!("version_{sub}"), help(&["version", sub]));
@@ -46,6 +47,7 @@ fn every_pipeline_flag_is_documented() {
         "--version",
         "--plan-out",
         "--plan ",
+        "--provenance",
     ] {
         assert!(h.contains(flag), "{flag} missing from pipeline --help");
     }
