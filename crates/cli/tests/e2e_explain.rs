@@ -394,3 +394,92 @@ async fn pipeline_json_provenance_names_each_keys_layer() {
     );
     r.code(2).stderr_has("--provenance");
 }
+
+/// A layer from the merge store: one config writes target `producer`'s bundle (`--merge-only`),
+/// another imports it by name and explains a secret built on it.
+#[tokio::test]
+async fn explain_reads_stored_bundles_from_the_merge_store() {
+    let world = World::from_env().await;
+    let id = unique("explainstore");
+    let bucket = unique("explain-store-");
+    world.create_bucket(&bucket).await;
+    world
+        .put(
+            &format!("{id}/base/app/db"),
+            json!({"host": "base-host", "port": "1"}),
+        )
+        .await;
+    world
+        .put(&format!("{id}/over/app/db"), json!({"port": "2"}))
+        .await;
+    let store = format!(
+        "merge_store: {{ enabled: true, type: s3, bucket: {bucket}, prefix: merged/, region: us-east-1 }}\n"
+    );
+    let producer = world.config(&format!(
+        "vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+{store}targets:
+  - name: producer
+    type: aws_secretsmanager
+    region: {REGION}
+    secret_prefix: {id}/producer/
+    imports: [base]
+    overrides: {{ from: producer }}
+"
+    ));
+    world.pipeline(&producer, &["--merge-only"]).success();
+    let consumer = world.config(&format!(
+        "vault_sources:
+  - mount: secret/{id}/over/
+    name: over
+{store}targets:
+  - name: consumer
+    type: aws_secretsmanager
+    region: {REGION}
+    secret_prefix: {id}/consumer/
+    imports: [producer, over]
+"
+    ));
+    let r = explain(
+        &world,
+        &consumer,
+        &[
+            "--target", "consumer", "--path", "app/db", "--output", "json",
+        ],
+    );
+    r.success();
+    no_values(&r);
+    let doc = r.json();
+    assert_eq!(
+        doc["layers"],
+        json!([
+            {"number": 1, "kind": "stored", "name": "producer", "label": "stored:producer", "via": [], "present": true},
+            {"number": 2, "kind": "source", "name": "over", "label": "source:over", "via": [], "present": true},
+        ])
+    );
+    assert_eq!(
+        doc_winners(&doc),
+        json!({"from": "stored:producer", "host": "stored:producer", "port": "source:over"})
+    );
+
+    // A stored import that is not in the store: the pipeline's own error.
+    let missing = world.config(&format!(
+        "vault_sources:
+  - mount: secret/{id}/over/
+    name: over
+{store}targets:
+  - name: consumer
+    type: aws_secretsmanager
+    region: {REGION}
+    imports: [nobody-wrote-this, over]
+"
+    ));
+    let r = explain(
+        &world,
+        &missing,
+        &["--target", "consumer", "--path", "app/db"],
+    );
+    r.code(1)
+        .stderr_has("import `nobody-wrote-this` of target `consumer` is not a target, a Vault source, or a bundle in the merge store");
+}
