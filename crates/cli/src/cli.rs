@@ -53,6 +53,9 @@ pub enum Command {
     /// Run discovery: the accounts AWS Organizations lists, which the `discovery:` blocks
     /// select, and the targets they become (without syncing anything).
     Discover(DiscoverArgs),
+    /// Where each key of a target's secret comes from: the layers of its inheritance chain in
+    /// merge order, and for each key the layer that won and the layers it overrode.
+    Explain(ExplainArgs),
     /// The history kept in the merge store: every version of every secret an apply changed,
     /// and every revision of every target.
     #[command(subcommand)]
@@ -182,6 +185,32 @@ pub struct VersionShow {
 }
 
 #[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The target (a name from the config, or one discovery makes).
+    #[arg(long)]
+    pub target: String,
+    /// The secret's relative path (below its source's `mount:`, as `pipeline --merge-only`
+    /// lists it), e.g. `app/db`.
+    #[arg(long)]
+    pub path: String,
+    /// Only this key (nested keys joined with `.`, e.g. `db.host`).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// Output format (the JSON document is described in docs/explain.md).
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
+    /// Also show the final values (without it no value is printed at all). Keys that look
+    /// sensitive stay masked unless `masking.enabled: false`.
+    #[arg(long)]
+    pub show_values: bool,
+    /// Run discovery again instead of using its cached answer.
+    #[arg(long)]
+    pub refresh_discovery: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ConfigArg {
     /// The YAML config file.
     #[arg(long, short = 'c', env = "SECRETSYNC_CONFIG")]
@@ -270,6 +299,11 @@ pub struct PipelineArgs {
     /// its extension). Overrides `metrics.push_url`. A failed push is only a warning.
     #[arg(long, value_name = "URL", value_parser = parse_push_url)]
     pub metrics_push_url: Option<String>,
+    /// With --output json: add to every added or modified change a `provenance` map naming,
+    /// for each key, the layer whose value won (`source:base`, `target:common` for its
+    /// overrides, `stored:name`). Needs the merge phase (not with --sync-only or --merge-only).
+    #[arg(long, conflicts_with_all = ["sync_only", "merge_only", "version"])]
+    pub provenance: bool,
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {

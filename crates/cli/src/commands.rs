@@ -102,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => graph(a).await,
         Command::Discover(a) => Box::pin(crate::discover::run(a)).await,
         Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
+        Command::Explain(a) => Box::pin(crate::explain::run(a)).await,
         // Boxed: the pipeline future is deep enough already.
         Command::Version(v) => Box::pin(crate::version::run(v)).await,
         Command::Policy(crate::cli::PolicyCommand::Test(a)) => {
@@ -510,6 +511,12 @@ async fn pipeline_cmd(a: PipelineArgs) -> Result<ExitCode> {
 
 async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result<ExitCode> {
     let failure_code = if a.exit_code { 2 } else { 1 };
+    if a.provenance && a.output != crate::cli::Output::Json {
+        anyhow::bail!(Failure {
+            code: failure_code,
+            message: "--provenance adds a field to the JSON document: use it with --output json (for one secret in text, see `secretsync explain`)".into(),
+        });
+    }
     let mut selected = selected_targets(c, &a.targets)?;
     if let Some(shard) = a.shard {
         selected.retain(|t| shard.has(t));
@@ -543,6 +550,7 @@ async fn pipeline_run(a: &PipelineArgs, c: &Config, metrics: &Metrics) -> Result
         parallel_targets: a
             .parallel_targets
             .map_or(c.max_parallel_targets, |n| n as usize),
+        provenance: a.provenance,
         plan_file: match &a.plan {
             Some(path) => Some(Arc::new(read_plan_file(path, c, failure_code)?)),
             None => None,

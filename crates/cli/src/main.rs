@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod discover;
+mod explain;
 mod policy;
 mod progress;
 mod report;

@@ -250,6 +250,9 @@ impl Reporter for Reporting<'_> {
         }
         self.inner.merged(desired, selected);
     }
+    fn provenance(&mut self, provenance: secretsync_core::explain::Provenance) {
+        self.inner.provenance(provenance);
+    }
     fn stored(
         &mut self,
         location: &str,

@@ -22,6 +22,8 @@ pub struct Printer {
     merge_only: bool,
     merged: Option<(BTreeMap<String, Collected>, Vec<String>)>,
     diffs: Vec<TargetDiff>,
+    /// `--provenance` (JSON only): the winning layer of each key, from the merge phase.
+    provenance: Option<secretsync_core::explain::Provenance>,
 }
 
 fn format_of(o: Output) -> Format {
@@ -73,6 +75,7 @@ impl Printer {
             merge_only,
             merged: None,
             diffs: Vec::new(),
+            provenance: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl Printer {
                     diffs: &self.diffs,
                     opts: &self.opts,
                     calls: Some((summary.aws_calls, summary.vault_requests)),
+                    provenance: self.provenance.as_ref(),
                 };
                 render::json::write(&doc, &mut out)?;
             }
@@ -152,6 +156,10 @@ impl Reporter for Printer {
         if self.merge_only {
             self.merged = Some((desired.clone(), selected.to_vec()));
         }
+    }
+
+    fn provenance(&mut self, provenance: secretsync_core::explain::Provenance) {
+        self.provenance = Some(provenance);
     }
 
     fn stored(&mut self, location: &str, bundle: &str, stats: WriteStats) {

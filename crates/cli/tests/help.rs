@@ -22,6 +22,7 @@ fn help_snapshots() {
     insta::assert_snapshot!("pipeline", help(&["pipeline"]));
     insta::assert_snapshot!("validate", help(&["validate"]));
     insta::assert_snapshot!("graph", help(&["graph"]));
+    insta::assert_snapshot!("explain", help(&["explain"]));
     insta::assert_snapshot!("version", help(&["version"]));
     insta::assert_snapshot!("policy_test", help(&["policy", "test"]));
     for sub in ["list", "show", "rollback", "unpin"] {
@@ -47,6 +48,7 @@ fn every_pipeline_flag_is_documented() {
         "--version",
         "--plan-out",
         "--plan ",
+        "--provenance",
     ] {
         assert!(h.contains(flag), "{flag} missing from pipeline --help");
     }

@@ -7,6 +7,7 @@ pub mod de;
 pub mod diag;
 pub mod diff;
 pub mod discovery;
+pub mod explain;
 pub mod fingerprint;
 pub mod fold;
 pub mod graph;

@@ -56,13 +56,109 @@ pub async fn merge_phase(
     cancel: &Cancel,
     metrics: &crate::metrics::Metrics,
 ) -> Result<BTreeMap<String, Collected>> {
+    merge_phase_with(config, vault, selected, stored, cancel, metrics, false)
+        .await
+        .map(|(desired, _)| desired)
+}
+
+/// [`merge_phase`], and with `provenance` also the winning layer of every key of every
+/// selected target's secrets (`pipeline --output json --provenance`; nothing is computed
+/// without it).
+async fn merge_phase_with(
+    config: &Config,
+    vault: &VaultClient,
+    selected: &[String],
+    stored: &BTreeMap<String, Collected>,
+    cancel: &Cancel,
+    metrics: &crate::metrics::Metrics,
+    provenance: bool,
+) -> Result<(
+    BTreeMap<String, Collected>,
+    Option<secretsync_core::explain::Provenance>,
+)> {
     let closure = config.graph.closure(selected);
     let sources = read_sources(config, vault, &needed_sources(config, &closure), cancel).await?;
     metrics.sources_read(sources.values());
     let desired = desired_states(config, &closure, &sources, stored)
         .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
     info!(targets = desired.len(), "merge phase done");
-    Ok(desired)
+    let provenance = provenance.then(|| {
+        secretsync_core::explain::provenance(config, &closure, &sources, stored, &desired, selected)
+    });
+    Ok((desired, provenance))
+}
+
+/// The merge-store bundles that the given targets import (`Import::Stored`), each read once;
+/// a missing one is an error that says what to do.
+pub async fn read_stored(
+    config: &Config,
+    store: Option<&std::sync::Arc<dyn crate::store::MergeStore>>,
+    targets: &[String],
+) -> Result<BTreeMap<String, Collected>> {
+    let mut stored = BTreeMap::new();
+    for t in targets {
+        for imp in config.graph.imports.get(t).into_iter().flatten() {
+            if let Import::Stored(name) = imp
+                && !stored.contains_key(name)
+            {
+                let store = store
+                    .ok_or_else(|| Error::config(format!("import `{name}` needs a merge store")))?;
+                let b = store.read_bundle(name).await?.ok_or_else(|| {
+                    Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
+                })?;
+                stored.insert(
+                    name.clone(),
+                    Collected {
+                        secrets: b.secrets,
+                        incomplete: b.incomplete,
+                    },
+                );
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// What the fold of `target` reads, read as a pipeline run would (the config's Vault
+/// settings, its merge store): every source of the target's closure, each once, and the
+/// merge-store bundles it imports (`secretsync explain`). Writes nothing.
+pub async fn read_layers(
+    config: &Config,
+    target: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    cancel: &Cancel,
+) -> Result<(BTreeMap<String, Collected>, BTreeMap<String, Collected>)> {
+    use secretsync_core::config::MergeStoreConfig;
+    let closure = config.graph.closure(&[target.to_string()]);
+    let vault = VaultClient::connect_with(
+        &config.vault,
+        env,
+        crate::observe::Observers::default(),
+        crate::retry::Policy::new(config.retries.vault_max_attempts),
+    )
+    .await?;
+    let needs_store = closure.iter().any(|t| {
+        config
+            .graph
+            .imports
+            .get(t)
+            .is_some_and(|i| i.iter().any(|i| matches!(i, Import::Stored(_))))
+    });
+    let store = match (&config.merge_store, needs_store) {
+        (Some(cfg), true) => {
+            let aws = match cfg {
+                MergeStoreConfig::S3 { .. } => {
+                    Some(crate::aws::AwsContext::load(config.retries.aws_max_attempts, env).await?)
+                }
+                MergeStoreConfig::Vault { .. } => None,
+            };
+            Some(crate::store::build(cfg, aws.as_ref(), Some(&vault)).await?)
+        }
+        _ => None,
+    };
+    let stored = read_stored(config, store.as_ref(), &closure).await?;
+    let sources = read_sources(config, &vault, &needed_sources(config, &closure), cancel).await?;
+    Ok((sources, stored))
 }
 
 /// How a pipeline run is limited.
@@ -95,6 +191,9 @@ pub struct RunOptions {
     /// The config's policies, compiled (`crate::policy::load`): they judge every plan before
     /// it is applied, and a denied plan is refused.
     pub policies: Option<std::sync::Arc<secretsync_core::policy::Policies>>,
+    /// `--provenance`: after the merge phase, hand the reporter the winning layer of every key
+    /// ([`Reporter::provenance`]). Off: nothing is computed.
+    pub provenance: bool,
 }
 
 /// What happened to one target.
@@ -144,6 +243,9 @@ pub trait Reporter {
     fn stored(&mut self, _location: &str, _bundle: &str, _stats: crate::store::WriteStats) {}
     fn planned(&mut self, _target: &str, _plan: &secretsync_core::diff::TargetPlan) {}
     fn finished(&mut self, _outcome: &TargetOutcome) {}
+    /// The winning layer of every key of the selected targets' secrets, after the merge
+    /// phase; only with [`RunOptions::provenance`].
+    fn provenance(&mut self, _provenance: secretsync_core::explain::Provenance) {}
     /// Whether [`Reporter::finished`] needs the values in the plan (to print them, masked or
     /// not). When not, they are dropped — and wiped — as soon as the target is applied.
     fn needs_values(&self) -> bool {
@@ -571,30 +673,20 @@ async fn sync_targets(
             let vault =
                 vault.ok_or_else(|| Error::config("Vault is needed for the merge phase"))?;
             let closure = config.graph.closure(selected);
-            let mut stored = BTreeMap::new();
-            for t in &closure {
-                for imp in config.graph.imports.get(t).into_iter().flatten() {
-                    if let Import::Stored(name) = imp
-                        && !stored.contains_key(name)
-                    {
-                        let store = store.ok_or_else(|| {
-                            Error::config(format!("import `{name}` needs a merge store"))
-                        })?;
-                        let b = store.read_bundle(name).await?.ok_or_else(|| {
-                        Error::config(format!("import `{name}` of target `{t}` is not a target, a Vault source, or a bundle in the merge store ({}); fix the name or produce that bundle first", store.location()))
-                    })?;
-                        stored.insert(
-                            name.clone(),
-                            Collected {
-                                secrets: b.secrets,
-                                incomplete: b.incomplete,
-                            },
-                        );
-                    }
-                }
+            let stored = read_stored(config, store, &closure).await?;
+            let (desired, provenance) = merge_phase_with(
+                config,
+                vault,
+                selected,
+                &stored,
+                cancel,
+                &opts.metrics,
+                opts.provenance,
+            )
+            .await?;
+            if let Some(p) = provenance {
+                reporter.provenance(p);
             }
-            let desired =
-                merge_phase(config, vault, selected, &stored, cancel, &opts.metrics).await?;
             if let (Some(store), false) = (store, opts.dry_run) {
                 for (name, bundle) in &desired {
                     if cancel.is_cancelled() {

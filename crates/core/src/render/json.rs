@@ -12,11 +12,16 @@ use super::{RenderOptions, Status, TargetDiff, applied_totals, listed, totals};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One listed change of a target.
-fn change(d: &TargetDiff, c: &crate::diff::SecretChange, opts: &RenderOptions) -> Value {
+fn change(
+    d: &TargetDiff,
+    c: &crate::diff::SecretChange,
+    opts: &RenderOptions,
+    provenance: Option<&crate::explain::Provenance>,
+) -> Value {
     let show = |v: &Option<crate::secret::SecretValue>| {
         v.as_ref().map(|v| opts.policy.display_object(v.expose()))
     };
-    json!({
+    let mut v = json!({
         "target": d.plan.target,
         "path": c.path,
         "name": c.name,
@@ -35,7 +40,22 @@ fn change(d: &TargetDiff, c: &crate::diff::SecretChange, opts: &RenderOptions) -
         "adopt": c.adopt,
         "settings": c.settings,
         "pinned_version": c.pinned,
-    })
+    });
+    // `--provenance`: which layer each key of a written value comes from (labels, no values).
+    if let Some(p) = provenance
+        && matches!(
+            c.kind,
+            crate::diff::ChangeKind::Added | crate::diff::ChangeKind::Modified
+        )
+        && let Value::Object(m) = &mut v
+    {
+        m.insert(
+            "provenance".into(),
+            p.secret_json(&d.plan.target, &c.path)
+                .unwrap_or(Value::Null),
+        );
+    }
+    v
 }
 
 fn target(d: &TargetDiff, opts: &RenderOptions) -> Value {
@@ -65,6 +85,8 @@ pub struct Document<'a> {
     pub opts: &'a RenderOptions,
     /// Run statistics the CLI adds: API calls to targets and stores, Vault requests.
     pub calls: Option<(u64, u64)>,
+    /// `--provenance`: adds `provenance` to every added or modified change.
+    pub provenance: Option<&'a crate::explain::Provenance>,
 }
 
 impl Serialize for Document<'_> {
@@ -75,7 +97,7 @@ impl Serialize for Document<'_> {
                 let mut seq = s.serialize_seq(None)?;
                 for d in self.0.diffs {
                     for c in listed(&d.plan) {
-                        seq.serialize_element(&change(d, c, self.0.opts))?;
+                        seq.serialize_element(&change(d, c, self.0.opts, self.0.provenance))?;
                     }
                 }
                 seq.end()
@@ -144,6 +166,7 @@ pub fn document(diffs: &[TargetDiff], opts: &RenderOptions) -> Value {
         diffs,
         opts,
         calls: None,
+        provenance: None,
     })
     .unwrap_or(Value::Null)
 }
@@ -185,6 +208,7 @@ pub fn finish(diffs: &[TargetDiff], opts: &RenderOptions, out: &mut dyn Write) -
             diffs,
             opts,
             calls: None,
+            provenance: None,
         },
         out,
     )

@@ -928,6 +928,7 @@ mod tests {
                     diffs: &diffs,
                     opts: &opts,
                     calls: Some((7, 3)),
+                    provenance: None,
                 },
                 &mut streamed,
             )
@@ -941,6 +942,57 @@ mod tests {
             let printed = serde_json::to_string_pretty(&value).unwrap() + "\n";
             assert_eq!(String::from_utf8(streamed).unwrap(), printed);
         }
+    }
+
+    /// `--provenance` adds a `provenance` map to added and modified changes only, and
+    /// nothing at all without it.
+    #[test]
+    fn json_provenance_only_on_written_values_and_only_when_asked() {
+        use crate::explain::{Provenance, TargetProvenance};
+        let diffs = planned_outcomes();
+        let mut p = Provenance::default();
+        for d in &diffs {
+            let t =
+                p.0.entry(d.plan.target.clone())
+                    .or_insert_with(|| TargetProvenance {
+                        labels: vec!["source:base".into(), "target:t".into()],
+                        ..TargetProvenance::default()
+                    });
+            for c in &d.plan.changes {
+                t.secrets
+                    .insert(c.path.clone(), vec![("k".into(), 0), ("env".into(), 1)]);
+            }
+        }
+        let opts = RenderOptions::default();
+        let with = serde_json::to_value(json::Document {
+            diffs: &diffs,
+            opts: &opts,
+            calls: None,
+            provenance: Some(&p),
+        })
+        .unwrap();
+        let mut written = 0;
+        for c in with["changes"].as_array().unwrap() {
+            match c["type"].as_str().unwrap() {
+                "added" | "modified" => {
+                    written += 1;
+                    assert_eq!(
+                        c["provenance"],
+                        serde_json::json!({"k": "source:base", "env": "target:t"})
+                    );
+                }
+                _ => assert!(c.get("provenance").is_none(), "{c}"),
+            }
+        }
+        assert!(written > 0);
+        let without = json::document(&diffs, &opts);
+        assert!(
+            without["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c.get("provenance").is_none())
+        );
     }
 
     #[test]

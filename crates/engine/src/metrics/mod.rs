@@ -543,6 +543,9 @@ impl Reporter for Reporting<'_> {
     fn needs_values(&self) -> bool {
         self.inner.needs_values()
     }
+    fn provenance(&mut self, provenance: secretsync_core::explain::Provenance) {
+        self.inner.provenance(provenance);
+    }
 }
 
 #[cfg(test)]
