@@ -16,6 +16,7 @@ pub mod merge;
 pub mod path;
 pub mod planfile;
 pub mod render;
+pub mod rotation;
 pub mod secret;
 pub mod shard;
 pub mod tags;

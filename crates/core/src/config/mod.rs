@@ -81,6 +81,8 @@ pub struct Config {
     /// a merge store there is no history.
     pub retain_versions: u64,
     pub masking: MaskingConfig,
+    /// `rotation:` blocks, in config order (`secretsync rotate`).
+    pub rotation: Vec<RotationConfig>,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
 }
@@ -534,6 +536,20 @@ impl Default for RetriesConfig {
             aws_max_attempts: 5,
         }
     }
+}
+
+/// One `rotation:` block: the key `key` of every secret of source `source` whose relative
+/// path matches one of `paths` is regenerated in Vault once it is `every` old
+/// (`secretsync_core::rotation`, `secretsync_engine::rotation`, docs/rotation.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationConfig {
+    /// A `vault_sources` name (checked).
+    pub source: String,
+    pub paths: Vec<crate::rotation::Glob>,
+    /// A top-level key (nested keys are not supported).
+    pub key: String,
+    pub every: Duration,
+    pub generator: crate::rotation::Generator,
 }
 
 /// Which keys stay masked even under `--show-values`.

@@ -104,6 +104,28 @@ pub struct RawConfig {
     /// Targets synced at once (`--parallel-targets` overrides it).
     pub max_parallel_targets: S<u64>,
     pub masking: S<RawMasking>,
+    /// Keys regenerated in Vault (`secretsync rotate`).
+    pub rotation: S<Vec<Spanned<RawRotation>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRotation {
+    /// A `vault_sources` name.
+    pub source: S<String>,
+    /// Globs over the secret's path relative to the source's mount.
+    pub paths: S<Vec<Spanned<String>>>,
+    /// A top-level key of the selected secrets.
+    pub key: S<String>,
+    pub every: S<String>,
+    pub generator: S<RawGenerator>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenerator {
+    pub length: S<u64>,
+    pub charset: S<String>,
 }
 
 #[derive(Deserialize, Default)]
