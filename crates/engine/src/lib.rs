@@ -14,6 +14,7 @@ pub mod pacing;
 pub mod pipeline;
 pub mod restore;
 pub mod retry;
+pub mod rotation;
 pub mod store;
 pub mod targets;
 pub mod vault;
