@@ -57,6 +57,24 @@ pub enum Command {
     /// and every revision of every target.
     #[command(subcommand)]
     Version(VersionCommand),
+    /// Regenerate, in Vault, the keys that `rotation:` blocks select once they are `every`
+    /// old (check-and-set writes); the next `pipeline` run distributes the new values.
+    Rotate(RotateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read Vault and show which keys are due; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rotate every selected key now, whatever its age.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the report on stdout (names, versions and ages; never a value).
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
 }
 
 #[derive(Subcommand, Debug)]

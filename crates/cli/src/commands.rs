@@ -75,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pipeline(a) => Box::pin(pipeline_cmd(a)).await,
         // Boxed: the pipeline future is deep enough already.
         Command::Version(v) => Box::pin(crate::version::run(v)).await,
+        Command::Rotate(a) => Box::pin(crate::rotate::run(a)).await,
     }
 }
 

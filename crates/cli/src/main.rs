@@ -6,6 +6,7 @@ mod commands;
 mod discover;
 mod progress;
 mod report;
+mod rotate;
 mod tracing_otel;
 mod version;
 

@@ -22,6 +22,7 @@ fn help_snapshots() {
     insta::assert_snapshot!("pipeline", help(&["pipeline"]));
     insta::assert_snapshot!("validate", help(&["validate"]));
     insta::assert_snapshot!("graph", help(&["graph"]));
+    insta::assert_snapshot!("rotate", help(&["rotate"]));
     insta::assert_snapshot!("version", help(&["version"]));
     for sub in ["list", "show", "rollback", "unpin"] {
         insta::assert_snapshot!(format!("version_{sub}"), help(&["version", sub]));
