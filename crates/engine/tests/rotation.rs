@@ -405,3 +405,48 @@ async fn a_key_is_as_old_as_its_value_not_as_its_secret() {
     assert_eq!(plan.due(), 2);
     assert_eq!(current(&bao, &mount, path).await.1, 4);
 }
+
+/// The policy docs/rotation.md gives is enough to rotate: the test takes it from the page.
+#[tokio::test]
+async fn the_documented_policy_is_enough() {
+    let bao = Bao::from_env();
+    let mount = unique("rot");
+    bao.enable_kv2(&mount).await;
+    bao.put(
+        &mount,
+        "base/app/web/db",
+        json!({"password": "p0", "user": "u"}),
+    )
+    .await;
+    let page = include_str!("../../../docs/rotation.md");
+    let hcl: String = page
+        .split("```hcl\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/rotation.md has an hcl block")
+        .replace("\"secret/", &format!("\"{mount}/"));
+    assert!(hcl.contains(&format!("{mount}/data/base/*")), "{hcl}");
+    let policy = unique("rotate-");
+    bao.put_policy(&policy, &hcl).await;
+    let token = bao.token_with_policies(&[&policy]).await;
+    let vault = bao.client(&token).await;
+    let c = config(
+        &mount,
+        r#"  - source: base
+    paths: ["app/*/db"]
+    key: password
+    every: 30d
+    generator: { length: 32 }
+"#,
+    );
+    let plan = rotation::plan(&c, &vault, SystemTime::now() + 31 * DAY, false)
+        .await
+        .expect("plan with the documented policy");
+    let report = rotation::apply(plan, &vault).await;
+    assert!(report.ok(), "{}", report.render_text());
+    assert_eq!(statuses(&report)["app/web/db password"], KeyStatus::Rotated);
+    let (data, v) = current(&bao, &mount, "base/app/web/db").await;
+    assert_eq!(v, 2);
+    assert_ne!(data["password"], "p0");
+    assert_eq!(data["user"], "u");
+}
