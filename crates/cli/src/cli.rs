@@ -63,6 +63,9 @@ pub enum Command {
     /// Policy as code: check the config's Rego policies against the current plans.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Regenerate, in Vault, the keys that `rotation:` blocks select once they are `every`
+    /// old (check-and-set writes); the next `pipeline` run distributes the new values.
+    Rotate(RotateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +82,21 @@ pub struct PolicyTest {
     /// Only these targets (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
+    pub output: VersionOutput,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read Vault and show which keys are due; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rotate every selected key now, whatever its age.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the report on stdout (names, versions and ages; never a value).
     #[arg(long, value_enum, default_value_t = VersionOutput::Text)]
     pub output: VersionOutput,
 }

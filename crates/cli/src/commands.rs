@@ -108,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(crate::cli::PolicyCommand::Test(a)) => {
             Box::pin(crate::policy::test(a)).await
         }
+        Command::Rotate(a) => Box::pin(crate::rotate::run(a)).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod explain;
 mod policy;
 mod progress;
 mod report;
+mod rotate;
 mod tracing_otel;
 mod version;
 

@@ -23,6 +23,7 @@ fn help_snapshots() {
     insta::assert_snapshot!("validate", help(&["validate"]));
     insta::assert_snapshot!("graph", help(&["graph"]));
     insta::assert_snapshot!("explain", help(&["explain"]));
+    insta::assert_snapshot!("rotate", help(&["rotate"]));
     insta::assert_snapshot!("version", help(&["version"]));
     insta::assert_snapshot!("policy_test", help(&["policy", "test"]));
     for sub in ["list", "show", "rollback", "unpin"] {

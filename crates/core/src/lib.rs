@@ -18,6 +18,7 @@ pub mod path;
 pub mod planfile;
 pub mod policy;
 pub mod render;
+pub mod rotation;
 pub mod secret;
 pub mod shard;
 pub mod tags;

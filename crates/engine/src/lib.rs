@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod restore;
 pub mod retry;
+pub mod rotation;
 pub mod store;
 pub mod targets;
 pub mod vault;

@@ -83,6 +83,8 @@ pub struct Config {
     pub masking: MaskingConfig,
     /// `policies:`: Rego policies checked on every plan, in order (`secretsync_core::policy`).
     pub policies: Vec<PolicyConfig>,
+    /// `rotation:` blocks, in config order (`secretsync rotate`).
+    pub rotation: Vec<RotationConfig>,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
 }
@@ -581,6 +583,20 @@ pub enum PolicyEffect {
 
 /// The package whose `deny` and `warn` rules a block without `query` evaluates.
 pub const DEFAULT_POLICY_PACKAGE: &str = "data.secretsync";
+
+/// One `rotation:` block: the key `key` of every secret of source `source` whose relative
+/// path matches one of `paths` is regenerated in Vault once it is `every` old
+/// (`secretsync_core::rotation`, `secretsync_engine::rotation`, docs/rotation.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationConfig {
+    /// A `vault_sources` name (checked).
+    pub source: String,
+    pub paths: Vec<crate::rotation::Glob>,
+    /// A top-level key (nested keys are not supported).
+    pub key: String,
+    pub every: Duration,
+    pub generator: crate::rotation::Generator,
+}
 
 /// Which keys stay masked even under `--show-values`.
 #[derive(Debug, Clone, PartialEq)]

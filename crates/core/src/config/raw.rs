@@ -106,6 +106,8 @@ pub struct RawConfig {
     pub masking: S<RawMasking>,
     /// Rego policies checked on every plan (`secretsync_core::policy`).
     pub policies: S<Vec<Spanned<RawPolicy>>>,
+    /// Keys regenerated in Vault (`secretsync rotate`).
+    pub rotation: S<Vec<Spanned<RawRotation>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,6 +121,26 @@ pub struct RawPolicy {
     pub effect: S<String>,
     /// Whether the policy sees the values of the changes.
     pub with_values: S<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRotation {
+    /// A `vault_sources` name.
+    pub source: S<String>,
+    /// Globs over the secret's path relative to the source's mount.
+    pub paths: S<Vec<Spanned<String>>>,
+    /// A top-level key of the selected secrets.
+    pub key: S<String>,
+    pub every: S<String>,
+    pub generator: S<RawGenerator>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenerator {
+    pub length: S<u64>,
+    pub charset: S<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -339,6 +339,7 @@ impl Validator {
             .filter_map(|p| self.policy(p))
             .collect();
 
+        let rotation = self.rotation(raw.rotation, &sources);
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
         self.diags.0.extend(graph_diags);
@@ -356,6 +357,7 @@ impl Validator {
             retain_versions,
             masking,
             policies,
+            rotation,
             graph,
         }
     }
@@ -435,6 +437,266 @@ impl Validator {
             with_values: r.with_values.is_some_and(|w| w.value),
             line: pos.map_or(0, |p| p.line),
         })
+    }
+
+    /// `rotation:` blocks: a known source, valid globs, a key, a positive `every`, a
+    /// generator of 16 to 1024 characters from a charset of at least 10 distinct printable
+    /// ASCII characters. Two blocks rotating the same key of the same glob are refused.
+    fn rotation(
+        &mut self,
+        raw: S<Vec<Spanned<RawRotation>>>,
+        sources: &[SourceConfig],
+    ) -> Vec<RotationConfig> {
+        use crate::rotation::{
+            DEFAULT_CHARSET, Generator, Glob, MAX_LENGTH, MIN_LENGTH, parse_charset,
+            range_lookalikes,
+        };
+        let mut out = Vec::new();
+        // (source, key, glob) of every block so far, for duplicates.
+        let mut seen: Vec<(String, String, String, Option<Pos>)> = Vec::new();
+        for block in raw.map(|r| r.value).unwrap_or_default() {
+            let pos = at(&block);
+            let bkey = block.key.clone();
+            let r = block.value;
+            let mut ok = true;
+            let source = match &r.source {
+                None => {
+                    self.missing(pos, &format!("{bkey}.source"), "a `vault_sources` name");
+                    ok = false;
+                    String::new()
+                }
+                Some(s) => {
+                    if !sources.iter().any(|src| src.name == s.value) {
+                        let names = sources.iter().map(|src| src.name.as_str());
+                        let help = match closest(&s.value, names.clone()) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None if sources.is_empty() => {
+                                "add the source to `vault_sources` first".to_string()
+                            }
+                            None => format!(
+                                "use one of the `vault_sources` names: {}",
+                                names
+                                    .map(|n| format!("`{n}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        };
+                        self.error(s, format!("unknown source `{}`", s.value), help);
+                        ok = false;
+                    }
+                    s.value.clone()
+                }
+            };
+            let mut paths = Vec::new();
+            match &r.paths {
+                None => {
+                    self.missing(
+                        pos,
+                        &format!("{bkey}.paths"),
+                        "globs over the secrets' paths below the source's mount, e.g. `[\"app/*/db\"]`",
+                    );
+                    ok = false;
+                }
+                Some(p) if p.value.is_empty() => {
+                    self.error(
+                        p,
+                        "`paths` is empty, so the block selects nothing",
+                        "list at least one glob, e.g. `[\"app/*/db\"]` (`*` within a segment, `**` across segments)",
+                    );
+                    ok = false;
+                }
+                Some(p) => {
+                    for g in &p.value {
+                        match Glob::parse(&g.value) {
+                            Ok(glob) => paths.push((glob, at(g))),
+                            Err(e) => {
+                                self.error(g, e.message, e.help);
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+            }
+            let key = match &r.key {
+                None => {
+                    self.missing(
+                        pos,
+                        &format!("{bkey}.key"),
+                        "the top-level key of the secret to regenerate, e.g. `password`",
+                    );
+                    ok = false;
+                    String::new()
+                }
+                Some(k) if k.value.is_empty() => {
+                    self.error(
+                        k,
+                        "`key` is empty",
+                        "name the top-level key of the secret to regenerate, e.g. `password`",
+                    );
+                    ok = false;
+                    String::new()
+                }
+                Some(k) => {
+                    if k.value.contains(['.', '/']) {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                at(k),
+                                k.key.clone(),
+                                format!(
+                                    "`{}` is read as one top-level key of that name: nested keys are not supported",
+                                    k.value
+                                ),
+                            )
+                            .with_help("name a key at the top of the secret's map"),
+                        );
+                    }
+                    k.value.clone()
+                }
+            };
+            let every = match &r.every {
+                None => {
+                    self.missing(
+                        pos,
+                        &format!("{bkey}.every"),
+                        "how old a value may get before it is regenerated, e.g. `30d`",
+                    );
+                    ok = false;
+                    Duration::ZERO
+                }
+                Some(e) => {
+                    let before = self.diags.0.len();
+                    let d = self.duration(&r.every, Duration::ZERO);
+                    if self.diags.0.len() != before {
+                        ok = false;
+                    } else if d.is_zero() {
+                        // `0s`-like values are reported by `duration`; this is a guard.
+                        self.error(e, "`every` must be greater than zero", "write e.g. `30d`");
+                        ok = false;
+                    }
+                    d
+                }
+            };
+            let generator = match &r.generator {
+                None => {
+                    self.missing(
+                        pos,
+                        &format!("{bkey}.generator"),
+                        "how new values are made, e.g. `{ length: 32 }`",
+                    );
+                    ok = false;
+                    None
+                }
+                Some(g) => {
+                    let gpos = at(g);
+                    let length = match &g.value.length {
+                        None => {
+                            self.missing(
+                                gpos,
+                                &format!("{bkey}.generator.length"),
+                                "the number of characters of a new value, e.g. `32`",
+                            );
+                            None
+                        }
+                        Some(l) => {
+                            let n = usize::try_from(l.value).unwrap_or(usize::MAX);
+                            if (MIN_LENGTH..=MAX_LENGTH).contains(&n) {
+                                Some(n)
+                            } else {
+                                self.error(
+                                    l,
+                                    format!(
+                                        "`length` must be from {MIN_LENGTH} to {MAX_LENGTH}, not {}",
+                                        l.value
+                                    ),
+                                    "use e.g. `32`: shorter values are too easy to guess",
+                                );
+                                None
+                            }
+                        }
+                    };
+                    let charset = match &g.value.charset {
+                        None => Some(DEFAULT_CHARSET.as_bytes().to_vec()),
+                        Some(c) => match parse_charset(&c.value) {
+                            Ok(cs) => {
+                                let ranges = range_lookalikes(&c.value);
+                                if !ranges.is_empty() {
+                                    self.diags.push(
+                                        Diagnostic::warning(
+                                            at(c),
+                                            c.key.clone(),
+                                            format!(
+                                                "`charset` characters are literal: {} {}",
+                                                ranges
+                                                    .iter()
+                                                    .map(|r| format!("`{r}`"))
+                                                    .collect::<Vec<_>>()
+                                                    .join(", "),
+                                                if ranges.len() == 1 {
+                                                    "is three characters, not a range"
+                                                } else {
+                                                    "are three characters each, not ranges"
+                                                }
+                                            ),
+                                        )
+                                        .with_help("spell out every character (`ABCDEFGHIJKLMNOPQRSTUVWXYZ`), or remove `charset` for the default (A-Z, a-z and 0-9)"),
+                                    );
+                                }
+                                Some(cs)
+                            }
+                            Err(e) => {
+                                self.error(c, e.message, e.help);
+                                None
+                            }
+                        },
+                    };
+                    match (length, charset) {
+                        (Some(length), Some(charset)) => Some(Generator { length, charset }),
+                        _ => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+            };
+            for (glob, gpos) in &paths {
+                if let Some((.., first)) = seen
+                    .iter()
+                    .find(|(s, k, g, _)| *s == source && *k == key && g == glob.as_str())
+                {
+                    let first = first
+                        .map(|p| format!(" (first at {p})"))
+                        .unwrap_or_default();
+                    self.diags.push(
+                        Diagnostic::error(
+                            *gpos,
+                            format!("{bkey}.paths"),
+                            format!(
+                                "`{}` of source `{source}` is already rotated for key `{key}` by another block{first}",
+                                glob.as_str()
+                            ),
+                        )
+                        .with_help("keep one block per key and path; merge or remove the other"),
+                    );
+                    ok = false;
+                }
+                seen.push((
+                    source.clone(),
+                    key.clone(),
+                    glob.as_str().to_string(),
+                    *gpos,
+                ));
+            }
+            if let (true, Some(generator)) = (ok, generator) {
+                out.push(RotationConfig {
+                    source,
+                    paths: paths.into_iter().map(|(g, _)| g).collect(),
+                    key,
+                    every,
+                    generator,
+                });
+            }
+        }
+        out
     }
 
     /// A config without sources or targets loads, but does nothing: say so.

@@ -960,6 +960,8 @@ pub struct KvVersionState {
     /// Soft-deleted (recoverable with undelete).
     pub deleted: bool,
     pub destroyed: bool,
+    /// `created_time`; `None` when Vault gave none this client can read (RFC 3339 in UTC).
+    pub created: Option<std::time::SystemTime>,
 }
 
 impl KvMetadata {
@@ -1025,6 +1027,9 @@ impl VaultClient {
                                     .as_str()
                                     .is_some_and(|t| !t.is_empty()),
                                 destroyed: st["destroyed"].as_bool().unwrap_or(false),
+                                created: st["created_time"]
+                                    .as_str()
+                                    .and_then(|t| humantime::parse_rfc3339(t).ok()),
                             },
                         );
                     }
