@@ -60,12 +60,63 @@ pub enum Command {
     /// and every revision of every target.
     #[command(subcommand)]
     Version(VersionCommand),
+    /// The hash-chained audit log (`audit:`): verify it, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Policy as code: check the config's Rego policies against the current plans.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Regenerate, in Vault, the keys that `rotation:` blocks select once they are `every`
     /// old (check-and-set writes); the next `pipeline` run distributes the new values.
     Rotate(RotateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the chain: every event intact, none removed, inserted or reordered; names the
+    /// first broken one (exit 1).
+    Verify(AuditVerify),
+    /// Print the events (since a time) as JSON Lines or CSV, after verifying the chain (a
+    /// broken chain is reported and exits 1, the export is still printed).
+    Export(AuditExport),
+}
+
+/// Which copy of the log: the file, or the merge store (default: `audit.file` when set).
+#[derive(Args, Debug)]
+pub struct AuditSource {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read this log file instead of the config's.
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
+    pub from: Option<PathBuf>,
+    /// Read the log in the merge store.
+    #[arg(long)]
+    pub store: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditVerify {
+    #[command(flatten)]
+    pub source: AuditSource,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditExport {
+    #[command(flatten)]
+    pub source: AuditSource,
+    /// Only events at or after this time: RFC 3339 (`2026-12-01T00:00:00Z`), a date
+    /// (`2026-12-01`), or a duration back from now (`7d`, `12h`).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Output format: one JSON object per line (as stored), or CSV with a header row.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+    pub format: AuditFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]

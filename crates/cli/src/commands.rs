@@ -108,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(crate::cli::PolicyCommand::Test(a)) => {
             Box::pin(crate::policy::test(a)).await
         }
+        Command::Audit(a) => Box::pin(crate::audit::run(a)).await,
         Command::Rotate(a) => Box::pin(crate::rotate::run(a)).await,
     }
 }
@@ -685,6 +686,12 @@ pub(crate) fn conclude(
                 "the Vault read was incomplete, so nothing was deleted and the skipped paths were not written ({}); fix the token's policy or the named paths and run again",
                 secretsync_core::secret::summarize(&summary.incomplete, 5)
             ));
+        }
+        if let Some(a) = &summary.audit_error {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(a);
         }
         return Err(Failure {
             code: failure_code,

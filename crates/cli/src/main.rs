@@ -1,6 +1,7 @@
 //! The `secretsync` binary: parses arguments once into typed settings, runs, prints the error
 //! chain once. Results go to stdout; diagnostics and logs to stderr.
 
+mod audit;
 mod cli;
 mod commands;
 mod discover;

@@ -26,6 +26,8 @@ fn help_snapshots() {
     insta::assert_snapshot!("rotate", help(&["rotate"]));
     insta::assert_snapshot!("version", help(&["version"]));
     insta::assert_snapshot!("policy_test", help(&["policy", "test"]));
+    insta::assert_snapshot!("audit_verify", help(&["audit", "verify"]));
+    insta::assert_snapshot!("audit_export", help(&["audit", "export"]));
     for sub in ["list", "show", "rollback", "unpin"] {
         insta::assert_snapshot!(format!("version_{sub}"), help(&["version", sub]));
     }

@@ -2,6 +2,7 @@
 //! merge, the inheritance graph and the merge phase's fold. Nothing here does network or
 //! filesystem IO, reads the clock or the environment, or awaits.
 
+pub mod audit;
 pub mod config;
 pub mod de;
 pub mod diag;

@@ -1949,3 +1949,63 @@ fn policies_blocks_and_their_problems() {
     => rejected
     ");
 }
+
+#[test]
+fn audit_block_and_its_problems() {
+    use secretsync_core::config::AuditConfig;
+    let c = accepted(
+        &format!(
+            "{MINIMAL}merge_store: {{ type: s3, bucket: merged, region: us-east-1 }}\naudit:\n  file: logs/audit.jsonl\n  store: true\n"
+        ),
+        &[],
+    );
+    assert_eq!(
+        c.audit,
+        Some(AuditConfig {
+            file: Some("logs/audit.jsonl".into()),
+            store: true
+        })
+    );
+    let c = accepted(&format!("{MINIMAL}audit: {{ file: a.jsonl }}\n"), &[]);
+    assert_eq!(c.audit.as_ref().map(|a| a.store), Some(false));
+    assert!(accepted(MINIMAL, &[]).audit.is_none());
+
+    let out = diagnose(
+        "
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        audit:
+          file: ''
+          store: true
+          stor: false
+        ",
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 9 (`audit.file`): `audit.file` is empty; give the path of the JSON Lines file, e.g. `/var/log/secretsync/audit.jsonl`
+    error at line 10, column 10 (`audit.store`): `audit.store` needs a merge store; configure `merge_store:`, or write the log to a file only (`audit.file`)
+    error at line 11, column 3 (`audit.stor`): unknown key `stor`; did you mean `store`?
+    => rejected
+    ");
+    let out = diagnose(
+        "
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        audit:
+          store: false
+        ",
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 8 (`audit`): the `audit` block writes the log nowhere; set `file: <path>`, `store: true` (with a merge store), or both
+    => rejected
+    ");
+}

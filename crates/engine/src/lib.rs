@@ -1,6 +1,7 @@
 //! SecretSync's engine: everything that talks to Vault and AWS, and the pipeline that drives
 //! the pure core (`secretsync-core`) between them.
 
+pub mod audit;
 pub mod aws;
 pub mod breaker;
 pub mod cancel;

@@ -261,12 +261,16 @@ pub struct RunSummary {
     pub incomplete: Vec<secretsync_core::secret::Gap>,
     pub vault_requests: u64,
     pub aws_calls: u64,
+    /// The audit log could not record the run's end (its changes stand).
+    pub audit_error: Option<String>,
 }
 
 impl RunSummary {
     /// A target failed, or the desired state was built from an incomplete read.
     pub fn failed(&self) -> bool {
-        self.targets.iter().any(TargetOutcome::failed) || !self.incomplete.is_empty()
+        self.targets.iter().any(TargetOutcome::failed)
+            || !self.incomplete.is_empty()
+            || self.audit_error.is_some()
     }
 }
 
@@ -380,7 +384,40 @@ async fn run_traced(
     opts.metrics
         .setup_done(vault.is_some(), uses_aws, setup_started.elapsed());
     let mut reporter = opts.metrics.reporting(reporter);
-    sync_targets(
+    // Read now: the environment is not kept past set-up.
+    let author_env = Some(secretsync_core::history::author(env, None)).filter(|a| a != "unknown");
+    let author = tokio::sync::OnceCell::<String>::new();
+    // The audit log records the run's start before anything is synced: a run it cannot
+    // record does not run.
+    let audit = match &config.audit {
+        Some(a) => Some(crate::audit::AuditLog::new(a, store.as_ref())?),
+        None => None,
+    };
+    if let Some(log) = &audit {
+        let who = author
+            .get_or_init(|| run_author(aws.as_ref(), author_env.as_deref()))
+            .await;
+        let command = if opts.merge_only {
+            "pipeline --merge-only"
+        } else if opts.sync_only {
+            "pipeline --sync-only"
+        } else {
+            "pipeline"
+        };
+        let start = secretsync_core::audit::Event::run_started(
+            &run_id,
+            &audit_time(),
+            who,
+            command,
+            &secretsync_core::planfile::config_fingerprint(config),
+            &selected,
+            opts.dry_run,
+        );
+        log.append(vec![start]).await.map_err(|e| {
+            e.context("the audit log could not record the start of the run, so nothing was synced")
+        })?;
+    }
+    let result = sync_targets(
         config,
         opts,
         &mut reporter,
@@ -390,12 +427,102 @@ async fn run_traced(
         vault.as_ref(),
         store.as_ref(),
         &run_id,
-        // Read now: the environment is not kept past set-up.
-        Some(secretsync_core::history::author(env, None)).filter(|a| a != "unknown"),
+        author_env,
+        &author,
         &mut summary,
     )
-    .await?;
+    .await;
+    if let Some(log) = &audit {
+        let events = audit_events(&run_id, &summary, result.as_ref().err());
+        if let Err(e) = log.append(events).await {
+            let message = format!(
+                "the run's changes were made, but the audit log could not record them: {}",
+                e.message
+            );
+            tracing::error!("{message}");
+            summary.audit_error = Some(message);
+        }
+    }
+    result?;
     Ok(summary)
+}
+
+/// Now, as the audit log writes times (RFC 3339, UTC, seconds).
+pub(crate) fn audit_time() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The events of a run's end: one per change left applied in a target, then `run_finished`.
+fn audit_events(
+    run_id: &str,
+    summary: &RunSummary,
+    error: Option<&Error>,
+) -> Vec<secretsync_core::audit::Event> {
+    use secretsync_core::audit::Event;
+    use secretsync_core::diff::ChangeKind;
+    let time = audit_time();
+    let mut events = Vec::new();
+    let mut targets = Vec::new();
+    for t in &summary.targets {
+        let report = t.report.as_ref();
+        let left: std::collections::HashSet<&str> = report
+            .map(|r| r.left_changed.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if let (Some(plan), Some(r)) = (&t.plan, report) {
+            for c in plan
+                .changes
+                .iter()
+                .filter(|c| c.writes() && left.contains(c.name.as_str()))
+            {
+                let change = match c.kind {
+                    ChangeKind::Added => "created",
+                    ChangeKind::Modified => "updated",
+                    ChangeKind::Deleted => "deleted",
+                    _ if c.retag => "retagged",
+                    _ => "settings",
+                };
+                let version = r.versions.get(&c.name).or(c.new_version.as_ref());
+                events.push(Event::change(
+                    run_id,
+                    &time,
+                    &t.name,
+                    &c.path,
+                    &c.name,
+                    change,
+                    version.map(String::as_str),
+                    c.fingerprint
+                        .as_deref()
+                        .filter(|_| c.kind != ChangeKind::Deleted),
+                ));
+            }
+        }
+        let status = if t.not_started {
+            "not_started"
+        } else if t.failed() {
+            "failed"
+        } else if t.report.is_some() {
+            "applied"
+        } else {
+            "planned"
+        };
+        targets.push(serde_json::json!({
+            "target": t.name,
+            "status": status,
+            "created": report.map_or(0, |r| r.created),
+            "updated": report.map_or(0, |r| r.updated),
+            "deleted": report.map_or(0, |r| r.deleted),
+            "failure_kind": t.error_kind.or(report.and_then(|r| r.failure_kind)).map(|k| k.as_str()),
+        }));
+    }
+    let failed = error.is_some() || summary.failed();
+    events.push(Event::run_finished(
+        run_id,
+        &time,
+        if failed { "failure" } else { "success" },
+        targets,
+        error.map(|e| e.message.as_str()),
+    ));
+    events
 }
 
 /// A target after the plan phase: its plan (and lease) or why it has none.
@@ -615,6 +742,7 @@ async fn sync_targets(
     store: Option<&std::sync::Arc<dyn crate::store::MergeStore>>,
     run_id: &str,
     author_env: Option<String>,
+    author: &tokio::sync::OnceCell<String>,
     summary: &mut RunSummary,
 ) -> Result<()> {
     let cancel = &opts.cancel;
@@ -735,7 +863,6 @@ async fn sync_targets(
     };
     // With a merge store, every apply that changes a target is recorded in its history.
     let history = store.map(|s| crate::history::History::new(s.clone(), config.retain_versions));
-    let author = tokio::sync::OnceCell::<String>::new();
     let sync_started = std::time::Instant::now();
     // Two phases, each over the targets in execution order with up to `parallel` at once
     // (sync-phase targets do not wait for each other: every desired state was merged before
@@ -869,7 +996,6 @@ async fn sync_targets(
         stream::iter(planned_targets)
             .map(|p| {
                 let history = &history;
-                let author = &author;
                 let author_env = &author_env;
                 async move {
                     apply_planned(p, opts, cancel, history, author, aws, author_env, run_id).await

@@ -25,7 +25,7 @@ pub fn load(config: &Config, config_dir: &Path) -> Result<Option<Policies>, Vec<
     for block in &config.policies {
         match read_block(config_dir, &block.path) {
             Ok(files) => blocks.push((block, files)),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(*e),
         }
     }
     if !errors.is_empty() {
@@ -34,14 +34,17 @@ pub fn load(config: &Config, config_dir: &Path) -> Result<Option<Policies>, Vec<
     Policies::compile(blocks).map(Some)
 }
 
-fn read_block(config_dir: &Path, written: &str) -> Result<Vec<PolicyFile>, PolicyError> {
-    let fail = |message: String, help: &str| PolicyError {
-        file: written.to_string(),
-        line: None,
-        col: None,
-        message,
-        snippet: None,
-        help: Some(help.to_string()),
+/// The error is boxed: it is large and rare.
+fn read_block(config_dir: &Path, written: &str) -> Result<Vec<PolicyFile>, Box<PolicyError>> {
+    let fail = |message: String, help: &str| {
+        Box::new(PolicyError {
+            file: written.to_string(),
+            line: None,
+            col: None,
+            message,
+            snippet: None,
+            help: Some(help.to_string()),
+        })
     };
     let root = config_dir.join(written);
     let meta = std::fs::metadata(&root).map_err(|e| {
@@ -79,22 +82,24 @@ fn read_block(config_dir: &Path, written: &str) -> Result<Vec<PolicyFile>, Polic
         };
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         if size > MAX_POLICY_BYTES {
-            return Err(PolicyError {
+            return Err(Box::new(PolicyError {
                 file: shown,
                 line: None,
                 col: None,
                 message: format!("{size} bytes, more than {MAX_POLICY_BYTES}"),
                 snippet: None,
                 help: Some("split the policy into smaller files".into()),
-            });
+            }));
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| PolicyError {
-            file: shown.clone(),
-            line: None,
-            col: None,
-            message: format!("cannot read it: {e}"),
-            snippet: None,
-            help: Some("policy files are UTF-8 text".into()),
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            Box::new(PolicyError {
+                file: shown.clone(),
+                line: None,
+                col: None,
+                message: format!("cannot read it: {e}"),
+                snippet: None,
+                help: Some("policy files are UTF-8 text".into()),
+            })
         })?;
         files.push(PolicyFile { path: shown, text });
     }

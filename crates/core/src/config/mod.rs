@@ -81,6 +81,9 @@ pub struct Config {
     /// a merge store there is no history.
     pub retain_versions: u64,
     pub masking: MaskingConfig,
+    /// `audit:`: where the hash-chained audit log goes (`secretsync_core::audit`); `None`: no
+    /// audit log.
+    pub audit: Option<AuditConfig>,
     /// `policies:`: Rego policies checked on every plan, in order (`secretsync_core::policy`).
     pub policies: Vec<PolicyConfig>,
     /// `rotation:` blocks, in config order (`secretsync rotate`).
@@ -538,6 +541,22 @@ impl Default for RetriesConfig {
             aws_max_attempts: 5,
         }
     }
+}
+
+/// `audit:`: every run appends hash-chained events (run start and end, each applied change)
+/// to a local file, the merge store, or both (docs/audit.md).
+///
+/// ```yaml
+/// audit:
+///   file: /var/log/secretsync/audit.jsonl
+///   store: true
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// A JSON Lines file, relative to the working directory (like every output path).
+    pub file: Option<String>,
+    /// Into the merge store too: `.secretsync/audit/` (one object per run, and a head).
+    pub store: bool,
 }
 
 /// One `policies:` block: Rego files and the rules of theirs that judge plans.

@@ -104,10 +104,21 @@ pub struct RawConfig {
     /// Targets synced at once (`--parallel-targets` overrides it).
     pub max_parallel_targets: S<u64>,
     pub masking: S<RawMasking>,
+    /// The hash-chained audit log (`secretsync_core::audit`).
+    pub audit: S<RawAudit>,
     /// Rego policies checked on every plan (`secretsync_core::policy`).
     pub policies: S<Vec<Spanned<RawPolicy>>>,
     /// Keys regenerated in Vault (`secretsync rotate`).
     pub rotation: S<Vec<Spanned<RawRotation>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// A local JSON Lines file the events are appended to.
+    pub file: S<String>,
+    /// Also into the merge store (one object per run and a chain head).
+    pub store: S<bool>,
 }
 
 #[derive(Deserialize, Default)]

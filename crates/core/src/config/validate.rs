@@ -331,6 +331,7 @@ impl Validator {
             }
         };
 
+        let audit = raw.audit.and_then(|a| self.audit(a, merge_store.is_some()));
         let policies = raw
             .policies
             .map(|p| p.value)
@@ -356,10 +357,47 @@ impl Validator {
             max_parallel_targets,
             retain_versions,
             masking,
+            audit,
             policies,
             rotation,
             graph,
         }
+    }
+
+    fn audit(&mut self, a: Spanned<RawAudit>, has_store: bool) -> Option<AuditConfig> {
+        let pos = at(&a);
+        let r = a.value;
+        let file = match &r.file {
+            Some(f) if f.value.trim().is_empty() => {
+                self.error(
+                    f,
+                    "`audit.file` is empty",
+                    "give the path of the JSON Lines file, e.g. `/var/log/secretsync/audit.jsonl`",
+                );
+                None
+            }
+            Some(f) => Some(f.value.clone()),
+            None => None,
+        };
+        let store = r.store.as_ref().is_some_and(|s| s.value);
+        if let Some(s) = &r.store
+            && s.value
+            && !has_store
+        {
+            self.error(
+                s,
+                "`audit.store` needs a merge store",
+                "configure `merge_store:`, or write the log to a file only (`audit.file`)",
+            );
+        }
+        if file.is_none() && !store && r.file.is_none() {
+            self.diags.push(
+                Diagnostic::error(pos, "audit", "the `audit` block writes the log nowhere")
+                    .with_help("set `file: <path>`, `store: true` (with a merge store), or both"),
+            );
+            return None;
+        }
+        Some(AuditConfig { file, store })
     }
 
     fn policy(&mut self, p: Spanned<RawPolicy>) -> Option<PolicyConfig> {
@@ -386,11 +424,12 @@ impl Validator {
             }
         };
         let effect = r.effect.as_ref().and_then(|e| {
+            let effect = match e.value.as_str() {
+                "warn" => PolicyEffect::Warn,
+                _ => PolicyEffect::Deny,
+            };
             self.one_of(e, &["deny", "warn"], "policy effect")
-                .then(|| match e.value.as_str() {
-                    "warn" => PolicyEffect::Warn,
-                    _ => PolicyEffect::Deny,
-                })
+                .then_some(effect)
         });
         let rules = match &r.query {
             Some(q) => {
