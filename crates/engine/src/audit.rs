@@ -123,10 +123,12 @@ fn last_line(f: &mut std::fs::File) -> std::io::Result<Option<String>> {
 }
 
 fn append_file(path: &Path, events: Vec<Event>) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).append(true).create(true);
+    // Names and fingerprints are nobody else's business: the file is the owner's only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
         .open(path)
         .map_err(|e| file_error(path, "open", e))?;
     // Held until the file is closed: another run appending waits.
