@@ -15,6 +15,7 @@ pub mod graph;
 pub mod history;
 pub mod mask;
 pub mod merge;
+pub mod notify;
 pub mod path;
 pub mod planfile;
 pub mod policy;

@@ -2009,3 +2009,74 @@ fn audit_block_and_its_problems() {
     => rejected
     ");
 }
+
+#[test]
+fn notifications_blocks_and_their_problems() {
+    use secretsync_core::config::{NotifyFormat, NotifyTrigger};
+    let c = accepted(
+        &format!(
+            "{MINIMAL}notifications:\n  - url: https://hooks.slack.com/services/T000/B000/XXXX\n    format: slack\n    on: [changes, failure, changes]\n    secret: ${{HOOK_SECRET}}\n    timeout: 3s\n    max_attempts: 2\n  - url: http://127.0.0.1:9000/hook\n"
+        ),
+        &[("HOOK_SECRET", "s3cret")],
+    );
+    assert_eq!(c.notifications.len(), 2);
+    let n = &c.notifications[0];
+    assert_eq!(n.format, NotifyFormat::Slack);
+    assert_eq!(n.on, [NotifyTrigger::Failure, NotifyTrigger::Changes]);
+    assert_eq!(n.secret.as_ref().map(|s| s.expose()), Some("s3cret"));
+    assert_eq!(n.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(n.max_attempts, 2);
+    // The hook's path is its credential: it is never shown.
+    assert_eq!(n.describe(), "https://hooks.slack.com");
+    assert!(!format!("{n:?}").contains("XXXX"));
+    assert!(!format!("{n:?}").contains("s3cret"));
+    // Defaults: JSON, on failure, unsigned, 10 s, 4 attempts.
+    let d = &c.notifications[1];
+    assert_eq!(
+        (
+            d.format,
+            d.on.as_slice(),
+            d.secret.is_none(),
+            d.max_attempts
+        ),
+        (NotifyFormat::Json, &[NotifyTrigger::Failure][..], true, 4)
+    );
+    assert_eq!(d.timeout, std::time::Duration::from_secs(10));
+
+    let out = diagnose(
+        "
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: prod
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+        notifications:
+          - url: http://hooks.example.com/services/T000/B000/XXXX
+            format: teams
+            on: [failures]
+          - on: []
+            secret: ''
+            max_attempts: 0
+          - url: hooks.example.com/x
+            timeout: soon
+            urls: x
+        ",
+    );
+    insta::assert_snapshot!(out, @r"
+    error at line 9, column 10 (`notifications[0].url`): the URL uses plain http to a non-loopback host; the notification would cross the network unencrypted; use https:// (plain http:// is only accepted for loopback addresses)
+    error at line 10, column 13 (`notifications[0].format`): unknown notification format `teams`; use one of: json, slack
+    error at line 11, column 10 (`notifications[0].on[0]`): unknown trigger `failures`; did you mean `failure`?
+    error at line 12, column 7 (`notifications[1].url`): missing required key `url`; add `url: …` (where to POST, e.g. `https://hooks.slack.com/services/…`)
+    error at line 12, column 9 (`notifications[1].on`): `on` is empty, so the notification is never sent; list at least one of: failure, changes, drift (or remove `on` for `[failure]`)
+    error at line 13, column 13 (`notifications[1].secret`): `secret` is empty; give the HMAC key (e.g. `${HOOK_SECRET}`), or remove `secret` to send unsigned
+    error at line 14, column 19 (`notifications[1].max_attempts`): `notifications[1].max_attempts` must be greater than 0; use a positive number or remove the key for the default
+    error at line 15, column 10 (`notifications[2].url`): the URL is not an https:// URL; use https:// (plain http:// is only accepted for loopback addresses)
+    error at line 16, column 14 (`notifications[2].timeout`): `soon` is not a duration; write a duration such as `500ms`, `30s`, `5m`, `1h` or `1h30m`
+    error at line 17, column 5 (`notifications[2].urls`): unknown key `urls`; did you mean `url`?
+    => rejected
+    ");
+    // The hook's URL (its credential) is never repeated in a diagnostic.
+    assert!(!out.contains("XXXX"));
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod history;
 pub mod lease;
 pub mod metrics;
+pub mod notify;
 pub mod observe;
 pub mod pacing;
 pub mod pipeline;

@@ -288,13 +288,104 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let run_id = uuid::Uuid::new_v4().to_string();
     let span = info_span!("run", run_id = %run_id, otel.status_code = tracing::field::Empty);
-    let result = run_traced(config, opts, env, reporter, run_id)
+    let mut notice = None;
+    let result = run_traced(config, opts, env, reporter, run_id.clone(), &mut notice)
         .instrument(span.clone())
         .await;
     if result.as_ref().map_or(true, RunSummary::failed) {
         span.record("otel.status_code", "error");
     }
+    if !config.notifications.is_empty() {
+        // A run that stopped before its targets has no summary: its notice is the error.
+        let notice = notice.unwrap_or_else(|| secretsync_core::notify::Notice {
+            run_id,
+            time: audit_time(),
+            command: command_name(opts).to_string(),
+            dry_run: opts.dry_run,
+            targets: Vec::new(),
+            incomplete: 0,
+            error: result.as_ref().err().map(|e| e.message.clone()),
+        });
+        crate::notify::send_all(&config.notifications, &notice)
+            .instrument(span)
+            .await;
+    }
     result
+}
+
+/// The command a run is recorded and notified as.
+fn command_name(opts: &RunOptions) -> &'static str {
+    if opts.merge_only {
+        "pipeline --merge-only"
+    } else if opts.sync_only {
+        "pipeline --sync-only"
+    } else {
+        "pipeline"
+    }
+}
+
+/// A run's notice (`secretsync_core::notify`): each target's status and counts, the
+/// failures and their reasons.
+fn notice_of(
+    run_id: &str,
+    opts: &RunOptions,
+    summary: &RunSummary,
+    error: Option<&Error>,
+) -> secretsync_core::notify::Notice {
+    use secretsync_core::notify::{Notice, TargetNotice};
+    let targets = summary
+        .targets
+        .iter()
+        .map(|t| {
+            let report = t.report.as_ref();
+            let planned = t
+                .plan
+                .as_ref()
+                .map_or(0, |p| p.changes.iter().filter(|c| c.writes()).count());
+            let status = if t.not_started {
+                "not_started"
+            } else if t.failed() {
+                "failed"
+            } else if planned == 0 {
+                "unchanged"
+            } else if report.is_some() {
+                "applied"
+            } else {
+                "planned"
+            };
+            TargetNotice {
+                name: t.name.clone(),
+                status: status.to_string(),
+                created: report.map_or(0, |r| r.created),
+                updated: report.map_or(0, |r| r.updated),
+                deleted: report.map_or(0, |r| r.deleted),
+                retagged: report.map_or(0, |r| r.retagged),
+                planned,
+                failure_kind: t
+                    .error_kind
+                    .or(report.and_then(|r| r.failure_kind))
+                    .map(|k| k.as_str().to_string()),
+                reason: t
+                    .error
+                    .clone()
+                    .or_else(|| report.and_then(|r| r.failure.clone())),
+            }
+        })
+        .collect();
+    let error = match (error, &summary.audit_error) {
+        (Some(e), _) => Some(e.message.clone()),
+        (None, Some(a)) => Some(a.clone()),
+        (None, None) => None,
+    };
+    Notice {
+        run_id: run_id.to_string(),
+        time: audit_time(),
+        command: command_name(opts).to_string(),
+        dry_run: opts.dry_run,
+        targets,
+        incomplete: summary.incomplete.len(),
+        error,
+    }
 }
 
 async fn run_traced(
@@ -303,6 +394,7 @@ async fn run_traced(
     env: &dyn Fn(&str) -> Option<String>,
     reporter: &mut dyn Reporter,
     run_id: String,
+    notice: &mut Option<secretsync_core::notify::Notice>,
 ) -> Result<RunSummary> {
     use crate::aws::AwsContext;
     use crate::store;
@@ -397,13 +489,7 @@ async fn run_traced(
         let who = author
             .get_or_init(|| run_author(aws.as_ref(), author_env.as_deref()))
             .await;
-        let command = if opts.merge_only {
-            "pipeline --merge-only"
-        } else if opts.sync_only {
-            "pipeline --sync-only"
-        } else {
-            "pipeline"
-        };
+        let command = command_name(opts);
         let start = secretsync_core::audit::Event::run_started(
             &run_id,
             &audit_time(),
@@ -443,6 +529,7 @@ async fn run_traced(
             summary.audit_error = Some(message);
         }
     }
+    *notice = Some(notice_of(&run_id, opts, &summary, result.as_ref().err()));
     result?;
     Ok(summary)
 }

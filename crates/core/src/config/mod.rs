@@ -88,6 +88,9 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// `rotation:` blocks, in config order (`secretsync rotate`).
     pub rotation: Vec<RotationConfig>,
+    /// `notifications:` blocks: a POST after each run whose outcome they ask for
+    /// (`secretsync_core::notify`).
+    pub notifications: Vec<NotificationConfig>,
     /// Targets, sources and imports resolved into a checked DAG.
     pub graph: Graph,
 }
@@ -557,6 +560,80 @@ pub struct AuditConfig {
     pub file: Option<String>,
     /// Into the merge store too: `.secretsync/audit/` (one object per run, and a head).
     pub store: bool,
+}
+
+/// One `notifications:` block: where a run's outcome is POSTed, when, in which shape
+/// (docs/notifications.md).
+///
+/// ```yaml
+/// notifications:
+///   - url: https://hooks.slack.com/services/T000/B000/XXXX
+///     format: slack          # json (default) | slack
+///     on: [failure, changes] # failure (default) | changes | drift
+///     secret: ${HOOK_SECRET} # optional: signs the body (X-SecretSync-Signature)
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationConfig {
+    /// The hook's URL. A Slack hook's URL is itself a credential: [`Sensitive`], and shown
+    /// as [`NotificationConfig::describe`] only.
+    pub url: Sensitive,
+    pub format: NotifyFormat,
+    /// What the run must have done for the POST to be sent (at least one of them).
+    pub on: Vec<NotifyTrigger>,
+    /// The HMAC-SHA256 key of `X-SecretSync-Signature`.
+    pub secret: Option<Sensitive>,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+}
+
+impl NotificationConfig {
+    /// The URL as logs may show it: scheme and host, no path (a Slack hook's path is its
+    /// secret).
+    pub fn describe(&self) -> String {
+        let url = self.url.expose();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        format!("{scheme}://{host}")
+    }
+}
+
+/// `notifications[].timeout`: per attempt.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `notifications[].max_attempts`: the first and three retries.
+pub const DEFAULT_NOTIFY_ATTEMPTS: u32 = 4;
+
+/// The body a notification is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// SecretSync's own JSON document (docs/notifications.md).
+    Json,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+}
+
+/// What a run did that a notification is sent for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NotifyTrigger {
+    /// The run failed (exit code 1): a target failed or was refused, the Vault read was
+    /// incomplete, or the run stopped before its targets.
+    Failure,
+    /// The run changed at least one secret in a target.
+    Changes,
+    /// A dry run found at least one target out of line with Vault.
+    Drift,
+}
+
+impl NotifyTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyTrigger::Failure => "failure",
+            NotifyTrigger::Changes => "changes",
+            NotifyTrigger::Drift => "drift",
+        }
+    }
 }
 
 /// One `policies:` block: Rego files and the rules of theirs that judge plans.

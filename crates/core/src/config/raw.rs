@@ -110,6 +110,23 @@ pub struct RawConfig {
     pub policies: S<Vec<Spanned<RawPolicy>>>,
     /// Keys regenerated in Vault (`secretsync rotate`).
     pub rotation: S<Vec<Spanned<RawRotation>>>,
+    /// POSTs after runs (`secretsync_core::notify`).
+    pub notifications: S<Vec<Spanned<RawNotification>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotification {
+    pub url: S<String>,
+    /// `json` or `slack`.
+    pub format: S<String>,
+    /// `failure`, `changes`, `drift`.
+    pub on: S<Vec<Spanned<String>>>,
+    /// The HMAC key of the signature header.
+    pub secret: S<String>,
+    /// Per attempt (`10s`).
+    pub timeout: S<String>,
+    pub max_attempts: S<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -341,6 +341,13 @@ impl Validator {
             .collect();
 
         let rotation = self.rotation(raw.rotation, &sources);
+        let notifications = raw
+            .notifications
+            .map(|n| n.value)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| self.notification(n))
+            .collect();
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let (graph, graph_diags) = Graph::build(&inputs, &source_names, merge_store.is_some());
         self.diags.0.extend(graph_diags);
@@ -360,8 +367,111 @@ impl Validator {
             audit,
             policies,
             rotation,
+            notifications,
             graph,
         }
+    }
+
+    /// A `notifications:` block: an https URL (http to loopback only), a known format, at
+    /// least one known trigger, a non-empty secret. The URL is never repeated in a
+    /// diagnostic: a Slack hook's URL is its credential.
+    fn notification(&mut self, n: Spanned<RawNotification>) -> Option<NotificationConfig> {
+        let pos = at(&n);
+        let key = n.key.clone();
+        let r = n.value;
+        let mut ok = true;
+        let url = match r.url {
+            None => {
+                self.missing(
+                    pos,
+                    &format!("{key}.url"),
+                    "where to POST, e.g. `https://hooks.slack.com/services/…`",
+                );
+                ok = false;
+                None
+            }
+            Some(u) => {
+                if let Err(e) = check_endpoint(&u.value) {
+                    let why = if e.contains("plain http") {
+                        "the URL uses plain http to a non-loopback host; the notification would cross the network unencrypted"
+                    } else if e.contains("no host") {
+                        "the URL has no host"
+                    } else {
+                        "the URL is not an https:// URL"
+                    };
+                    self.error(
+                        &u,
+                        why,
+                        "use https:// (plain http:// is only accepted for loopback addresses)",
+                    );
+                    ok = false;
+                }
+                Some(Sensitive::new(u.value))
+            }
+        };
+        let format = match &r.format {
+            None => NotifyFormat::Json,
+            Some(f) => {
+                let format = match f.value.as_str() {
+                    "slack" => NotifyFormat::Slack,
+                    _ => NotifyFormat::Json,
+                };
+                ok &= self.one_of(f, &["json", "slack"], "notification format");
+                format
+            }
+        };
+        let mut on = Vec::new();
+        match &r.on {
+            None => on.push(NotifyTrigger::Failure),
+            Some(list) if list.value.is_empty() => {
+                self.error(
+                    list,
+                    "`on` is empty, so the notification is never sent",
+                    "list at least one of: failure, changes, drift (or remove `on` for `[failure]`)",
+                );
+                ok = false;
+            }
+            Some(list) => {
+                for t in &list.value {
+                    let trigger = match t.value.as_str() {
+                        "failure" => NotifyTrigger::Failure,
+                        "changes" => NotifyTrigger::Changes,
+                        "drift" => NotifyTrigger::Drift,
+                        _ => {
+                            ok &= self.one_of(t, &["failure", "changes", "drift"], "trigger");
+                            continue;
+                        }
+                    };
+                    on.push(trigger);
+                }
+            }
+        }
+        on.sort();
+        on.dedup();
+        let secret = match r.secret {
+            Some(s) if s.value.is_empty() => {
+                self.error(
+                    &s,
+                    "`secret` is empty",
+                    "give the HMAC key (e.g. `${HOOK_SECRET}`), or remove `secret` to send unsigned",
+                );
+                ok = false;
+                None
+            }
+            Some(s) => Some(Sensitive::new(s.value)),
+            None => None,
+        };
+        let timeout = self.duration(&r.timeout, DEFAULT_NOTIFY_TIMEOUT);
+        let max_attempts = self.count(&r.max_attempts, DEFAULT_NOTIFY_ATTEMPTS, 10u32);
+        Some(NotificationConfig {
+            url: url?,
+            format,
+            on,
+            secret,
+            timeout,
+            max_attempts,
+        })
+        .filter(|_| ok)
     }
 
     fn audit(&mut self, a: Spanned<RawAudit>, has_store: bool) -> Option<AuditConfig> {
