@@ -227,6 +227,21 @@ impl TargetOutcome {
         }
     }
 
+    /// What kind of failure the target had, as the JSON output names it (`denied` for a
+    /// plan a policy refused).
+    pub fn failure_kind(&self) -> Option<secretsync_core::diff::FailureKind> {
+        use secretsync_core::diff::FailureKind;
+        if self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.refused.is_some() && !p.policy.denied.is_empty())
+        {
+            return Some(FailureKind::Denied);
+        }
+        self.error_kind
+            .or(self.report.as_ref().and_then(|r| r.failure_kind))
+    }
+
     pub fn failed(&self) -> bool {
         self.error.is_some()
             || self.not_started
@@ -361,10 +376,7 @@ fn notice_of(
                 deleted: report.map_or(0, |r| r.deleted),
                 retagged: report.map_or(0, |r| r.retagged),
                 planned,
-                failure_kind: t
-                    .error_kind
-                    .or(report.and_then(|r| r.failure_kind))
-                    .map(|k| k.as_str().to_string()),
+                failure_kind: t.failure_kind().map(|k| k.as_str().to_string()),
                 reason: t
                     .error
                     .clone()
@@ -598,7 +610,7 @@ fn audit_events(
             "created": report.map_or(0, |r| r.created),
             "updated": report.map_or(0, |r| r.updated),
             "deleted": report.map_or(0, |r| r.deleted),
-            "failure_kind": t.error_kind.or(report.and_then(|r| r.failure_kind)).map(|k| k.as_str()),
+            "failure_kind": t.failure_kind().map(|k| k.as_str()),
         }));
     }
     let failed = error.is_some() || summary.failed();

@@ -500,15 +500,27 @@ pub struct Recorder {
 impl Recorder {
     /// Starts on a free loopback port, answering `answer` to everything.
     pub fn start(answer: Response) -> Recorder {
+        Recorder::scripted(Vec::new(), answer)
+    }
+
+    /// Starts on a free loopback port, answering the requests it receives with `first`, in
+    /// order, and every one after them with `then` (a webhook receiver that fails a few times).
+    pub fn scripted(first: Vec<Response>, then: Response) -> Recorder {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(first)));
         let server = Server::start("recorder", move |stream| {
-            let (log, answer) = (log.clone(), answer.clone());
+            let (log, script, then) = (log.clone(), script.clone(), then.clone());
             async move {
                 let mut conn = Conn::new(stream);
                 while let Ok(Some(req)) = conn.request().await {
                     let head = req.method == "HEAD";
                     log.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+                    let answer = script
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop_front()
+                        .unwrap_or_else(|| then.clone());
                     if conn
                         .stream
                         .write_all(&answer.to_bytes(true, head))
