@@ -24,9 +24,19 @@ pub enum Delivery {
     Failed(String),
 }
 
+/// After a signal, each notification gets one attempt of at most this long: the process is
+/// being asked to stop (a Kubernetes grace period is 30 s).
+pub const CANCELLED_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sends every block of `configs` that `notice` triggers, one after the other, and logs a
-/// warning for each one that fails. Returns what became of each, in config order.
-pub async fn send_all(configs: &[NotificationConfig], notice: &Notice) -> Vec<Delivery> {
+/// warning for each one that fails. `cancelled`: the run was stopped by a signal, so each
+/// block gets one short attempt ([`CANCELLED_TIMEOUT`]). Returns what became of each, in
+/// config order.
+pub async fn send_all(
+    configs: &[NotificationConfig],
+    notice: &Notice,
+    cancelled: bool,
+) -> Vec<Delivery> {
     let mut out = Vec::with_capacity(configs.len());
     for (i, cfg) in configs.iter().enumerate() {
         let triggers = notice.matches(cfg);
@@ -35,7 +45,16 @@ pub async fn send_all(configs: &[NotificationConfig], notice: &Notice) -> Vec<De
             continue;
         }
         let body = notice.body(cfg, &triggers);
-        let d = send(cfg, body).await;
+        let d = if cancelled {
+            let hurried = NotificationConfig {
+                timeout: cfg.timeout.min(CANCELLED_TIMEOUT),
+                max_attempts: 1,
+                ..cfg.clone()
+            };
+            send(&hurried, body).await
+        } else {
+            send(cfg, body).await
+        };
         match &d {
             Delivery::Failed(why) => tracing::warn!(
                 notification = i,

@@ -321,7 +321,7 @@ pub async fn run(
             incomplete: 0,
             error: result.as_ref().err().map(|e| e.message.clone()),
         });
-        crate::notify::send_all(&config.notifications, &notice)
+        crate::notify::send_all(&config.notifications, &notice, opts.cancel.is_cancelled())
             .instrument(span)
             .await;
     }
