@@ -3,7 +3,9 @@
 # tree, validates the example config, shows the dry-run plan, applies it, shows what landed
 # in AWS Secrets Manager, re-runs to show that nothing changes, then changes one secret and shows
 # the masked diff before applying it, the metrics that run pushed to the Pushgateway, and the
-# history in the merge store: a secret's versions, a rollback that stays pinned, unpin. Stops
+# history in the merge store: a secret's versions, a rollback that stays pinned, unpin; then
+# `explain` and governance: a policy denial, the Slack message it sends to a local receiver,
+# a rotation distributed to AWS, and the audit log verified (and a tampered copy refused). Stops
 # the servers at the end (DEMO_KEEP=1 leaves them running; their addresses are in
 # .servers-demo/env).
 set -euo pipefail
@@ -84,10 +86,69 @@ echo; echo "== unpin it: the next run syncs Vault's value again"
 $BIN --log-level warn version unpin --config examples/demo.yaml --target production-us-east-1 --path app/db
 $BIN --log-level warn pipeline --config examples/demo.yaml --output compact
 
-echo; echo "== governance (examples/governance.yaml): the example policies judge every plan"
+echo; echo "== explain: where each key of staging's app/db comes from (three levels of inheritance)"
+$BIN --log-level warn explain --config examples/demo.yaml --target staging-us-west-2 --path app/db
+
+echo; echo "== governance (examples/governance.yaml): policies, audit log, notifications, rotation"
+# A local stand-in for Slack's incoming webhook: records every POST it receives.
+rm -f .servers-demo/audit.jsonl .servers-demo/hook.jsonl .servers-demo/hook.port
+.venv/bin/python - <<'PY' &
+import http.server, json, os
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(".servers-demo/hook.jsonl", "a") as f:
+            f.write(json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode()}) + "\n")
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+open(".servers-demo/hook.port", "w").write(str(server.server_port))
+server.serve_forever()
+PY
+HOOK_PID=$!
+trap 'kill $HOOK_PID 2>/dev/null || true; [ "${DEMO_KEEP:-0}" = 1 ] || scripts/servers.sh stop' EXIT
+for _ in $(seq 50); do [ -s .servers-demo/hook.port ] && break; sleep 0.1; done
+export DEMO_HOOK_URL="http://127.0.0.1:$(cat .servers-demo/hook.port)/services/T000/B000/demo"
+export HOOK_SECRET=demo-hook-secret
 put demo/ci/deploy '{"aws_access_key_id": "AKIADEMO", "aws_secret_access_key": "demo-secret-access-key"}'
 $BIN --log-level warn validate --config examples/governance.yaml
 echo; echo "== secretsync policy test: the sandbox may not hold an AWS access key"
 $BIN --log-level warn policy test --config examples/governance.yaml || [ $? -eq 1 ]
 echo; echo "== pipeline: production is synced, the sandbox is denied and gets nothing (exit 1)"
 $BIN --log-level warn pipeline --config examples/governance.yaml || [ $? -eq 1 ]
+echo; echo "== the Slack message the failed run sent (signature checked with HOOK_SECRET)"
+.venv/bin/python - <<'PY'
+import hashlib, hmac, json, os
+for line in open(".servers-demo/hook.jsonl"):
+    r = json.loads(line)
+    sig = r["headers"].get("x-secretsync-signature", "")
+    want = "sha256=" + hmac.new(os.environ["HOOK_SECRET"].encode(), r["body"].encode(), hashlib.sha256).hexdigest()
+    print("signature", "valid" if hmac.compare_digest(sig, want) else "INVALID", "| delivery", r["headers"]["x-secretsync-delivery"])
+    for b in json.loads(r["body"])["blocks"]:
+        t = b.get("text", {}).get("text") or " ".join(e["text"] for e in b.get("elements", []))
+        print("  " + t.replace("\n", "\n  "))
+PY
+
+echo; echo "== rotation: production's app/db password, in Vault (check-and-set), then distributed"
+$BIN --log-level warn rotate --config examples/governance.yaml --dry-run --force
+$BIN --log-level warn rotate --config examples/governance.yaml --force
+$BIN --log-level warn pipeline --config examples/governance.yaml --targets production-eu-west-1 --output compact
+.venv/bin/python - <<'PY'
+import boto3, json, os
+sm = boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+v = json.loads(sm.get_secret_value(SecretId="gov/prod/app/db")["SecretString"])
+print(f"gov/prod/app/db in AWS now has a {len(v['password'])}-character password (not the old 'rotated-password': {v['password'] != 'rotated-password'})")
+PY
+
+echo; echo "== the audit log: every run above, hash-chained (file and merge store)"
+$BIN --log-level warn audit export --config examples/governance.yaml --format csv | cut -d, -f1-3,8-12
+$BIN --log-level warn audit verify --config examples/governance.yaml
+$BIN --log-level warn audit verify --config examples/governance.yaml --store
+echo; echo "== change one byte of a copy of the log: verify names the event"
+.venv/bin/python - <<'PY'
+data = bytearray(open(".servers-demo/audit.jsonl", "rb").read())
+i = data.index(b'"created":0')
+data[i + 10] = ord("1")
+open(".servers-demo/audit-tampered.jsonl", "wb").write(data)
+PY
+$BIN --log-level warn audit verify --config examples/governance.yaml --from .servers-demo/audit-tampered.jsonl || [ $? -eq 1 ]

@@ -41,7 +41,10 @@ pub async fn test(a: PolicyTest) -> Result<ExitCode> {
             "the config has no `policies:`; add a block such as `policies: [{{ path: policies/ }}]`"
         );
     };
-    let (c, _) = secretsync_engine::discovery::apply(c, &env, false).await?;
+    let (mut c, _) = secretsync_engine::discovery::apply(c, &env, false).await?;
+    // A check, not a run: it is neither audited nor notified.
+    c.audit = None;
+    c.notifications.clear();
     let opts = pipeline::RunOptions {
         dry_run: true,
         targets: crate::commands::selected_targets(&c, &a.targets)?,

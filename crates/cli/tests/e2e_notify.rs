@@ -134,6 +134,19 @@ async fn a_failed_run_sends_a_signed_slack_message_without_values() {
     );
     assert!(blocks.contains("*ok*: 1 created"), "{blocks}");
 
+    // `policy test` is a check, not a run: no notification.
+    let check = world.run(
+        &[
+            "policy".into(),
+            "test".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        &[("HOOK_SECRET", "the-hmac-key")],
+    );
+    check.code(1).stdout_has("refused: DENIED");
+    assert_eq!(r.requests().len(), 1, "policy test notified");
+
     // Never a value, a fingerprint or a token.
     let raw = req.body_text();
     assert!(!raw.contains(value), "a value was sent: {raw}");

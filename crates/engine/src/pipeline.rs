@@ -380,7 +380,8 @@ fn notice_of(
                 reason: t
                     .error
                     .clone()
-                    .or_else(|| report.and_then(|r| r.failure.clone())),
+                    .or_else(|| report.and_then(|r| r.failure.clone()))
+                    .or_else(|| t.plan.as_ref().and_then(|p| p.refused.clone())),
             }
         })
         .collect();
