@@ -258,3 +258,96 @@ async fn export_filters_by_time_and_writes_csv() {
     .code(1)
     .stderr_has("is not a time");
 }
+
+/// `version rollback` and `rotate` write too: they are audited like pipeline runs, and the
+/// chain stays one chain.
+#[tokio::test]
+async fn rollbacks_and_rotations_are_audited_in_the_same_chain() {
+    let world = World::from_env().await;
+    let id = unique("aud");
+    let bucket = unique("audit-");
+    world.create_bucket(&bucket).await;
+    let log = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{id}.jsonl"));
+    let cfg = world.config(&format!(
+        "{}merge_store:\n  type: s3\n  bucket: {bucket}\n  prefix: m/\n  region: us-east-1\naudit:\n  file: {}\n  store: true\nrotation:\n  - source: base\n    paths: [\"app/db\"]\n    key: password\n    every: 30d\n    generator: {{ length: 24 }}\n",
+        single_target(&id, REGION, ""),
+        log.display()
+    ));
+    world
+        .put(
+            &format!("{id}/base/app/db"),
+            json!({"user": "u", "password": SENTINEL}),
+        )
+        .await;
+    world.pipeline(&cfg, &[]).success();
+    let c = cfg.display().to_string();
+    let run =
+        |args: &[&str]| world.run(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>(), &[]);
+    run(&["rotate", "--config", &c, "--force"]).success();
+    world.pipeline(&cfg, &[]).success();
+    run(&[
+        "version",
+        "rollback",
+        "--config",
+        &c,
+        "--target",
+        "t",
+        "--path",
+        "app/db",
+        "--version",
+        "1",
+    ])
+    .success();
+
+    let events: Vec<Value> = lines(&log)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let starts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "run_started")
+        .map(|e| e["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        ["pipeline", "rotate --force", "pipeline", "version rollback"]
+    );
+    let rotation: Vec<&Value> = events.iter().filter(|e| e["type"] == "rotation").collect();
+    assert_eq!(rotation.len(), 1);
+    assert_eq!(
+        (
+            &rotation[0]["source"],
+            &rotation[0]["path"],
+            &rotation[0]["keys"],
+            &rotation[0]["version"]
+        ),
+        (
+            &json!("base"),
+            &json!("app/db"),
+            &json!(["password"]),
+            &json!("2")
+        )
+    );
+    let changes: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "change")
+        .map(|e| (e["name"].as_str().unwrap(), e["change"].as_str().unwrap()))
+        .collect();
+    let name = format!("{id}/t/app/db");
+    assert_eq!(
+        changes,
+        [
+            (name.as_str(), "created"),
+            (name.as_str(), "updated"),
+            (name.as_str(), "updated")
+        ]
+    );
+    // One chain in the file and in the store; no value anywhere.
+    audit(&world, &["verify", "--config", &c])
+        .success()
+        .stdout_has("chain intact");
+    audit(&world, &["verify", "--config", &c, "--store"])
+        .success()
+        .stdout_has(&format!("{} events", events.len()));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(SENTINEL));
+}

@@ -88,6 +88,24 @@ impl Event {
         )
     }
 
+    /// `secretsync rotate` wrote a new version of a secret in Vault with these keys
+    /// regenerated (their names only).
+    pub fn rotation(
+        run_id: &str,
+        time: &str,
+        source: &str,
+        path: &str,
+        keys: &[String],
+        version: Option<u64>,
+    ) -> Event {
+        Event::new(
+            "rotation",
+            run_id,
+            time,
+            json!({"source": source, "path": path, "keys": keys, "change": "rotated", "version": version.map(|v| v.to_string())}),
+        )
+    }
+
     /// A run ended: `success` or `failure`, and per target what happened.
     pub fn run_finished(
         run_id: &str,

@@ -65,6 +65,37 @@ impl AuditLog {
         })
     }
 
+    /// The sinks `cfg` names, the store's objects given (required for `store: true`).
+    pub fn open(cfg: &AuditConfig, objects: Option<Arc<dyn Objects>>) -> Result<AuditLog> {
+        if cfg.store && objects.is_none() {
+            return Err(Error::config("`audit.store` needs a merge store"));
+        }
+        Ok(AuditLog {
+            file: cfg.file.as_ref().map(PathBuf::from),
+            store: objects.filter(|_| cfg.store),
+        })
+    }
+
+    /// The audit log of `config` (its merge store opened for `store: true`) for commands
+    /// that do not open the store themselves (`rotate`); `None` without `audit:`.
+    pub async fn for_config(
+        config: &secretsync_core::config::Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<AuditLog>> {
+        let Some(a) = &config.audit else {
+            return Ok(None);
+        };
+        let objects = if a.store {
+            let history = crate::history::open(config, env)
+                .await?
+                .ok_or_else(|| Error::config("`audit.store` needs a merge store"))?;
+            Some(history.objects())
+        } else {
+            None
+        };
+        AuditLog::open(a, objects).map(Some)
+    }
+
     /// Appends `events` to every sink (the file first). An error names the sink.
     pub async fn append(&self, events: Vec<Event>) -> Result<()> {
         if events.is_empty() {
@@ -257,6 +288,16 @@ async fn append_store(objects: &dyn Objects, events: Vec<Event>) -> Result<()> {
             objects.location()
         ),
     ))
+}
+
+/// A new run id (a UUID v4), for commands that are not pipeline runs (`rotate`).
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Now, as the audit log writes times (RFC 3339, UTC, seconds).
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Verifies a log file: `Ok(events)` or the first broken event.

@@ -549,11 +549,11 @@ async fn run_traced(
 
 /// Now, as the audit log writes times (RFC 3339, UTC, seconds).
 pub(crate) fn audit_time() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    crate::audit::now()
 }
 
 /// The events of a run's end: one per change left applied in a target, then `run_finished`.
-fn audit_events(
+pub(crate) fn audit_events(
     run_id: &str,
     summary: &RunSummary,
     error: Option<&Error>,

@@ -201,6 +201,31 @@ async fn restore_traced(
     };
     let built = crate::targets::build(&tcfg, &clients).await?;
     let who = author(aws.as_ref(), env).await;
+    // Audited like a pipeline run: the start before anything is written.
+    let audit = match &config.audit {
+        Some(a) => Some(crate::audit::AuditLog::open(a, Some(history.objects()))?),
+        None => None,
+    };
+    if let Some(log) = &audit {
+        let command = match what {
+            What::Secret { .. } => "version rollback",
+            What::Revision(_) => "pipeline --version",
+        };
+        let start = secretsync_core::audit::Event::run_started(
+            run_id,
+            &crate::audit::now(),
+            &who,
+            command,
+            &secretsync_core::planfile::config_fingerprint(config),
+            &[target.to_string()],
+            opts.dry_run,
+        );
+        log.append(vec![start]).await.map_err(|e| {
+            e.context(
+                "the audit log could not record the start of the restore, so nothing was restored",
+            )
+        })?;
+    }
     let ctx = crate::targets::PlanContext {
         dry_run: opts.dry_run,
         allow_mass_delete: opts.allow_mass_delete,
@@ -296,6 +321,18 @@ async fn restore_traced(
     reporter.finished(&outcome);
     summary.aws_calls = outcome.calls + aws.as_ref().map_or(0, |a| a.calls.get());
     summary.targets.push(outcome);
+    if let Some(log) = &audit
+        && let Err(e) = log
+            .append(crate::pipeline::audit_events(run_id, &summary, None))
+            .await
+    {
+        let message = format!(
+            "the restore was made, but the audit log could not record it: {}",
+            e.message
+        );
+        tracing::error!("{message}");
+        summary.audit_error = Some(message);
+    }
     Ok(summary)
 }
 
