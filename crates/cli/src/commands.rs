@@ -238,8 +238,34 @@ async fn validate(a: ValidateArgs) -> Result<ExitCode> {
             plural(c.policies.len())
         ),
     };
+    // Governance, mentioned only when configured.
+    let mut governance = String::new();
+    if let Some(a) = &c.audit {
+        let sinks = match (&a.file, a.store) {
+            (Some(f), true) => format!("{f} and the merge store"),
+            (Some(f), false) => f.clone(),
+            (None, _) => "the merge store".to_string(),
+        };
+        governance.push_str(&format!(", audit log to {sinks}"));
+    }
+    if !c.notifications.is_empty() {
+        let to: Vec<String> = c.notifications.iter().map(|n| n.describe()).collect();
+        governance.push_str(&format!(
+            ", {} notification{} ({})",
+            to.len(),
+            plural(to.len()),
+            to.join(", ")
+        ));
+    }
+    if !c.rotation.is_empty() {
+        governance.push_str(&format!(
+            ", {} rotation block{}",
+            c.rotation.len(),
+            plural(c.rotation.len())
+        ));
+    }
     println!(
-        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, policies {policies}, owner scope {}",
+        "{verdict}: {} source{}, {} target{} in {} level{}, merge store {store}, discovery {discovery}, policies {policies}{governance}, owner scope {}",
         c.sources.len(),
         plural(c.sources.len()),
         c.targets.len(),

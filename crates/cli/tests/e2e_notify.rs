@@ -134,6 +134,19 @@ async fn a_failed_run_sends_a_signed_slack_message_without_values() {
     );
     assert!(blocks.contains("*ok*: 1 created"), "{blocks}");
 
+    // `validate` names the hook by its host only.
+    let v = world.run(
+        &[
+            "validate".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        &[("HOOK_SECRET", "the-hmac-key")],
+    );
+    v.success()
+        .stdout_has(&format!("1 notification ({})", r.url()))
+        .stdout_lacks("hook-path-credential");
+
     // `policy test` is a check, not a run: no notification.
     let check = world.run(
         &[

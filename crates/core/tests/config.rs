@@ -2080,3 +2080,15 @@ fn notifications_blocks_and_their_problems() {
     // The hook's URL (its credential) is never repeated in a diagnostic.
     assert!(!out.contains("XXXX"));
 }
+
+#[test]
+fn a_rotation_job_needs_no_targets() {
+    // `secretsync rotate` writes to Vault only: a config of sources and rotation blocks is
+    // complete, with no "no targets" warning.
+    let c = accepted(
+        "vault_sources:\n  - mount: secret/base/\n    name: base\nrotation:\n  - source: base\n    paths: [\"app/db\"]\n    key: password\n    every: 30d\n    generator: { length: 32 }\n",
+        &[],
+    );
+    assert!(c.targets.is_empty());
+    assert_eq!(c.rotation.len(), 1);
+}

@@ -259,7 +259,9 @@ impl Validator {
             "no secret is read from Vault",
             "add a source, e.g. `vault_sources: [{ mount: secret/app/ }]`",
         );
-        if raw.discovery.is_none() {
+        // A config with only `rotation:` blocks is a rotation job's: it has no targets.
+        let rotation_only = raw.rotation.as_ref().is_some_and(|r| !r.value.is_empty());
+        if raw.discovery.is_none() && !rotation_only {
             self.empty_list(
                 &raw.targets,
                 "targets",
