@@ -12,6 +12,8 @@ fn env(k: &str) -> Option<String> {
     match k {
         "OTHER_VAULT_ADDR" => Some("https://vault.other.example.com".into()),
         "OTHER_VAULT_TOKEN" => Some("example-token".into()),
+        "DEMO_HOOK_URL" => Some("http://127.0.0.1:9000/services/demo".into()),
+        "HOOK_SECRET" => Some("example-hook-secret".into()),
         _ => None,
     }
 }
