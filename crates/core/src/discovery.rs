@@ -280,6 +280,7 @@ pub fn expand(
                         deletion_recovery_days: DEFAULT_RECOVERY_DAYS,
                         ..Default::default()
                     }),
+                    transform: Vec::new(),
                 },
                 account_id: a.id.clone(),
                 account_name: a.name.clone(),
@@ -500,6 +501,7 @@ mod config_tests {
                     region: "us-east-1".into(),
                     ..Default::default()
                 }),
+                transform: Vec::new(),
             },
             account_id: "111111111111".into(),
             account_name: "web".into(),

@@ -25,4 +25,5 @@ pub mod secret;
 pub mod shard;
 pub mod tags;
 pub mod targets;
+pub mod transform;
 pub mod yaml;

@@ -496,7 +496,9 @@ pub fn input(target: &TargetConfig, plan: &TargetPlan, with_values: bool) -> Val
 }
 
 /// The target's account (from its role), region and configured tags, where its kind has them.
-fn facts(backend: &TargetBackend) -> (Option<String>, Option<String>, Map<String, Value>) {
+pub(crate) fn facts(
+    backend: &TargetBackend,
+) -> (Option<String>, Option<String>, Map<String, Value>) {
     let account = |role: &Option<String>| {
         role.as_deref()
             .and_then(|r| r.split(':').nth(4))

@@ -214,6 +214,7 @@ fn design_example_means_what_it_says() {
                 overrides: overrides("production"),
                 policy: config::TargetPolicy::default(),
                 backend: aws("us-east-1", "arn:aws:iam::123456789012:role/SecretSync"),
+                transform: Vec::new(),
             },
             TargetConfig {
                 name: "staging-us-west-2".into(),
@@ -221,6 +222,7 @@ fn design_example_means_what_it_says() {
                 overrides: overrides("staging"),
                 policy: config::TargetPolicy::default(),
                 backend: aws("us-west-2", "arn:aws:iam::987654321098:role/SecretSync"),
+                transform: Vec::new(),
             },
         ]
     );
@@ -2091,4 +2093,68 @@ fn a_rotation_job_needs_no_targets() {
     );
     assert!(c.targets.is_empty());
     assert_eq!(c.rotation.len(), 1);
+}
+
+#[test]
+fn transform_blocks_name_template_and_their_problems() {
+    use secretsync_core::transform::KeyCase;
+    let c = accepted(
+        "vault_sources:\n  - mount: secret/base/\n    name: base\ntargets:\n  - name: app\n    type: aws_secretsmanager\n    region: eu-west-1\n    tags: { env: staging }\n    imports: [base]\n    name_template: \"{env}/{target}/{path}\"\n    transform:\n      exclude: [\"debug_*\"]\n      rename: { password: PASSWORD }\n      template: { DATABASE_URL: \"postgres://{{ user }}@{{ host }}\" }\n      case: upper\n  - name: flat\n    type: aws_secretsmanager\n    region: eu-west-1\n    imports: [base]\n    transform:\n      - paths: [\"app/*\"]\n        flatten: _\n      - include: [host, port]\n",
+        &[],
+    );
+    let app = &c.targets[0];
+    assert_eq!(app.policy.secret_prefix, "staging/app/");
+    let t = &app.transform[0];
+    assert_eq!(t.exclude, ["debug_*"]);
+    assert_eq!(t.rename, [("password".to_string(), "PASSWORD".to_string())]);
+    assert_eq!(t.template[0].0, "DATABASE_URL");
+    assert_eq!(t.case, KeyCase::Upper);
+    let flat = &c.targets[1];
+    assert_eq!(flat.transform.len(), 2);
+    assert_eq!(flat.transform[0].paths, ["app/*"]);
+    assert_eq!(flat.transform[0].flatten.as_deref(), Some("_"));
+    assert_eq!(flat.transform[1].include, ["host", "port"]);
+
+    let out = diagnose(
+        "
+        vault_sources:
+          - mount: secret/base/
+        targets:
+          - name: a
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+            name_template: '{team}/{path}'
+            transform:
+              rename: { a: b, b: c }
+              template: { URL: '{{ user ' }
+              case: title
+              flatten: ''
+              excludes: [x]
+          - name: b
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+            secret_prefix: b/
+            name_template: '{target}/{path}'
+            transform: {}
+          - name: c
+            type: aws_secretsmanager
+            region: us-east-1
+            imports: [base]
+            name_template: '{target}/{path}/x'
+        ",
+    );
+    insta::assert_snapshot!(out, @r#"
+    error at line 8, column 20 (`targets[0].name_template`): `{team}` in `{team}/{path}` has no value for target `a`; use one of: `{target}`, `{type}`, `{region}`, `{account}` (tags are the target's `tags:` keys)
+    error at line 10, column 20 (`targets[0].transform.rename.a`): `a` is renamed to `b`, which is itself renamed; renames apply at once: give each key its final name
+    error at line 11, column 24 (`targets[0].transform.template.URL`): template `URL` does not parse: syntax error: unexpected end of input, expected end of variable block (in <string>:1); fix the Jinja syntax (`{{ key }}` for a key of the secret)
+    error at line 12, column 13 (`targets[0].transform.case`): unknown key case `title`; use one of: upper, lower, none
+    error at line 13, column 16 (`targets[0].transform.flatten`): `flatten` has an empty separator; write the separator nested keys are joined with, e.g. `"_"`
+    error at line 14, column 7 (`targets[0].transform.excludes`): unknown key `excludes`; did you mean `exclude`?
+    error at line 20, column 20 (`targets[1].name_template`): `name_template` and `secret_prefix` both say where names go; keep one: `secret_prefix: b/` is `name_template: "b/{path}"`
+    warning at line 21, column 16 (`targets[1].transform`): the `transform` block changes nothing; add `include`, `exclude`, `rename`, `template`, `case` or `flatten`, or remove the block
+    error at line 26, column 20 (`targets[2].name_template`): `{target}/{path}/x` does not end with `{path}`; names are `<rendered template>{path}`: put `{path}` last, e.g. `"{target}/{path}"`
+    => rejected
+    "#);
 }

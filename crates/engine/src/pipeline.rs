@@ -1014,6 +1014,30 @@ async fn sync_targets(
                     ));
                     return Some(done(outcome));
                 };
+                // The target's transformations, between the merge and the diff: a secret that
+                // cannot be transformed fails the target before anything is read or written.
+                let transformed;
+                let bundle = match config.target(name).map(|t| t.transform.as_slice()) {
+                    Some(blocks) if !blocks.is_empty() => {
+                        match secretsync_core::transform::apply(blocks, bundle) {
+                            Ok(t) => {
+                                transformed = t;
+                                &transformed
+                            }
+                            Err(e) => {
+                                let message = format!(
+                                    "the `transform` of target `{name}` failed: {e}; nothing was written to it"
+                                );
+                                warn!(target_name = %name, "{message}");
+                                outcome.error_kind =
+                                    Some(secretsync_core::diff::FailureKind::Config);
+                                outcome.error = Some(message);
+                                return Some(done(outcome));
+                            }
+                        }
+                    }
+                    _ => bundle,
+                };
                 let spec = crate::lease::LeaseSpec {
                     key: crate::lease::target_key(owner, name),
                     ttl: crate::lease::DEFAULT_TTL,

@@ -15,7 +15,7 @@ mod raw;
 pub(crate) mod validate;
 
 pub(crate) use raw::RawVaultAuth;
-pub use raw::{RawCommon, RawTarget, S};
+pub use raw::{RawCommon, RawTarget, RawTransform, S};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -172,6 +172,9 @@ pub struct TargetConfig {
     /// What every kind of target shares: where names go, what may be deleted, pacing.
     pub policy: TargetPolicy,
     pub backend: TargetBackend,
+    /// `transform:` blocks, in order, applied to the desired state before the diff
+    /// (`crate::transform`); empty: none.
+    pub transform: Vec<crate::transform::TransformConfig>,
 }
 
 impl fmt::Debug for TargetConfig {
@@ -182,6 +185,7 @@ impl fmt::Debug for TargetConfig {
             .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
             .field("policy", &self.policy)
             .field("backend", &self.backend)
+            .field("transform", &self.transform)
             .finish()
     }
 }

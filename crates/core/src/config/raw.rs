@@ -33,6 +33,8 @@ macro_rules! raw_target {
             pub adopt_from: $crate::config::S<Vec<$crate::de::Spanned<String>>>,
             pub concurrency: $crate::config::S<u64>,
             pub writes_per_second: $crate::config::S<u64>,
+            pub transform: $crate::config::S<$crate::de::OneOrMany<$crate::de::Spanned<$crate::config::RawTransform>>>,
+            pub name_template: $crate::config::S<String>,
             $($(#[$fmeta])* pub $field: $ty,)*
         }
         impl $name {
@@ -50,6 +52,8 @@ macro_rules! raw_target {
                     adopt_from: self.adopt_from.take(),
                     concurrency: self.concurrency.take(),
                     writes_per_second: self.writes_per_second.take(),
+                    transform: self.transform.take(),
+                    name_template: self.name_template.take(),
                 }
             }
         }
@@ -70,6 +74,21 @@ pub struct RawCommon {
     pub adopt_from: S<Vec<Spanned<String>>>,
     pub concurrency: S<u64>,
     pub writes_per_second: S<u64>,
+    pub transform: S<crate::de::OneOrMany<Spanned<RawTransform>>>,
+    pub name_template: S<String>,
+}
+
+/// A `transform:` block of a target (`crate::transform`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransform {
+    pub paths: S<Vec<Spanned<String>>>,
+    pub include: S<Vec<Spanned<String>>>,
+    pub exclude: S<Vec<Spanned<String>>>,
+    pub rename: S<std::collections::BTreeMap<String, Spanned<String>>>,
+    pub template: S<std::collections::BTreeMap<String, Spanned<String>>>,
+    pub case: S<String>,
+    pub flatten: S<String>,
 }
 
 /// A target, tagged by its `type`: one variant per kind (the registry of raw settings).

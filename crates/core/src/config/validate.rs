@@ -1241,11 +1241,34 @@ impl Validator {
                     &r.writes_per_second,
                 )),
             };
-            let secret_prefix = r
-                .secret_prefix
-                .as_ref()
-                .map(|p| p.value.clone())
-                .unwrap_or_default();
+            let transform = self.transforms(r.transform);
+            let secret_prefix = match (&r.name_template, &r.secret_prefix) {
+                (Some(t), Some(p)) => {
+                    self.error(
+                        t,
+                        "`name_template` and `secret_prefix` both say where names go",
+                        format!(
+                            "keep one: `secret_prefix: {}` is `name_template: \"{}{{path}}\"`",
+                            p.value, p.value
+                        ),
+                    );
+                    p.value.clone()
+                }
+                (Some(t), None) => self
+                    .name_template(t, &name.value, &backend)
+                    .unwrap_or_default(),
+                (None, p) => p.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
+            };
+            if r.secret_prefix.is_none()
+                && let Some(t) = &r.name_template
+                && let Err(e) = backend.rules().check_prefix(&secret_prefix)
+            {
+                self.error(
+                    t,
+                    format!("`{}` gives names starting `{secret_prefix}`: {e}", t.value),
+                    "fix the template so that every name it makes is valid in this target",
+                );
+            }
             if let Some(p) = &r.secret_prefix
                 && let Err(e) = backend.rules().check_prefix(&p.value)
             {
@@ -1313,9 +1336,223 @@ impl Validator {
                     writes_per_second: wps,
                 },
                 backend,
+                transform,
             });
         }
         (out, inputs)
+    }
+
+    /// `name_template`: the text around `{path}` rendered from the target, which must end
+    /// with `{path}` (names stay `<prefix><path>`, so every name maps back to its path).
+    /// Placeholders: `target`, `type`, `region`, `account`, and the target's `tags:` keys.
+    fn name_template(
+        &mut self,
+        t: &Spanned<String>,
+        target: &str,
+        backend: &TargetBackend,
+    ) -> Option<String> {
+        let Some(head) = t.value.strip_suffix("{path}") else {
+            self.error(
+                t,
+                format!("`{}` does not end with `{{path}}`", t.value),
+                "names are `<rendered template>{path}`: put `{path}` last, e.g. `\"{target}/{path}\"`",
+            );
+            return None;
+        };
+        let (account, region, tags) = crate::policy::facts(backend);
+        let mut out = String::new();
+        let mut rest = head;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                self.error(
+                    t,
+                    format!("`{}` has a `{{` without `}}`", t.value),
+                    "close every placeholder, e.g. `{target}`",
+                );
+                return None;
+            };
+            let name = &rest[open + 1..open + close];
+            let value = match name {
+                "target" => Some(target.to_string()),
+                "type" => Some(backend.type_name().to_string()),
+                "region" => region.clone(),
+                "account" => account.clone(),
+                "path" => {
+                    self.error(
+                        t,
+                        format!("`{}` uses `{{path}}` more than once", t.value),
+                        "use `{path}` once, at the end",
+                    );
+                    return None;
+                }
+                other => tags.get(other).and_then(|v| v.as_str()).map(str::to_string),
+            };
+            let Some(value) = value else {
+                let known = ["target", "type", "region", "account"]
+                    .into_iter()
+                    .map(str::to_string)
+                    .chain(tags.keys().cloned())
+                    .collect::<Vec<_>>();
+                self.error(
+                    t,
+                    format!(
+                        "`{{{name}}}` in `{}` has no value for target `{target}`",
+                        t.value
+                    ),
+                    format!(
+                        "use one of: {} (tags are the target's `tags:` keys)",
+                        known
+                            .iter()
+                            .map(|k| format!("`{{{k}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                return None;
+            };
+            out.push_str(&value);
+            rest = &rest[open + close + 1..];
+        }
+        if rest.contains('}') {
+            self.error(
+                t,
+                format!("`{}` has a `}}` without `{{`", t.value),
+                "remove it, or write a placeholder such as `{target}`",
+            );
+            return None;
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    /// A target's `transform:` blocks (one or a list).
+    fn transforms(
+        &mut self,
+        raw: Option<Spanned<crate::de::OneOrMany<Spanned<RawTransform>>>>,
+    ) -> Vec<crate::transform::TransformConfig> {
+        use crate::transform::{KeyCase, TransformConfig, check_template};
+        let mut out = Vec::new();
+        for block in raw.map(|r| r.value.0).unwrap_or_default() {
+            let pos = at(&block);
+            let bkey = block.key.clone();
+            let r = block.value;
+            let mut t = TransformConfig::default();
+            let mut ok = true;
+            let mut globs =
+                |v: &mut Self, list: &S<Vec<Spanned<String>>>, what: &str| -> Vec<String> {
+                    let mut g = Vec::new();
+                    for s in list.iter().flat_map(|l| &l.value) {
+                        if s.value.is_empty() {
+                            v.error(
+                                s,
+                                format!("an empty {what} glob"),
+                                "remove it, or write a glob such as `debug_*`",
+                            );
+                            ok = false;
+                        } else {
+                            g.push(s.value.clone());
+                        }
+                    }
+                    g
+                };
+            t.paths = globs(self, &r.paths, "path");
+            t.include = globs(self, &r.include, "key");
+            t.exclude = globs(self, &r.exclude, "key");
+            if let Some(p) = r
+                .paths
+                .iter()
+                .flat_map(|l| &l.value)
+                .find(|p| p.value.starts_with('/'))
+            {
+                self.error(
+                    p,
+                    format!("`{}` starts with `/`", p.value),
+                    "paths are relative to the target's secrets, e.g. `app/*`",
+                );
+                ok = false;
+            }
+            let renames: Vec<(String, Spanned<String>)> = r
+                .rename
+                .map(|m| m.value.into_iter().collect())
+                .unwrap_or_default();
+            for (old, new) in &renames {
+                if new.value.is_empty() {
+                    self.error(
+                        new,
+                        format!("`rename` gives `{old}` an empty name"),
+                        "write the new key name",
+                    );
+                    ok = false;
+                } else if renames.iter().any(|(o, _)| *o == new.value && o != old) {
+                    self.error(
+                        new,
+                        format!(
+                            "`{old}` is renamed to `{}`, which is itself renamed",
+                            new.value
+                        ),
+                        "renames apply at once: give each key its final name",
+                    );
+                    ok = false;
+                } else if renames.iter().any(|(o, n)| n.value == new.value && o < old) {
+                    self.error(
+                        new,
+                        format!("two keys are renamed to `{}`", new.value),
+                        "give each key its own name",
+                    );
+                    ok = false;
+                }
+            }
+            t.rename = renames.into_iter().map(|(o, n)| (o, n.value)).collect();
+            for (key, src) in r
+                .template
+                .map(|m| m.value.into_iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                if let Err(e) = check_template(&src.value) {
+                    self.error(
+                        &src,
+                        format!("template `{key}` does not parse: {e}"),
+                        "fix the Jinja syntax (`{{ key }}` for a key of the secret)",
+                    );
+                    ok = false;
+                }
+                t.template.push((key, src.value));
+            }
+            t.case = match &r.case {
+                None => KeyCase::None,
+                Some(c) => {
+                    ok &= self.one_of(c, &["upper", "lower", "none"], "key case");
+                    match c.value.as_str() {
+                        "upper" => KeyCase::Upper,
+                        "lower" => KeyCase::Lower,
+                        _ => KeyCase::None,
+                    }
+                }
+            };
+            if let Some(f) = &r.flatten {
+                if f.value.is_empty() {
+                    self.error(
+                        f,
+                        "`flatten` has an empty separator",
+                        "write the separator nested keys are joined with, e.g. `\"_\"`",
+                    );
+                    ok = false;
+                }
+                t.flatten = Some(f.value.clone());
+            }
+            if t == TransformConfig::default() {
+                self.diags.push(
+                    Diagnostic::warning(pos, bkey, "the `transform` block changes nothing")
+                        .with_help("add `include`, `exclude`, `rename`, `template`, `case` or `flatten`, or remove the block"),
+                );
+                continue;
+            }
+            if ok {
+                out.push(t);
+            }
+        }
+        out
     }
 
     /// `adopt_from`: former names of a target, each a valid target name other than its own.
