@@ -37,16 +37,32 @@ pub async fn run(a: ExplainArgs) -> Result<ExitCode> {
     if let Some(k) = &a.key {
         only_key(&mut e, k)?;
     }
+    let transformed = transform_of(&c, &a, &sources, &stored);
     let policy = c.masking.policy(a.show_values);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match a.output {
-        VersionOutput::Text => render_text(&e, &policy, &mut out)?,
+        VersionOutput::Text => {
+            render_text(&e, &policy, &mut out)?;
+            if let Some(t) = &transformed {
+                transform_text(t, &mut out)?;
+            }
+        }
         VersionOutput::Json => {
-            serde_json::to_writer_pretty(&mut out, &to_json(&e, &policy))?;
+            let mut doc = to_json(&e, &policy);
+            if let (Some(t), serde_json::Value::Object(m)) = (&transformed, &mut doc) {
+                m.insert("transform".into(), transform_json(t));
+            }
+            serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
     }
     out.flush()?;
+    if let Some(Err(e)) = &transformed {
+        return Err(fail(format!(
+            "the `transform` of target `{}` fails on this secret, so the pipeline writes nothing to the target: {e}",
+            a.target
+        )));
+    }
     for g in &e.incomplete {
         tracing::warn!(gap = %g, "the Vault read was incomplete at this secret: a layer may be missing, and the pipeline does not write it");
     }
@@ -111,4 +127,83 @@ fn only_key(e: &mut Explanation, k: &str) -> Result<()> {
     }
     e.keys.retain(|p| p.key == k);
     Ok(())
+}
+
+type TransformResult = std::result::Result<
+    secretsync_core::transform::Explained,
+    secretsync_core::transform::TransformError,
+>;
+
+/// What the target's `transform:` does to the secret (`None`: no block applies to it).
+fn transform_of(
+    c: &Config,
+    a: &ExplainArgs,
+    sources: &BTreeMap<String, Collected>,
+    stored: &BTreeMap<String, Collected>,
+) -> Option<TransformResult> {
+    let t = c.target(&a.target)?;
+    if t.transform.is_empty() {
+        return None;
+    }
+    let closure = c.graph.closure(std::slice::from_ref(&a.target));
+    let desired = desired_states(c, &closure, sources, stored).ok()?;
+    let merged = desired.get(&a.target)?.secrets.get(&a.path)?;
+    secretsync_core::transform::explain(&t.transform, &a.path, merged.expose()).transpose()
+}
+
+fn transform_text(t: &TransformResult, out: &mut dyn Write) -> std::io::Result<()> {
+    use secretsync_core::transform::FinalOrigin;
+    let e = match t {
+        Ok(e) => e,
+        Err(e) => return writeln!(out, "Transform: fails here: {e}"),
+    };
+    let blocks: Vec<String> = e.blocks.iter().map(|b| (b + 1).to_string()).collect();
+    writeln!(
+        out,
+        "Transformed (transform block{} {}): the keys the target gets",
+        if blocks.len() == 1 { "" } else { "s" },
+        blocks.join(", ")
+    )?;
+    let width = e
+        .keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, o) in &e.keys {
+        let from = match o {
+            FinalOrigin::Kept => "as merged".to_string(),
+            FinalOrigin::From(f) => format!("← {f}"),
+            FinalOrigin::Template { block, reads } => format!(
+                "← template (block {}) of {}",
+                block + 1,
+                if reads.is_empty() {
+                    "no key".to_string()
+                } else {
+                    reads.join(", ")
+                }
+            ),
+        };
+        writeln!(out, "  {k:<width$}  {from}")?;
+    }
+    if !e.left_out.is_empty() {
+        writeln!(out, "Not sent as such: {}", e.left_out.join(", "))?;
+    }
+    Ok(())
+}
+
+fn transform_json(t: &TransformResult) -> serde_json::Value {
+    use secretsync_core::transform::FinalOrigin;
+    match t {
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+        Ok(e) => serde_json::json!({
+            "blocks": e.blocks.iter().map(|b| b + 1).collect::<Vec<_>>(),
+            "keys": e.keys.iter().map(|(k, o)| match o {
+                FinalOrigin::Kept => serde_json::json!({"key": k, "origin": "kept"}),
+                FinalOrigin::From(f) => serde_json::json!({"key": k, "origin": "renamed", "from": f}),
+                FinalOrigin::Template { block, reads } => serde_json::json!({"key": k, "origin": "template", "block": block + 1, "reads": reads}),
+            }).collect::<Vec<_>>(),
+            "left_out": e.left_out,
+        }),
+    }
 }

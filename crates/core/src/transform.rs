@@ -169,7 +169,11 @@ fn has_path(map: &Map<String, Value>, path: &str) -> bool {
 pub fn template_reads(source: &str) -> Vec<String> {
     let env = environment();
     match env.template_from_str(source) {
-        Ok(t) => t.undeclared_variables(true).into_iter().collect(),
+        Ok(t) => {
+            let mut reads: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+            reads.sort();
+            reads
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -203,7 +207,8 @@ pub fn apply_one(
                 let t = env
                     .template_from_str(source)
                     .map_err(|e| err(format!("template `{key}` does not parse: {e}")))?;
-                let reads: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+                let mut reads: Vec<String> = t.undeclared_variables(true).into_iter().collect();
+                reads.sort();
                 let missing: Vec<&String> = reads.iter().filter(|r| !has_path(&cur, r)).collect();
                 if !missing.is_empty() {
                     return Err(err(format!(
@@ -408,6 +413,85 @@ pub fn apply(blocks: &[TransformConfig], desired: &Collected) -> Result<Collecte
     Ok(out)
 }
 
+/// Where a key of the transformed value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalOrigin {
+    /// Rendered by the template of block `block` (0-based), which reads these keys.
+    Template { block: usize, reads: Vec<String> },
+    /// The merged key (a dotted path for a flattened one) under another name.
+    From(String),
+    /// The merged key, unchanged.
+    Kept,
+}
+
+/// What the transform does to one secret, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    /// The blocks that apply to the secret's path (0-based).
+    pub blocks: Vec<usize>,
+    /// Every top-level key of the transformed value and where it comes from.
+    pub keys: Vec<(String, FinalOrigin)>,
+    /// Top-level keys of the merged value that the target does not get as such.
+    pub left_out: Vec<String>,
+}
+
+/// What `blocks` do to the secret at `path` whose merged value is `merged`; `None` when no
+/// block applies to the path.
+pub fn explain(
+    blocks: &[TransformConfig],
+    path: &str,
+    merged: &Map<String, Value>,
+) -> Result<Option<Explained>, TransformError> {
+    let applied: Vec<usize> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.paths.is_empty() || b.paths.iter().any(|g| glob_match(g, path, '/')))
+        .map(|(i, _)| i)
+        .collect();
+    if applied.is_empty() {
+        return Ok(None);
+    }
+    let (value, origins) = apply_one(blocks, path, merged)?;
+    // Follows a name back through the renames recorded before position `before`.
+    fn resolve(origins: &[(String, KeyOrigin)], name: &str, before: usize) -> FinalOrigin {
+        match origins[..before].iter().rposition(|(n, _)| n == name) {
+            None => FinalOrigin::Kept,
+            Some(i) => match &origins[i].1 {
+                KeyOrigin::Template { block, reads } => FinalOrigin::Template {
+                    block: *block,
+                    reads: reads.clone(),
+                },
+                KeyOrigin::Renamed { from } => match resolve(origins, from, i) {
+                    FinalOrigin::Kept => FinalOrigin::From(from.clone()),
+                    other => other,
+                },
+            },
+        }
+    }
+    let keys: Vec<(String, FinalOrigin)> = value
+        .keys()
+        .map(|k| (k.clone(), resolve(&origins, k, origins.len())))
+        .collect();
+    let used: BTreeSet<String> = keys
+        .iter()
+        .filter_map(|(k, o)| match o {
+            FinalOrigin::Kept => Some(k.clone()),
+            FinalOrigin::From(f) => Some(f.split('.').next().unwrap_or(f).to_string()),
+            FinalOrigin::Template { .. } => None,
+        })
+        .collect();
+    let left_out = merged
+        .keys()
+        .filter(|k| !used.contains(*k))
+        .cloned()
+        .collect();
+    Ok(Some(Explained {
+        blocks: applied,
+        keys,
+        left_out,
+    }))
+}
+
 /// Every key a block names in `rename` (the targets), for validation of duplicates.
 pub fn renamed_targets(b: &TransformConfig) -> BTreeSet<&str> {
     b.rename.iter().map(|(_, n)| n.as_str()).collect()
@@ -547,6 +631,50 @@ mod tests {
         );
         // A secret without the key is left as it is.
         assert_eq!(run(r, json!({"c": 1})).unwrap(), json!({"c": 1}));
+    }
+
+    #[test]
+    fn explain_follows_each_key_back_through_the_blocks() {
+        let blocks = [
+            TransformConfig {
+                template: vec![("URL".into(), "{{ host }}:{{ port }}".into())],
+                include: vec!["user".into(), "options".into()],
+                ..Default::default()
+            },
+            TransformConfig {
+                rename: vec![("user".into(), "username".into())],
+                flatten: Some("_".into()),
+                case: KeyCase::Upper,
+                ..Default::default()
+            },
+        ];
+        let merged = obj(json!({"user": "u", "host": "h", "port": 1, "options": {"ssl": true}}));
+        let e = explain(&blocks, "app/db", &merged).unwrap().unwrap();
+        assert_eq!(e.blocks, [0, 1]);
+        assert_eq!(
+            e.keys,
+            [
+                (
+                    "OPTIONS_SSL".to_string(),
+                    FinalOrigin::From("options.ssl".into())
+                ),
+                (
+                    "URL".to_string(),
+                    FinalOrigin::Template {
+                        block: 0,
+                        reads: vec!["host".into(), "port".into()]
+                    }
+                ),
+                ("USERNAME".to_string(), FinalOrigin::From("user".into())),
+            ]
+        );
+        assert_eq!(e.left_out, ["host", "port"]);
+        let scoped = [TransformConfig {
+            paths: vec!["other/*".into()],
+            case: KeyCase::Upper,
+            ..Default::default()
+        }];
+        assert_eq!(explain(&scoped, "app/db", &merged).unwrap(), None);
     }
 
     #[test]
