@@ -1263,7 +1263,7 @@ impl Validator {
                 RawBackend::Webhook(b) => {
                     let store = self.merge_store;
                     TargetBackend::Webhook(crate::targets::webhook::lower(
-                        self, b, pos, &path, store,
+                        self, b, pos, &path, store, &r.adopt,
                     ))
                 }
             };

@@ -86,7 +86,16 @@ pub(crate) fn lower(
     pos: Option<Pos>,
     path: &str,
     store: Option<&str>,
+    adopt: &S<bool>,
 ) -> WebhookSettings {
+    if let Some(a) = adopt
+        && a.value
+    {
+        v.push(
+            Diagnostic::warning(at(a), a.key.clone(), "`adopt` does nothing on a `webhook` target: a receiver holds nothing SecretSync did not send, so there is nothing to take over")
+                .with_help("remove `adopt`"),
+        );
+    }
     let type_pos = r.kind.as_ref().and_then(at).or(pos);
     let name = r.name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
     match store {
@@ -367,6 +376,18 @@ mod tests {
         assert!(
             out.contains("line 10, column 19 (`targets[0].max_attempts`): `targets[0].max_attempts` must be at most 10"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn adopt_is_warned_about() {
+        let out = diagnostics(&config(
+            STORE,
+            "    url: https://r.example.com/x\n    secret: k\n    adopt: true\n    imports: [base]\n",
+        ));
+        assert_eq!(
+            out,
+            "warning at line 9, column 12 (`targets[0].adopt`): `adopt` does nothing on a `webhook` target: a receiver holds nothing SecretSync did not send, so there is nothing to take over; remove `adopt`"
         );
     }
 
