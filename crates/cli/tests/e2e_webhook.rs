@@ -325,6 +325,15 @@ async fn a_failing_receiver_is_retried_with_one_key_and_one_that_stays_down_fail
     let got = back.requests();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(checked(&got[0])["name"], undelivered);
+    // The same change carries the same key as in the failed run: a receiver that stored it
+    // and lost its answer drops the repeat.
+    let failed_key = down.requests()[1]
+        .header("idempotency-key")
+        .map(str::to_string);
+    assert_eq!(
+        got[0].header("idempotency-key").map(str::to_string),
+        failed_key
+    );
 }
 
 #[tokio::test]
@@ -356,4 +365,52 @@ targets:
         "{all}"
     );
     assert!(!all.contains("path-credential"), "{all}");
+}
+
+#[tokio::test]
+async fn a_version_rollback_delivers_the_recorded_value_as_the_next_version() {
+    let world = World::from_env().await;
+    let id = unique("whk");
+    let bucket = unique("whk-state-");
+    world.create_bucket(&bucket).await;
+    let (v1, v2) = (
+        "sentinel-webhook-rb-one-61d0",
+        "sentinel-webhook-rb-two-9a3c",
+    );
+    world
+        .put(&format!("{id}/base/app/db"), json!({"password": v1}))
+        .await;
+    let r = Recorder::start(ok());
+    let url = format!("{}/hooks/path-credential", r.url());
+    let cfg = config(&world, &id, &bucket, &url, "");
+    run(&world, &cfg).success();
+    world
+        .put(&format!("{id}/base/app/db"), json!({"password": v2}))
+        .await;
+    run(&world, &cfg).success();
+    assert_eq!(r.requests().len(), 2);
+
+    let rb = world.run(
+        &[
+            "version".into(),
+            "rollback".into(),
+            "--config".into(),
+            cfg.to_str().unwrap().into(),
+            "--target".into(),
+            "hook".into(),
+            "--path".into(),
+            "app/db".into(),
+            "--version".into(),
+            "1".into(),
+        ],
+        &[("HOOK_SECRET", HMAC_KEY)],
+    );
+    rb.success();
+    no_value(&rb, &[v1, v2]);
+    let got = r.requests();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        checked(&got[2]),
+        json!({"name": "app/db", "path": "app/db", "version": 3, "value": {"password": v1}})
+    );
 }
