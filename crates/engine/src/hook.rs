@@ -9,6 +9,8 @@ use crate::error::ErrorKind;
 
 /// The longest `Retry-After` honoured; a longer one is waited for this long.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How often a wait before a retry looks at `stop`.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// An HTTP client for hooks: `timeout` per attempt, no redirects.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
@@ -43,11 +45,13 @@ pub struct Undelivered {
 }
 
 /// Sends `post` with its retries; `Ok(attempts)` once the receiver answered 2xx. `sent` is
-/// called before every attempt (a call counter).
+/// called before every attempt (a call counter); once `stop` says so (a signal), no retry is
+/// started (the wait before one is cut short).
 pub async fn send(
     client: &reqwest::Client,
     post: &Post<'_>,
     sent: &(dyn Fn() + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<u32, Undelivered> {
     let started = Instant::now();
     let mut attempt = 0;
@@ -107,6 +111,16 @@ pub async fn send(
         }
         let wait = after.unwrap_or_else(|| crate::retry::backoff(attempt, ErrorKind::Throttled));
         tracing::debug!(attempt, ?wait, "a hook POST failed, retrying: {why}");
-        tokio::time::sleep(wait).await;
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop() {
+            tokio::time::sleep(STOP_POLL.min(until - Instant::now())).await;
+        }
+        if stop() {
+            return Err(Undelivered {
+                why: format!("{why}; not retried: cancelled"),
+                refused: false,
+                attempts: attempt,
+            });
+        }
     }
 }

@@ -90,7 +90,7 @@ async fn send(cfg: &NotificationConfig, body: Vec<u8>) -> Delivery {
         timeout: cfg.timeout,
         max_attempts: cfg.max_attempts,
     };
-    match crate::hook::send(&client, &post, &|| {}).await {
+    match crate::hook::send(&client, &post, &|| {}, &|| false).await {
         Ok(attempts) => Delivery::Delivered { attempts },
         Err(u) => Delivery::Failed(u.why),
     }

@@ -309,3 +309,38 @@ async fn a_dry_run_plan_sends_and_writes_nothing() {
     assert!(world.states().await.is_empty());
     assert_eq!(t.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_signal_stops_the_retries_of_a_delivery() {
+    let world = World::new(Recorder::start(Response::new(500, "down"))).await;
+    let t = world
+        .target_with("hook", "o", common::policy("p/"), 10)
+        .await;
+    let plan = t
+        .plan(&bundle(&[("a", json!({"k": 1}))]), &PlanContext::default())
+        .await
+        .unwrap();
+    let cancel = Cancel::new();
+    let (c, w) = (cancel.clone(), world.clone());
+    // Ten attempts would wait about a minute between them; the signal comes once the first
+    // attempt was answered, during the wait before the second.
+    tokio::spawn(async move {
+        while w.receiver.requests().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        c.cancel("cancelled by a test");
+    });
+    let r = t.apply(&plan, &cancel).await;
+    let failure = r.failure.clone().expect("not delivered");
+    assert!(failure.contains("not retried: cancelled"), "{failure}");
+    assert!(
+        world.receiver.requests().len() < 10,
+        "{:?}",
+        world.receiver.requests().len()
+    );
+    assert_eq!(r.created, 0);
+    assert!(
+        world.states().await.is_empty(),
+        "nothing delivered, nothing recorded"
+    );
+}

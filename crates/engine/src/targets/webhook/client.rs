@@ -226,6 +226,7 @@ impl WebhookTarget {
         body: &[u8],
         id: &str,
         event: &str,
+        cancel: &Cancel,
     ) -> std::result::Result<u32, crate::hook::Undelivered> {
         let headers = [
             (
@@ -243,10 +244,10 @@ impl WebhookTarget {
             timeout: self.settings.timeout,
             max_attempts: self.settings.max_attempts,
         };
-        crate::hook::send(&self.http, &post, &|| {
+        let sent = || {
             self.calls.fetch_add(1, Ordering::Relaxed);
-        })
-        .await
+        };
+        crate::hook::send(&self.http, &post, &sent, &|| cancel.is_cancelled()).await
     }
 }
 
@@ -315,6 +316,7 @@ impl Target for WebhookTarget {
         };
         let writer = Writer {
             target: self,
+            cancel,
             state: SyncMutex::new(state),
             delivered: AtomicU64::new(0),
         };
@@ -354,6 +356,8 @@ enum Done {
 /// The target's half of the apply ([`apply::run`]): the state it updates as deliveries succeed.
 struct Writer<'a> {
     target: &'a WebhookTarget,
+    /// A signal also stops a delivery's retries.
+    cancel: &'a Cancel,
     state: SyncMutex<State>,
     delivered: AtomicU64,
 }
@@ -388,7 +392,7 @@ impl Apply for Writer<'_> {
             &t.name,
             &[&c.name, &version.to_string(), fingerprint],
         );
-        let sent = t.post(&body, &id, "secret_changed").await;
+        let sent = t.post(&body, &id, "secret_changed", self.cancel).await;
         body.zeroize();
         sent.map_err(|u| error::undelivered(&u, "change", &c.name, &self.host()))?;
         self.record(|s| {
@@ -414,7 +418,7 @@ impl Apply for Writer<'_> {
             .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
         let old = c.old_version.as_deref().unwrap_or("0");
         let id = delivery_id(&t.owner, &t.name, &[&c.name, "deleted", old]);
-        t.post(&body, &id, "secret_deleted")
+        t.post(&body, &id, "secret_deleted", self.cancel)
             .await
             .map_err(|u| error::undelivered(&u, "deletion", &c.name, &self.host()))?;
         self.record(|s| {
