@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod discovery;
 pub mod error;
 pub mod history;
+pub mod hook;
 pub mod lease;
 pub mod metrics;
 pub mod notify;

@@ -3,15 +3,10 @@
 //! block has a `secret`, retried with backoff. A notification that cannot be delivered is a
 //! warning — it never fails the run, and the run's exit code does not depend on it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secretsync_core::config::NotificationConfig;
 use secretsync_core::notify::{Notice, signature};
-
-use crate::error::ErrorKind;
-
-/// The longest `Retry-After` honoured; a longer one is waited for this long.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// What became of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,79 +69,29 @@ pub async fn send_all(
     out
 }
 
-/// One POST of `body` to `cfg.url`, with its retries. The delivery id is the same on every
-/// attempt, so a receiver can drop a repeat.
+/// One POST of `body` to `cfg.url`, with its retries ([`crate::hook::send`]). The delivery id
+/// is the same on every attempt, so a receiver can drop a repeat.
 async fn send(cfg: &NotificationConfig, body: Vec<u8>) -> Delivery {
-    let client = match reqwest::Client::builder()
-        .timeout(cfg.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("secretsync/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match crate::hook::client(cfg.timeout) {
         Ok(c) => c,
-        Err(e) => return Delivery::Failed(format!("cannot build the HTTP client: {e}")),
+        Err(e) => return Delivery::Failed(e),
     };
-    let delivery = uuid::Uuid::new_v4().to_string();
-    let sig = cfg.secret.as_ref().map(|s| signature(s.expose(), &body));
-    let started = Instant::now();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut req = client
-            .post(cfg.url.expose())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-SecretSync-Delivery", &delivery)
-            .header("X-SecretSync-Event", "run_finished")
-            .header("X-SecretSync-Attempt", attempt.to_string())
-            .body(body.clone());
-        if let Some(sig) = &sig {
-            req = req.header("X-SecretSync-Signature", sig);
-        }
-        // Errors are described without the URL: a Slack hook's path is its credential.
-        let (why, retry, after) = match req.send().await {
-            Ok(r) if r.status().is_success() => return Delivery::Delivered { attempts: attempt },
-            Ok(r) => {
-                let status = r.status();
-                let after = r
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                let retry = status.is_server_error()
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                let why = if status.is_redirection() {
-                    format!("the hook answered {status} (redirects are not followed)")
-                } else {
-                    format!("the hook answered {status}")
-                };
-                (why, retry, after)
-            }
-            Err(e) => {
-                let why = if e.is_timeout() {
-                    format!("no answer within {:?}", cfg.timeout)
-                } else if e.is_connect() {
-                    "cannot connect to the hook".to_string()
-                } else {
-                    "the request failed".to_string()
-                };
-                (why, true, None)
-            }
-        };
-        if !retry || attempt >= cfg.max_attempts {
-            let tries = if attempt == 1 {
-                "1 attempt".to_string()
-            } else {
-                format!("{attempt} attempts")
-            };
-            return Delivery::Failed(format!(
-                "{why} ({tries} in {:.1}s)",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        let wait = after.unwrap_or_else(|| crate::retry::backoff(attempt, ErrorKind::Throttled));
-        tracing::debug!(to = %cfg.describe(), attempt, ?wait, "notification failed, retrying: {why}");
-        tokio::time::sleep(wait).await;
+    let mut headers = vec![
+        ("X-SecretSync-Delivery", uuid::Uuid::new_v4().to_string()),
+        ("X-SecretSync-Event", "run_finished".to_string()),
+    ];
+    if let Some(s) = &cfg.secret {
+        headers.push(("X-SecretSync-Signature", signature(s.expose(), &body)));
+    }
+    let post = crate::hook::Post {
+        url: cfg.url.expose(),
+        body: &body,
+        headers: &headers,
+        timeout: cfg.timeout,
+        max_attempts: cfg.max_attempts,
+    };
+    match crate::hook::send(&client, &post, &|| {}, &|| false).await {
+        Ok(attempts) => Delivery::Delivered { attempts },
+        Err(u) => Delivery::Failed(u.why),
     }
 }

@@ -192,12 +192,21 @@ async fn restore_traced(
         None
     };
     let owner = config.owner_scope();
+    // A target that keeps its state in the merge store (`webhook`) gets it; an S3 store is
+    // built without a call.
+    let store = match &config.merge_store {
+        Some(cfg @ secretsync_core::config::MergeStoreConfig::S3 { .. }) if aws.is_some() => {
+            Some((cfg, crate::store::build(cfg, aws.as_ref(), None).await?))
+        }
+        _ => None,
+    };
     let clients = crate::targets::Clients {
         aws: aws.as_ref(),
         owner: &owner,
         env,
         observers: opts.observers.clone(),
         vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
+        store,
     };
     let built = crate::targets::build(&tcfg, &clients).await?;
     let who = author(aws.as_ref(), env).await;

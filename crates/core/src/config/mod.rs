@@ -234,14 +234,18 @@ pub enum TargetBackend {
     AwsSecretsManager(AwsSmSettings),
     VaultKv2(VaultKv2Settings),
     AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
+    Webhook(crate::targets::webhook::WebhookSettings),
 }
 
 impl TargetBackend {
-    /// Whether the kind talks to AWS (and so needs AWS credentials and config).
+    /// Whether the kind talks to AWS (and so needs AWS credentials and config); a webhook
+    /// does through its S3 merge store (its state and its lease).
     pub fn uses_aws(&self) -> bool {
         matches!(
             self,
-            TargetBackend::AwsSecretsManager(_) | TargetBackend::AwsSsm(_)
+            TargetBackend::AwsSecretsManager(_)
+                | TargetBackend::AwsSsm(_)
+                | TargetBackend::Webhook(_)
         )
     }
 
@@ -250,6 +254,7 @@ impl TargetBackend {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
             TargetBackend::VaultKv2(_) => "vault_kv2",
             TargetBackend::AwsSsm(_) => "aws_ssm",
+            TargetBackend::Webhook(_) => "webhook",
         }
     }
 
@@ -263,6 +268,7 @@ impl TargetBackend {
                 std::sync::Arc::new(crate::targets::vault_kv2::VaultKv2Rules)
             }
             TargetBackend::AwsSsm(s) => std::sync::Arc::new(s.rules()),
+            TargetBackend::Webhook(_) => std::sync::Arc::new(crate::targets::webhook::WebhookRules),
         }
     }
 
@@ -283,6 +289,7 @@ impl TargetBackend {
                 v.mount
             ),
             TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
+            TargetBackend::Webhook(w) => format!("webhook {}", w.describe()),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(super) fn load(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded
     };
     let mut v = Validator {
         diags: Diagnostics::default(),
+        merge_store: None,
     };
     let config = v.config(raw);
     // A value with a type error or an unset variable was replaced by a placeholder; don't
@@ -71,6 +72,7 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ),
         ("vault_kv2", fields_of::<crate::targets::vault_kv2::Raw>()),
         ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
+        ("webhook", fields_of::<crate::targets::webhook::Raw>()),
     ]
 }
 
@@ -112,10 +114,14 @@ enum RawBackend {
     AwsSm(crate::targets::aws_sm::Raw),
     VaultKv2(crate::targets::vault_kv2::Raw),
     AwsSsm(crate::targets::aws_ssm::Raw),
+    Webhook(crate::targets::webhook::Raw),
 }
 
 pub(crate) struct Validator {
     diags: Diagnostics,
+    /// The kind of the config's merge store (`s3`, `vault`), once read: a target kind that
+    /// keeps its state there checks for it.
+    merge_store: Option<&'static str>,
 }
 
 pub(crate) fn at<T>(s: &Spanned<T>) -> Option<Pos> {
@@ -123,6 +129,10 @@ pub(crate) fn at<T>(s: &Spanned<T>) -> Option<Pos> {
 }
 
 impl Validator {
+    pub(crate) fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
     pub(crate) fn error<T>(
         &mut self,
         s: &Spanned<T>,
@@ -275,6 +285,10 @@ impl Validator {
             Some((s, r)) => (Some(s), r),
             None => (None, DEFAULT_RETAIN_VERSIONS),
         };
+        self.merge_store = merge_store.as_ref().map(|m| match m {
+            MergeStoreConfig::S3 { .. } => "s3",
+            MergeStoreConfig::Vault { .. } => "vault",
+        });
         let (targets, inputs) = self.targets(raw.targets, &sources);
         let discovery: Vec<DiscoveryConfig> = raw
             .discovery
@@ -1179,6 +1193,12 @@ impl Validator {
                         (pos, r.take_common(), Some(RawBackend::VaultKv2(r)))
                     }
                     RawTarget::AwsSsm(mut r) => (pos, r.take_common(), Some(RawBackend::AwsSsm(r))),
+                    RawTarget::Webhook(mut r) => {
+                        // `name` and `type` stay readable for the kind's own diagnostics.
+                        let common = r.take_common();
+                        r.name = common.name.clone();
+                        (pos, common, Some(RawBackend::Webhook(r)))
+                    }
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1240,6 +1260,12 @@ impl Validator {
                     &path,
                     &r.writes_per_second,
                 )),
+                RawBackend::Webhook(b) => {
+                    let store = self.merge_store;
+                    TargetBackend::Webhook(crate::targets::webhook::lower(
+                        self, b, pos, &path, store, &r.adopt,
+                    ))
+                }
             };
             let transform = self.transforms(r.transform);
             let secret_prefix = match (&r.name_template, &r.secret_prefix) {

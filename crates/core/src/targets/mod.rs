@@ -10,6 +10,7 @@
 pub mod aws_sm;
 pub mod aws_ssm;
 pub mod vault_kv2;
+pub mod webhook;
 
 use std::fmt::Debug;
 

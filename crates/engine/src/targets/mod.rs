@@ -26,6 +26,7 @@ pub mod aws_sm;
 pub mod aws_ssm;
 pub mod support;
 pub mod vault_kv2;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -84,6 +85,12 @@ pub struct Clients<'a> {
     /// How calls to a Vault target are retried (`retries.vault_max_attempts`); AWS clients
     /// get theirs through [`AwsContext::counter_for`].
     pub vault_retry: crate::retry::Policy,
+    /// The run's merge store and its config, when the config has one: a kind without readable
+    /// state of its own (`webhook`) keeps its state there.
+    pub store: Option<(
+        &'a secretsync_core::config::MergeStoreConfig,
+        Arc<dyn crate::store::MergeStore>,
+    )>,
 }
 
 impl Clients<'_> {
@@ -102,5 +109,6 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
         TargetBackend::AwsSecretsManager(settings) => aws_sm::build(cfg, settings, clients).await,
         TargetBackend::VaultKv2(settings) => Ok(vault_kv2::build(cfg, settings, clients)),
         TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
+        TargetBackend::Webhook(settings) => webhook::build(cfg, settings, clients).await,
     }
 }

@@ -1,0 +1,126 @@
+//! Signed JSON POSTs with retries, shared by the run's notifications ([`crate::notify`]) and
+//! the `webhook` target: one HTTP client without redirects, the same delivery id on every
+//! attempt, retries with backoff (or `Retry-After`) on 5xx, 408, 429 and connection errors.
+//! What goes wrong is described without the URL: a hook's path may be its credential.
+
+use std::time::{Duration, Instant};
+
+use crate::error::ErrorKind;
+
+/// The longest `Retry-After` honoured; a longer one is waited for this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How often a wait before a retry looks at `stop`.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// An HTTP client for hooks: `timeout` per attempt, no redirects.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("secretsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// One POST to make.
+pub struct Post<'a> {
+    pub url: &'a str,
+    pub body: &'a [u8],
+    /// Sent on every attempt (`X-SecretSync-Attempt` is added per attempt).
+    pub headers: &'a [(&'static str, String)],
+    /// Per attempt (for messages; the client enforces it).
+    pub timeout: Duration,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+}
+
+/// Why a POST was given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// What the last attempt found, and how many attempts in how long.
+    pub why: String,
+    /// The receiver refused it (a 4xx other than 408/429): retrying later will not help.
+    pub refused: bool,
+    pub attempts: u32,
+}
+
+/// Sends `post` with its retries; `Ok(attempts)` once the receiver answered 2xx. `sent` is
+/// called before every attempt (a call counter); once `stop` says so (a signal), no retry is
+/// started (the wait before one is cut short).
+pub async fn send(
+    client: &reqwest::Client,
+    post: &Post<'_>,
+    sent: &(dyn Fn() + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<u32, Undelivered> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut req = client
+            .post(post.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-SecretSync-Attempt", attempt.to_string())
+            .body(post.body.to_vec());
+        for (k, v) in post.headers {
+            req = req.header(*k, v);
+        }
+        sent();
+        let (why, retry, after) = match req.send().await {
+            Ok(r) if r.status().is_success() => return Ok(attempt),
+            Ok(r) => {
+                let status = r.status();
+                let after = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                let retry = status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                let why = if status.is_redirection() {
+                    format!("the hook answered {status} (redirects are not followed)")
+                } else {
+                    format!("the hook answered {status}")
+                };
+                (why, retry, after)
+            }
+            Err(e) => {
+                let why = if e.is_timeout() {
+                    format!("no answer within {:?}", post.timeout)
+                } else if e.is_connect() {
+                    "cannot connect to the hook".to_string()
+                } else {
+                    "the request failed".to_string()
+                };
+                (why, true, None)
+            }
+        };
+        if !retry || attempt >= post.max_attempts {
+            let tries = if attempt == 1 {
+                "1 attempt".to_string()
+            } else {
+                format!("{attempt} attempts")
+            };
+            return Err(Undelivered {
+                why: format!("{why} ({tries} in {:.1}s)", started.elapsed().as_secs_f64()),
+                refused: !retry,
+                attempts: attempt,
+            });
+        }
+        let wait = after.unwrap_or_else(|| crate::retry::backoff(attempt, ErrorKind::Throttled));
+        tracing::debug!(attempt, ?wait, "a hook POST failed, retrying: {why}");
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop() {
+            tokio::time::sleep(STOP_POLL.min(until - Instant::now())).await;
+        }
+        if stop() {
+            return Err(Undelivered {
+                why: format!("{why}; not retried: cancelled"),
+                refused: false,
+                attempts: attempt,
+            });
+        }
+    }
+}
