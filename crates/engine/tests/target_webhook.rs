@@ -344,3 +344,39 @@ async fn a_signal_stops_the_retries_of_a_delivery() {
         "nothing delivered, nothing recorded"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_state_starts_over_with_new_idempotency_keys() {
+    let world = World::new(Recorder::start(Response::new(200, "ok"))).await;
+    let desired = bundle(&[("a", json!({"k": 1}))]);
+    let t = world.target("hook", "o", common::policy("p/")).await;
+    conformance::sync(&t, &desired).await;
+    let listed = world
+        .s3
+        .list_objects_v2()
+        .bucket(&world.bucket)
+        .prefix("store/.secretsync/webhook/")
+        .send()
+        .await
+        .unwrap();
+    let key = listed.contents()[0].key().unwrap().to_string();
+    world
+        .s3
+        .delete_object()
+        .bucket(&world.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let again = world.target("hook", "o", common::policy("p/")).await;
+    let (plan, _) = conformance::sync(&again, &desired).await;
+    assert_eq!(plan.changes[0].kind, ChangeKind::Added);
+    let got = world.receiver.requests();
+    assert_eq!(got.len(), 2);
+    // The same body (version 1 again), a new key: the receiver applies it.
+    assert_eq!(got[0].body, got[1].body);
+    assert_ne!(
+        got[0].header("idempotency-key"),
+        got[1].header("idempotency-key")
+    );
+}

@@ -39,6 +39,9 @@ pub struct State {
     pub format: u32,
     pub owner: String,
     pub target: String,
+    /// Random, made with the state: part of every idempotency key, so that a state deleted
+    /// and made again (versions counted from 1 again) never repeats an earlier delivery's key.
+    pub epoch: String,
     /// The id of the key the fingerprints were made with (the merge store's).
     pub key_id: Option<String>,
     /// Per name in the receiver.
@@ -83,9 +86,12 @@ pub struct WebhookTarget {
 
 /// The key of one delivery: the same for every attempt of it and for a re-run that sends the
 /// same change again (its answer was lost), different for any other change.
-fn delivery_id(owner: &str, target: &str, parts: &[&str]) -> String {
+fn delivery_id(owner: &str, target: &str, epoch: &str, parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for p in ["secretsync-webhook", owner, target].iter().chain(parts) {
+    for p in ["secretsync-webhook", owner, target, epoch]
+        .iter()
+        .chain(parts)
+    {
         h.update(p.as_bytes());
         h.update([0]);
     }
@@ -139,6 +145,7 @@ impl WebhookTarget {
                 format: STATE_FORMAT,
                 owner: self.owner.clone(),
                 target: self.name.clone(),
+                epoch: uuid::Uuid::new_v4().simple().to_string(),
                 ..State::default()
             });
         };
@@ -151,7 +158,11 @@ impl WebhookTarget {
                 ),
             )
         })?;
-        if state.format != STATE_FORMAT || state.owner != self.owner || state.target != self.name {
+        if state.format != STATE_FORMAT
+            || state.owner != self.owner
+            || state.target != self.name
+            || state.epoch.is_empty()
+        {
             return Err(Error::new(
                 ErrorKind::Unexpected,
                 format!(
@@ -317,6 +328,7 @@ impl Target for WebhookTarget {
         let writer = Writer {
             target: self,
             cancel,
+            epoch: state.epoch.clone(),
             state: SyncMutex::new(state),
             delivered: AtomicU64::new(0),
         };
@@ -358,6 +370,8 @@ struct Writer<'a> {
     target: &'a WebhookTarget,
     /// A signal also stops a delivery's retries.
     cancel: &'a Cancel,
+    /// The state's epoch (in every idempotency key).
+    epoch: String,
     state: SyncMutex<State>,
     delivered: AtomicU64,
 }
@@ -390,6 +404,7 @@ impl Apply for Writer<'_> {
         let id = delivery_id(
             &t.owner,
             &t.name,
+            &self.epoch,
             &[&c.name, &version.to_string(), fingerprint],
         );
         let sent = t.post(&body, &id, "secret_changed", self.cancel).await;
@@ -417,7 +432,7 @@ impl Apply for Writer<'_> {
         let body = serde_json::to_vec(&serde_json::json!({ "name": c.name, "deleted": true }))
             .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
         let old = c.old_version.as_deref().unwrap_or("0");
-        let id = delivery_id(&t.owner, &t.name, &[&c.name, "deleted", old]);
+        let id = delivery_id(&t.owner, &t.name, &self.epoch, &[&c.name, "deleted", old]);
         t.post(&body, &id, "secret_deleted", self.cancel)
             .await
             .map_err(|u| error::undelivered(&u, "deletion", &c.name, &self.host()))?;

@@ -17,7 +17,8 @@
 //! for an orphan (only with `delete_orphans`). Headers: `X-SecretSync-Signature:
 //! sha256=<hex HMAC-SHA256 of the body under secret>` (`secretsync_core::notify::signature`),
 //! `X-SecretSync-Delivery` and `Idempotency-Key` (the same value, derived from owner scope,
-//! target, name, version and fingerprint: stable across retries and re-runs of one change),
+//! target, the state's random epoch, name, version and fingerprint: stable across retries and
+//! re-runs of one change, never repeated by a state made again),
 //! `X-SecretSync-Event` (`secret_changed`, `secret_deleted`), `X-SecretSync-Attempt`. The POST
 //! and its retries are [`crate::hook::send`], shared with the run's notifications.
 //!
