@@ -175,3 +175,62 @@ async fn changing_kms_key_id_re_encrypts_every_managed_secret_and_a_rerun_plans_
     assert_eq!(doc["changes"], json!([]), "{}", again.stdout);
     assert_eq!(keys(&sdk, &id).await.1, after);
 }
+
+/// The S3 merge store: after a change of its `kms_key_id`, the next merge copies the bundle's
+/// unchanged objects in place under the new key and says so; the run after that re-encrypts
+/// nothing.
+#[tokio::test]
+async fn changing_the_merge_store_kms_key_re_encrypts_its_objects_at_the_next_merge() {
+    let w = World::from_env().await;
+    let id = unique("kmsstore");
+    let bucket = unique("kms-store-").to_lowercase();
+    w.create_bucket(&bucket).await;
+    w.put(
+        &format!("{id}/base/app/db"),
+        json!({"password": "K3YR0T-pw"}),
+    )
+    .await;
+    w.put(&format!("{id}/base/app/api"), json!({"key": "K3YR0T-k"}))
+        .await;
+    let config = |key: &str| {
+        w.config(&support_sync::single_target(
+            &id,
+            REGION,
+            &format!(
+                "merge_store: {{ type: s3, bucket: {bucket}, prefix: m/, region: us-east-1, kms_key_id: {key} }}\n"
+            ),
+        ))
+    };
+    let s3 = w.s3();
+    let under = |key: &'static str| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let h = s3
+                .head_object()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("HeadObject");
+            h.ssekms_key_id().map(str::to_string)
+        }
+    };
+    let objects = ["m/t/app/db.json", "m/t/app/api.json", "m/t.bundle.json"];
+
+    let first = w.pipeline(&config("alias/one"), &[]);
+    first.success();
+    for o in objects {
+        assert_eq!(under(o).await.as_deref(), Some("alias/one"), "{o}");
+    }
+    let run = w.pipeline(&config("alias/two"), &[]);
+    run.success().stdout_has(&format!(
+        "merge store s3://{bucket}/m/: bundle t: 0 written, 2 unchanged, 0 deleted, 2 re-encrypted under the new KMS key"
+    ));
+    for o in objects {
+        assert_eq!(under(o).await.as_deref(), Some("alias/two"), "{o}");
+    }
+    let again = w.pipeline(&config("alias/two"), &[]);
+    again.success().stdout_has(&format!(
+        "merge store s3://{bucket}/m/: bundle t: 0 written, 2 unchanged, 0 deleted\n"
+    ));
+}
