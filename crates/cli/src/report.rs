@@ -164,8 +164,12 @@ impl Reporter for Printer {
 
     fn stored(&mut self, location: &str, bundle: &str, stats: WriteStats) {
         if matches!(self.output, Output::Text | Output::SideBySide) {
+            let reencrypted = match stats.reencrypted {
+                0 => String::new(),
+                n => format!(", {n} re-encrypted under the new KMS key"),
+            };
             println!(
-                "merge store {location}: bundle {bundle}: {} written, {} unchanged, {} deleted",
+                "merge store {location}: bundle {bundle}: {} written, {} unchanged, {} deleted{reencrypted}",
                 stats.written, stats.unchanged, stats.deleted
             );
         }

@@ -283,6 +283,12 @@ impl SecretChange {
             || !self.settings.is_empty()
     }
 
+    /// Whether the change re-encrypts the secret under a new KMS key (a `kms_key_id` setting
+    /// change, whose note says `re-encrypt:`).
+    pub fn reencrypts(&self) -> bool {
+        self.settings.iter().any(|s| s.setting == "kms_key_id")
+    }
+
     pub(crate) fn new(path: &str, name: &str, kind: ChangeKind) -> Self {
         SecretChange {
             path: path.to_string(),

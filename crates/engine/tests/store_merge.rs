@@ -260,6 +260,7 @@ fn stats(written: usize, unchanged: usize, deleted: usize) -> WriteStats {
         written,
         unchanged,
         deleted,
+        reencrypted: 0,
     }
 }
 
@@ -529,4 +530,87 @@ async fn legacy_manifests_are_read_and_upgraded(f: &Fixture) {
             .secrets,
         b
     );
+}
+
+/// S3 only: changing the store's `kms_key_id` re-encrypts every object the next bundle write
+/// leaves unchanged (a copy in place under the new key; moto reports SSE-KMS key ids but does
+/// not check them against KMS), and a write after that re-encrypts nothing.
+#[tokio::test]
+async fn a_new_s3_kms_key_re_encrypts_the_unchanged_objects() {
+    let mut f = Fixture::s3().await;
+    let with_key = |f: &mut Fixture, k: &str| {
+        if let MergeStoreConfig::S3 { kms_key_id, .. } = &mut f.cfg {
+            *kms_key_id = Some(k.into());
+        }
+    };
+    let under = |f: &Fixture, key: String| {
+        let Backend::S3 { client, bucket, .. } = &f.backend else {
+            unreachable!()
+        };
+        let (client, bucket) = (client.clone(), bucket.clone());
+        async move {
+            let h = client
+                .head_object()
+                .bucket(&bucket)
+                .key(format!("{PREFIX}{key}"))
+                .send()
+                .await
+                .expect("HeadObject");
+            (
+                h.server_side_encryption().map(|s| s.as_str().to_string()),
+                h.ssekms_key_id().map(str::to_string),
+            )
+        }
+    };
+    let kms = |k: &str| (Some("aws:kms".to_string()), Some(k.to_string()));
+    let b = bundle(&[("a", json!({"k": "1"})), ("d/b", json!({"k": "2"}))]);
+    with_key(&mut f, "alias/one");
+    let s = f
+        .store()
+        .await
+        .write_bundle("t", &b, &[], "r")
+        .await
+        .unwrap();
+    assert_eq!((s.written, s.reencrypted), (2, 0));
+    assert_eq!(under(&f, f.object("t", "a")).await, kms("alias/one"));
+
+    // The same key: nothing to re-encrypt, no object looked at.
+    let s = f
+        .store()
+        .await
+        .write_bundle("t", &b, &[], "r")
+        .await
+        .unwrap();
+    assert_eq!((s.unchanged, s.reencrypted), (2, 0));
+
+    with_key(&mut f, "alias/two");
+    let mut changed = b.clone();
+    changed.insert(
+        "a".into(),
+        SecretValue::new(json!({"k": "new"}).as_object().unwrap().clone()),
+    );
+    let s = f
+        .store()
+        .await
+        .write_bundle("t", &changed, &[], "r")
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.written, s.unchanged, s.reencrypted),
+        (1, 1, 1),
+        "a is written under the new key, d/b copied in place"
+    );
+    for p in ["a", "d/b"] {
+        assert_eq!(under(&f, f.object("t", p)).await, kms("alias/two"), "{p}");
+    }
+    assert_eq!(under(&f, f.manifest_key("t")).await, kms("alias/two"));
+    let read = f.store().await.read_bundle("t").await.unwrap().unwrap();
+    assert_eq!(read.secrets, changed, "the copies read back the same");
+    let s = f
+        .store()
+        .await
+        .write_bundle("t", &changed, &[], "r")
+        .await
+        .unwrap();
+    assert_eq!(s.reencrypted, 0, "a re-run re-encrypts nothing");
 }

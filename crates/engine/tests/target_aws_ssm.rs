@@ -83,6 +83,48 @@ impl World {
         AwsSsmTarget::new(name, OWNER, &p, &settings(&self.region, mapping), &ctx).await
     }
 
+    /// A target whose SecureStrings use `kms_key_id`.
+    async fn keyed(&self, endpoint: &str, mapping: Mapping, key: &str) -> AwsSsmTarget {
+        let ctx = AwsContext::from_sdk_config(sdk(endpoint, &self.region));
+        let s = AwsSsmSettings {
+            kms_key_id: Some(key.into()),
+            ..settings(&self.region, mapping)
+        };
+        AwsSsmTarget::new("t", OWNER, &policy(&self.prefix), &s, &ctx).await
+    }
+
+    /// Every parameter below the prefix: relative name → (its KMS key, its version).
+    async fn keys(&self) -> BTreeMap<String, (Option<String>, i64)> {
+        let out = self
+            .ssm
+            .describe_parameters()
+            .parameter_filters(
+                aws_sdk_ssm::types::ParameterStringFilter::builder()
+                    .key("Name")
+                    .option("BeginsWith")
+                    .values(&self.prefix)
+                    .build()
+                    .unwrap(),
+            )
+            .max_results(50)
+            .send()
+            .await
+            .unwrap();
+        out.parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.name()
+                        .unwrap()
+                        .strip_prefix(&self.prefix)
+                        .unwrap()
+                        .to_string(),
+                    (p.key_id().map(str::to_string), p.version()),
+                )
+            })
+            .collect()
+    }
+
     fn inspector(&self, mapping: Mapping) -> SsmInspector {
         SsmInspector {
             client: self.ssm.clone(),
@@ -907,6 +949,114 @@ async fn whole_failed_write_rolls_the_target_back() {
         )
         .await
         .unwrap();
+    assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+}
+
+/// Changing `kms_key_id` re-encrypts every managed SecureString still under the old key: the
+/// plan shows a `kms_key_id` change (a re-encryption) on secrets whose values are unchanged, the
+/// apply writes each parameter again with the same value under the new key (a new version), a
+/// re-run plans nothing, and a failed apply puts the old key back.
+#[tokio::test]
+async fn a_new_kms_key_re_encrypts_every_parameter_and_a_failure_puts_the_old_one_back() {
+    let w = World::new("ca-west-1", "kms");
+    let desired = bundle(&[
+        ("a", json!({"user": "u", "pw": "p1"})),
+        ("b", json!({"n": 5})),
+    ]);
+    let one = w.keyed(&w.endpoint, Mapping::PerKey, "alias/one").await;
+    let (_, r) = apply(&one, &desired).await;
+    assert_eq!(r.created, 2, "{r:?}");
+    let under = |k: &str, v: i64| {
+        ["a/pw", "a/user", "b/n"]
+            .into_iter()
+            .map(|n| (n.to_string(), (Some(k.to_string()), v)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(w.keys().await, under("alias/one", 1));
+    // The same key in another form (its alias ARN) is the same key: nothing to do.
+    let arn = w
+        .keyed(
+            &w.endpoint,
+            Mapping::PerKey,
+            "arn:aws:kms:ca-west-1:123456789012:alias/one",
+        )
+        .await;
+    let plan = arn.plan(&desired, &PlanContext::default()).await.unwrap();
+    assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+
+    let two = w.keyed(&w.endpoint, Mapping::PerKey, "alias/two").await;
+    let plan = two.plan(&desired, &PlanContext::default()).await.unwrap();
+    let planned: Vec<_> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.path.as_str(),
+                c.kind,
+                c.settings
+                    .iter()
+                    .map(|s| (s.setting.as_str(), s.old.as_deref(), s.new.as_deref()))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            (
+                "a",
+                ChangeKind::Unchanged,
+                vec![("kms_key_id", Some("alias/one"), Some("alias/two"))]
+            ),
+            (
+                "b",
+                ChangeKind::Unchanged,
+                vec![("kms_key_id", Some("alias/one"), Some("alias/two"))]
+            ),
+        ]
+    );
+    assert!(
+        plan.changes[0].settings[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("re-encrypt: 2 of 2 parameters"),
+        "{:?}",
+        plan.changes[0].settings
+    );
+    let r = two.apply(&plan, &Cancel::default()).await;
+    assert!(r.failure.is_none(), "{r:?}");
+    assert_eq!((r.created, r.updated, r.retagged), (0, 0, 2), "{r:?}");
+    assert_eq!(w.keys().await, under("alias/two", 2));
+    assert_eq!(w.value("a/pw").await.as_deref(), Some("p1"), "same value");
+    assert_eq!(w.value("b/n").await.as_deref(), Some("5"));
+    assert_eq!(w.tags("b/n").await["secretsync:version"], "2");
+    let plan = two.plan(&desired, &PlanContext::default()).await.unwrap();
+    assert!(
+        !plan.has_changes(),
+        "a re-run plans nothing: {:?}",
+        kinds(&plan)
+    );
+
+    // A failing apply (the new secret's write fails) takes the re-encryptions back.
+    let proxy = failing_aws(&w.endpoint, &["AmazonSSM.PutParameter"], "zz-fail");
+    let three = w.keyed(&proxy.url(), Mapping::PerKey, "alias/three").await;
+    let mut failing = desired.clone();
+    failing.secrets.insert(
+        "zz-fail".into(),
+        secretsync_core::merge::secret(json!({"k": 1})),
+    );
+    let plan = three.plan(&failing, &PlanContext::default()).await.unwrap();
+    let r = three.apply(&plan, &Cancel::default()).await;
+    conformance::assert_injected_failure_rolled_back(&r);
+    let keys = w.keys().await;
+    assert!(
+        keys.values()
+            .all(|(k, _)| k.as_deref() == Some("alias/two")),
+        "the old key is back: {keys:?}"
+    );
+    assert_eq!(w.value("a/pw").await.as_deref(), Some("p1"));
+    let plan = two.plan(&desired, &PlanContext::default()).await.unwrap();
     assert!(!plan.has_changes(), "{:?}", kinds(&plan));
 }
 

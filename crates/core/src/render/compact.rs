@@ -1,4 +1,5 @@
-//! `compact`: one line per target's plan (`CHANGES`), one per target's result after an apply
+//! `compact`: one line per target's plan (`CHANGES`, and `REENCRYPT:n` for secrets re-encrypted
+//! under a new KMS key), one per target's result after an apply
 //! (or a failure), and a total.
 
 use std::io::{self, Write};
@@ -27,7 +28,16 @@ fn written(created: usize, updated: usize, deleted: usize, retagged: usize) -> S
 }
 
 pub fn target(plan: &TargetPlan, _opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "{}: {}", plan.target, line(&plan.counts()))?;
+    let reencrypt = plan.changes.iter().filter(|c| c.reencrypts()).count();
+    match reencrypt {
+        0 => writeln!(out, "{}: {}", plan.target, line(&plan.counts()))?,
+        n => writeln!(
+            out,
+            "{}: {} REENCRYPT:{n}",
+            plan.target,
+            line(&plan.counts())
+        )?,
+    }
     if let Some(h) = &plan.deletions_held {
         writeln!(out, "{}: DELETIONS_HELD: {}", plan.target, one_line(h))?;
     }

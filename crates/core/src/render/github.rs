@@ -35,6 +35,7 @@ fn message(target: &str, c: &crate::diff::SecretChange) -> String {
             ChangeKind::Deleted => "will be deleted",
             ChangeKind::Skipped => "is skipped",
             ChangeKind::Unchanged if c.retag => "needs its ownership tags fixed",
+            ChangeKind::Unchanged if c.reencrypts() => "will be re-encrypted under the new KMS key",
             ChangeKind::Unchanged => "needs its settings brought in line",
         }
     );

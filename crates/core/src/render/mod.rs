@@ -1385,4 +1385,53 @@ mod tests {
         let gh = render_diffs(std::slice::from_ref(&d), Format::Github, &applied_opts());
         assert!(gh.contains("needs its settings brought in line"), "{gh}");
     }
+
+    /// A change of KMS key is named a re-encryption in every format.
+    #[test]
+    fn reencryptions_are_named_in_every_format() {
+        let mut plan = sample_plan("prod", false, false, 10);
+        let c = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.path == "shared/logging")
+            .unwrap();
+        assert!(c.kind == ChangeKind::Unchanged && !c.reencrypts());
+        c.settings = vec![crate::targets::aws_ssm::reencrypt_change(
+            "alias/new",
+            &[("/p/shared/logging", Some("alias/old"))],
+            1,
+        )];
+        let d = TargetDiff::new(plan);
+        let opts = RenderOptions::default();
+        let text = render_diffs(std::slice::from_ref(&d), Format::Text, &opts);
+        assert!(
+            text.contains(
+                r#"= prod/shared/logging (settings: kms_key_id: "alias/old" → "alias/new" (re-encrypt: the same value written again under the new key (a new parameter version)))"#
+            ),
+            "{text}"
+        );
+        let compact = render_diffs(std::slice::from_ref(&d), Format::Compact, &opts);
+        assert!(compact.contains(" REENCRYPT:1\n"), "{compact}");
+        let gh = render_diffs(std::slice::from_ref(&d), Format::Github, &opts);
+        assert!(
+            gh.contains("prod/shared/logging will be re-encrypted under the new KMS key"),
+            "{gh}"
+        );
+        let json: Value =
+            serde_json::from_str(&render_diffs(std::slice::from_ref(&d), Format::Json, &opts))
+                .unwrap();
+        let change = json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == "shared/logging")
+            .expect("listed");
+        assert_eq!(change["settings"][0]["setting"], "kms_key_id");
+        assert!(
+            change["settings"][0]["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("re-encrypt:")
+        );
+    }
 }

@@ -420,7 +420,7 @@ pub fn metadata_changes(s: &AwsSmSettings, l: &Listing<'_>) -> Vec<SettingChange
             Setting::KmsKey,
             l.kms_key_id,
             Some(k),
-            Some("AWS re-encrypts the current, pending and previous versions under the new key; no new version".into()),
+            Some("re-encrypt: AWS re-encrypts the current, pending and previous versions under the new key; no new version".into()),
         ));
     }
     for (k, v) in &s.tags {

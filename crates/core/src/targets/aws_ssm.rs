@@ -441,6 +441,48 @@ impl super::TargetRules for AwsSsmRules {
     }
 }
 
+/// Whether a `SecureString` whose key `DescribeParameters` reports as `listed` must be written
+/// again to be under the configured key. Nothing is re-encrypted when no key is configured (a
+/// setting that is not configured is left as it is, as for Secrets Manager); forms are compared
+/// as for Secrets Manager ([`super::aws_sm::kms_matches`]: an alias or key id matches its ARN).
+/// A SecureString listed without a key is re-encrypted (writing the same value is harmless, and
+/// not knowing the key is not knowing it is right).
+pub fn needs_reencrypt(configured: Option<&str>, listed: Option<&str>) -> bool {
+    configured.is_some_and(|k| !super::aws_sm::kms_matches(k, listed, None))
+}
+
+/// The plan's entry for a secret whose desired parameters include some under another key
+/// (`stale`: each one's name and listed key; `of`: how many parameters the secret has): a
+/// `kms_key_id` setting change, noted as a re-encryption (the same value written again under
+/// the new key, a new version of each stale parameter). Never holds a value.
+pub fn reencrypt_change(
+    configured: &str,
+    stale: &[(&str, Option<&str>)],
+    of: usize,
+) -> crate::diff::SettingChange {
+    let olds: std::collections::BTreeSet<&str> =
+        stale.iter().map(|(_, k)| k.unwrap_or("none")).collect();
+    let old = olds.into_iter().collect::<Vec<_>>().join(", ");
+    let note = if of <= 1 {
+        "re-encrypt: the same value written again under the new key (a new parameter version)"
+            .to_string()
+    } else {
+        format!(
+            "re-encrypt: {} of {of} parameters written again with the same value under the new key (a new version each)",
+            stale.len()
+        )
+    };
+    crate::diff::SettingChange {
+        setting: SETTING_KMS_KEY.into(),
+        old: Some(old),
+        new: Some(configured.to_string()),
+        note: Some(note),
+    }
+}
+
+/// The setting a re-encryption is planned under (the config key, as for Secrets Manager).
+pub const SETTING_KMS_KEY: &str = "kms_key_id";
+
 /// Marks every desired secret whose parameters break a rule (a key that is not a name
 /// segment, an empty string, a parameter too big) as an invalid skip: nothing is written for
 /// it, and it is not an orphan either.
@@ -765,6 +807,33 @@ mod tests {
             version_mark(Mapping::PerKey, &b)
         );
         assert_eq!(version_mark(Mapping::PerKey, &a).len(), 12);
+    }
+
+    #[test]
+    fn reencrypt_only_under_another_key() {
+        let arn = "arn:aws:kms:us-east-1:123456789012:alias/params";
+        assert!(
+            !needs_reencrypt(None, Some("alias/old")),
+            "no key configured"
+        );
+        assert!(!needs_reencrypt(Some("alias/params"), Some("alias/params")));
+        assert!(!needs_reencrypt(Some("alias/params"), Some(arn)));
+        assert!(!needs_reencrypt(Some(arn), Some("alias/params")));
+        assert!(needs_reencrypt(Some("alias/params"), Some("alias/aws/ssm")));
+        assert!(needs_reencrypt(Some("alias/params"), None));
+        let one = reencrypt_change("alias/new", &[("/p/a", Some("alias/old"))], 1);
+        assert_eq!(
+            (one.setting.as_str(), one.old.as_deref(), one.new.as_deref()),
+            ("kms_key_id", Some("alias/old"), Some("alias/new"))
+        );
+        assert!(one.note.unwrap().starts_with("re-encrypt: the same value"));
+        let some = reencrypt_change(
+            "alias/new",
+            &[("/p/a/x", Some("alias/old")), ("/p/a/y", None)],
+            3,
+        );
+        assert_eq!(some.old.as_deref(), Some("alias/old, none"));
+        assert!(some.note.unwrap().contains("2 of 3 parameters"));
     }
 
     #[test]

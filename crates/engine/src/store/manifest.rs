@@ -63,6 +63,11 @@ pub struct Manifest {
     /// Set while a run writes the bundle's objects; a reader refuses such a manifest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub writing: bool,
+    /// The KMS key ([`Objects::encryption_key`]) every object of the bundle was last written
+    /// or re-encrypted under; absent without one (and in manifests from before it was kept).
+    /// A different configured key re-encrypts the unchanged objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_key: Option<String>,
 }
 
 /// The objects a bundle write touches.
@@ -282,6 +287,38 @@ impl<O: Objects> ManifestStore<O> {
         Ok(())
     }
 
+    /// After a change of the store's KMS key (the old manifest records another one, or none):
+    /// copies every object the write left as it was onto itself under the new key (those
+    /// already under it are left alone). The manifest itself is rewritten anyway. Returns how
+    /// many were re-encrypted.
+    async fn reencrypt(
+        &self,
+        name: &str,
+        bundle: &Bundle,
+        old: Option<&Manifest>,
+        plan: &WritePlan,
+    ) -> Result<usize> {
+        let (Some(key), Some(old)) = (self.objects.encryption_key(), old) else {
+            return Ok(0);
+        };
+        if old.sse_key.as_deref() == Some(key) {
+            return Ok(0);
+        }
+        let kept: Vec<String> = bundle
+            .keys()
+            .filter(|p| !plan.write.contains(p))
+            .map(|p| self.secret_key(name, p))
+            .collect();
+        let done: Vec<bool> = stream::iter(kept)
+            .map(|k| async move { self.objects.reencrypt(&k).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let n = done.into_iter().filter(|d| *d).count();
+        debug!(store = %self.objects.location(), bundle = name, reencrypted = n, "re-encrypted the bundle's objects under the configured key");
+        Ok(n)
+    }
+
     async fn read_object(&self, name: &str, path: &str) -> Result<SecretValue> {
         let key = self.secret_key(name, path);
         let mut bytes = self.objects.get(&key).await?.ok_or_else(|| {
@@ -338,6 +375,7 @@ impl<O: Objects + 'static> MergeStore for ManifestStore<O> {
             key_id: Some(key.id()),
             incomplete: incomplete.to_vec(),
             writing: false,
+            sse_key: self.objects.encryption_key().map(str::to_string),
         };
         let plan = plan_write(old.as_ref(), &new);
         if !plan.write.is_empty() {
@@ -367,11 +405,13 @@ impl<O: Objects + 'static> MergeStore for ManifestStore<O> {
                 .await
                 .map_err(|e| e.context(format!("removing stale secrets of bundle `{name}`")))?;
         }
+        let reencrypted = self.reencrypt(name, bundle, old.as_ref(), &plan).await?;
         self.write_manifest(name, &new).await?;
         let stats = WriteStats {
             written: plan.write.len(),
             unchanged: bundle.len() - plan.write.len(),
             deleted: plan.delete.len(),
+            reencrypted,
         };
         debug!(
             store = %self.objects.location(),
@@ -471,6 +511,7 @@ mod tests {
             key_id: key_id.map(str::to_string),
             incomplete: vec![],
             writing: false,
+            sse_key: None,
         }
     }
 

@@ -39,6 +39,9 @@ pub struct WriteStats {
     pub written: usize,
     pub unchanged: usize,
     pub deleted: usize,
+    /// Unchanged objects copied in place under the configured KMS key (S3 after a change of
+    /// `kms_key_id`).
+    pub reencrypted: usize,
 }
 
 /// A bundle read back from a store: its secrets (each verified against the manifest) and why
@@ -97,6 +100,17 @@ pub trait Objects: Send + Sync {
     fn describe(&self, key: &str) -> String;
     /// Where the store is, for messages.
     fn location(&self) -> String;
+    /// The KMS key objects are written under (S3 with `kms_key_id`); `None`: the backend does
+    /// not choose one.
+    fn encryption_key(&self) -> Option<&str> {
+        None
+    }
+    /// Re-encrypts one object under [`Objects::encryption_key`] if it is under another key:
+    /// `true` when it was re-encrypted, `false` when it already was under that key or is
+    /// absent.
+    async fn reencrypt(&self, _key: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The registry: one arm per store kind.

@@ -282,12 +282,83 @@ impl Objects for S3Objects {
     fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
+
+    fn encryption_key(&self) -> Option<&str> {
+        self.kms_key_id.as_deref()
+    }
+
+    /// `HeadObject`; under another key (or SSE-S3): `CopyObject` onto itself with SSE-KMS and
+    /// the configured key, metadata copied (`MetadataDirective: COPY`).
+    async fn reencrypt(&self, key: &str) -> Result<bool> {
+        let Some(kms) = self.kms_key_id.as_deref() else {
+            return Ok(false);
+        };
+        let full = self.full(key);
+        let head = match send(&self.calls, "HeadObject", || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+        })
+        .await
+        {
+            Ok(h) => h,
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => {
+                return Err(map(
+                    e,
+                    &format!("reading the encryption of {}", self.describe(key)),
+                ));
+            }
+        };
+        let under = (head.server_side_encryption() == Some(&ServerSideEncryption::AwsKms))
+            .then(|| head.ssekms_key_id())
+            .flatten();
+        if secretsync_core::targets::aws_sm::kms_matches(kms, under, None) {
+            return Ok(false);
+        }
+        let source = format!("{}/{}", self.bucket, percent_encode_key(&full));
+        send(&self.calls, "CopyObject", || {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .copy_source(&source)
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms)
+                .send()
+        })
+        .await
+        .map_err(|e| map(e, &format!("re-encrypting {}", self.describe(key))))?;
+        Ok(true)
+    }
+}
+
+/// A key as `x-amz-copy-source` wants it: URL-encoded, `/` kept.
+fn percent_encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_s3::types::Error as S3KeyError;
+
+    #[test]
+    fn copy_sources_are_url_encoded() {
+        assert_eq!(percent_encode_key("m/t/a b+c.json"), "m/t/a%20b%2Bc.json");
+        assert_eq!(percent_encode_key("m/ü"), "m/%C3%BC");
+    }
 
     #[test]
     fn delete_objects_per_key_errors_name_every_key() {

@@ -18,7 +18,7 @@ use secretsync_core::fingerprint::FingerprintKey;
 use secretsync_core::secret::{Collected, SecretValue};
 use secretsync_core::targets::aws_ssm::{
     AwsSsmRules, AwsSsmSettings as Settings, KEY_PARAMETER, Mapping, Param, RESERVED_PREFIX,
-    TAG_PATH, Tier, check_plan, version_mark,
+    TAG_PATH, Tier, check_plan, needs_reencrypt, reencrypt_change, version_mark,
 };
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
@@ -864,7 +864,46 @@ impl AwsSsmTarget {
                 _ => {}
             }
         }
+        self.plan_reencrypt(&mut plan, &groups);
         Ok((plan, groups))
+    }
+
+    /// Whether a member is a `SecureString` under another key than the configured one.
+    fn stale_key(&self, m: &Member) -> bool {
+        m.meta.kind.as_deref() == Some(SECURE)
+            && needs_reencrypt(
+                self.settings.kms_key_id.as_deref(),
+                m.meta.key_id.as_deref(),
+            )
+    }
+
+    /// Plans a re-encryption (a `kms_key_id` setting change) for every secret kept or written
+    /// whose desired parameters include a `SecureString` under another key: the apply writes
+    /// those again with the same value under the configured key ([`Self::update`]).
+    fn plan_reencrypt(&self, plan: &mut TargetPlan, groups: &BTreeMap<String, Group>) {
+        let Some(key) = self.settings.kms_key_id.as_deref() else {
+            return;
+        };
+        for c in &mut plan.changes {
+            if !matches!(c.kind, ChangeKind::Unchanged | ChangeKind::Modified) {
+                continue;
+            }
+            let (Some(g), Some(value)) = (groups.get(&c.name), c.new_value.as_ref()) else {
+                continue;
+            };
+            let Ok(params) = self.rules.parameters(&c.name, value) else {
+                continue;
+            };
+            let stale: Vec<(&str, Option<&str>)> = params
+                .iter()
+                .filter_map(|p| g.members.get_key_value(&p.name))
+                .filter(|(_, m)| self.stale_key(m))
+                .map(|(n, m)| (n.as_str(), m.meta.key_id.as_deref()))
+                .collect();
+            if !stale.is_empty() {
+                c.settings.push(reencrypt_change(key, &stale, params.len()));
+            }
+        }
     }
 
     fn rules_name(&self, path: &str) -> String {
@@ -1102,10 +1141,13 @@ impl AwsSsmTarget {
         let wanted: BTreeSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
         for p in &params {
             match g.members.get(&p.name) {
+                // Kept as it is unless it is under another key than the configured one
+                // (re-encrypted: written again, the same value under the new key).
                 Some(m)
-                    if c.retag
+                    if (c.retag
                         || (m.value.as_deref().map(String::as_str) == Some(p.value.as_str())
-                            && m.meta.kind.as_deref() == Some(SECURE)) =>
+                            && m.meta.kind.as_deref() == Some(SECURE)))
+                        && !self.stale_key(m) =>
                 {
                     keep.push((&p.name, m));
                 }
@@ -1159,7 +1201,9 @@ impl AwsSsmTarget {
                 }
             }
         }
-        for (name, m) in keep {
+        // A re-encryption alone re-marks only what it wrote: the rest keeps its marks.
+        let reencrypt_only = c.kind == ChangeKind::Unchanged && !c.retag;
+        for (name, m) in keep.into_iter().filter(|_| !reencrypt_only) {
             self.add_tags(Some(pacer), name, self.marks(fp, m.meta.version, &g.path))
                 .await?;
             done.ops.push(Op::Tagged {
@@ -1377,6 +1421,13 @@ impl Apply for Writer<'_> {
     /// A secret is several parameters: every write call is paced.
     fn paces_each_call(&self) -> bool {
         true
+    }
+
+    /// Besides writes and re-marks: re-encryptions (an unchanged secret with a `kms_key_id`
+    /// setting change).
+    fn writes(&self, c: &SecretChange) -> bool {
+        matches!(c.kind, ChangeKind::Added | ChangeKind::Modified)
+            || (c.kind == ChangeKind::Unchanged && (c.retag || !c.settings.is_empty()))
     }
 
     async fn write(&self, c: &SecretChange, w: &Writes<'_>) -> Result<Done, Failed<Done>> {

@@ -37,7 +37,9 @@
 //!
 //! Apply: each secret is one change (with `per_key`: added keys become new parameters, changed
 //! ones are overwritten, removed ones deleted), written concurrently (bounded, every write call
-//! paced); orphans are deleted last with `DeleteParameters` (10 per call) — Parameter Store
+//! paced; a `SecureString` under another key than `kms_key_id` is written again with the same
+//! value under it: a re-encrypt, planned as a `kms_key_id` setting change); orphans are deleted
+//! last with `DeleteParameters` (10 per call) — Parameter Store
 //! has no recovery window, so a deletion is final once the apply succeeded. On a failure
 //! everything is rolled back: overwritten parameters get their previous value back (as a new
 //! version) and their tags, created ones are deleted, deleted ones are recreated with their
