@@ -512,7 +512,7 @@ fn facts(backend: &TargetBackend) -> (Option<String>, Option<String>, Map<String
                 .collect(),
         ),
         TargetBackend::AwsSsm(s) => (account(&s.role_arn), Some(s.region.clone()), Map::new()),
-        TargetBackend::VaultKv2(_) => (None, None, Map::new()),
+        TargetBackend::VaultKv2(_) | TargetBackend::Plugin(_) => (None, None, Map::new()),
     }
 }
 

@@ -230,6 +230,7 @@ pub enum TargetBackend {
     AwsSecretsManager(AwsSmSettings),
     VaultKv2(VaultKv2Settings),
     AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
+    Plugin(crate::targets::plugin::PluginSettings),
 }
 
 impl TargetBackend {
@@ -246,6 +247,7 @@ impl TargetBackend {
             TargetBackend::AwsSecretsManager(_) => "aws_secretsmanager",
             TargetBackend::VaultKv2(_) => "vault_kv2",
             TargetBackend::AwsSsm(_) => "aws_ssm",
+            TargetBackend::Plugin(_) => "plugin",
         }
     }
 
@@ -259,6 +261,9 @@ impl TargetBackend {
                 std::sync::Arc::new(crate::targets::vault_kv2::VaultKv2Rules)
             }
             TargetBackend::AwsSsm(s) => std::sync::Arc::new(s.rules()),
+            TargetBackend::Plugin(_) => {
+                std::sync::Arc::new(crate::targets::plugin::PluginRules::default())
+            }
         }
     }
 
@@ -279,6 +284,7 @@ impl TargetBackend {
                 v.mount
             ),
             TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
+            TargetBackend::Plugin(p) => format!("plugin {}", p.display_command()),
         }
     }
 }

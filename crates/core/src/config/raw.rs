@@ -83,6 +83,8 @@ pub enum RawTarget {
     VaultKv2(crate::targets::vault_kv2::Raw),
     #[serde(rename = "aws_ssm")]
     AwsSsm(crate::targets::aws_ssm::Raw),
+    #[serde(rename = "plugin")]
+    Plugin(crate::targets::plugin::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

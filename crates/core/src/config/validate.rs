@@ -71,6 +71,7 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ),
         ("vault_kv2", fields_of::<crate::targets::vault_kv2::Raw>()),
         ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
+        ("plugin", fields_of::<crate::targets::plugin::Raw>()),
     ]
 }
 
@@ -112,6 +113,7 @@ enum RawBackend {
     AwsSm(crate::targets::aws_sm::Raw),
     VaultKv2(crate::targets::vault_kv2::Raw),
     AwsSsm(crate::targets::aws_ssm::Raw),
+    Plugin(crate::targets::plugin::Raw),
 }
 
 pub(crate) struct Validator {
@@ -1179,6 +1181,7 @@ impl Validator {
                         (pos, r.take_common(), Some(RawBackend::VaultKv2(r)))
                     }
                     RawTarget::AwsSsm(mut r) => (pos, r.take_common(), Some(RawBackend::AwsSsm(r))),
+                    RawTarget::Plugin(mut r) => (pos, r.take_common(), Some(RawBackend::Plugin(r))),
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1240,6 +1243,9 @@ impl Validator {
                     &path,
                     &r.writes_per_second,
                 )),
+                RawBackend::Plugin(b) => {
+                    TargetBackend::Plugin(crate::targets::plugin::lower(self, b, pos, &path))
+                }
             };
             let secret_prefix = r
                 .secret_prefix
