@@ -478,6 +478,7 @@ async fn run_traced(
             env,
             observers: opts.observers.clone(),
             vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
+            merge_store: config.merge_store.as_ref(),
         };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {

@@ -24,6 +24,7 @@
 
 pub mod aws_sm;
 pub mod aws_ssm;
+pub mod plugin;
 pub mod support;
 pub mod vault_kv2;
 
@@ -84,6 +85,8 @@ pub struct Clients<'a> {
     /// How calls to a Vault target are retried (`retries.vault_max_attempts`); AWS clients
     /// get theirs through [`AwsContext::counter_for`].
     pub vault_retry: crate::retry::Policy,
+    /// The config's merge store, for targets that keep their lease in it (`plugin`).
+    pub merge_store: Option<&'a secretsync_core::config::MergeStoreConfig>,
 }
 
 impl Clients<'_> {
@@ -102,5 +105,6 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
         TargetBackend::AwsSecretsManager(settings) => aws_sm::build(cfg, settings, clients).await,
         TargetBackend::VaultKv2(settings) => Ok(vault_kv2::build(cfg, settings, clients)),
         TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
+        TargetBackend::Plugin(settings) => plugin::build(cfg, settings, clients).await,
     }
 }

@@ -113,6 +113,7 @@ mod tests {
                 env: &env,
                 observers: Default::default(),
                 vault_retry: crate::retry::Policy::new(1),
+                merge_store: None,
             };
             super::build(target, settings, &clients).await.map(|_| ())
         };
