@@ -19,17 +19,19 @@ use super::{LeaseBackend, LeaseRecord, Stored, encode_key};
 use crate::error::{Error, ErrorKind, Result};
 
 pub struct LocalLeases {
-    dir: PathBuf,
+    /// `None`: no cache directory is known (every operation fails, saying so).
+    dir: Option<PathBuf>,
 }
 
 impl LocalLeases {
     /// Leases in `dir` (created when first needed).
     pub fn new(dir: PathBuf) -> Self {
-        LocalLeases { dir }
+        LocalLeases { dir: Some(dir) }
     }
 
-    /// Leases in the user's cache directory; `None` without `XDG_CACHE_HOME` or `HOME`.
-    pub fn in_user_cache(env: &dyn Fn(&str) -> Option<String>) -> Option<Self> {
+    /// Leases in the user's cache directory. Without `XDG_CACHE_HOME` or `HOME` every lease
+    /// operation fails (so only a run that has something to write to such a target fails).
+    pub fn in_user_cache(env: &dyn Fn(&str) -> Option<String>) -> Self {
         let base = env("XDG_CACHE_HOME")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
@@ -37,13 +39,19 @@ impl LocalLeases {
                 env("HOME")
                     .filter(|s| !s.is_empty())
                     .map(|h| PathBuf::from(h).join(".cache"))
-            })?;
-        Some(LocalLeases::new(base.join("secretsync").join("locks")))
+            });
+        LocalLeases {
+            dir: base.map(|b| b.join("secretsync").join("locks")),
+        }
     }
 
-    /// The file of the lease for `key`.
+    /// The file of the lease for `key` (relative when no cache directory is known).
     pub fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", encode_key(key)))
+        let file = format!("{}.json", encode_key(key));
+        match &self.dir {
+            Some(d) => d.join(file),
+            None => PathBuf::from(file),
+        }
     }
 
     /// Runs `f` on the lease file's path under the directory's exclusive lock (on a blocking
@@ -53,7 +61,12 @@ impl LocalLeases {
         key: &str,
         f: impl FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (dir, path) = (self.dir.clone(), self.path(key));
+        let Some(dir) = self.dir.clone() else {
+            return Err(Error::config(
+                "this target keeps its lease in a lock file in the user's cache directory, and neither XDG_CACHE_HOME nor HOME is set; set one (or configure an S3 merge store, whose bucket then holds the lease)",
+            ));
+        };
+        let path = self.path(key);
         let shown = path.display().to_string();
         tokio::task::spawn_blocking(move || -> std::io::Result<T> {
             create_private_dir(&dir)?;
@@ -242,5 +255,26 @@ mod tests {
         .unwrap();
         again.release().await.unwrap();
         let _ = fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_cache_directory_comes_from_the_environment_and_its_absence_is_explained() {
+        let b = LocalLeases::in_user_cache(&|k| (k == "HOME").then(|| "/h".to_string()));
+        assert_eq!(
+            b.path("o/t"),
+            PathBuf::from("/h/.cache/secretsync/locks/o/t.json")
+        );
+        let b = LocalLeases::in_user_cache(&|k| {
+            (k == "XDG_CACHE_HOME" || k == "HOME").then(|| "/x".to_string())
+        });
+        assert_eq!(b.path("k"), PathBuf::from("/x/secretsync/locks/k.json"));
+        let e = LocalLeases::in_user_cache(&|_| None)
+            .current("o/t")
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("XDG_CACHE_HOME") && e.message.contains("S3 merge store"),
+            "{e}"
+        );
     }
 }

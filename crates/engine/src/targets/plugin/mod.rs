@@ -63,7 +63,7 @@ pub async fn build(
     settings: &PluginSettings,
     clients: &Clients<'_>,
 ) -> Result<Arc<dyn Target>> {
-    let leases = leases(clients).await?;
+    let leases = leases(clients).await;
     Ok(Arc::new(PluginTarget::new(
         &cfg.name,
         clients.owner,
@@ -75,7 +75,7 @@ pub async fn build(
 
 /// The S3 merge store's bucket when there is one (shared by every machine), else a lock file
 /// in the user's cache directory.
-async fn leases(clients: &Clients<'_>) -> Result<Arc<dyn LeaseBackend>> {
+async fn leases(clients: &Clients<'_>) -> Arc<dyn LeaseBackend> {
     if let (
         Some(MergeStoreConfig::S3 {
             bucket,
@@ -91,19 +91,13 @@ async fn leases(clients: &Clients<'_>) -> Result<Arc<dyn LeaseBackend>> {
             .or_else(|| aws.base().region().map(|r| r.to_string()))
             .unwrap_or_else(|| "us-east-1".into());
         let cfg = aws.config_for(&region, None, None).await;
-        return Ok(Arc::new(crate::lease::s3::S3Leases::new(
+        return Arc::new(crate::lease::s3::S3Leases::new(
             aws.s3(&cfg),
             aws.calls.clone(),
             bucket.clone(),
             prefix.clone(),
             kms_key_id.clone(),
-        )));
+        ));
     }
-    crate::lease::local::LocalLeases::in_user_cache(clients.env)
-        .map(|l| Arc::new(l) as Arc<dyn LeaseBackend>)
-        .ok_or_else(|| {
-            crate::Error::config(
-                "a plugin target without an S3 merge store keeps its lease in the user's cache directory; set XDG_CACHE_HOME or HOME",
-            )
-        })
+    Arc::new(crate::lease::local::LocalLeases::in_user_cache(clients.env))
 }
