@@ -2,8 +2,9 @@
 //! standard library only) in a temporary directory: the conformance suite (its rollback step
 //! through the plugin's `--fail-on` fault), and plugins that misbehave
 //! (`tests/plugins/faulty.py`: crash, hang, garbage, the wrong id, an endless line, another
-//! protocol version, a missing capability), the plugin's environment and arguments, its stderr
-//! in the debug log, and the local lease.
+//! protocol version, a missing capability), the plugin's environment and arguments, and the
+//! leases (a local lock file, or the S3 merge store's bucket). The stderr log is tested in
+//! `target_plugin_logs.rs`, alone in its binary (its log capture is per thread).
 //!
 //! The store is inspected by reading its files directly ([`DirStore`], the suite's
 //! [`Inspector`] for this kind), never through the target under test.
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 
 mod common;
 mod conformance;
-use common::{LogCapture, bundle, policy, unique};
+use common::{bundle, policy, unique};
 use conformance::{Fixture, Inspector, MakeTarget};
 
 const OWNER: &str = "plugin-tests";
@@ -396,41 +397,6 @@ async fn the_plugin_gets_its_command_and_a_bounded_environment_only() {
     assert!(!env.contains(&"CARGO_MANIFEST_DIR"));
 }
 
-/// The plugin's stderr is logged at debug; nothing SecretSync sends (a value) is logged.
-#[tokio::test]
-async fn stderr_is_logged_at_debug_and_no_value_is_logged() {
-    let logs = LogCapture::start();
-    let dir = TempDir::new();
-    let s = faulty_plugin(&dir.join("store"), "chatty");
-    let t = target(&s, &dir.join("locks"), "custom", OWNER, policy("apps/"));
-    let desired = bundle(&[("a", json!({"v": "s3cret-value"}))]);
-    let plan = t.plan(&desired, &PlanContext::default()).await.unwrap();
-    let r = t.apply(&plan, &Cancel::default()).await;
-    assert_eq!((r.created, r.failure.as_deref()), (1, None));
-    // Let the stderr task catch up.
-    for _ in 0..50 {
-        if logs
-            .lines()
-            .iter()
-            .any(|l| l.contains("got a request write"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let lines = logs.lines();
-    assert!(
-        lines.iter().any(|l| l.starts_with("DEBUG")
-            && l.contains("plugin stderr")
-            && l.contains("faulty: got a request write")),
-        "{lines:#?}"
-    );
-    assert!(
-        lines.iter().all(|l| !l.contains("s3cret-value")),
-        "{lines:#?}"
-    );
-}
-
 #[tokio::test]
 async fn without_a_merge_store_the_lease_is_a_local_lock_file() {
     let dir = TempDir::new();
@@ -469,4 +435,79 @@ fn the_module_docs_example_loads() {
         .config
         .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
     assert_eq!(c.targets[0].backend.type_name(), "plugin");
+}
+
+/// With an S3 merge store the lease is an object in its bucket (moto), shared by every machine.
+#[tokio::test]
+async fn with_an_s3_merge_store_the_lease_lives_in_its_bucket() {
+    use secretsync_engine::aws::AwsContext;
+    use secretsync_engine::lease::{self, Holder, LeaseSpec};
+
+    let endpoint = common::aws::endpoint();
+    let sdk = common::aws::sdk(&endpoint, "us-east-1");
+    let aws = AwsContext::from_sdk_config(sdk.clone());
+    let env = |_: &str| None;
+    let bucket = unique("plugin-lease-");
+    let s3 = aws.s3(&sdk);
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let yaml = format!(
+        "owner: plugin-tests
+vault_sources:
+  - mount: secret/base/
+merge_store:
+  type: s3
+  bucket: {bucket}
+  prefix: merged/
+  region: us-east-1
+targets:
+  - name: custom
+    type: plugin
+    command: [python3, {}, --root, /nonexistent]
+    imports: [base]
+",
+        example()
+    );
+    let loaded = secretsync_core::config::load(&yaml, &|_| None);
+    let config = loaded
+        .config
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+    let clients = secretsync_engine::targets::Clients {
+        aws: Some(&aws),
+        owner: "plugin-tests",
+        env: &env,
+        observers: Default::default(),
+        vault_retry: secretsync_engine::retry::Policy::new(1),
+        merge_store: config.merge_store.as_ref(),
+    };
+    let t = secretsync_engine::targets::build(&config.targets[0], &clients)
+        .await
+        .unwrap();
+    let backend = t.lease_backend();
+    let key = lease::target_key("plugin-tests", "custom");
+    assert_eq!(
+        backend.location(&key),
+        format!("lock object s3://{bucket}/merged/.secretsync/locks/plugin-tests/custom.json")
+    );
+    let held = lease::acquire(
+        backend,
+        LeaseSpec {
+            key: key.clone(),
+            ttl: Duration::from_secs(30),
+            wait: Duration::ZERO,
+        },
+        Holder::new("plugin-tests", "run-1", "h", "a"),
+        &Cancel::default(),
+    )
+    .await
+    .unwrap();
+    let object = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("merged/.secretsync/locks/plugin-tests/custom.json")
+        .send()
+        .await
+        .expect("the lease object is in the bucket");
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("run-1"));
+    held.release().await.unwrap();
 }
