@@ -10,8 +10,8 @@ A secret name maps to a file name reversibly: every byte outside [A-Za-z0-9._-] 
 `%` itself) is written as %XX, so `apps/db` is `apps%2Fdb.json`. Writes go to a temporary
 file that is renamed over the old one, so a reader never sees half a secret.
 
-`--fail-on MARKER` (for tests only): every value write of a name containing MARKER is
-refused with the error code `invalid` and the message "injected failure".
+`--fail-on MARKER` (for tests only): every value write and every delete of a name containing
+MARKER is refused with the error code `invalid` and the message "injected failure".
 """
 
 import argparse
@@ -160,6 +160,8 @@ class Store:
     def delete(self, req):
         name = req.get("name")
         self.check(name, req.get("expected_version"))
+        if self.fail_on and self.fail_on in name:
+            raise Refused("invalid", "injected failure")
         try:
             os.unlink(self.path(name))
         except FileNotFoundError:

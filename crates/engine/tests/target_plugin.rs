@@ -511,3 +511,54 @@ targets:
     assert!(String::from_utf8_lossy(&body).contains("run-1"));
     held.release().await.unwrap();
 }
+
+/// A deletion that fails after another one succeeded: the deleted secret is written back (with
+/// marks that still prove it unchanged) and the update before it undone.
+#[tokio::test]
+async fn a_failed_deletion_writes_back_what_was_deleted_before_it() {
+    let dir = TempDir::new();
+    let root = dir.join("store");
+    let store = DirStore { root: root.clone() };
+    let marker = conformance::FAIL_MARKER;
+    let start = bundle(&[
+        ("a", json!({"v": "old"})),
+        ("b", json!({"v": 1})),
+        (marker, json!({"v": 2})),
+    ]);
+    let t = target(
+        &dir_store(&root, &[]),
+        &dir.join("locks"),
+        "custom",
+        OWNER,
+        policy("apps/"),
+    );
+    let plan = t.plan(&start, &PlanContext::default()).await.unwrap();
+    assert!(t.apply(&plan, &Cancel::default()).await.failure.is_none());
+
+    let broken = target(
+        &dir_store(&root, &["--fail-on", marker]),
+        &dir.join("locks"),
+        "custom",
+        OWNER,
+        policy("apps/"),
+    );
+    let plan = broken
+        .plan(
+            &bundle(&[("a", json!({"v": "new"}))]),
+            &PlanContext::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plan.counts().changes(), 3);
+    let r = broken.apply(&plan, &Cancel::default()).await;
+    conformance::assert_injected_failure_rolled_back(&r);
+    assert_eq!(r.rolled_back, 2, "{r:?}");
+    assert_eq!(store.value("apps/a").await, Some(json!({"v": "old"})));
+    assert_eq!(store.value("apps/b").await, Some(json!({"v": 1})));
+    assert_eq!(
+        store.value(&format!("apps/{marker}")).await,
+        Some(json!({"v": 2}))
+    );
+    let plan = t.plan(&start, &PlanContext::default()).await.unwrap();
+    assert!(!plan.has_changes(), "{:?}", common::kinds(&plan));
+}
