@@ -514,7 +514,9 @@ pub(crate) fn facts(
                 .collect(),
         ),
         TargetBackend::AwsSsm(s) => (account(&s.role_arn), Some(s.region.clone()), Map::new()),
-        TargetBackend::VaultKv2(_) | TargetBackend::Webhook(_) => (None, None, Map::new()),
+        TargetBackend::VaultKv2(_) | TargetBackend::Webhook(_) | TargetBackend::Plugin(_) => {
+            (None, None, Map::new())
+        }
     }
 }
 

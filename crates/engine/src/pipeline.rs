@@ -479,6 +479,7 @@ async fn run_traced(
             observers: opts.observers.clone(),
             vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
             store: config.merge_store.as_ref().zip(store.clone()),
+            merge_store: config.merge_store.as_ref(),
         };
         for name in &selected {
             if let Some(tcfg) = config.target(name) {

@@ -207,6 +207,7 @@ async fn restore_traced(
         observers: opts.observers.clone(),
         vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
         store,
+        merge_store: config.merge_store.as_ref(),
     };
     let built = crate::targets::build(&tcfg, &clients).await?;
     let who = author(aws.as_ref(), env).await;

@@ -235,6 +235,7 @@ pub enum TargetBackend {
     VaultKv2(VaultKv2Settings),
     AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
     Webhook(crate::targets::webhook::WebhookSettings),
+    Plugin(crate::targets::plugin::PluginSettings),
 }
 
 impl TargetBackend {
@@ -255,6 +256,7 @@ impl TargetBackend {
             TargetBackend::VaultKv2(_) => "vault_kv2",
             TargetBackend::AwsSsm(_) => "aws_ssm",
             TargetBackend::Webhook(_) => "webhook",
+            TargetBackend::Plugin(_) => "plugin",
         }
     }
 
@@ -269,6 +271,9 @@ impl TargetBackend {
             }
             TargetBackend::AwsSsm(s) => std::sync::Arc::new(s.rules()),
             TargetBackend::Webhook(_) => std::sync::Arc::new(crate::targets::webhook::WebhookRules),
+            TargetBackend::Plugin(_) => {
+                std::sync::Arc::new(crate::targets::plugin::PluginRules::default())
+            }
         }
     }
 
@@ -290,6 +295,7 @@ impl TargetBackend {
             ),
             TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
             TargetBackend::Webhook(w) => format!("webhook {}", w.describe()),
+            TargetBackend::Plugin(p) => format!("plugin {}", p.display_command()),
         }
     }
 }

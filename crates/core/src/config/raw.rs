@@ -104,6 +104,8 @@ pub enum RawTarget {
     AwsSsm(crate::targets::aws_ssm::Raw),
     #[serde(rename = "webhook")]
     Webhook(crate::targets::webhook::Raw),
+    #[serde(rename = "plugin")]
+    Plugin(crate::targets::plugin::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

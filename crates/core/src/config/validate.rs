@@ -73,6 +73,7 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("vault_kv2", fields_of::<crate::targets::vault_kv2::Raw>()),
         ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
         ("webhook", fields_of::<crate::targets::webhook::Raw>()),
+        ("plugin", fields_of::<crate::targets::plugin::Raw>()),
     ]
 }
 
@@ -115,6 +116,7 @@ enum RawBackend {
     VaultKv2(crate::targets::vault_kv2::Raw),
     AwsSsm(crate::targets::aws_ssm::Raw),
     Webhook(crate::targets::webhook::Raw),
+    Plugin(crate::targets::plugin::Raw),
 }
 
 pub(crate) struct Validator {
@@ -1199,6 +1201,7 @@ impl Validator {
                         r.name = common.name.clone();
                         (pos, common, Some(RawBackend::Webhook(r)))
                     }
+                    RawTarget::Plugin(mut r) => (pos, r.take_common(), Some(RawBackend::Plugin(r))),
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1265,6 +1268,9 @@ impl Validator {
                     TargetBackend::Webhook(crate::targets::webhook::lower(
                         self, b, pos, &path, store, &r.adopt,
                     ))
+                }
+                RawBackend::Plugin(b) => {
+                    TargetBackend::Plugin(crate::targets::plugin::lower(self, b, pos, &path))
                 }
             };
             let transform = self.transforms(r.transform);

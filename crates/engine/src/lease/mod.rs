@@ -9,6 +9,8 @@
 //!   target's own account and region (works without a merge store);
 //! * [`s3::S3Leases`]: an object `<prefix>.secretsync/locks/<key>.json` in the merge store's
 //!   bucket.
+//! * [`local::LocalLeases`]: a lock file in the user's cache directory, for a `plugin` target
+//!   without an S3 merge store (excludes runs on this machine only).
 //! * [`vault_kv::VaultKvLeases`]: a KV v2 secret `<mount>.secretsync/locks/<key>` in a
 //!   `vault_kv2` target's destination (check-and-set on the KV version).
 //!
@@ -29,6 +31,7 @@
 //!
 //! Lease records are not secret (names of the run, host and user); they are logged freely.
 
+pub mod local;
 pub mod s3;
 pub mod secrets_manager;
 pub mod vault_kv;

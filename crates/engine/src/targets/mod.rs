@@ -24,6 +24,7 @@
 
 pub mod aws_sm;
 pub mod aws_ssm;
+pub mod plugin;
 pub mod support;
 pub mod vault_kv2;
 pub mod webhook;
@@ -91,6 +92,8 @@ pub struct Clients<'a> {
         &'a secretsync_core::config::MergeStoreConfig,
         Arc<dyn crate::store::MergeStore>,
     )>,
+    /// The config's merge store, for targets that keep their lease in it (`plugin`).
+    pub merge_store: Option<&'a secretsync_core::config::MergeStoreConfig>,
 }
 
 impl Clients<'_> {
@@ -110,5 +113,6 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
         TargetBackend::VaultKv2(settings) => Ok(vault_kv2::build(cfg, settings, clients)),
         TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
         TargetBackend::Webhook(settings) => webhook::build(cfg, settings, clients).await,
+        TargetBackend::Plugin(settings) => plugin::build(cfg, settings, clients).await,
     }
 }

@@ -116,6 +116,7 @@ mod tests {
                 observers: Default::default(),
                 vault_retry: crate::retry::Policy::new(1),
                 store: None,
+                merge_store: None,
             };
             super::build(target, settings, &clients).await.map(|_| ())
         };
