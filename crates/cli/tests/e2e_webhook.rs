@@ -11,23 +11,7 @@ mod support_sync;
 use secretsync_test_support::http::{Request, Response};
 use secretsync_test_support::proxy::Recorder;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use support_sync::*;
-
-/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, so the check does not share code with the
-/// signer.
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> String {
-    let mut k = if key.len() > 64 {
-        Sha256::digest(key).to_vec()
-    } else {
-        key.to_vec()
-    };
-    k.resize(64, 0);
-    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::digest([ipad.as_slice(), msg].concat());
-    hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
-}
 
 const HMAC_KEY: &str = "the-webhook-hmac-key";
 

@@ -22,6 +22,27 @@ pub fn reject_key(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Checks a `secret_prefix` of a kind whose names are relative paths (`vault_kv2`, `plugin`):
+/// a safe relative path (or empty), not below the reserved `.secretsync/`, at most `max` bytes.
+pub fn check_relative_prefix(p: &str, max: usize) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = reject_key(p) {
+        return Err(format!("secret prefix {why}"));
+    }
+    if p.starts_with(crate::diff::RESERVED_PREFIX) {
+        return Err(format!(
+            "secret prefix is below `{}`, which SecretSync keeps for its own bookkeeping",
+            crate::diff::RESERVED_PREFIX
+        ));
+    }
+    if p.len() > max {
+        return Err(format!("secret prefix is longer than {max} bytes"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::reject_key;

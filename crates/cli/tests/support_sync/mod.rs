@@ -611,3 +611,19 @@ pub fn closed_address() -> String {
     drop(l);
     format!("http://127.0.0.1:{port}")
 }
+
+/// HMAC-SHA256 (RFC 2104) in hex, built from SHA-256 alone, so signature checks in the tests
+/// share no code with the signer.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    k.resize(64, 0);
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::digest([ipad.as_slice(), msg].concat());
+    hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
+}

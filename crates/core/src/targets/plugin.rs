@@ -169,24 +169,7 @@ pub(crate) fn lower(v: &mut Validator, mut r: Raw, pos: Option<Pos>, path: &str)
 /// Checks a configured `secret_prefix`: a safe relative path (or empty), not below the
 /// reserved `.secretsync/`.
 pub fn check_prefix(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Ok(());
-    }
-    if let Some(why) = crate::path::reject_key(p) {
-        return Err(format!("secret prefix {why}"));
-    }
-    if p.starts_with(crate::diff::RESERVED_PREFIX) {
-        return Err(format!(
-            "secret prefix is below `{}`, which SecretSync keeps for its own bookkeeping",
-            crate::diff::RESERVED_PREFIX
-        ));
-    }
-    if p.len() > MAX_PREFIX_LEN {
-        return Err(format!(
-            "secret prefix is longer than {MAX_PREFIX_LEN} bytes"
-        ));
-    }
-    Ok(())
+    crate::path::check_relative_prefix(p, MAX_PREFIX_LEN)
 }
 
 /// The names and sizes a plugin target accepts: safe relative paths (as Vault keys), at most
