@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts two local OpenBao servers (dev mode: the source Vault, and a second one that
 # `vault_kv2` targets sync into), moto, a Prometheus Pushgateway and an OTLP/HTTP trace receiver
-# (scripts/otlp_receiver.py) on free loopback ports, waits until all of them answer, and writes
+# (scripts/otlp_receiver.py) on free loopback ports, with a test CA for the HTTPS contract fakes, waits until all of them answer, and writes
 # their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops
 # them.
 set -euo pipefail
@@ -19,6 +19,8 @@ scripts/deps.sh
 scripts/venv.sh
 mkdir -p "$DIR"
 stop
+# A throw-away CA and a loopback server certificate for the contract fakes that speak HTTPS.
+.venv/bin/python crates/test-support/fakes/test_ca.py "$DIR/tls"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A port that is none of the ports already taken (arguments).
 port_besides() {
@@ -68,6 +70,7 @@ export SECRETSYNC_TEST_VAULT2_TOKEN=$TOKEN2
 export SECRETSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:$APORT
 export SECRETSYNC_TEST_PUSHGATEWAY=http://127.0.0.1:$PPORT
 export SECRETSYNC_TEST_OTLP_ENDPOINT=http://127.0.0.1:$OPORT
+export SECRETSYNC_TEST_CA_CERT=$(cd "$DIR" && pwd)/tls/ca.pem
 ENV
     echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT" >&2
     exit 0
