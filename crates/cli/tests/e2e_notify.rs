@@ -7,7 +7,7 @@
 mod support_sync;
 
 use secretsync_test_support::http::Response;
-use secretsync_test_support::proxy::Recorder;
+use secretsync_test_support::proxy::{Action, Proxy, Recorder, Rule};
 use serde_json::{Value, json};
 use support_sync::*;
 
@@ -349,4 +349,32 @@ async fn a_run_that_stops_before_its_targets_still_notifies_failure() {
         "{body}"
     );
     assert!(!got[0].body_text().contains("not-a-valid-token-0123456789"));
+}
+
+#[tokio::test]
+async fn a_hook_that_never_answers_is_given_up_after_its_timeout() {
+    let world = World::from_env().await;
+    let id = unique("ntf");
+    world
+        .put(&format!("{id}/base/app/api"), json!({"key": "k-1"}))
+        .await;
+    // The receiver gets each POST; its answer never comes back.
+    let receiver = Recorder::start(ok());
+    let stalling = Proxy::start(&receiver.url());
+    stalling.add(Rule::any().then(Action::StallAfterForward));
+    let cfg = world.config(&single_target(
+        &id,
+        REGION,
+        &format!(
+            "notifications:\n  - url: {}/hook\n    on: [changes]\n    timeout: 1s\n    max_attempts: 2\n",
+            stalling.url()
+        ),
+    ));
+    let run = world.pipeline(&cfg, &[]);
+    // The configured timeout (not the 10 s default) ended each attempt; the run's result stands.
+    run.success().stderr_has(
+        "notification not delivered (the run's result stands): no answer within 1s (2 attempts",
+    );
+    assert_eq!(receiver.requests().len(), 2, "one POST per attempt");
+    assert_eq!(world.sm(REGION).list(&format!("{id}/t/")).await.len(), 1);
 }
