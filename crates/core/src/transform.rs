@@ -188,6 +188,54 @@ pub fn apply_one(
     path: &str,
     value: &Map<String, Value>,
 ) -> Result<Transformed, TransformError> {
+    apply_compiled(&Compiled::new(blocks), path, value)
+}
+
+/// `blocks` with their templates parsed once (one template environment for a whole desired
+/// state, not one per secret: BENCHMARKS.md, "Transformations").
+struct Compiled<'b> {
+    blocks: &'b [TransformConfig],
+    env: minijinja::Environment<'b>,
+    /// Per block, per template: the keys it reads (sorted), or the parser's message.
+    reads: Vec<Vec<Result<Vec<String>, String>>>,
+}
+
+impl<'b> Compiled<'b> {
+    fn new(blocks: &'b [TransformConfig]) -> Self {
+        let mut env = environment();
+        let mut reads = Vec::with_capacity(blocks.len());
+        for (bi, b) in blocks.iter().enumerate() {
+            let mut of_block = Vec::with_capacity(b.template.len());
+            for (ti, (_, source)) in b.template.iter().enumerate() {
+                let name = template_name(bi, ti);
+                let r = env
+                    .add_template_owned(name.clone(), source.as_str())
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| env.get_template(&name).map_err(|e| e.to_string()))
+                    .map(|t| {
+                        let mut reads: Vec<String> =
+                            t.undeclared_variables(true).into_iter().collect();
+                        reads.sort();
+                        reads
+                    });
+                of_block.push(r);
+            }
+            reads.push(of_block);
+        }
+        Compiled { blocks, env, reads }
+    }
+}
+
+fn template_name(block: usize, template: usize) -> String {
+    format!("{block}/{template}")
+}
+
+fn apply_compiled(
+    compiled: &Compiled<'_>,
+    path: &str,
+    value: &Map<String, Value>,
+) -> Result<Transformed, TransformError> {
+    let blocks = compiled.blocks;
     let err = |message: String| TransformError {
         path: path.to_string(),
         message,
@@ -201,14 +249,15 @@ pub fn apply_one(
         // 1. Templates, from the value as it is before this block.
         let mut rendered: Vec<(String, String)> = Vec::new();
         if !b.template.is_empty() {
-            let env = environment();
             let ctx = minijinja::Value::from_serialize(&cur);
-            for (key, source) in &b.template {
-                let t = env
-                    .template_from_str(source)
+            for (ti, (key, _)) in b.template.iter().enumerate() {
+                let reads = compiled.reads[bi][ti]
+                    .as_ref()
                     .map_err(|e| err(format!("template `{key}` does not parse: {e}")))?;
-                let mut reads: Vec<String> = t.undeclared_variables(true).into_iter().collect();
-                reads.sort();
+                let t = compiled
+                    .env
+                    .get_template(&template_name(bi, ti))
+                    .map_err(|e| err(format!("template `{key}` does not parse: {e}")))?;
                 let missing: Vec<&String> = reads.iter().filter(|r| !has_path(&cur, r)).collect();
                 if !missing.is_empty() {
                     return Err(err(format!(
@@ -406,8 +455,9 @@ pub fn apply(blocks: &[TransformConfig], desired: &Collected) -> Result<Collecte
         secrets: Default::default(),
         incomplete: desired.incomplete.clone(),
     };
+    let compiled = Compiled::new(blocks);
     for (path, value) in &desired.secrets {
-        let (v, _) = apply_one(blocks, path, value.expose())?;
+        let (v, _) = apply_compiled(&compiled, path, value.expose())?;
         out.secrets.insert(path.clone(), SecretValue::new(v));
     }
     Ok(out)
