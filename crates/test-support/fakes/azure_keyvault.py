@@ -19,7 +19,8 @@ What it models (what SecretSync's `azure_keyvault` target and the check use):
   (the clients send their first request without a body and expect exactly this). A wrong
   token gets the same 401 (code `Unauthorized`, "AKV10032: Invalid issuer").
 * `api-version` is required (400 `BadParameter` otherwise); the versions the clients send
-  (7.x, 2025-07-01) are accepted and answer the same shapes.
+  (7.x and dated ones: 2025-07-01 from the Rust SDK, 2026-04-01 from the Python one) are
+  accepted and answer the same shapes (the fake does not model differences between versions).
 * Names: `^[0-9a-zA-Z-]{1,127}$` (400 `BadParameter` otherwise), **case-insensitive** (a
   secret keeps the spelling of its first write; any spelling reaches it).
 * Set Secret (`PUT /secrets/{name}`): a new version (32 hex digits) with `value`,
@@ -63,7 +64,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-API_VERSIONS = {"7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01"}
+# 7.x and the dated versions (2025-07-01 from the Rust SDK, 2026-04-01 from the Python one).
+API_VERSION = re.compile(r"^(7\.[0-9]|20[2-9][0-9]-[01][0-9]-[0-3][0-9])(-preview)?$")
 MAX_TAGS = 15
 MAX_VALUE = 25 * 1024
 MAX_RESULTS = 25
@@ -189,9 +191,9 @@ class Handler(BaseHTTPRequestHandler):
             if ver is None:
                 self.drain()
                 raise Fail(400, "BadParameter", "The 'api-version' query parameter is missing")
-            if ver not in API_VERSIONS:
+            if not API_VERSION.match(ver):
                 self.drain()
-                raise Fail(400, "BadParameter", f"The specified version ({ver}) is not recognized. Consider using the latest supported version ({max(API_VERSIONS)}).")
+                raise Fail(400, "BadParameter", f"The specified version ({ver}) is not recognized. Consider using the latest supported version (2025-07-01).")
             self.api_version = ver
             body = self.read_body() if method in ("PUT", "PATCH", "POST") else {}
             parts = [p for p in url.path.split("/")]

@@ -202,6 +202,14 @@ fn name_of_id(id: Option<&str>) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// ` (path \`apps/db\`)` for a name the mapping makes, for messages.
+fn path_note(name: &str) -> String {
+    match secretsync_core::targets::azure_keyvault::decode(name) {
+        Some(p) if p != name => format!(" (path `{p}`)"),
+        _ => String::new(),
+    }
+}
+
 fn hashmap(tags: &BTreeMap<String, String>) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -401,7 +409,7 @@ impl Vault {
         content_type: &str,
         tags: &BTreeMap<String, String>,
     ) -> std::result::Result<(), (Failure, Error)> {
-        let what = format!("writing `{name}`");
+        let what = format!("writing `{name}`{}", path_note(name));
         self.call("setSecret", &what, || async {
             let params = SetSecretParameters {
                 value: Some(value.to_string()),
@@ -436,7 +444,7 @@ impl Vault {
 
     /// Soft-deletes `name`; `false`: it was not there.
     async fn delete(&self, name: &str) -> Result<bool> {
-        let what = format!("deleting `{name}`");
+        let what = format!("deleting `{name}`{}", path_note(name));
         Ok(self
             .optional("deleteSecret", &what, || async {
                 self.client.delete_secret(name, None).await.map(|_| ())
@@ -517,7 +525,7 @@ impl Vault {
 
 /// The reqwest client the SDK sends through: rustls, the system roots plus `ca_cert`,
 /// no redirects (a bearer token never follows one), bounded time.
-fn http_client(settings: &Settings) -> Result<reqwest::Client> {
+pub(crate) fn http_client(settings: &Settings) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))

@@ -43,10 +43,35 @@ use std::sync::Arc;
 use secretsync_core::config::TargetConfig;
 use secretsync_core::targets::azure_keyvault::AzureKeyVaultSettings;
 
+pub use azure_core::http::{HttpClient, Transport};
 pub use client::{AzureKeyVaultTarget, KEY_NAME};
 
 use super::{Clients, Target};
 use crate::error::Result;
+use crate::lease::LeaseBackend;
+use secretsync_core::config::TargetPolicy;
+
+/// A target that sends through `transport` (an [`HttpClient`] of the caller's: a test's fault
+/// injector in front of the real client), with `leases`.
+pub fn with_transport(
+    name: &str,
+    owner: &str,
+    policy: &TargetPolicy,
+    settings: &AzureKeyVaultSettings,
+    transport: Transport,
+    leases: Arc<dyn LeaseBackend>,
+) -> Result<AzureKeyVaultTarget> {
+    let vault = client::Vault::connect(settings, &|_| None, Some(transport))?;
+    Ok(AzureKeyVaultTarget::new(
+        name, owner, policy, settings, vault, leases,
+    ))
+}
+
+/// The reqwest client this kind sends through (rustls, `ca_cert`, no redirects), for a
+/// [`Transport`] that wraps it.
+pub fn http_client(settings: &AzureKeyVaultSettings) -> Result<reqwest::Client> {
+    client::http_client(settings)
+}
 
 /// The target of `cfg`, as the registry ([`super::build`]) builds it: the credential and the
 /// client are set up (a `ca_cert` that cannot be read fails here); nothing is sent until the
