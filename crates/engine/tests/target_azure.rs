@@ -412,3 +412,72 @@ async fn a_listed_name_that_differs_in_case_is_the_same_secret() {
     );
     assert_eq!(rest.versions(&encode(&format!("{prefix}db"))).await, 2);
 }
+
+#[tokio::test]
+async fn configured_tags_are_written_and_kept_in_sync_without_new_versions() {
+    let rest = Rest::new();
+    let prefix = unique("tags") + "/";
+    let desired = bundle(&[("db", json!({"v": 1}))]);
+    let name = encode(&format!("{prefix}db"));
+    let t = target("azure", OWNER, policy(&prefix));
+    sync(&t, &desired).await;
+    assert_eq!(rest.marks(&name).await.unwrap().get("team"), None);
+
+    let mut s = settings();
+    s.tags = BTreeMap::from([("team".to_string(), "platform".to_string())]);
+    let tagged = target_with("azure", OWNER, policy(&prefix), &s, None);
+    let plan = tagged
+        .plan(&desired, &PlanContext::default())
+        .await
+        .unwrap();
+    assert!(plan.changes[0].retag, "{:?}", kinds(&plan));
+    let r = tagged.apply(&plan, &Cancel::default()).await;
+    assert_eq!((r.retagged, r.created, r.updated), (1, 0, 0), "{r:?}");
+    let marks = rest.marks(&name).await.unwrap();
+    assert_eq!(marks.get("team").map(String::as_str), Some("platform"));
+    assert_eq!(
+        marks.get("managed-by").map(String::as_str),
+        Some("secretsync")
+    );
+    assert_eq!(rest.versions(&name).await, 1, "tags only: no new version");
+    let plan = tagged
+        .plan(&desired, &PlanContext::default())
+        .await
+        .unwrap();
+    assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+}
+
+#[tokio::test]
+async fn a_secret_whose_tags_would_exceed_fifteen_is_refused_before_writing() {
+    let rest = Rest::new();
+    let prefix = unique("many") + "/";
+    let name = encode(&format!("{prefix}db"));
+    // An unmanaged secret with 12 tags of its own, adopted: 12 + 5 > 15.
+    let tags: BTreeMap<String, String> = (0..12).map(|i| (format!("own{i}"), "x".into())).collect();
+    let (s, v) = rest
+        .call(
+            reqwest::Method::PUT,
+            &format!("/secrets/{name}"),
+            Some(json!({"value": "{\"v\":0}", "tags": tags})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut p = policy(&prefix);
+    p.adopt = true;
+    let t = target("azure", OWNER, p);
+    let plan = t
+        .plan(&bundle(&[("db", json!({"v": 1}))]), &PlanContext::default())
+        .await
+        .unwrap();
+    let c = &plan.changes[0];
+    assert!(c.invalid && c.kind == ChangeKind::Skipped, "{c:?}");
+    let why = c.reason.as_deref().unwrap();
+    assert!(
+        why.contains("17 tags") && why.contains("allows 15") && why.contains("`own0`"),
+        "{why}"
+    );
+    let before = t.calls();
+    t.apply(&plan, &Cancel::default()).await;
+    assert_eq!(t.calls(), before, "nothing sent");
+    assert_eq!(rest.versions(&name).await, 1);
+}
