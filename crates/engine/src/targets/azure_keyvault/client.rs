@@ -80,6 +80,43 @@ impl TokenCredential for StaticToken {
     }
 }
 
+/// The scopes a token is given for: Key Vault's, in the public and sovereign clouds. The
+/// scope comes from the vault's authentication challenge; a server that is not a vault (a
+/// wrong `vault_url`) could otherwise ask for a token to another Azure API.
+const VAULT_SCOPES: &[&str] = &[
+    "https://vault.azure.net/.default",
+    "https://vault.azure.cn/.default",
+    "https://vault.usgovcloudapi.net/.default",
+    "https://vault.microsoftazure.de/.default",
+];
+
+/// A credential that gives tokens for Key Vault's scopes only.
+#[derive(Debug)]
+struct VaultOnly(Arc<dyn TokenCredential>);
+
+#[async_trait]
+impl TokenCredential for VaultOnly {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        if scopes.is_empty()
+            || scopes
+                .iter()
+                .any(|s| !VAULT_SCOPES.contains(&s.trim_end_matches('/')))
+        {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                format!(
+                    "the server at `vault_url` asked for a token for {scopes:?}, which is not Key Vault's (`https://vault.azure.net/.default`); no token was given: check `vault_url`"
+                ),
+            ));
+        }
+        self.0.get_token(scopes, options).await
+    }
+}
+
 /// The Azure identity chain: the first of these that gives a token serves every later
 /// request. azure_identity 1.x has no `DefaultAzureCredential`; this is its order.
 struct Chain {
@@ -224,6 +261,7 @@ impl Vault {
             AzureAuth::Token(t) => Arc::new(StaticToken(Secret::new(t.expose().to_string()))),
             AzureAuth::Chain => Arc::new(Chain::from_env(env)?),
         };
+        let credential: Arc<dyn TokenCredential> = Arc::new(VaultOnly(credential));
         let transport = match transport {
             Some(t) => t,
             None => Transport::new(Arc::new(http_client(settings)?)),
@@ -234,12 +272,10 @@ impl Vault {
                 retry: RetryOptions::none(),
                 ..Default::default()
             },
-            // A vault behind another host name (a test server, a private endpoint's own
-            // name) answers with the `vault.azure.net` resource.
-            verify_challenge_resource: Some(
-                settings.vault_url.ends_with(".vault.azure.net")
-                    || settings.vault_url.contains(".vault.azure.net:"),
-            ),
+            // A vault behind another host name (a test server, a private DNS name) answers
+            // with the `vault.azure.net` resource, which the SDK would refuse for that host;
+            // [`VaultOnly`] still refuses any scope that is not Key Vault's.
+            verify_challenge_resource: Some(is_vault_host(&settings.vault_url)),
             ..Default::default()
         };
         let client = SecretClient::new(&settings.vault_url, credential, Some(options))
@@ -521,6 +557,24 @@ impl Vault {
             ),
         ))
     }
+}
+
+/// Whether the URL's host is a Key Vault DNS name of a public or sovereign cloud.
+pub(crate) fn is_vault_host(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    VAULT_SCOPES.iter().any(|s| {
+        let domain = s
+            .trim_start_matches("https://")
+            .trim_end_matches("/.default");
+        host.ends_with(&format!(".{domain}"))
+    })
 }
 
 /// The reqwest client the SDK sends through: rustls, the system roots plus `ca_cert`,

@@ -142,6 +142,10 @@ impl Failure {
                 ErrorKind::Conflict,
                 "another change to this secret is in progress (a deletion or recovery, or another writer); run again",
             ),
+            Some(404) => (
+                ErrorKind::Conflict,
+                "the secret is not there (deleted since the plan?); run again to plan from the vault's state",
+            ),
             Some(429) => (
                 ErrorKind::Throttled,
                 "the vault throttled the requests past every retry: lower `writes_per_second` and `concurrency`, or run when the vault is less busy",

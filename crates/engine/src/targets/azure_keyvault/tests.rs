@@ -30,9 +30,14 @@ type Rule = (Method, String, Vec<Answer>);
 struct Script {
     rules: Mutex<Vec<(Rule, usize)>>,
     seen: Mutex<Vec<(Method, String)>>,
+    /// The resource the challenge names (default `https://vault.azure.net`).
+    resource: Mutex<Option<String>>,
 }
 
 impl Script {
+    fn challenge_resource(&self, r: &str) {
+        *self.resource.lock().unwrap() = Some(r.to_string());
+    }
     fn on(&self, m: Method, path: &str, answers: Vec<Answer>) {
         self.rules
             .lock()
@@ -61,9 +66,17 @@ impl HttpClient for Script {
             .get_optional_str(&HeaderName::from_static("authorization"))
             != Some("Bearer test-token")
         {
+            let resource = self
+                .resource
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "https://vault.azure.net".into());
             headers.insert(
                 "www-authenticate",
-                r#"Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net""#,
+                format!(
+                    r#"Bearer authorization="https://login.microsoftonline.com/t", resource="{resource}""#
+                ),
             );
             let body = json!({"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}});
             return Ok(AsyncRawResponse::from_bytes(
@@ -345,7 +358,7 @@ async fn a_name_soft_deleted_by_someone_else_is_neither_recovered_nor_purged() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_missing_token_source_is_an_auth_error_before_any_write() {
+async fn a_refused_token_is_an_auth_error_before_any_write() {
     let (script, t, _dir) = scripted();
     // The listing works, the fingerprint key read is refused: 401 even with the token.
     script.on(
@@ -372,4 +385,40 @@ async fn a_missing_token_source_is_an_auth_error_before_any_write() {
         e.message
     );
     assert!(script.seen(Method::Put).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_is_given_for_key_vaults_scope_only() {
+    let (script, t, _dir) = scripted();
+    // Every request without a token is challenged for another Azure API's resource.
+    script.challenge_resource("https://management.azure.com");
+    let e = t
+        .plan(&desired(), &PlanContext::default())
+        .await
+        .expect_err("no token for another API");
+    assert_eq!(e.kind, ErrorKind::Auth, "{}", e.message);
+    assert!(
+        e.message.contains("management.azure.com") && e.message.contains("check `vault_url`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        script.seen(Method::Get).is_empty(),
+        "no request carried a token"
+    );
+}
+
+#[test]
+fn challenge_resources_are_verified_for_azure_vault_hosts() {
+    for (url, vault) in [
+        ("https://my-vault.vault.azure.net", true),
+        ("https://MY-VAULT.VAULT.AZURE.NET:443", true),
+        ("https://v.vault.azure.cn", true),
+        ("https://v.vault.usgovcloudapi.net/", true),
+        ("https://127.0.0.1:8444", false),
+        ("https://vault.azure.net.evil.example", false),
+        ("https://kv.internal.example.com", false),
+    ] {
+        assert_eq!(super::client::is_vault_host(url), vault, "{url}");
+    }
 }
