@@ -620,7 +620,8 @@ enum Done {
     },
     Updated {
         name: String,
-        old_value: Option<SecretValue>,
+        /// The previous value as stored (JSON or not), written back on undo.
+        old_value: Option<zeroize::Zeroizing<String>>,
         old_tags: Tags,
     },
     Retagged {
@@ -922,8 +923,8 @@ impl AzureKeyVaultTarget {
         }
         // What a rollback writes back.
         let old_value = match &c.old_value {
-            Some(o) => Some(o.clone()),
-            None => v.get(&c.name).await?.as_deref().and_then(parse_value),
+            Some(o) => Some(zeroize::Zeroizing::new(o.canonical_json())),
+            None => v.get(&c.name).await?.map(zeroize::Zeroizing::new),
         };
         self.write_value(&c.name, value, &tags).await?;
         Ok(Done::Updated {
@@ -959,14 +960,9 @@ impl AzureKeyVaultTarget {
                     )
                 })?;
                 // Versions are immutable: the previous value goes back as a new version.
-                v.set(
-                    &name,
-                    &old.canonical_json(),
-                    CONTENT_TYPE,
-                    &old_tags.to_map(),
-                )
-                .await
-                .map_err(|(_, e)| e)
+                v.set(&name, &old, CONTENT_TYPE, &old_tags.to_map())
+                    .await
+                    .map_err(|(_, e)| e)
             }
             Done::Retagged { name, old_tags } => v.set_tags(&name, &old_tags.to_map()).await,
             Done::Restored { name } => v.delete(&name).await.map(|_| ()),
