@@ -481,3 +481,72 @@ async fn a_secret_whose_tags_would_exceed_fifteen_is_refused_before_writing() {
     assert_eq!(t.calls(), before, "nothing sent");
     assert_eq!(rest.versions(&name).await, 1);
 }
+
+/// Key Vault has no conditional write: without a merge store the lease is a lock file on this
+/// machine (the `plugin` kind's code), taken and released like any other lease.
+#[tokio::test]
+async fn without_a_merge_store_the_lease_is_a_local_lock_file() {
+    use secretsync_engine::lease::{self, Holder, LeaseSpec};
+    let cache = std::env::temp_dir().join(unique("secretsync-azure-cache-"));
+    let yaml = format!(
+        "vault_sources:
+  - mount: secret/base/
+targets:
+  - name: azure
+    type: azure_keyvault
+    vault_url: {}
+    ca_cert: {}
+    auth: {{ token: x }}
+    imports: [base]
+",
+        env("SECRETSYNC_TEST_AZURE_VAULT_URL"),
+        env("SECRETSYNC_TEST_CA_CERT")
+    );
+    let loaded = secretsync_core::config::load(&yaml, &|_| None);
+    let config = loaded
+        .config
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+    let cache_s = cache.to_str().unwrap().to_string();
+    let env = move |k: &str| (k == "XDG_CACHE_HOME").then(|| cache_s.clone());
+    let clients = secretsync_engine::targets::Clients {
+        aws: None,
+        owner: OWNER,
+        env: &env,
+        observers: Default::default(),
+        vault_retry: secretsync_engine::retry::Policy::new(1),
+        merge_store: None,
+        store: None,
+    };
+    let t = secretsync_engine::targets::build(&config.targets[0], &clients)
+        .await
+        .unwrap();
+    let backend = t.lease_backend();
+    let key = lease::target_key(OWNER, "azure");
+    let location = backend.location(&key);
+    assert!(
+        location.starts_with("lock file ")
+            && location.contains(cache.join("secretsync").join("locks").to_str().unwrap()),
+        "{location}"
+    );
+    let held = lease::acquire(
+        backend,
+        LeaseSpec {
+            key,
+            ttl: std::time::Duration::from_secs(30),
+            wait: std::time::Duration::ZERO,
+        },
+        Holder::new(OWNER, "run-1", "h", "a"),
+        &Cancel::default(),
+    )
+    .await
+    .unwrap();
+    let file = LocalLeases::in_user_cache(&env).path(&lease::target_key(OWNER, "azure"));
+    assert!(file.starts_with(&cache), "{}", file.display());
+    let held_by = std::fs::read_to_string(&file).expect("the lock file exists while held");
+    assert!(
+        held_by.contains("run-1"),
+        "the lock file names the holder: {held_by}"
+    );
+    held.release().await.unwrap();
+    let _ = std::fs::remove_dir_all(&cache);
+}
