@@ -550,3 +550,20 @@ targets:
     held.release().await.unwrap();
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// More secrets than one page of the listing (25): the plan sees every one of them.
+#[tokio::test]
+async fn listings_page_past_twenty_five() {
+    let prefix = unique("page") + "/";
+    let t = target("azure", OWNER, policy(&prefix));
+    let items: Vec<(String, Value)> = (0..30)
+        .map(|i| (format!("s{i}"), json!({"i": i})))
+        .collect();
+    let refs: Vec<(&str, Value)> = items.iter().map(|(p, v)| (p.as_str(), v.clone())).collect();
+    let desired = bundle(&refs);
+    sync(&t, &desired).await;
+    let fresh = target("azure", OWNER, policy(&prefix));
+    let plan = fresh.plan(&desired, &PlanContext::default()).await.unwrap();
+    assert_eq!(plan.changes.len(), 30);
+    assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+}

@@ -107,6 +107,14 @@ def main(url, token, ca):
     s3 = c.set_secret(f"{p}-a", '{"k":"new"}')
     check("a purged name can be set again", s3.value == '{"k":"new"}')
 
+    # The deleted listing pages too (the Rust target lists it every plan).
+    pollers = [c.begin_delete_secret(f"{p}-n{i}") for i in range(30)]
+    for po in pollers:
+        po.wait()
+    gone = [x for x in c.list_deleted_secrets() if x.name.startswith(f"{p}-n")]
+    check("list deleted secrets follows nextLink past 25 (30 listed, with tags)",
+          len(gone) == 30 and all(x.properties.tags for x in gone))
+
     # Limits and validation.
     try:
         c.set_secret(f"{p}-t", "{}", tags={f"k{i}": "v" for i in range(16)})
