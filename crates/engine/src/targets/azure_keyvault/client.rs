@@ -505,6 +505,9 @@ impl Vault {
                 .await
             {
                 Ok(()) => break,
+                // Not (or no longer) deleted: recovered by someone else, or live; the wait
+                // below tells.
+                Err((f, _)) if f.is_not_found() => break,
                 // Its deletion is still completing: it can be recovered once it has.
                 Err((f, _)) if f.is_in_progress() && polls < POLLS => {
                     polls += 1;
