@@ -82,11 +82,12 @@ targets:
     ))
 }
 
+/// A run at debug level: nothing it logs may carry a value or the token.
 fn run(world: &World, cfg: &std::path::Path, cache: &std::path::Path) -> Run {
     let token = required("SECRETSYNC_TEST_AZURE_TOKEN");
     world.pipeline_env(
         cfg,
-        &[],
+        &["--log-level", "debug"],
         &[
             ("AZURE_ACCESS_TOKEN", token.as_str()),
             ("XDG_CACHE_HOME", cache.to_str().unwrap()),
