@@ -119,29 +119,41 @@ impl TokenCredential for VaultOnly {
 
 /// The Azure identity chain: the first of these that gives a token serves every later
 /// request. azure_identity 1.x has no `DefaultAzureCredential`; this is its order.
-struct Chain {
+pub(crate) struct Chain {
     sources: Vec<(&'static str, Arc<dyn TokenCredential>)>,
     chosen: std::sync::Mutex<Option<usize>>,
 }
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.sources.iter().map(|(n, _)| *n).collect();
-        f.debug_struct("Chain").field("sources", &names).finish()
+        f.debug_struct("Chain")
+            .field("sources", &self.names())
+            .finish()
     }
 }
 
 impl Chain {
+    /// The credentials tried, in order.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        self.sources.iter().map(|(n, _)| *n).collect()
+    }
+
     /// Workload identity (AZURE_FEDERATED_TOKEN_FILE), a client secret (AZURE_TENANT_ID,
     /// AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), a managed identity, the Azure CLI and Azure
     /// Developer CLI.
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Chain> {
+    pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Chain> {
         let mut sources: Vec<(&'static str, Arc<dyn TokenCredential>)> = Vec::new();
         let cred_err = |what: &str, e: azure_core::Error| {
             Error::config(format!("cannot set up the {what} credential: {e}"))
         };
-        if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-            let c = azure_identity::WorkloadIdentityCredential::new(None)
+        if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
+            let options = azure_identity::WorkloadIdentityCredentialOptions {
+                tenant_id: env("AZURE_TENANT_ID"),
+                client_id: env("AZURE_CLIENT_ID"),
+                token_file_path: Some(file.into()),
+                ..Default::default()
+            };
+            let c = azure_identity::WorkloadIdentityCredential::new(Some(options))
                 .map_err(|e| cred_err("workload identity", e))?;
             sources.push(("workload identity", c));
         }

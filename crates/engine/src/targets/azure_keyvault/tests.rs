@@ -422,3 +422,48 @@ fn challenge_resources_are_verified_for_azure_vault_hosts() {
         assert_eq!(super::client::is_vault_host(url), vault, "{url}");
     }
 }
+
+#[tokio::test]
+async fn the_identity_chain_follows_the_environment() {
+    use super::client::Chain;
+    let none = Chain::from_env(&|_| None).unwrap();
+    assert_eq!(
+        none.names(),
+        ["managed identity", "Azure CLI / Azure Developer CLI"]
+    );
+    let dir = tempdir::Dir::new();
+    let vars = |file: &std::path::Path| {
+        BTreeMap::from([
+            (
+                "AZURE_TENANT_ID",
+                "00000000-0000-0000-0000-000000000001".to_string(),
+            ),
+            ("AZURE_CLIENT_ID", "client".to_string()),
+            ("AZURE_CLIENT_SECRET", "s3cret".to_string()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+        ])
+    };
+    // A token file that cannot be read is a configuration error naming it.
+    let v = vars(&dir.0.join("missing-token"));
+    let e = Chain::from_env(&|k| v.get(k).cloned()).expect_err("no token file");
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(
+        e.message.contains("workload identity") && e.message.contains("missing-token"),
+        "{}",
+        e.message
+    );
+    let file = dir.0.join("token");
+    std::fs::write(&file, "a.b.c").unwrap();
+    let v = vars(&file);
+    let all = Chain::from_env(&|k| v.get(k).cloned()).unwrap();
+    assert_eq!(
+        all.names(),
+        [
+            "workload identity",
+            "client secret (AZURE_CLIENT_SECRET)",
+            "managed identity",
+            "Azure CLI / Azure Developer CLI"
+        ]
+    );
+    assert!(!format!("{all:?}").contains("s3cret"));
+}
