@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts two local OpenBao servers (dev mode: the source Vault, and a second one that
 # `vault_kv2` targets sync into), moto, a Prometheus Pushgateway and an OTLP/HTTP trace receiver
-# (scripts/otlp_receiver.py) on free loopback ports, with a test CA for the HTTPS contract fakes, waits until all of them answer, and writes
+# (scripts/otlp_receiver.py) and the Azure Key Vault contract fake
+# (crates/test-support/fakes/azure_keyvault.py, HTTPS) on free loopback ports, with a test CA for the HTTPS contract fakes, waits until all of them answer, and writes
 # their addresses to $SERVERS_DIR/env (default .servers/env; source it). `servers.sh stop` stops
 # them.
 set -euo pipefail
@@ -38,6 +39,9 @@ V2PORT=$(port_besides "$VPORT" $((VPORT + 1)) $((VPORT - 1)))
 APORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)))
 PPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT")
 OPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT")
+KVPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT" "$OPORT")
+# The bearer token the Key Vault fake accepts (any other is refused with 401).
+AZTOKEN=azure-test-token
 TOKEN=root
 # Another root token on the second server: a test that mixes the two up fails.
 TOKEN2=root2
@@ -56,12 +60,17 @@ prometheus-pushgateway --web.listen-address="127.0.0.1:$PPORT" >"$DIR/pushgatewa
 echo $! > "$DIR/pushgateway.pid"
 .venv/bin/python scripts/otlp_receiver.py "$OPORT" >"$DIR/otlp.log" 2>&1 &
 echo $! > "$DIR/otlp.pid"
+.venv/bin/python crates/test-support/fakes/azure_keyvault.py --port "$KVPORT" \
+  --cert "$DIR/tls/server.pem" --key "$DIR/tls/server-key.pem" --token "$AZTOKEN" \
+  >"$DIR/azure.log" 2>&1 &
+echo $! > "$DIR/azure.pid"
 for _ in $(seq 1 200); do
   if curl -sf "http://127.0.0.1:$VPORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$V2PORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$PPORT/-/ready" >/dev/null 2>&1 \
-     && curl -sf "http://127.0.0.1:$OPORT/health" >/dev/null 2>&1; then
+     && curl -sf "http://127.0.0.1:$OPORT/health" >/dev/null 2>&1 \
+     && curl -s --cacert "$DIR/tls/ca.pem" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$KVPORT/secrets?api-version=7.5" 2>/dev/null | grep -q 401; then
     cat > "$DIR/env" <<ENV
 export SECRETSYNC_TEST_VAULT_ADDR=http://127.0.0.1:$VPORT
 export SECRETSYNC_TEST_VAULT_TOKEN=$TOKEN
@@ -71,12 +80,14 @@ export SECRETSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:$APORT
 export SECRETSYNC_TEST_PUSHGATEWAY=http://127.0.0.1:$PPORT
 export SECRETSYNC_TEST_OTLP_ENDPOINT=http://127.0.0.1:$OPORT
 export SECRETSYNC_TEST_CA_CERT=$(cd "$DIR" && pwd)/tls/ca.pem
+export SECRETSYNC_TEST_AZURE_VAULT_URL=https://127.0.0.1:$KVPORT
+export SECRETSYNC_TEST_AZURE_TOKEN=$AZTOKEN
 ENV
-    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT" >&2
+    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT, Key Vault fake on https://127.0.0.1:$KVPORT" >&2
     exit 0
   fi
   sleep 0.1
 done
-echo "local servers did not start; see the logs in $DIR/ (bao, bao2, moto, pushgateway, otlp)" >&2
+echo "local servers did not start; see the logs in $DIR/ (bao, bao2, moto, pushgateway, otlp, azure)" >&2
 stop
 exit 1

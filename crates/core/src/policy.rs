@@ -514,6 +514,14 @@ pub(crate) fn facts(
                 .collect(),
         ),
         TargetBackend::AwsSsm(s) => (account(&s.role_arn), Some(s.region.clone()), Map::new()),
+        TargetBackend::AzureKeyVault(a) => (
+            None,
+            None,
+            a.tags
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        ),
         TargetBackend::VaultKv2(_) | TargetBackend::Webhook(_) | TargetBackend::Plugin(_) => {
             (None, None, Map::new())
         }

@@ -106,6 +106,8 @@ pub enum RawTarget {
     Webhook(crate::targets::webhook::Raw),
     #[serde(rename = "plugin")]
     Plugin(crate::targets::plugin::Raw),
+    #[serde(rename = "azure_keyvault")]
+    AzureKeyVault(crate::targets::azure_keyvault::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

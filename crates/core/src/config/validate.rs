@@ -74,6 +74,10 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
         ("webhook", fields_of::<crate::targets::webhook::Raw>()),
         ("plugin", fields_of::<crate::targets::plugin::Raw>()),
+        (
+            "azure_keyvault",
+            fields_of::<crate::targets::azure_keyvault::Raw>(),
+        ),
     ]
 }
 
@@ -117,6 +121,7 @@ enum RawBackend {
     AwsSsm(crate::targets::aws_ssm::Raw),
     Webhook(crate::targets::webhook::Raw),
     Plugin(crate::targets::plugin::Raw),
+    AzureKeyVault(crate::targets::azure_keyvault::Raw),
 }
 
 pub(crate) struct Validator {
@@ -1202,6 +1207,9 @@ impl Validator {
                         (pos, common, Some(RawBackend::Webhook(r)))
                     }
                     RawTarget::Plugin(mut r) => (pos, r.take_common(), Some(RawBackend::Plugin(r))),
+                    RawTarget::AzureKeyVault(mut r) => {
+                        (pos, r.take_common(), Some(RawBackend::AzureKeyVault(r)))
+                    }
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1272,6 +1280,9 @@ impl Validator {
                 RawBackend::Plugin(b) => {
                     TargetBackend::Plugin(crate::targets::plugin::lower(self, b, pos, &path))
                 }
+                RawBackend::AzureKeyVault(b) => TargetBackend::AzureKeyVault(
+                    crate::targets::azure_keyvault::lower(self, b, pos, &path, &r.delete_orphans),
+                ),
             };
             let transform = self.transforms(r.transform);
             let secret_prefix = match (&r.name_template, &r.secret_prefix) {

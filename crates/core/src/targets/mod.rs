@@ -9,6 +9,7 @@
 
 pub mod aws_sm;
 pub mod aws_ssm;
+pub mod azure_keyvault;
 pub mod plugin;
 pub mod vault_kv2;
 pub mod webhook;

@@ -74,8 +74,9 @@ pub async fn build(
 }
 
 /// The S3 merge store's bucket when there is one (shared by every machine), else a lock file
-/// in the user's cache directory.
-async fn leases(clients: &Clients<'_>) -> Arc<dyn LeaseBackend> {
+/// in the user's cache directory. Also the lease of every kind without conditional writes of
+/// its own (`azure_keyvault`).
+pub(crate) async fn leases(clients: &Clients<'_>) -> Arc<dyn LeaseBackend> {
     if let (
         Some(MergeStoreConfig::S3 {
             bucket,
