@@ -567,3 +567,26 @@ async fn listings_page_past_twenty_five() {
     assert_eq!(plan.changes.len(), 30);
     assert!(!plan.has_changes(), "{:?}", kinds(&plan));
 }
+
+/// A secret soft-deleted between the plan and the write (Set answers 409 "deleted but
+/// recoverable"): it is this target's, so it is recovered and then written, never purged.
+#[tokio::test]
+async fn a_secret_soft_deleted_after_the_plan_is_recovered_then_written() {
+    let rest = Rest::new();
+    let prefix = unique("race") + "/";
+    let t = target("azure", OWNER, policy(&prefix));
+    sync(&t, &bundle(&[("db", json!({"v": 1}))])).await;
+    let name = encode(&format!("{prefix}db"));
+    let plan = t
+        .plan(&bundle(&[("db", json!({"v": 2}))]), &PlanContext::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.changes[0].kind, ChangeKind::Modified);
+    assert!(!plan.changes[0].restore, "it was live when planned");
+    rest.soft_delete(&name).await;
+    let r = t.apply(&plan, &Cancel::default()).await;
+    assert!(r.failure.is_none(), "{r:?}");
+    assert_eq!(rest.value(&name).await, Some(json!({"v": 2})));
+    assert_eq!(rest.versions(&name).await, 2, "recovered with its history");
+    assert!(rest.deleted(&name).await.is_none());
+}

@@ -335,8 +335,15 @@ impl Vault {
             },
         )
         .await;
+        let (attempts, elapsed, request_id) = (tried.attempts, tried.elapsed, tried.request_id);
         tried.result.map_err(|f| {
-            let e = f.to_error(what);
+            let e = f.to_error(what).with_call(crate::error::CallFacts {
+                operation: op.to_string(),
+                path: String::new(),
+                attempts,
+                elapsed,
+                request_id,
+            });
             (f, e)
         })
     }

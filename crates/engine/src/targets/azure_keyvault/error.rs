@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use azure_core::error::ErrorKind as AzKind;
-use azure_core::http::StatusCode;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind};
@@ -176,11 +175,6 @@ impl Failure {
             format!("{what}: the vault answered {said}{retry}; {help}"),
         )
     }
-}
-
-/// A status the SDK reports as a code, for tests.
-pub fn status(n: u16) -> StatusCode {
-    StatusCode::from(n)
 }
 
 /// Context for every error of the target: which target, which vault.

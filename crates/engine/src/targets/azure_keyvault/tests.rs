@@ -384,6 +384,8 @@ async fn a_refused_token_is_an_auth_error_before_any_write() {
         "{}",
         e.message
     );
+    let call = e.call.as_deref().expect("the failed call's facts");
+    assert_eq!((call.operation.as_str(), call.attempts), ("getSecret", 1));
     assert!(script.seen(Method::Put).is_empty());
 }
 
