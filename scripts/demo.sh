@@ -5,7 +5,10 @@
 # the masked diff before applying it, the metrics that run pushed to the Pushgateway, and the
 # history in the merge store: a secret's versions, a rollback that stays pinned, unpin; then
 # `explain` and governance: a policy denial, the Slack message it sends to a local receiver,
-# a rotation distributed to AWS, and the audit log verified (and a tampered copy refused). Stops
+# a rotation distributed to AWS, and the audit log verified (and a tampered copy refused); then
+# more clouds: one Vault tree into AWS (Secrets Manager, Parameter Store), GCP Secret Manager and
+# Azure Key Vault (contract fakes), a webhook receiver and the example plugin in one run, a re-run
+# that writes nothing, a template naming a missing key, and a kms_key_id change. Stops
 # the servers at the end (DEMO_KEEP=1 leaves them running; their addresses are in
 # .servers-demo/env).
 set -euo pipefail
@@ -152,3 +155,51 @@ data[i + 10] = ord("1")
 open(".servers-demo/audit-tampered.jsonl", "wb").write(data)
 PY
 $BIN --log-level warn audit verify --config examples/governance.yaml --from .servers-demo/audit-tampered.jsonl || [ $? -eq 1 ]
+
+echo; echo "== more clouds (examples/all-targets.yaml): one Vault tree into AWS Secrets Manager and"
+echo "   Parameter Store, GCP Secret Manager and Azure Key Vault (contract fakes over HTTPS),"
+echo "   a webhook receiver and the example plugin, in one run"
+rm -rf .servers-demo/plugin-store .servers-demo/receiver.jsonl .servers-demo/receiver.port
+mkdir -p .servers-demo/plugin-store
+DEMO_RECORD=.servers-demo/receiver.jsonl DEMO_PORT_FILE=.servers-demo/receiver.port .venv/bin/python - <<'PY' &
+import http.server, json, os
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(os.environ["DEMO_RECORD"], "a") as f:
+            f.write(json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode()}) + "\n")
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+open(os.environ["DEMO_PORT_FILE"], "w").write(str(server.server_port))
+server.serve_forever()
+PY
+RECEIVER_PID=$!
+trap 'kill $HOOK_PID $RECEIVER_PID 2>/dev/null || true; [ "${DEMO_KEEP:-0}" = 1 ] || scripts/servers.sh stop' EXIT
+for _ in $(seq 50); do [ -s .servers-demo/receiver.port ] && break; sleep 0.1; done
+export DEMO_RECEIVER_URL="http://127.0.0.1:$(cat .servers-demo/receiver.port)/secrets"
+export DEMO_CA_CERT=$SECRETSYNC_TEST_CA_CERT
+export DEMO_AZURE_VAULT_URL=$SECRETSYNC_TEST_AZURE_VAULT_URL DEMO_AZURE_TOKEN=$SECRETSYNC_TEST_AZURE_TOKEN
+export DEMO_SSM_KEY=alias/demo-key-one
+$BIN --log-level warn validate --config examples/all-targets.yaml
+echo; echo "== pipeline: every destination gets the tree"
+$BIN --log-level warn pipeline --config examples/all-targets.yaml --output compact
+echo; echo "== what each destination holds now (read with each service's own API, values masked)"
+.venv/bin/python scripts/demo_clouds.py
+echo; echo "== re-run: nothing is written anywhere"
+$BIN --log-level warn pipeline --config examples/all-targets.yaml --output json > .servers-demo/rerun.json
+.venv/bin/python - <<'PY'
+import json
+r = json.load(open(".servers-demo/rerun.json"))
+for t in r["targets"]:
+    print(f"  {t['target']:8} {t['summary']}  writes: {t['result']['created']} created, {t['result']['updated']} updated, {t['result']['deleted']} deleted")
+print("  webhook receiver: still", sum(1 for _ in open(".servers-demo/receiver.jsonl")), "POSTs")
+PY
+echo; echo "== a template naming a key the secret lacks ({{ prot }} for {{ port }}): the plugin target fails, naming both"
+sed 's/{{ port }}/{{ prot }}/' examples/all-targets.yaml > .servers-demo/all-targets-typo.yaml
+$BIN --log-level warn pipeline --config .servers-demo/all-targets-typo.yaml --targets custom --dry-run || [ $? -eq 1 ]
+echo; echo "== Parameter Store's kms_key_id changes: a re-encrypt plan (same values), then applied"
+export DEMO_SSM_KEY=alias/demo-key-two
+$BIN --log-level warn pipeline --config examples/all-targets.yaml --targets params --dry-run
+$BIN --log-level warn pipeline --config examples/all-targets.yaml --targets params --output compact
+$BIN --log-level warn pipeline --config examples/all-targets.yaml --targets params --dry-run | grep -E '^Plan for|unchanged|No changes'
