@@ -38,6 +38,14 @@ V2PORT=$(port_besides "$VPORT" $((VPORT + 1)) $((VPORT - 1)))
 APORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)))
 PPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT")
 OPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT")
+GPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT" "$OPORT")
+GFPORT=$(port_besides "$VPORT" $((VPORT + 1)) "$V2PORT" $((V2PORT + 1)) "$APORT" "$PPORT" "$OPORT" "$GPORT")
+# The Secret Manager fake's only accepted bearer token.
+GTOKEN=ya29.secretsync-test-token
+# Google's client libraries cannot take a CA; they trust SSL_CERT_FILE instead of the system
+# roots. This bundle is the system roots plus the test CA, so exporting it adds trust only.
+cat /etc/ssl/certs/ca-certificates.crt "$DIR/tls/ca.pem" > "$DIR/tls/bundle.pem" 2>/dev/null \
+  || cp "$DIR/tls/ca.pem" "$DIR/tls/bundle.pem"
 TOKEN=root
 # Another root token on the second server: a test that mixes the two up fails.
 TOKEN2=root2
@@ -56,12 +64,15 @@ prometheus-pushgateway --web.listen-address="127.0.0.1:$PPORT" >"$DIR/pushgatewa
 echo $! > "$DIR/pushgateway.pid"
 .venv/bin/python scripts/otlp_receiver.py "$OPORT" >"$DIR/otlp.log" 2>&1 &
 echo $! > "$DIR/otlp.pid"
+.venv/bin/python crates/test-support/fakes/gcp_secretmanager.py "$GPORT" "$DIR/tls" "$GTOKEN" "$GFPORT" >"$DIR/gcp.log" 2>&1 &
+echo $! > "$DIR/gcp.pid"
 for _ in $(seq 1 200); do
   if curl -sf "http://127.0.0.1:$VPORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$V2PORT/v1/sys/health" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$APORT/moto-api/" >/dev/null 2>&1 \
      && curl -sf "http://127.0.0.1:$PPORT/-/ready" >/dev/null 2>&1 \
-     && curl -sf "http://127.0.0.1:$OPORT/health" >/dev/null 2>&1; then
+     && curl -sf "http://127.0.0.1:$OPORT/health" >/dev/null 2>&1 \
+     && curl -sf --cacert "$DIR/tls/ca.pem" -H "Authorization: Bearer $GTOKEN" "https://127.0.0.1:$GPORT/v1/projects/health/secrets" >/dev/null 2>&1; then
     cat > "$DIR/env" <<ENV
 export SECRETSYNC_TEST_VAULT_ADDR=http://127.0.0.1:$VPORT
 export SECRETSYNC_TEST_VAULT_TOKEN=$TOKEN
@@ -71,12 +82,16 @@ export SECRETSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:$APORT
 export SECRETSYNC_TEST_PUSHGATEWAY=http://127.0.0.1:$PPORT
 export SECRETSYNC_TEST_OTLP_ENDPOINT=http://127.0.0.1:$OPORT
 export SECRETSYNC_TEST_CA_CERT=$(cd "$DIR" && pwd)/tls/ca.pem
+export SECRETSYNC_TEST_GCP_ENDPOINT=https://127.0.0.1:$GPORT
+export SECRETSYNC_TEST_GCP_TOKEN=$GTOKEN
+export SECRETSYNC_TEST_GCP_FAILING_ENDPOINT=https://127.0.0.1:$GFPORT
+export SSL_CERT_FILE=$(cd "$DIR" && pwd)/tls/bundle.pem
 ENV
-    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT" >&2
+    echo "OpenBao on 127.0.0.1:$VPORT, second OpenBao on 127.0.0.1:$V2PORT, moto on 127.0.0.1:$APORT, Pushgateway on 127.0.0.1:$PPORT, OTLP receiver on 127.0.0.1:$OPORT, Secret Manager fake on 127.0.0.1:$GPORT" >&2
     exit 0
   fi
   sleep 0.1
 done
-echo "local servers did not start; see the logs in $DIR/ (bao, bao2, moto, pushgateway, otlp)" >&2
+echo "local servers did not start; see the logs in $DIR/ (bao, bao2, moto, pushgateway, otlp, gcp)" >&2
 stop
 exit 1

@@ -514,6 +514,10 @@ pub(crate) fn facts(
                 .collect(),
         ),
         TargetBackend::AwsSsm(s) => (account(&s.role_arn), Some(s.region.clone()), Map::new()),
+        // The project stands where an AWS account does; regional secrets have a region.
+        TargetBackend::GcpSecretManager(g) => {
+            (Some(g.project.clone()), g.location.clone(), Map::new())
+        }
         TargetBackend::VaultKv2(_) | TargetBackend::Webhook(_) | TargetBackend::Plugin(_) => {
             (None, None, Map::new())
         }

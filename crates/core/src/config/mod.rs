@@ -236,6 +236,7 @@ pub enum TargetBackend {
     AwsSsm(crate::targets::aws_ssm::AwsSsmSettings),
     Webhook(crate::targets::webhook::WebhookSettings),
     Plugin(crate::targets::plugin::PluginSettings),
+    GcpSecretManager(crate::targets::gcp_secretmanager::GcpSmSettings),
 }
 
 impl TargetBackend {
@@ -257,6 +258,7 @@ impl TargetBackend {
             TargetBackend::AwsSsm(_) => "aws_ssm",
             TargetBackend::Webhook(_) => "webhook",
             TargetBackend::Plugin(_) => "plugin",
+            TargetBackend::GcpSecretManager(_) => "gcp_secretmanager",
         }
     }
 
@@ -273,6 +275,9 @@ impl TargetBackend {
             TargetBackend::Webhook(_) => std::sync::Arc::new(crate::targets::webhook::WebhookRules),
             TargetBackend::Plugin(_) => {
                 std::sync::Arc::new(crate::targets::plugin::PluginRules::default())
+            }
+            TargetBackend::GcpSecretManager(_) => {
+                std::sync::Arc::new(crate::targets::gcp_secretmanager::GcpSmRules)
             }
         }
     }
@@ -296,6 +301,7 @@ impl TargetBackend {
             TargetBackend::AwsSsm(s) => format!("aws_ssm {}", s.region),
             TargetBackend::Webhook(w) => format!("webhook {}", w.describe()),
             TargetBackend::Plugin(p) => format!("plugin {}", p.display_command()),
+            TargetBackend::GcpSecretManager(g) => format!("gcp_secretmanager {}", g.describe()),
         }
     }
 }

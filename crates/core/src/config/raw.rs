@@ -106,6 +106,8 @@ pub enum RawTarget {
     Webhook(crate::targets::webhook::Raw),
     #[serde(rename = "plugin")]
     Plugin(crate::targets::plugin::Raw),
+    #[serde(rename = "gcp_secretmanager")]
+    GcpSecretManager(crate::targets::gcp_secretmanager::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

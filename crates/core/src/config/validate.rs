@@ -74,6 +74,10 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("aws_ssm", fields_of::<crate::targets::aws_ssm::Raw>()),
         ("webhook", fields_of::<crate::targets::webhook::Raw>()),
         ("plugin", fields_of::<crate::targets::plugin::Raw>()),
+        (
+            "gcp_secretmanager",
+            fields_of::<crate::targets::gcp_secretmanager::Raw>(),
+        ),
     ]
 }
 
@@ -117,6 +121,7 @@ enum RawBackend {
     AwsSsm(crate::targets::aws_ssm::Raw),
     Webhook(crate::targets::webhook::Raw),
     Plugin(crate::targets::plugin::Raw),
+    GcpSecretManager(crate::targets::gcp_secretmanager::Raw),
 }
 
 pub(crate) struct Validator {
@@ -1202,6 +1207,9 @@ impl Validator {
                         (pos, common, Some(RawBackend::Webhook(r)))
                     }
                     RawTarget::Plugin(mut r) => (pos, r.take_common(), Some(RawBackend::Plugin(r))),
+                    RawTarget::GcpSecretManager(mut r) => {
+                        (pos, r.take_common(), Some(RawBackend::GcpSecretManager(r)))
+                    }
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1272,6 +1280,9 @@ impl Validator {
                 RawBackend::Plugin(b) => {
                     TargetBackend::Plugin(crate::targets::plugin::lower(self, b, pos, &path))
                 }
+                RawBackend::GcpSecretManager(b) => TargetBackend::GcpSecretManager(
+                    crate::targets::gcp_secretmanager::lower(self, b, pos, &path),
+                ),
             };
             let transform = self.transforms(r.transform);
             let secret_prefix = match (&r.name_template, &r.secret_prefix) {

@@ -24,6 +24,7 @@
 
 pub mod aws_sm;
 pub mod aws_ssm;
+pub mod gcp_secretmanager;
 pub mod plugin;
 pub mod support;
 pub mod vault_kv2;
@@ -114,5 +115,8 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
         TargetBackend::AwsSsm(settings) => aws_ssm::build(cfg, settings, clients).await,
         TargetBackend::Webhook(settings) => webhook::build(cfg, settings, clients).await,
         TargetBackend::Plugin(settings) => plugin::build(cfg, settings, clients).await,
+        TargetBackend::GcpSecretManager(settings) => {
+            gcp_secretmanager::build(cfg, settings, clients).await
+        }
     }
 }
