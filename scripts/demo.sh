@@ -179,6 +179,7 @@ trap 'kill $HOOK_PID $RECEIVER_PID 2>/dev/null || true; [ "${DEMO_KEEP:-0}" = 1 
 for _ in $(seq 50); do [ -s .servers-demo/receiver.port ] && break; sleep 0.1; done
 export DEMO_RECEIVER_URL="http://127.0.0.1:$(cat .servers-demo/receiver.port)/secrets"
 export DEMO_CA_CERT=$SECRETSYNC_TEST_CA_CERT
+export DEMO_GCP_ENDPOINT=$SECRETSYNC_TEST_GCP_ENDPOINT DEMO_GCP_TOKEN=$SECRETSYNC_TEST_GCP_TOKEN
 export DEMO_AZURE_VAULT_URL=$SECRETSYNC_TEST_AZURE_VAULT_URL DEMO_AZURE_TOKEN=$SECRETSYNC_TEST_AZURE_TOKEN
 export DEMO_SSM_KEY=alias/demo-key-one
 $BIN --log-level warn validate --config examples/all-targets.yaml

@@ -49,6 +49,15 @@ ssm = boto3.client("ssm", **aws)
 for p in sorted(ssm.get_parameters_by_path(Path="/clouds/", Recursive=True, WithDecryption=True)["Parameters"], key=lambda p: p["Name"]):
     show(p["Name"], p["Value"], f"  ({p['Type']})")
 
+print("  GCP Secret Manager (gcp, project clouds-demo):")
+gcp, gtok = os.environ["DEMO_GCP_ENDPOINT"].rstrip("/"), os.environ["DEMO_GCP_TOKEN"]
+for s in get(f"{gcp}/v1/projects/clouds-demo/secrets", gtok).get("secrets", []):
+    sid = s["name"].rsplit("/", 1)[1]
+    if s.get("labels", {}).get("secretsync-role") or "fingerprint" in sid:
+        continue
+    v = get(f"{gcp}/v1/{s['name']}/versions/latest:access", gtok)
+    show(sid, base64.b64decode(v["payload"]["data"]).decode(), f"  (labels: {', '.join(sorted(s.get('labels', {})))})")
+
 print("  Azure Key Vault (azure):")
 az, atok = os.environ["DEMO_AZURE_VAULT_URL"].rstrip("/"), os.environ["DEMO_AZURE_TOKEN"]
 for s in get(f"{az}/secrets?api-version=7.5", atok).get("value", []):

@@ -522,6 +522,10 @@ pub(crate) fn facts(
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect(),
         ),
+        // The project stands where an AWS account does; regional secrets have a region.
+        TargetBackend::GcpSecretManager(g) => {
+            (Some(g.project.clone()), g.location.clone(), Map::new())
+        }
         TargetBackend::VaultKv2(_) | TargetBackend::Webhook(_) | TargetBackend::Plugin(_) => {
             (None, None, Map::new())
         }

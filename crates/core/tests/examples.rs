@@ -14,6 +14,12 @@ fn env(k: &str) -> Option<String> {
         "OTHER_VAULT_TOKEN" => Some("example-token".into()),
         "DEMO_HOOK_URL" => Some("http://127.0.0.1:9000/services/demo".into()),
         "HOOK_SECRET" => Some("example-hook-secret".into()),
+        "DEMO_SSM_KEY" => Some("alias/example".into()),
+        "DEMO_GCP_ENDPOINT" => Some("https://127.0.0.1:8443".into()),
+        "DEMO_AZURE_VAULT_URL" => Some("https://127.0.0.1:8444".into()),
+        "DEMO_CA_CERT" => Some("tests/ca.pem".into()),
+        "DEMO_GCP_TOKEN" | "DEMO_AZURE_TOKEN" => Some("example-token".into()),
+        "DEMO_RECEIVER_URL" => Some("http://127.0.0.1:9000/secrets".into()),
         _ => None,
     }
 }

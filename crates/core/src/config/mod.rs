@@ -237,6 +237,7 @@ pub enum TargetBackend {
     Webhook(crate::targets::webhook::WebhookSettings),
     Plugin(crate::targets::plugin::PluginSettings),
     AzureKeyVault(crate::targets::azure_keyvault::AzureKeyVaultSettings),
+    GcpSecretManager(crate::targets::gcp_secretmanager::GcpSmSettings),
 }
 
 impl TargetBackend {
@@ -259,6 +260,7 @@ impl TargetBackend {
             TargetBackend::Webhook(_) => "webhook",
             TargetBackend::Plugin(_) => "plugin",
             TargetBackend::AzureKeyVault(_) => "azure_keyvault",
+            TargetBackend::GcpSecretManager(_) => "gcp_secretmanager",
         }
     }
 
@@ -278,6 +280,9 @@ impl TargetBackend {
             }
             TargetBackend::AzureKeyVault(_) => {
                 std::sync::Arc::new(crate::targets::azure_keyvault::AzureKeyVaultRules)
+            }
+            TargetBackend::GcpSecretManager(_) => {
+                std::sync::Arc::new(crate::targets::gcp_secretmanager::GcpSmRules)
             }
         }
     }
@@ -302,6 +307,7 @@ impl TargetBackend {
             TargetBackend::Webhook(w) => format!("webhook {}", w.describe()),
             TargetBackend::Plugin(p) => format!("plugin {}", p.display_command()),
             TargetBackend::AzureKeyVault(a) => format!("azure_keyvault {}", a.vault_url),
+            TargetBackend::GcpSecretManager(g) => format!("gcp_secretmanager {}", g.describe()),
         }
     }
 }

@@ -108,6 +108,8 @@ pub enum RawTarget {
     Plugin(crate::targets::plugin::Raw),
     #[serde(rename = "azure_keyvault")]
     AzureKeyVault(crate::targets::azure_keyvault::Raw),
+    #[serde(rename = "gcp_secretmanager")]
+    GcpSecretManager(crate::targets::gcp_secretmanager::Raw),
     /// An unknown or missing `type` (already reported).
     #[serde(other, rename = "$unknown")]
     Unknown,

@@ -78,6 +78,10 @@ fn target_kind_keys() -> Vec<(&'static str, &'static [&'static str])> {
             "azure_keyvault",
             fields_of::<crate::targets::azure_keyvault::Raw>(),
         ),
+        (
+            "gcp_secretmanager",
+            fields_of::<crate::targets::gcp_secretmanager::Raw>(),
+        ),
     ]
 }
 
@@ -122,6 +126,7 @@ enum RawBackend {
     Webhook(crate::targets::webhook::Raw),
     Plugin(crate::targets::plugin::Raw),
     AzureKeyVault(crate::targets::azure_keyvault::Raw),
+    GcpSecretManager(crate::targets::gcp_secretmanager::Raw),
 }
 
 pub(crate) struct Validator {
@@ -1210,6 +1215,9 @@ impl Validator {
                     RawTarget::AzureKeyVault(mut r) => {
                         (pos, r.take_common(), Some(RawBackend::AzureKeyVault(r)))
                     }
+                    RawTarget::GcpSecretManager(mut r) => {
+                        (pos, r.take_common(), Some(RawBackend::GcpSecretManager(r)))
+                    }
                     RawTarget::Unknown => (pos, RawCommon::default(), None),
                 }
             })
@@ -1282,6 +1290,9 @@ impl Validator {
                 }
                 RawBackend::AzureKeyVault(b) => TargetBackend::AzureKeyVault(
                     crate::targets::azure_keyvault::lower(self, b, pos, &path, &r.delete_orphans),
+                ),
+                RawBackend::GcpSecretManager(b) => TargetBackend::GcpSecretManager(
+                    crate::targets::gcp_secretmanager::lower(self, b, pos, &path),
                 ),
             };
             let transform = self.transforms(r.transform);

@@ -10,6 +10,7 @@
 pub mod aws_sm;
 pub mod aws_ssm;
 pub mod azure_keyvault;
+pub mod gcp_secretmanager;
 pub mod plugin;
 pub mod vault_kv2;
 pub mod webhook;

@@ -25,6 +25,7 @@
 pub mod aws_sm;
 pub mod aws_ssm;
 pub mod azure_keyvault;
+pub mod gcp_secretmanager;
 pub mod plugin;
 pub mod support;
 pub mod vault_kv2;
@@ -117,6 +118,9 @@ pub async fn build(cfg: &TargetConfig, clients: &Clients<'_>) -> Result<Arc<dyn 
         TargetBackend::Plugin(settings) => plugin::build(cfg, settings, clients).await,
         TargetBackend::AzureKeyVault(settings) => {
             azure_keyvault::build(cfg, settings, clients).await
+        }
+        TargetBackend::GcpSecretManager(settings) => {
+            gcp_secretmanager::build(cfg, settings, clients).await
         }
     }
 }
