@@ -402,3 +402,50 @@ async fn names_that_do_not_fit_labels_still_match() {
     assert!(!plan.has_changes(), "{:?}", kinds(&plan));
     assert_eq!(plan.counts().unchanged, 1);
 }
+
+/// User-managed replication and regional secrets reach the API as configured (the fake refuses
+/// a global secret without a replication and a regional one with one).
+#[tokio::test]
+async fn replication_and_regional_secrets() {
+    let project = unique("rep-");
+    let mut s = settings(&project, env("SECRETSYNC_TEST_GCP_ENDPOINT"));
+    s.replication = Replication::UserManaged(vec!["europe-west1".into(), "europe-west4".into()]);
+    let make = |s: &GcpSmSettings| {
+        GcpSmTarget::new(
+            "gcp",
+            "gcp-tests",
+            &policy("apps/"),
+            s,
+            Arc::new(LocalLeases::new(locks())),
+        )
+    };
+    let desired = bundle(&[("a", json!({"k": 1}))]);
+    sync(&make(&s), &desired).await;
+    let global = Fake::new(&project);
+    let secret = global.secret("apps__a").await.expect("created");
+    assert_eq!(
+        secret["replication"]["userManaged"]["replicas"],
+        json!([{"location": "europe-west1"}, {"location": "europe-west4"}])
+    );
+
+    s.location = Some("europe-west1".into());
+    s.replication = Replication::Automatic;
+    let regional = make(&s);
+    sync(&regional, &desired).await;
+    let mut fake = Fake::new(&project);
+    fake.parent = format!("projects/{project}/locations/europe-west1");
+    let secret = fake
+        .secret("apps__a")
+        .await
+        .expect("created in the location");
+    assert!(secret.get("replication").is_none(), "{secret}");
+    assert_eq!(
+        fake.access("apps__a", "latest").await.1,
+        Some(json!({"k": 1}))
+    );
+    let plan = regional
+        .plan(&desired, &PlanContext::default())
+        .await
+        .unwrap();
+    assert!(!plan.has_changes(), "{:?}", kinds(&plan));
+}

@@ -142,8 +142,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        raw = self.raw_body
         if not raw:
             return {}
         try:
@@ -152,6 +151,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad("the body is not JSON")
 
     def handle_any(self):
+        # Read the whole body first, whatever the answer: a body left unread on a kept-alive
+        # connection would be taken for the next request.
+        n = int(self.headers.get("Content-Length") or 0)
+        self.raw_body = self.rfile.read(n) if n else b""
         try:
             if self.headers.get("Authorization") != f"Bearer {self.token}":
                 raise ApiError(
@@ -165,7 +168,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 and self.command in ("POST", "PATCH", "DELETE")
                 and self.fail_marker in urllib.parse.unquote(self.path)
             ):
-                self.body()
                 raise bad("injected failure")
             query = urllib.parse.parse_qs(url.query)
             self.ints = "enum-encoding=int" in query.get("$alt", [""])[0]
