@@ -679,16 +679,7 @@ mod tests {
 
     #[test]
     fn the_module_example_loads() {
-        let doc: String = include_str!("aws_sm.rs")
-            .lines()
-            .take_while(|l| l.starts_with("//!"))
-            .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(""))
-            .skip_while(|l| !l.starts_with("```yaml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("```"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let yaml = format!("vault_sources:\n  - mount: secret/base/\n{doc}\n");
+        let yaml = crate::targets::test_util::module_example(include_str!("aws_sm.rs"));
         let loaded = crate::config::load(&yaml, &|_| None);
         let config = loaded
             .config

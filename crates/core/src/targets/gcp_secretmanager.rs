@@ -540,13 +540,7 @@ mod tests {
     }
 
     fn diagnostics(yaml: &str) -> String {
-        let l = load(yaml, &env);
-        l.diagnostics
-            .0
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::targets::test_util::diagnostics(yaml, &env)
     }
 
     fn settings(yaml: &str) -> GcpSmSettings {
@@ -567,18 +561,7 @@ targets:
 
     #[test]
     fn the_module_example_loads() {
-        let src = include_str!("gcp_secretmanager.rs");
-        let doc: Vec<&str> = src
-            .lines()
-            .filter_map(|l| l.strip_prefix("//!"))
-            .map(|l| l.strip_prefix(' ').unwrap_or(l))
-            .collect();
-        let start = doc.iter().position(|l| *l == "```yaml").unwrap() + 1;
-        let end = start + doc[start..].iter().position(|l| *l == "```").unwrap();
-        let yaml = format!(
-            "vault_sources:\n  - mount: secret/base/\n{}\n",
-            doc[start..end].join("\n")
-        );
+        let yaml = crate::targets::test_util::module_example(include_str!("gcp_secretmanager.rs"));
         let l = load(&yaml, &env);
         let c = l.config.unwrap_or_else(|| panic!("{}", diagnostics(&yaml)));
         let t = &c.targets[0];

@@ -12,6 +12,8 @@ pub mod aws_ssm;
 pub mod azure_keyvault;
 pub mod gcp_secretmanager;
 pub mod plugin;
+#[cfg(test)]
+mod test_util;
 pub mod vault_kv2;
 pub mod webhook;
 

@@ -177,13 +177,7 @@ mod tests {
     }
 
     fn diagnostics(yaml: &str) -> String {
-        let l = load(yaml, &env);
-        l.diagnostics
-            .0
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::targets::test_util::diagnostics(yaml, &env)
     }
 
     const BASE: &str = "vault_sources:

@@ -237,13 +237,7 @@ mod tests {
     }
 
     fn diagnostics(yaml: &str) -> String {
-        load(yaml, &env)
-            .diagnostics
-            .0
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::targets::test_util::diagnostics(yaml, &env)
     }
 
     const STORE: &str = "merge_store: { type: s3, bucket: hooks-state }\n";
@@ -256,19 +250,7 @@ mod tests {
 
     #[test]
     fn the_module_example_loads() {
-        let doc = include_str!("webhook.rs");
-        let start = doc.find("//! ```yaml\n").unwrap() + "//! ```yaml\n".len();
-        let end = start + doc[start..].find("//! ```\n").unwrap();
-        let yaml: String = doc[start..end]
-            .lines()
-            .map(|l| {
-                l.strip_prefix("//! ")
-                    .or(l.strip_prefix("//!"))
-                    .unwrap_or(l)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let yaml = format!("vault_sources:\n  - mount: secret/base/\n{yaml}\n");
+        let yaml = crate::targets::test_util::module_example(include_str!("webhook.rs"));
         let l = load(&yaml, &env);
         let c = l.config.unwrap_or_else(|| panic!("{}", diagnostics(&yaml)));
         let t = &c.targets[0];
