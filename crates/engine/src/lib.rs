@@ -21,6 +21,7 @@ pub mod retry;
 pub mod rotation;
 pub mod store;
 pub mod targets;
+mod tls;
 pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};

@@ -288,15 +288,8 @@ impl VaultClient {
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64);
         if let Some(ca) = &settings.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| {
-                Error::config(format!("cannot read `vault.ca_cert` file `{ca}`: {e}"))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                Error::config(format!(
-                    "`vault.ca_cert` file `{ca}` is not a PEM certificate: {e}"
-                ))
-            })?;
-            builder = builder.add_root_certificate(cert);
+            builder =
+                builder.add_root_certificate(crate::tls::root_certificate("vault.ca_cert", ca)?);
         }
         let http = builder.build().map_err(|e| {
             Error::new(

@@ -607,14 +607,7 @@ pub(crate) fn http_client(settings: &Settings) -> Result<reqwest::Client> {
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10));
     if let Some(ca) = &settings.ca_cert {
-        let pem = std::fs::read(ca)
-            .map_err(|e| Error::config(format!("cannot read `ca_cert` file `{ca}`: {e}")))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-            Error::config(format!(
-                "`ca_cert` file `{ca}` is not a PEM certificate: {e}"
-            ))
-        })?;
-        builder = builder.add_root_certificate(cert);
+        builder = builder.add_root_certificate(crate::tls::root_certificate("ca_cert", ca)?);
     }
     builder.build().map_err(|e| {
         Error::new(

@@ -26,7 +26,7 @@
 //!
 //! The fingerprint key is the secret `secretsync-fingerprint-key` (a name the mapping never
 //! makes); the lease lives in the S3 merge store's bucket when the config has one, otherwise
-//! in a lock file on this machine (the `plugin` kind's [`super::plugin::leases`]): Key Vault
+//! in a lock file on this machine ([`super::support::leases`], as `plugin` and `gcp_secretmanager`): Key Vault
 //! has no conditional write to build a lease on.
 //!
 //! Files: `mod.rs` ([`build`], the registry's arm), `client.rs` (the credential, the SDK
@@ -83,7 +83,7 @@ pub async fn build(
 ) -> Result<Arc<dyn Target>> {
     let vault = client::Vault::connect(settings, clients.env, None)
         .map_err(|e| super::azure_keyvault::error::in_target(e, &cfg.name, &settings.vault_url))?;
-    let leases = super::plugin::leases(clients).await;
+    let leases = super::support::leases(clients).await;
     Ok(Arc::new(AzureKeyVaultTarget::new(
         &cfg.name,
         clients.owner,

@@ -49,14 +49,13 @@ use std::sync::Arc;
 use google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
 };
-use secretsync_core::config::{MergeStoreConfig, Sensitive, TargetConfig};
+use secretsync_core::config::{Sensitive, TargetConfig};
 use secretsync_core::targets::gcp_secretmanager::GcpSmSettings;
 
 pub use client::{GcpSmTarget, KEY_ID};
 
 use super::{Clients, Target};
 use crate::error::{Error, Result};
-use crate::lease::LeaseBackend;
 
 /// The target of `cfg`, as the registry ([`super::build`]) builds it: the client (and the
 /// credential chain) is set up when the target is first used.
@@ -68,7 +67,7 @@ pub async fn build(
     if let Some(ca) = &settings.ca_cert {
         check_ca_trusted(&cfg.name, ca, clients.env)?;
     }
-    let leases = leases(clients).await;
+    let leases = super::support::leases(clients).await;
     Ok(Arc::new(GcpSmTarget::new(
         &cfg.name,
         clients.owner,
@@ -186,33 +185,4 @@ fn check_ca_trusted(target: &str, ca: &str, env: &dyn Fn(&str) -> Option<String>
     Err(Error::config(format!(
         "target `{target}`: Google's client library cannot take `ca_cert` itself; it trusts the certificates named by SSL_CERT_FILE or SSL_CERT_DIR (instead of the system's), and `{ca}` is not among them. Run with SSL_CERT_FILE set to a bundle that holds the system roots and this CA (e.g. `cat /etc/ssl/certs/ca-certificates.crt {ca} > bundle.pem`), or SSL_CERT_DIR=/etc/ssl/certs:<a folder holding {ca}>"
     )))
-}
-
-/// The S3 merge store's bucket when there is one (shared by every machine), else a lock file
-/// in the user's cache directory.
-async fn leases(clients: &Clients<'_>) -> Arc<dyn LeaseBackend> {
-    if let (
-        Some(MergeStoreConfig::S3 {
-            bucket,
-            prefix,
-            region,
-            kms_key_id,
-        }),
-        Some(aws),
-    ) = (clients.merge_store, clients.aws)
-    {
-        let region = region
-            .clone()
-            .or_else(|| aws.base().region().map(|r| r.to_string()))
-            .unwrap_or_else(|| "us-east-1".into());
-        let cfg = aws.config_for(&region, None, None).await;
-        return Arc::new(crate::lease::s3::S3Leases::new(
-            aws.s3(&cfg),
-            aws.calls.clone(),
-            bucket.clone(),
-            prefix.clone(),
-            kms_key_id.clone(),
-        ));
-    }
-    Arc::new(crate::lease::local::LocalLeases::in_user_cache(clients.env))
 }

@@ -47,14 +47,13 @@ mod session;
 
 use std::sync::Arc;
 
-use secretsync_core::config::{MergeStoreConfig, TargetConfig};
+use secretsync_core::config::TargetConfig;
 use secretsync_core::targets::plugin::PluginSettings;
 
 pub use client::{KEY_NAME, PluginTarget};
 
 use super::{Clients, Target};
 use crate::error::Result;
-use crate::lease::LeaseBackend;
 
 /// The target of `cfg`, as the registry ([`super::build`]) builds it: the plugin is started
 /// when the target is first used.
@@ -63,7 +62,7 @@ pub async fn build(
     settings: &PluginSettings,
     clients: &Clients<'_>,
 ) -> Result<Arc<dyn Target>> {
-    let leases = leases(clients).await;
+    let leases = super::support::leases(clients).await;
     Ok(Arc::new(PluginTarget::new(
         &cfg.name,
         clients.owner,
@@ -71,34 +70,4 @@ pub async fn build(
         settings,
         leases,
     )))
-}
-
-/// The S3 merge store's bucket when there is one (shared by every machine), else a lock file
-/// in the user's cache directory. Also the lease of every kind without conditional writes of
-/// its own (`azure_keyvault`).
-pub(crate) async fn leases(clients: &Clients<'_>) -> Arc<dyn LeaseBackend> {
-    if let (
-        Some(MergeStoreConfig::S3 {
-            bucket,
-            prefix,
-            region,
-            kms_key_id,
-        }),
-        Some(aws),
-    ) = (clients.merge_store, clients.aws)
-    {
-        let region = region
-            .clone()
-            .or_else(|| aws.base().region().map(|r| r.to_string()))
-            .unwrap_or_else(|| "us-east-1".into());
-        let cfg = aws.config_for(&region, None, None).await;
-        return Arc::new(crate::lease::s3::S3Leases::new(
-            aws.s3(&cfg),
-            aws.calls.clone(),
-            bucket.clone(),
-            prefix.clone(),
-            kms_key_id.clone(),
-        ));
-    }
-    Arc::new(crate::lease::local::LocalLeases::in_user_cache(clients.env))
 }

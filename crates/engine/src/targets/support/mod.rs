@@ -4,7 +4,7 @@
 //! the plan's steps: the prefetched listing ([`Prefetched`]), the plan options
 //! ([`plan_options`]), a plan from marks and the values they cannot prove
 //! ([`plan_from_marks`]), the versions writes will make ([`set_new_versions`]) and what a change
-//! writes ([`payload`]).
+//! writes ([`payload`]); the lease of kinds without conditional writes ([`leases`]).
 
 pub mod apply;
 pub mod key;
@@ -160,4 +160,34 @@ pub fn random_key() -> Result<[u8; KEY_LEN]> {
         )
     })?;
     Ok(bytes)
+}
+
+/// The S3 merge store's bucket when there is one (shared by every machine), else a lock file
+/// in the user's cache directory: the lease of every kind without conditional writes of its own
+/// (`plugin`, `azure_keyvault`, `gcp_secretmanager`).
+pub(crate) async fn leases(clients: &super::Clients<'_>) -> Arc<dyn crate::lease::LeaseBackend> {
+    if let (
+        Some(secretsync_core::config::MergeStoreConfig::S3 {
+            bucket,
+            prefix,
+            region,
+            kms_key_id,
+        }),
+        Some(aws),
+    ) = (clients.merge_store, clients.aws)
+    {
+        let region = region
+            .clone()
+            .or_else(|| aws.base().region().map(|r| r.to_string()))
+            .unwrap_or_else(|| "us-east-1".into());
+        let cfg = aws.config_for(&region, None, None).await;
+        return Arc::new(crate::lease::s3::S3Leases::new(
+            aws.s3(&cfg),
+            aws.calls.clone(),
+            bucket.clone(),
+            prefix.clone(),
+            kms_key_id.clone(),
+        ));
+    }
+    Arc::new(crate::lease::local::LocalLeases::in_user_cache(clients.env))
 }
