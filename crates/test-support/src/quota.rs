@@ -95,6 +95,8 @@ struct Bucket {
 struct Counts {
     passed: HashMap<Kind, u64>,
     throttled: HashMap<Kind, u64>,
+    /// Forwarded requests the upstream answered with a server error (or not at all).
+    upstream_errors: HashMap<Kind, u64>,
 }
 
 struct State {
@@ -180,6 +182,20 @@ impl QuotaProxy {
         self.lock().counts.passed.get(&kind).copied().unwrap_or(0)
     }
 
+    /// Requests of `kind` forwarded whose upstream answer was a server error (5xx) or none at
+    /// all. moto's backends are not thread-safe: concurrent `CreateSecret` calls in one region
+    /// can race in moto's name check (`RuntimeError: dictionary changed size during
+    /// iteration`) and come back as a 500 before anything is created, which the SDK retries.
+    /// `passed - upstream_errors` is what the upstream actually served.
+    pub fn upstream_errors(&self, kind: Kind) -> u64 {
+        self.lock()
+            .counts
+            .upstream_errors
+            .get(&kind)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Requests of `kind` answered with `ThrottlingException` so far.
     pub fn throttled(&self, kind: Kind) -> u64 {
         self.lock()
@@ -209,9 +225,10 @@ fn stats_json(c: &Counts) -> String {
             .join(",")
     };
     format!(
-        "{{\"passed\":{{{}}},\"throttled\":{{{}}}}}",
+        "{{\"passed\":{{{}}},\"throttled\":{{{}}},\"upstream_errors\":{{{}}}}}",
         part(&c.passed),
-        part(&c.throttled)
+        part(&c.throttled),
+        part(&c.upstream_errors)
     )
 }
 
@@ -245,10 +262,8 @@ async fn connection(client: TcpStream, state: Arc<Mutex<State>>, upstream: Arc<S
             }
             continue;
         }
-        let admitted = match (
-            req.header("x-amz-target").and_then(Kind::of_target),
-            scope(&req),
-        ) {
+        let kind = req.header("x-amz-target").and_then(Kind::of_target);
+        let admitted = match (kind, scope(&req)) {
             (Some(kind), Some((key, region))) => state
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -256,10 +271,15 @@ async fn connection(client: TcpStream, state: Arc<Mutex<State>>, upstream: Arc<S
             _ => true,
         };
         let resp = if admitted {
-            match forward(&upstream, &req).await {
+            let resp = match forward(&upstream, &req).await {
                 Ok(r) => r,
                 Err(e) => Response::new(502, format!("quota proxy: {e}").into_bytes()),
+            };
+            if let Some(kind) = kind.filter(|_| resp.status >= 500) {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                *st.counts.upstream_errors.entry(kind).or_default() += 1;
             }
+            resp
         } else {
             throttling()
         };
