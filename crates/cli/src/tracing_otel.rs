@@ -136,6 +136,10 @@ impl Observer for CallSpans {
                 match a.endpoint.backend {
                     Backend::Vault => "vault",
                     Backend::Aws => "aws-api",
+                    Backend::Gcp => "gcp-api",
+                    Backend::Azure => "azure-api",
+                    Backend::Webhook => "webhook",
+                    Backend::Plugin => "plugin",
                 },
             ),
             KeyValue::new("rpc.service", a.endpoint.service.clone()),

@@ -216,3 +216,65 @@ circuit_breaker: {{ failure_threshold: 2, window: 1m, timeout: 3s, max_requests:
         assert_eq!(listed.len(), n, "{t}: {listed:?}");
     }
 }
+
+/// A `gcp_secretmanager` target whose endpoint refuses connections: its calls are attempts of
+/// `gcp/<project>` like any other backend's. With the breaker, its second failed attempt opens
+/// it and the attempts left are refused without being made (the target's call count says how
+/// many were made); without it, every call makes all `retries.gcp_max_attempts`.
+#[tokio::test]
+async fn a_gcp_endpoint_that_refuses_connections_opens_its_breaker() {
+    let w = World::from_env().await;
+    let id = unique("brkgcp");
+    w.put(&format!("{id}/base/a"), json!({ "k": "v" })).await;
+    let project = unique("brk-gcp-");
+    let endpoint = support_sync::closed_address().replace("http://", "https://");
+    let config = |breaker: &str| {
+        w.config(&format!(
+            "owner: {id}
+vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+retries: {{ gcp_max_attempts: 4 }}
+{breaker}
+targets:
+  - name: gcp
+    type: gcp_secretmanager
+    project: {project}
+    endpoint: {endpoint}
+    auth: {{ token: not-a-real-token }}
+    imports: [base]
+"
+        ))
+    };
+    let calls = |r: &Run| {
+        let doc = r.json();
+        doc["targets"][0]["result"]["aws_calls"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a call count in {doc:#}"))
+    };
+    let on = config("circuit_breaker: { failure_threshold: 2, window: 1m, timeout: 1h }");
+    let r = w.pipeline_env(&on, &["--output", "json"], &[]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let service = format!("gcp/{project}");
+    assert!(
+        r.stderr.contains(&format!(
+            "circuit breaker open for {service}: 2 attempts failed within 1m"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(transitions(&r, &service), ["opened"], "{}", r.stderr);
+    let made = calls(&r);
+    assert!((2..4).contains(&made), "{made} attempts made\n{}", r.stderr);
+
+    let off = config("circuit_breaker: { enabled: false }");
+    let r = w.pipeline_env(&off, &["--output", "json"], &[]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("circuit breaker"), "{}", r.stderr);
+    let made = calls(&r);
+    assert!(
+        made >= 4 && made % 4 == 0,
+        "{made} attempts: each call makes gcp_max_attempts (4)\n{}",
+        r.stderr
+    );
+}

@@ -734,3 +734,178 @@ async fn the_breaker_state_gauge_shows_an_open_vault_breaker() {
     );
     assert_eq!(after.get("secretsync_last_run_success", &[]), 0.0);
 }
+
+fn env_required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: run `scripts/test.sh`, or `scripts/servers.sh start && source .servers/env` before `cargo test`"
+        ),
+    }
+}
+
+/// One Vault tree into the four kinds that talk to neither Vault nor AWS — GCP Secret Manager
+/// and Azure Key Vault (the contract fakes), the example plugin and a webhook receiver — with
+/// the pushed metrics: every attempt of every target is in `secretsync_destination_*`, under
+/// its backend, and for GCP and Azure (whose every call is observed) their sum is the
+/// target's own call count in the run report.
+#[tokio::test]
+async fn the_other_destination_kinds_report_every_attempt() {
+    use secretsync_test_support::http::Response;
+    use secretsync_test_support::proxy::Recorder;
+    let w = World::from_env().await;
+    let id = unique("metdst");
+    let bucket = unique("metdst-state-");
+    w.create_bucket(&bucket).await;
+    w.put_many(vec![
+        (
+            format!("{id}/base/{PATH_MARK}-db"),
+            json!({"password": format!("{VALUE_MARK}-1")}),
+        ),
+        (
+            format!("{id}/base/{PATH_MARK}-api"),
+            json!({"token": format!("{VALUE_MARK}-2")}),
+        ),
+    ])
+    .await;
+    let receiver = Recorder::start(Response::new(200, "ok"));
+    let root = std::env::temp_dir().join(unique("metdst-plugin-"));
+    let cache = std::env::temp_dir().join(unique("metdst-cache-"));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/plugins/dir_store.py"
+    );
+    let project = unique("metdst-");
+    let config = w.config(&format!(
+        "owner: {id}
+vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+merge_store: {{ type: s3, bucket: {bucket}, region: us-east-1 }}
+targets:
+  - name: gcp
+    type: gcp_secretmanager
+    project: {project}
+    endpoint: {gcp}
+    ca_cert: {ca}
+    auth: {{ token: ${{GCP_ACCESS_TOKEN}} }}
+    imports: [base]
+  - name: azure
+    type: azure_keyvault
+    vault_url: {azure}
+    ca_cert: {ca}
+    auth: {{ token: ${{AZURE_ACCESS_TOKEN}} }}
+    secret_prefix: {id}/
+    imports: [base]
+  - name: custom
+    type: plugin
+    command: [python3, {script}, --root, {root}]
+    imports: [base]
+  - name: hook
+    type: webhook
+    url: {hook}/hooks/path-credential
+    secret: ${{HOOK_SECRET}}
+    imports: [base]
+",
+        gcp = env_required("SECRETSYNC_TEST_GCP_ENDPOINT"),
+        azure = env_required("SECRETSYNC_TEST_AZURE_VAULT_URL"),
+        ca = env_required("SECRETSYNC_TEST_CA_CERT"),
+        root = root.display(),
+        hook = receiver.url(),
+    ));
+    let gcp_token = env_required("SECRETSYNC_TEST_GCP_TOKEN");
+    let azure_token = env_required("SECRETSYNC_TEST_AZURE_TOKEN");
+    let (cert_file, path) = (
+        env_required("SSL_CERT_FILE"),
+        std::env::var("PATH").unwrap_or_default(),
+    );
+    let r = w.pipeline_env(
+        &config,
+        &["--output", "json", "--metrics-push-url", &pushgateway()],
+        &[
+            ("GCP_ACCESS_TOKEN", gcp_token.as_str()),
+            ("AZURE_ACCESS_TOKEN", azure_token.as_str()),
+            ("HOOK_SECRET", "metdst-hmac"),
+            ("SSL_CERT_FILE", cert_file.as_str()),
+            ("PATH", path.as_str()),
+            ("XDG_CACHE_HOME", cache.to_str().unwrap()),
+        ],
+    );
+    r.success();
+    let doc = r.json();
+    let calls = |name: &str| -> f64 {
+        let t = doc["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == name)
+            .unwrap_or_else(|| panic!("target {name} in {doc:#}"));
+        assert_eq!(t["result"]["status"], "applied", "{t:#}");
+        assert_eq!(t["result"]["created"], 2, "{t:#}");
+        t["result"]["aws_calls"].as_f64().expect("a call count")
+    };
+    let (after, text) = pushed(&stem(&config)).await;
+    promtool_accepts(&text);
+    no_secret_in("the pushed metrics", &text, &id);
+    let requests = "secretsync_destination_requests_total";
+    for backend in ["gcp", "azure"] {
+        let target = if backend == "gcp" { "gcp" } else { "azure" };
+        assert_eq!(
+            after.sum(requests, &[("backend", backend)]),
+            calls(target),
+            "{backend}: every call of the target is an observed attempt"
+        );
+        assert_eq!(
+            after.sum(
+                "secretsync_destination_errors_total",
+                &[("backend", backend)]
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        after.get(
+            requests,
+            &[
+                ("backend", "gcp"),
+                ("operation", "CreateSecret"),
+                ("outcome", "ok")
+            ]
+        ),
+        // The two secrets and the fingerprint key.
+        3.0
+    );
+    // The plugin: two writes answered, besides its listing and reads; its `hello` is not a
+    // request of the protocol's data operations.
+    calls("custom");
+    assert_eq!(
+        after.get(
+            requests,
+            &[
+                ("backend", "plugin"),
+                ("operation", "write"),
+                ("outcome", "ok")
+            ]
+        ),
+        3.0,
+        "two secrets and the fingerprint key"
+    );
+    // The webhook: one POST per secret, answered 200.
+    calls("hook");
+    assert_eq!(
+        after.get(
+            requests,
+            &[
+                ("backend", "webhook"),
+                ("operation", "POST"),
+                ("outcome", "ok")
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(receiver.requests().len(), 2);
+    assert!(
+        !text.contains("path-credential"),
+        "the hook URL's path is in the metrics"
+    );
+}

@@ -572,6 +572,24 @@ fn retries_attempts_and_their_problems() {
     )
     .retries;
     assert_eq!((set.vault_max_attempts, set.aws_max_attempts), (2, 1));
+    assert_eq!((d.gcp_max_attempts, d.azure_max_attempts), (5, 5));
+    let clouds = accepted(
+        &format!("{MINIMAL}retries: {{ gcp_max_attempts: 3, azure_max_attempts: 7 }}\n"),
+        &[],
+    )
+    .retries;
+    assert_eq!((clouds.gcp_max_attempts, clouds.azure_max_attempts), (3, 7));
+    assert_eq!(clouds.aws_max_attempts, 5);
+    let out = check(
+        &format!("{MINIMAL}retries: {{ azure_max_attempts: 0 }}\n"),
+        &[],
+    );
+    assert!(
+        out.contains(
+            "(`retries.azure_max_attempts`): `retries.azure_max_attempts` must be greater than 0"
+        ) && out.ends_with("=> rejected\n"),
+        "{out}"
+    );
     // Targets at once: 4 by default, the key sets it, 0 and 65 are errors.
     assert_eq!(accepted(MINIMAL, &[]).max_parallel_targets, 4);
     let par = accepted(&format!("{MINIMAL}max_parallel_targets: 9\n"), &[]);

@@ -32,6 +32,9 @@ pub struct Post<'a> {
     pub timeout: Duration,
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// Who is told of every attempt, and may refuse one (an open circuit breaker): the
+    /// `webhook` target's observers; `None` for notifications (their outcome is logged).
+    pub observe: Option<(&'a crate::observe::Observers, &'a crate::observe::Endpoint)>,
 }
 
 /// Why a POST was given up.
@@ -46,17 +49,43 @@ pub struct Undelivered {
 
 /// Sends `post` with its retries; `Ok(attempts)` once the receiver answered 2xx. `sent` is
 /// called before every attempt (a call counter); once `stop` says so (a signal), no retry is
-/// started (the wait before one is cut short).
+/// started (the wait before one is cut short). With [`Post::observe`], every attempt is
+/// admitted first (a refusal ends the POST, not retried) and reported after, as `POST`.
 pub async fn send(
     client: &reqwest::Client,
     post: &Post<'_>,
     sent: &(dyn Fn() + Sync),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<u32, Undelivered> {
+    use crate::observe::{Attempt, Outcome};
     let started = Instant::now();
+    let request_id = crate::observe::request_id();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if let Some((obs, endpoint)) = post.observe
+            && let Err(e) = obs.admit(endpoint, "POST")
+        {
+            return Err(Undelivered {
+                why: e.message,
+                refused: true,
+                attempts: attempt - 1,
+            });
+        }
+        let report = |outcome: Outcome, began: Instant| {
+            if let Some((obs, endpoint)) = post.observe {
+                obs.attempt(&Attempt {
+                    endpoint,
+                    operation: "POST",
+                    request_id: &request_id,
+                    backend_request_id: None,
+                    attempt,
+                    elapsed: began.elapsed(),
+                    outcome,
+                    pagination: false,
+                });
+            }
+        };
         let mut req = client
             .post(post.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -66,10 +95,26 @@ pub async fn send(
             req = req.header(*k, v);
         }
         sent();
+        let began = Instant::now();
         let (why, retry, after) = match req.send().await {
-            Ok(r) if r.status().is_success() => return Ok(attempt),
+            Ok(r) if r.status().is_success() => {
+                report(Outcome::Ok, began);
+                return Ok(attempt);
+            }
             Ok(r) => {
                 let status = r.status();
+                report(
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        Outcome::Throttled
+                    } else if status.is_server_error()
+                        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                    {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Refused
+                    },
+                    began,
+                );
                 let after = r
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -87,6 +132,7 @@ pub async fn send(
                 (why, retry, after)
             }
             Err(e) => {
+                report(Outcome::Failed, began);
                 let why = if e.is_timeout() {
                     format!("no answer within {:?}", post.timeout)
                 } else if e.is_connect() {

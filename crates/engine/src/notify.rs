@@ -89,6 +89,7 @@ async fn send(cfg: &NotificationConfig, body: Vec<u8>) -> Delivery {
         headers: &headers,
         timeout: cfg.timeout,
         max_attempts: cfg.max_attempts,
+        observe: None,
     };
     match crate::hook::send(&client, &post, &|| {}, &|| false).await {
         Ok(attempts) => Delivery::Delivered { attempts },

@@ -1,6 +1,7 @@
 //! What every backend call reports, and who listens: the one seam between the clients (the
-//! Vault client, the AWS SDK clients through [`crate::aws`]'s interceptor) and the run's
-//! observers (metrics, the circuit breakers, tracing, progress).
+//! Vault client, the AWS SDK clients through [`crate::aws`]'s interceptor, and the clients of
+//! the other target kinds through [`observed`]) and the run's observers (metrics, the circuit
+//! breakers, tracing, progress).
 //!
 //! A client asks [`Observers::admit`] before each attempt (a circuit breaker may refuse it at
 //! once) and reports [`Observers::attempt`] after it, with what happened ([`Outcome`]), how long
@@ -19,6 +20,28 @@ use crate::error::Error;
 pub enum Backend {
     Vault,
     Aws,
+    /// Google Cloud Secret Manager (`gcp_secretmanager` targets).
+    Gcp,
+    /// Azure Key Vault (`azure_keyvault` targets).
+    Azure,
+    /// A `webhook` target's receiver.
+    Webhook,
+    /// A `plugin` target's program.
+    Plugin,
+}
+
+impl Backend {
+    /// The `backend` label of the metrics, and the breaker key's first part.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Vault => "vault",
+            Backend::Aws => "aws",
+            Backend::Gcp => "gcp",
+            Backend::Azure => "azure",
+            Backend::Webhook => "webhook",
+            Backend::Plugin => "plugin",
+        }
+    }
 }
 
 /// Where a call goes: the backend, the service and its scope. Circuit breakers are kept per
@@ -26,10 +49,12 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     pub backend: Backend,
-    /// `vault`, or the AWS service (`secretsmanager`, `ssm`, `s3`, `sts`).
+    /// `vault`, the AWS service (`secretsmanager`, `ssm`, `s3`, `sts`), `secretmanager`
+    /// (GCP), `keyvault` (Azure), `webhook` or `plugin`.
     pub service: String,
     /// Vault: the address. AWS: `<account>/<region>` (`default/<region>` for the default
-    /// credentials, whose account is not looked up).
+    /// credentials, whose account is not looked up). GCP: the project (and location). Azure:
+    /// the vault's host. Webhook: the receiver's host. Plugin: the target's name.
     pub scope: String,
 }
 
@@ -50,15 +75,50 @@ impl Endpoint {
         }
     }
 
+    /// A Secret Manager project (`my-project`, or `my-project/locations/europe-west1` for
+    /// regional secrets).
+    pub fn gcp(scope: &str) -> Endpoint {
+        Endpoint {
+            backend: Backend::Gcp,
+            service: "secretmanager".into(),
+            scope: scope.to_string(),
+        }
+    }
+
+    /// A key vault, by its host (`myvault.vault.azure.net`).
+    pub fn azure(host: &str) -> Endpoint {
+        Endpoint {
+            backend: Backend::Azure,
+            service: "keyvault".into(),
+            scope: host.to_string(),
+        }
+    }
+
+    /// A webhook receiver, by its host and port only (a URL's path can be its credential).
+    pub fn webhook(host: &str) -> Endpoint {
+        Endpoint {
+            backend: Backend::Webhook,
+            service: "webhook".into(),
+            scope: host.to_string(),
+        }
+    }
+
+    /// A plugin program, by the target that runs it.
+    pub fn plugin(target: &str) -> Endpoint {
+        Endpoint {
+            backend: Backend::Plugin,
+            service: "plugin".into(),
+            scope: target.to_string(),
+        }
+    }
+
     /// The circuit breaker this call counts against, as shown in messages and in the
     /// `service` label of `secretsync_circuit_breaker_state`: `vault/<address>` (the source
     /// Vault and a `vault_kv2` target's Vault are separate services),
-    /// `aws/<account>/<region>`.
+    /// `aws/<account>/<region>`, `gcp/<project>`, `azure/<vault host>`, `webhook/<host>`,
+    /// `plugin/<target>`.
     pub fn breaker_key(&self) -> String {
-        match self.backend {
-            Backend::Vault => format!("vault/{}", self.scope),
-            Backend::Aws => format!("aws/{}", self.scope),
-        }
+        format!("{}/{}", self.backend.label(), self.scope)
     }
 }
 
@@ -67,6 +127,10 @@ impl fmt::Display for Endpoint {
         match self.backend {
             Backend::Vault => write!(f, "Vault at {}", self.scope),
             Backend::Aws => write!(f, "AWS {} in {}", self.service, self.scope),
+            Backend::Gcp => write!(f, "Secret Manager in {}", self.scope),
+            Backend::Azure => write!(f, "Key Vault {}", self.scope),
+            Backend::Webhook => write!(f, "the webhook receiver at {}", self.scope),
+            Backend::Plugin => write!(f, "the plugin of target `{}`", self.scope),
         }
     }
 }
@@ -161,6 +225,56 @@ impl fmt::Debug for Observers {
     }
 }
 
+/// One attempt of a call made by a client without an interceptor of its own (the GCP, Azure,
+/// webhook and plugin targets): admitted by `observers` first — a refusal (an open breaker) is
+/// returned as `Err`, not retryable, and `call` is never polled — then timed and reported with
+/// the outcome `judge` gives its result. Under [`crate::retry::run`], every attempt of one call
+/// is reported under that call's request id and attempt number.
+pub async fn observed<T, E, Fut>(
+    observers: &Observers,
+    endpoint: &Endpoint,
+    operation: &str,
+    judge: impl FnOnce(&Result<T, E>) -> Outcome,
+    call: Fut,
+) -> Result<Result<T, E>, Error>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    if observers.is_empty() {
+        return Ok(call.await);
+    }
+    observers.admit(endpoint, operation).map_err(|mut e| {
+        e.retryable = false;
+        e
+    })?;
+    let (request_id, attempt) = crate::retry::current()
+        .map(|c| (c.request_id, c.attempt))
+        .unwrap_or_else(|| (request_id(), 1));
+    let started = std::time::Instant::now();
+    let result = call.await;
+    observers.attempt(&Attempt {
+        endpoint,
+        operation,
+        request_id: &request_id,
+        backend_request_id: None,
+        attempt,
+        elapsed: started.elapsed(),
+        outcome: judge(&result),
+        pagination: false,
+    });
+    Ok(result)
+}
+
+/// The outcome of an attempt that ended in an engine error: throttled; failed when the service
+/// was unavailable (5xx, no connection, a timeout); refused otherwise (the service answered no).
+pub fn outcome_of_error(e: &Error) -> Outcome {
+    match e.kind {
+        crate::error::ErrorKind::Throttled => Outcome::Throttled,
+        crate::error::ErrorKind::Unavailable => Outcome::Failed,
+        _ => Outcome::Refused,
+    }
+}
+
 /// A new request id: 16 hex characters, unique enough to find one call in the logs.
 pub fn request_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -224,5 +338,88 @@ mod tests {
         );
         assert_eq!(request_id().len(), 16);
         assert!(Observers::default().admit(&e, "refused").is_ok());
+    }
+
+    #[tokio::test]
+    async fn observed_admits_then_reports_each_attempt_under_its_call() {
+        let r = Arc::new(Record::default());
+        let obs = Observers::new(vec![r.clone()]);
+        let e = Endpoint::gcp("my-project");
+        assert_eq!(e.breaker_key(), "gcp/my-project");
+        let judge = |r: &Result<u8, &str>| match r {
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Failed,
+        };
+        // Two attempts of one call through the retry layer: both reported, numbered.
+        let policy = crate::retry::Policy::new(2);
+        let tried = crate::retry::run(
+            &policy,
+            "AddSecretVersion",
+            |_: &Error| Error::new(crate::error::ErrorKind::Unavailable, "down"),
+            |n| {
+                let obs = obs.clone();
+                let e = e.clone();
+                async move {
+                    let attempt = async move { if n == 1 { Err("down") } else { Ok(7) } };
+                    match observed(&obs, &e, "AddSecretVersion", judge, attempt).await {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(_)) => Err(Error::new(crate::error::ErrorKind::Unavailable, "down")),
+                        Err(refused) => Err(refused),
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(tried.result.unwrap(), 7);
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            [
+                "gcp/my-project AddSecretVersion 1 failed",
+                "gcp/my-project AddSecretVersion 2 ok"
+            ]
+        );
+        // A refusal is not retryable and the call is never made.
+        let made = std::sync::atomic::AtomicBool::new(false);
+        let refused = observed(&obs, &e, "refused", judge, async {
+            made.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(1)
+        })
+        .await
+        .unwrap_err();
+        assert!(!refused.retryable);
+        assert!(!made.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(r.0.lock().unwrap().len(), 2);
+        // Without observers the call is simply made.
+        let plain = observed(&Observers::default(), &e, "refused", judge, async { Ok(3) }).await;
+        assert_eq!(plain.unwrap().unwrap(), 3);
+    }
+
+    #[test]
+    fn each_destination_has_its_breaker_key_and_never_a_url_path() {
+        assert_eq!(
+            Endpoint::azure("v.vault.azure.net").breaker_key(),
+            "azure/v.vault.azure.net"
+        );
+        assert_eq!(
+            Endpoint::webhook("hooks.example:8443").breaker_key(),
+            "webhook/hooks.example:8443"
+        );
+        assert_eq!(Endpoint::plugin("custom").breaker_key(), "plugin/custom");
+        assert_eq!(
+            Endpoint::plugin("custom").to_string(),
+            "the plugin of target `custom`"
+        );
+        assert_eq!(
+            outcome_of_error(&Error::new(crate::error::ErrorKind::Throttled, "x")),
+            Outcome::Throttled
+        );
+        assert_eq!(
+            outcome_of_error(&Error::new(crate::error::ErrorKind::PermissionDenied, "x")),
+            Outcome::Refused
+        );
+        assert_eq!(
+            outcome_of_error(&Error::new(crate::error::ErrorKind::Unavailable, "x")),
+            Outcome::Failed
+        );
     }
 }

@@ -477,7 +477,7 @@ async fn run_traced(
             owner: &owner,
             env,
             observers: opts.observers.clone(),
-            vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
+            retries: config.retries,
             store: config.merge_store.as_ref().zip(store.clone()),
             merge_store: config.merge_store.as_ref(),
         };

@@ -205,7 +205,7 @@ async fn restore_traced(
         owner: &owner,
         env,
         observers: opts.observers.clone(),
-        vault_retry: crate::retry::Policy::new(config.retries.vault_max_attempts),
+        retries: config.retries,
         store,
         merge_store: config.merge_store.as_ref(),
     };

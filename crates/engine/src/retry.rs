@@ -24,6 +24,10 @@ use crate::error::{Error, ErrorKind};
 pub const VAULT_MAX_ATTEMPTS: u32 = 4;
 /// Attempts per AWS call unless configured (`retries.aws_max_attempts`).
 pub const AWS_MAX_ATTEMPTS: u32 = 5;
+/// Attempts per GCP Secret Manager call unless configured (`retries.gcp_max_attempts`).
+pub const GCP_MAX_ATTEMPTS: u32 = 5;
+/// Attempts per Azure Key Vault call unless configured (`retries.azure_max_attempts`).
+pub const AZURE_MAX_ATTEMPTS: u32 = 5;
 /// The longest single wait between two attempts.
 pub const MAX_STEP: Duration = Duration::from_secs(10);
 

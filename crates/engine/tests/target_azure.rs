@@ -513,7 +513,10 @@ targets:
         owner: OWNER,
         env: &env,
         observers: Default::default(),
-        vault_retry: secretsync_engine::retry::Policy::new(1),
+        retries: secretsync_core::config::RetriesConfig {
+            vault_max_attempts: 1,
+            ..Default::default()
+        },
         merge_store: None,
         store: None,
     };

@@ -476,7 +476,10 @@ targets:
         owner: "plugin-tests",
         env: &env,
         observers: Default::default(),
-        vault_retry: secretsync_engine::retry::Policy::new(1),
+        retries: secretsync_core::config::RetriesConfig {
+            vault_max_attempts: 1,
+            ..Default::default()
+        },
         merge_store: config.merge_store.as_ref(),
         store: None,
     };

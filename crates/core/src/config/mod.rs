@@ -559,6 +559,10 @@ pub struct RetriesConfig {
     pub vault_max_attempts: u32,
     /// Per call to AWS (Secrets Manager, SSM, S3). Default 5.
     pub aws_max_attempts: u32,
+    /// Per call to GCP Secret Manager (`gcp_secretmanager` targets). Default 5.
+    pub gcp_max_attempts: u32,
+    /// Per call to Azure Key Vault (`azure_keyvault` targets). Default 5.
+    pub azure_max_attempts: u32,
 }
 
 impl RetriesConfig {
@@ -571,6 +575,8 @@ impl Default for RetriesConfig {
         RetriesConfig {
             vault_max_attempts: 4,
             aws_max_attempts: 5,
+            gcp_max_attempts: 5,
+            azure_max_attempts: 5,
         }
     }
 }

@@ -203,6 +203,8 @@ pub struct RawGenerator {
 pub struct RawRetries {
     pub vault_max_attempts: S<u64>,
     pub aws_max_attempts: S<u64>,
+    pub gcp_max_attempts: S<u64>,
+    pub azure_max_attempts: S<u64>,
 }
 
 #[derive(Deserialize, Default)]

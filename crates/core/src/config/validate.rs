@@ -329,6 +329,16 @@ impl Validator {
                         d.aws_max_attempts,
                         RetriesConfig::MAX_ATTEMPTS,
                     ),
+                    gcp_max_attempts: self.count(
+                        &r.gcp_max_attempts,
+                        d.gcp_max_attempts,
+                        RetriesConfig::MAX_ATTEMPTS,
+                    ),
+                    azure_max_attempts: self.count(
+                        &r.azure_max_attempts,
+                        d.azure_max_attempts,
+                        RetriesConfig::MAX_ATTEMPTS,
+                    ),
                 }
             }
         };

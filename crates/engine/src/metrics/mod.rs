@@ -123,6 +123,9 @@ struct Inner {
     aws_requests: IntCounterVec,
     aws_errors: IntCounterVec,
     aws_pagination: IntCounterVec,
+    dest_duration: HistogramVec,
+    dest_requests: IntCounterVec,
+    dest_errors: IntCounterVec,
     throttled: IntCounterVec,
     phase: HistogramVec,
     synced: IntCounterVec,
@@ -250,10 +253,29 @@ impl Metrics {
                 "AWS requests that fetched a further page of a listing, by service and operation.",
                 &["service", "operation"],
             ),
+            dest_duration: histogram(
+                &r,
+                "secretsync_destination_request_duration_seconds",
+                "Duration of requests to destinations other than Vault and AWS (each attempt), by backend (gcp, azure, webhook, plugin) and operation.",
+                &["backend", "operation"],
+                &REQUEST_BUCKETS,
+            ),
+            dest_requests: counter(
+                &r,
+                "secretsync_destination_requests_total",
+                "Requests to destinations other than Vault and AWS (each attempt), by backend, operation and outcome (ok, throttled, failed, refused).",
+                &["backend", "operation", "outcome"],
+            ),
+            dest_errors: counter(
+                &r,
+                "secretsync_destination_errors_total",
+                "Requests to destinations other than Vault and AWS that did not succeed, by backend, operation and outcome (throttled, failed, refused).",
+                &["backend", "operation", "outcome"],
+            ),
             throttled: counter(
                 &r,
                 "secretsync_throttled_total",
-                "Requests throttled by the backend (each is retried after a back-off), by backend (vault, aws).",
+                "Requests throttled by the backend (each is retried after a back-off), by backend (vault, aws, gcp, azure, webhook, plugin).",
                 &["backend"],
             ),
             phase: histogram(
@@ -503,6 +525,20 @@ impl Observer for Metrics {
                     m.aws_pagination.with_label_values(&labels).inc();
                 }
                 ("aws", AWS_ANSWERED)
+            }
+            b @ (Backend::Gcp | Backend::Azure | Backend::Webhook | Backend::Plugin) => {
+                let labels = [b.label(), a.operation];
+                m.dest_duration.with_label_values(&labels).observe(secs);
+                m.dest_requests
+                    .with_label_values(&[labels[0], labels[1], outcome])
+                    .inc();
+                if a.outcome.is_error() {
+                    m.dest_errors
+                        .with_label_values(&[labels[0], labels[1], outcome])
+                        .inc();
+                }
+                // `/ready` waits for Vault and AWS only.
+                (b.label(), 0)
             }
         };
         if a.outcome == Outcome::Throttled {

@@ -104,6 +104,39 @@ fn every_attempt_is_counted_by_operation_and_outcome() {
 }
 
 #[test]
+fn the_other_destinations_are_counted_by_backend() {
+    let m = Metrics::new();
+    let obs = Observers::new(vec![Arc::new(m.clone())]);
+    let gcp = Endpoint::gcp("my-project");
+    let azure = Endpoint::azure("v.vault.azure.net");
+    let hook = Endpoint::webhook("hooks.example");
+    let plugin = Endpoint::plugin("custom");
+    attempt(&obs, &gcp, "CreateSecret", Outcome::Ok, false);
+    attempt(&obs, &gcp, "CreateSecret", Outcome::Throttled, false);
+    attempt(&obs, &azure, "set_secret", Outcome::Failed, false);
+    attempt(&obs, &hook, "POST", Outcome::Ok, false);
+    attempt(&obs, &plugin, "write", Outcome::Refused, false);
+    check(
+        &m,
+        &[
+            r#"secretsync_destination_requests_total{backend="gcp",operation="CreateSecret",outcome="ok"} 1"#,
+            r#"secretsync_destination_requests_total{backend="gcp",operation="CreateSecret",outcome="throttled"} 1"#,
+            r#"secretsync_destination_errors_total{backend="gcp",operation="CreateSecret",outcome="throttled"} 1"#,
+            r#"secretsync_destination_requests_total{backend="azure",operation="set_secret",outcome="failed"} 1"#,
+            r#"secretsync_destination_errors_total{backend="azure",operation="set_secret",outcome="failed"} 1"#,
+            r#"secretsync_destination_requests_total{backend="webhook",operation="POST",outcome="ok"} 1"#,
+            r#"secretsync_destination_requests_total{backend="plugin",operation="write",outcome="refused"} 1"#,
+            r#"secretsync_destination_request_duration_seconds_count{backend="gcp",operation="CreateSecret"} 2"#,
+            r#"secretsync_throttled_total{backend="gcp"} 1"#,
+        ],
+        &[
+            "secretsync_aws_requests_total",
+            "secretsync_vault_requests_total",
+        ],
+    );
+}
+
+#[test]
 fn breaker_state_is_one_for_the_current_state_only() {
     let m = Metrics::new();
     m.set_breaker_state("aws/123456789012/eu-west-1", BreakerState::Closed);

@@ -85,9 +85,10 @@ pub struct Clients<'a> {
     /// Who sees every call (metrics, circuit breakers, tracing); AWS clients get theirs through
     /// [`AwsContext::counter_for`].
     pub observers: crate::observe::Observers,
-    /// How calls to a Vault target are retried (`retries.vault_max_attempts`); AWS clients
-    /// get theirs through [`AwsContext::counter_for`].
-    pub vault_retry: crate::retry::Policy,
+    /// How calls are retried (`retries:`): a Vault target's per `vault_max_attempts`, GCP's
+    /// and Azure's per their own keys; AWS clients get theirs through
+    /// [`AwsContext::counter_for`].
+    pub retries: secretsync_core::config::RetriesConfig,
     /// The run's merge store and its config, when the config has one: a kind without readable
     /// state of its own (`webhook`) keeps its state there.
     pub store: Option<(

@@ -114,7 +114,10 @@ mod tests {
                 owner: "o",
                 env: &env,
                 observers: Default::default(),
-                vault_retry: crate::retry::Policy::new(1),
+                retries: secretsync_core::config::RetriesConfig {
+                    vault_max_attempts: 1,
+                    ..Default::default()
+                },
                 store: None,
                 merge_store: None,
             };

@@ -36,6 +36,7 @@ use super::error::{Failure, MAX_RETRY_AFTER, in_target};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::LeaseBackend;
+use crate::observe::{self, Endpoint, Observers, Outcome};
 use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::support::{self, Prefetched, payload};
@@ -47,8 +48,6 @@ use crate::targets::{ApplyReport, PlanContext, Target};
 pub const KEY_NAME: &str = "secretsync-fingerprint-key";
 /// The fingerprint key's `content_type`.
 const KEY_CONTENT_TYPE: &str = "application/vnd.secretsync.fingerprint-key";
-/// Attempts per Key Vault call (the SDK's own retries are off; `engine::retry` decides).
-const MAX_ATTEMPTS: u32 = 5;
 /// A listing page (Key Vault's maximum).
 const PAGE: i32 = 25;
 /// Entries a listing may hold before the target is refused.
@@ -221,6 +220,8 @@ pub(crate) struct Vault {
     client: SecretClient,
     calls: Arc<AtomicU64>,
     retry: crate::retry::Policy,
+    observers: Observers,
+    endpoint: Endpoint,
 }
 
 /// A secret as listed: its name and its latest version's tags.
@@ -292,11 +293,30 @@ impl Vault {
         };
         let client = SecretClient::new(&settings.vault_url, credential, Some(options))
             .map_err(|e| Error::config(format!("`vault_url` cannot be used: {e}")))?;
+        let host = reqwest::Url::parse(&settings.vault_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| settings.vault_url.clone());
         Ok(Vault {
             client,
             calls: Arc::new(AtomicU64::new(0)),
-            retry: crate::retry::Policy::new(MAX_ATTEMPTS),
+            retry: crate::retry::Policy::new(crate::retry::AZURE_MAX_ATTEMPTS),
+            observers: Observers::default(),
+            endpoint: Endpoint::azure(&host),
         })
+    }
+
+    /// Every call is retried by `retry`, and every attempt admitted by and reported to
+    /// `observers` (metrics, circuit breakers, tracing) as `azure/<vault host>`.
+    pub(crate) fn observed(mut self, retry: crate::retry::Policy, observers: Observers) -> Self {
+        self.retry = retry;
+        self.observers = observers;
+        self
     }
 
     /// One call through the retry layer: the failure after the last attempt, if any. A
@@ -325,12 +345,24 @@ impl Vault {
                     if let Some(d) = pending {
                         tokio::time::sleep(d.min(MAX_RETRY_AFTER)).await;
                     }
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    fut.await.map_err(|e| {
-                        let failure = Failure::from_azure(&e);
-                        *wait.lock().expect("wait lock") = failure.retry_after;
-                        failure
-                    })
+                    let attempt = async {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        fut.await.map_err(|e| {
+                            let failure = Failure::from_azure(&e);
+                            *wait.lock().expect("wait lock") = failure.retry_after;
+                            failure
+                        })
+                    };
+                    let outcome = |r: &std::result::Result<T, Failure>| match r {
+                        Ok(_) => Outcome::Ok,
+                        Err(f) => f.outcome(),
+                    };
+                    match observe::observed(&self.observers, &self.endpoint, op, outcome, attempt)
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(refusal) => Err(Failure::refused(refusal)),
+                    }
                 }
             },
         )

@@ -26,6 +26,8 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// The SDK's error kind when there was no HTTP answer.
     pub transport: Option<String>,
+    /// Not sent: the run's observers refused the attempt (an open circuit breaker).
+    pub refused: Option<Error>,
 }
 
 impl Failure {
@@ -37,6 +39,7 @@ impl Failure {
             message: String::new(),
             retry_after: None,
             transport: None,
+            refused: None,
         };
         match e.kind() {
             AzKind::HttpResponse {
@@ -78,6 +81,31 @@ impl Failure {
         f
     }
 
+    /// An attempt the observers refused (`refusal` says why); never retried.
+    pub fn refused(refusal: Error) -> Failure {
+        Failure {
+            status: None,
+            code: None,
+            inner: None,
+            message: String::new(),
+            retry_after: None,
+            transport: None,
+            refused: Some(refusal),
+        }
+    }
+
+    /// How the attempt ended, for the observers: not found is an answer like any other.
+    pub fn outcome(&self) -> crate::observe::Outcome {
+        use crate::observe::Outcome;
+        match self.status {
+            Some(404) => Outcome::Ok,
+            Some(429) => Outcome::Throttled,
+            Some(s) if s >= 500 => Outcome::Failed,
+            Some(_) => Outcome::Refused,
+            None => crate::observe::outcome_of_error(&self.to_error("")),
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404)
     }
@@ -109,6 +137,9 @@ impl Failure {
 
     /// The engine error for `what` (`setting \`apps-sdb\``) at `vault`.
     pub fn to_error(&self, what: &str) -> Error {
+        if let Some(e) = &self.refused {
+            return e.clone();
+        }
         let said = self.said();
         let (kind, help) = match self.status {
             None => match self.transport.as_deref() {

@@ -82,7 +82,11 @@ pub async fn build(
     clients: &Clients<'_>,
 ) -> Result<Arc<dyn Target>> {
     let vault = client::Vault::connect(settings, clients.env, None)
-        .map_err(|e| super::azure_keyvault::error::in_target(e, &cfg.name, &settings.vault_url))?;
+        .map_err(|e| super::azure_keyvault::error::in_target(e, &cfg.name, &settings.vault_url))?
+        .observed(
+            crate::retry::Policy::new(clients.retries.azure_max_attempts),
+            clients.observers.clone(),
+        );
     let leases = super::support::leases(clients).await;
     Ok(Arc::new(AzureKeyVaultTarget::new(
         &cfg.name,

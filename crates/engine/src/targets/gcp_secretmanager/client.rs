@@ -33,6 +33,7 @@ use super::error::{self, is_already_exists, is_failed_precondition, is_not_found
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::LeaseBackend;
+use crate::observe::{self, Endpoint, Observers, Outcome};
 use crate::targets::support::apply::{self, Apply, Counted, Failed, Pace, Writes};
 use crate::targets::support::key::{self, KeyCache, KeyRead, KeyStore};
 use crate::targets::support::{self, Prefetched, payload};
@@ -49,6 +50,12 @@ const MAX_PAGES: usize = 100_000;
 /// Each attempt's time limit.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How one attempt ended: the service's answer, or the observers' refusal to send it.
+enum Attempted {
+    Answered(GaxError),
+    Refused(Error),
+}
+
 pub struct GcpSmTarget {
     name: String,
     owner: String,
@@ -57,6 +64,8 @@ pub struct GcpSmTarget {
     client: OnceCell<Client>,
     calls: AtomicU64,
     retry: crate::retry::Policy,
+    observers: Observers,
+    endpoint: Endpoint,
     prefetched: Prefetched<BTreeMap<String, Listed>>,
     key: KeyCache,
     leases: Arc<dyn LeaseBackend>,
@@ -136,7 +145,14 @@ impl GcpSmTarget {
             settings: settings.clone(),
             client: OnceCell::new(),
             calls: AtomicU64::new(0),
-            retry: crate::retry::Policy::new(crate::retry::AWS_MAX_ATTEMPTS),
+            retry: crate::retry::Policy::new(crate::retry::GCP_MAX_ATTEMPTS),
+            observers: Observers::default(),
+            endpoint: Endpoint::gcp(
+                settings
+                    .parent()
+                    .strip_prefix("projects/")
+                    .unwrap_or(&settings.project),
+            ),
             prefetched: Prefetched::default(),
             key: KeyCache::default(),
             leases,
@@ -152,6 +168,13 @@ impl GcpSmTarget {
     /// Every call is retried by `retry`.
     pub fn retried(mut self, retry: crate::retry::Policy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Every attempt of every call is admitted by and reported to `observers` (metrics,
+    /// circuit breakers, tracing), as `gcp/<project>`.
+    pub fn observed(mut self, observers: Observers) -> Self {
+        self.observers = observers;
         self
     }
 
@@ -208,17 +231,36 @@ impl GcpSmTarget {
         Fut: Future<Output = google_cloud_secretmanager_v1::Result<T>>,
     {
         let client = self.client().await?.clone();
-        let tried = crate::retry::run(
-            &self.retry,
-            op,
-            |e: &GaxError| error::map(e, op, what, idempotent),
-            |_| {
-                self.calls.fetch_add(1, Ordering::Relaxed);
-                f(client.clone())
-            },
-        )
+        let judge = |e: &Attempted| match e {
+            Attempted::Answered(e) => error::map(e, op, what, idempotent),
+            Attempted::Refused(e) => e.clone(),
+        };
+        let tried = crate::retry::run(&self.retry, op, judge, |_| {
+            let call = f(client.clone());
+            async {
+                let outcome = |r: &std::result::Result<T, GaxError>| match r {
+                    Ok(_) => Outcome::Ok,
+                    Err(e) if is_not_found(e) => Outcome::Ok,
+                    Err(e) => observe::outcome_of_error(&error::map(e, op, what, idempotent)),
+                };
+                let observed =
+                    observe::observed(&self.observers, &self.endpoint, op, outcome, async {
+                        self.calls.fetch_add(1, Ordering::Relaxed);
+                        call.await
+                    })
+                    .await;
+                match observed {
+                    Ok(r) => r.map_err(Attempted::Answered),
+                    Err(refused) => Err(Attempted::Refused(refused)),
+                }
+            }
+        })
         .await;
-        Ok(tried.result)
+        match tried.result {
+            Ok(v) => Ok(Ok(v)),
+            Err(Attempted::Answered(e)) => Ok(Err(e)),
+            Err(Attempted::Refused(e)) => Err(self.err(e)),
+        }
     }
 
     /// [`Self::send`] with every error mapped; NOT_FOUND is `None`.

@@ -68,13 +68,11 @@ pub async fn build(
         check_ca_trusted(&cfg.name, ca, clients.env)?;
     }
     let leases = super::support::leases(clients).await;
-    Ok(Arc::new(GcpSmTarget::new(
-        &cfg.name,
-        clients.owner,
-        &cfg.policy,
-        settings,
-        leases,
-    )))
+    Ok(Arc::new(
+        GcpSmTarget::new(&cfg.name, clients.owner, &cfg.policy, settings, leases)
+            .retried(crate::retry::Policy::new(clients.retries.gcp_max_attempts))
+            .observed(clients.observers.clone()),
+    ))
 }
 
 /// A static OAuth 2 access token (`auth.token`), sent as `Authorization: Bearer …`.

@@ -96,11 +96,23 @@ impl PluginTarget {
         settings: &PluginSettings,
         leases: Arc<dyn LeaseBackend>,
     ) -> Self {
+        Self::observed(name, owner, policy, settings, leases, Default::default())
+    }
+
+    /// [`PluginTarget::new`], with every request admitted by and reported to `observers`.
+    pub fn observed(
+        name: &str,
+        owner: &str,
+        policy: &TargetPolicy,
+        settings: &PluginSettings,
+        leases: Arc<dyn LeaseBackend>,
+        observers: crate::observe::Observers,
+    ) -> Self {
         PluginTarget {
             name: name.to_string(),
             owner: owner.to_string(),
             policy: policy.clone(),
-            session: Session::new(name, settings),
+            session: Session::new(name, settings).observed(observers),
             prefetched: Prefetched::default(),
             key: KeyCache::default(),
             leases,

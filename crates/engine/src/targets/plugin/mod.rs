@@ -63,11 +63,12 @@ pub async fn build(
     clients: &Clients<'_>,
 ) -> Result<Arc<dyn Target>> {
     let leases = super::support::leases(clients).await;
-    Ok(Arc::new(PluginTarget::new(
+    Ok(Arc::new(PluginTarget::observed(
         &cfg.name,
         clients.owner,
         &cfg.policy,
         settings,
         leases,
+        clients.observers.clone(),
     )))
 }

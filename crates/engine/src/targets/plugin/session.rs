@@ -83,6 +83,8 @@ pub struct Session {
     command: String,
     running: Mutex<Option<Running>>,
     calls: AtomicU64,
+    observers: crate::observe::Observers,
+    endpoint: crate::observe::Endpoint,
 }
 
 impl Session {
@@ -93,7 +95,16 @@ impl Session {
             settings: settings.clone(),
             running: Mutex::new(None),
             calls: AtomicU64::new(0),
+            observers: Default::default(),
+            endpoint: crate::observe::Endpoint::plugin(target),
         }
+    }
+
+    /// Every request is admitted by and reported to `observers` (metrics, circuit breakers,
+    /// tracing) as `plugin/<target>`, under its `op`.
+    pub fn observed(mut self, observers: crate::observe::Observers) -> Session {
+        self.observers = observers;
+        self
     }
 
     /// The command, for messages.
@@ -116,6 +127,30 @@ impl Session {
     /// `SecretValue`, wiped when dropped) and reads its answer. A failure to answer stops the
     /// plugin.
     pub async fn call(&self, op: &str, body: &Map<String, Value>) -> Result<Reply> {
+        let outcome = |r: &Result<Reply>| {
+            use crate::observe::Outcome;
+            match r {
+                Ok(Reply::Ok(_)) => Outcome::Ok,
+                Ok(Reply::Refused { code, .. }) => match code.as_str() {
+                    "not_found" => Outcome::Ok,
+                    "unavailable" => Outcome::Failed,
+                    _ => Outcome::Refused,
+                },
+                // It crashed, hung or spoke garbage.
+                Err(_) => Outcome::Failed,
+            }
+        };
+        crate::observe::observed(
+            &self.observers,
+            &self.endpoint,
+            op,
+            outcome,
+            self.call_unobserved(op, body),
+        )
+        .await?
+    }
+
+    async fn call_unobserved(&self, op: &str, body: &Map<String, Value>) -> Result<Reply> {
         let mut guard = self.running.lock().await;
         let r = self.ensure(&mut guard).await?;
         match self.exchange(r, op, body).await {

@@ -62,6 +62,8 @@ pub fn build(
     Arc::new(
         VaultKv2Target::new(&cfg.name, clients.owner, &cfg.policy, settings)
             .observed(clients.observers.clone())
-            .retried(clients.vault_retry),
+            .retried(crate::retry::Policy::new(
+                clients.retries.vault_max_attempts,
+            )),
     )
 }

@@ -79,6 +79,8 @@ pub struct WebhookTarget {
     leases: Arc<dyn LeaseBackend>,
     http: reqwest::Client,
     calls: AtomicU64,
+    observers: crate::observe::Observers,
+    endpoint: crate::observe::Endpoint,
     prefetched: Prefetched<State>,
     /// The state the last plan was made from, which the apply updates.
     planned: SyncMutex<Option<State>>,
@@ -112,6 +114,16 @@ impl WebhookTarget {
         leases: Arc<dyn LeaseBackend>,
         http: reqwest::Client,
     ) -> Self {
+        // The receiver by its host and port only: a hook URL's path can be its credential.
+        let host = reqwest::Url::parse(settings.url.expose())
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| "unknown".to_string());
         WebhookTarget {
             name: name.to_string(),
             owner: owner.to_string(),
@@ -121,9 +133,18 @@ impl WebhookTarget {
             leases,
             http,
             calls: AtomicU64::new(0),
+            observers: Default::default(),
+            endpoint: crate::observe::Endpoint::webhook(&host),
             prefetched: Prefetched::default(),
             planned: SyncMutex::new(None),
         }
+    }
+
+    /// Every POST attempt is admitted by and reported to `observers` (metrics, circuit
+    /// breakers, tracing) as `webhook/<host>`.
+    pub fn observed(mut self, observers: crate::observe::Observers) -> Self {
+        self.observers = observers;
+        self
     }
 
     fn key(&self) -> String {
@@ -254,6 +275,7 @@ impl WebhookTarget {
             headers: &headers,
             timeout: self.settings.timeout,
             max_attempts: self.settings.max_attempts,
+            observe: Some((&self.observers, &self.endpoint)),
         };
         let sent = || {
             self.calls.fetch_add(1, Ordering::Relaxed);

@@ -92,13 +92,16 @@ pub async fn build(
         kms_key_id.clone(),
     );
     let http = crate::hook::client(settings.timeout).map_err(Error::config)?;
-    Ok(Arc::new(WebhookTarget::new(
-        &cfg.name,
-        clients.owner,
-        &cfg.policy,
-        settings,
-        store.clone(),
-        Arc::new(leases),
-        http,
-    )))
+    Ok(Arc::new(
+        WebhookTarget::new(
+            &cfg.name,
+            clients.owner,
+            &cfg.policy,
+            settings,
+            store.clone(),
+            Arc::new(leases),
+            http,
+        )
+        .observed(clients.observers.clone()),
+    ))
 }
