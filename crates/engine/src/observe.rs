@@ -225,6 +225,17 @@ impl fmt::Debug for Observers {
     }
 }
 
+/// The host (and port, when the URL gives one) of `url`: what an endpoint of a URL is named by,
+/// never its path (a hook's path can be its credential) or its credentials.
+pub fn url_host(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    })
+}
+
 /// One attempt of a call made by a client without an interceptor of its own (the GCP, Azure,
 /// webhook and plugin targets): admitted by `observers` first — a refusal (an open breaker) is
 /// returned as `Err`, not retryable, and `call` is never polled — then timed and reported with
@@ -405,6 +416,15 @@ mod tests {
             "webhook/hooks.example:8443"
         );
         assert_eq!(Endpoint::plugin("custom").breaker_key(), "plugin/custom");
+        assert_eq!(
+            url_host("https://user:pw@hooks.example:8443/path-credential?q=1").as_deref(),
+            Some("hooks.example:8443")
+        );
+        assert_eq!(
+            url_host("https://v.vault.azure.net/").as_deref(),
+            Some("v.vault.azure.net")
+        );
+        assert_eq!(url_host("not a url"), None);
         assert_eq!(
             Endpoint::plugin("custom").to_string(),
             "the plugin of target `custom`"

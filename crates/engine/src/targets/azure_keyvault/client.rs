@@ -293,15 +293,8 @@ impl Vault {
         };
         let client = SecretClient::new(&settings.vault_url, credential, Some(options))
             .map_err(|e| Error::config(format!("`vault_url` cannot be used: {e}")))?;
-        let host = reqwest::Url::parse(&settings.vault_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or_else(|| settings.vault_url.clone());
+        let host =
+            observe::url_host(&settings.vault_url).unwrap_or_else(|| settings.vault_url.clone());
         Ok(Vault {
             client,
             calls: Arc::new(AtomicU64::new(0)),

@@ -115,14 +115,7 @@ impl WebhookTarget {
         http: reqwest::Client,
     ) -> Self {
         // The receiver by its host and port only: a hook URL's path can be its credential.
-        let host = reqwest::Url::parse(settings.url.expose())
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
+        let host = crate::observe::url_host(settings.url.expose())
             .unwrap_or_else(|| "unknown".to_string());
         WebhookTarget {
             name: name.to_string(),
