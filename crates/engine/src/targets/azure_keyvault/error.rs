@@ -31,8 +31,9 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn from_azure(e: &azure_core::Error) -> Failure {
-        let mut f = Failure {
+    /// Nothing known yet.
+    fn blank() -> Failure {
+        Failure {
             status: None,
             code: None,
             inner: None,
@@ -40,7 +41,11 @@ impl Failure {
             retry_after: None,
             transport: None,
             refused: None,
-        };
+        }
+    }
+
+    pub fn from_azure(e: &azure_core::Error) -> Failure {
+        let mut f = Failure::blank();
         match e.kind() {
             AzKind::HttpResponse {
                 status,
@@ -84,13 +89,8 @@ impl Failure {
     /// An attempt the observers refused (`refusal` says why); never retried.
     pub fn refused(refusal: Error) -> Failure {
         Failure {
-            status: None,
-            code: None,
-            inner: None,
-            message: String::new(),
-            retry_after: None,
-            transport: None,
             refused: Some(refusal),
+            ..Failure::blank()
         }
     }
 

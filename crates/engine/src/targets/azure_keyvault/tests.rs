@@ -120,6 +120,13 @@ fn err(code: &str, message: &str) -> Value {
 /// A vault with one orphan of this target (`apps-sold`) and its fingerprint key; the
 /// desired state is one new secret (`apps/new`), so the apply writes, then deletes.
 fn scripted() -> (Arc<Script>, AzureKeyVaultTarget, tempdir::Dir) {
+    scripted_with(crate::observe::Observers::default())
+}
+
+/// [`scripted`], every attempt admitted by and reported to `observers`.
+fn scripted_with(
+    observers: crate::observe::Observers,
+) -> (Arc<Script>, AzureKeyVaultTarget, tempdir::Dir) {
     let script = Arc::new(Script::default());
     let key = FingerprintKey::from_bytes([7u8; 32]);
     script.on(
@@ -162,7 +169,9 @@ fn scripted() -> (Arc<Script>, AzureKeyVaultTarget, tempdir::Dir) {
         ..Default::default()
     };
     let dir = tempdir::Dir::new();
-    let vault = Vault::connect(&settings, &|_| None, Some(Transport::new(script.clone()))).unwrap();
+    let vault = Vault::connect(&settings, &|_| None, Some(Transport::new(script.clone())))
+        .unwrap()
+        .observed(crate::retry::Policy::new(5), observers);
     let leases = Arc::new(LocalLeases::new(dir.0.clone()));
     let t = AzureKeyVaultTarget::new("azure", "o", &policy, &settings, vault, leases);
     (script, t, dir)
@@ -282,6 +291,40 @@ async fn a_throttled_write_that_succeeds_on_retry_is_applied() {
     assert_eq!(report.failure, None);
     assert_eq!((report.created, report.deleted), (1, 1));
     assert_eq!(script.seen(Method::Put).len(), 2);
+}
+
+/// A vault answering 503 to a write, with a circuit breaker (threshold 2): its attempts are
+/// reported as `azure/<host>` failures, the second opens the breaker, and the three retries left
+/// are refused without being sent; the failure is the breaker's, and nothing is deleted.
+#[tokio::test(start_paused = true)]
+async fn a_failing_vault_opens_its_breaker_and_the_retries_left_are_not_sent() {
+    use crate::breaker::{Breakers, Settings, SystemClock};
+    let breakers = Arc::new(Breakers::new(
+        Settings {
+            failure_threshold: 2,
+            window: std::time::Duration::from_secs(3600),
+            timeout: std::time::Duration::from_secs(3600),
+            max_requests: 1,
+        },
+        Arc::new(SystemClock),
+        None,
+    ));
+    let (script, t, _dir) = scripted_with(crate::observe::Observers::new(vec![breakers]));
+    script.on(
+        Method::Put,
+        "/secrets/apps-snew",
+        vec![(503, vec![], err("ServiceUnavailable", "try later"))],
+    );
+    let plan = t.plan(&desired(), &PlanContext::default()).await.unwrap();
+    let report = t.apply(&plan, &Cancel::new()).await;
+    let failure = report.failure.expect("the apply fails");
+    assert!(
+        failure.contains("circuit breaker open for azure/kv.test: 2 attempts failed"),
+        "{failure}"
+    );
+    assert_eq!(script.seen(Method::Put).len(), 2, "{failure}");
+    assert!(script.seen(Method::Delete).is_empty());
+    assert_eq!(report.deleted, 0);
 }
 
 #[tokio::test(start_paused = true)]
