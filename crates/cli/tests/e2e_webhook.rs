@@ -398,3 +398,50 @@ async fn a_version_rollback_delivers_the_recorded_value_as_the_next_version() {
         json!({"name": "app/db", "path": "app/db", "version": 3, "value": {"password": v1}})
     );
 }
+
+/// `batch_size: 10` through the binary: the two secrets arrive in one signed POST of two
+/// items, each with its own delivery id; a re-run POSTs nothing; no value is printed.
+#[tokio::test]
+async fn batches_arrive_as_one_signed_post() {
+    let world = World::from_env().await;
+    let id = unique("whkb");
+    let bucket = unique("whkb-state-");
+    world.create_bucket(&bucket).await;
+    let (db, api) = ("sentinel-batch-db-5d21", "sentinel-batch-api-9e04");
+    world
+        .put(&format!("{id}/base/app/db"), json!({"password": db}))
+        .await;
+    world
+        .put(&format!("{id}/base/app/api"), json!({"token": api}))
+        .await;
+    let r = Recorder::start(ok());
+    let url = format!("{}/hooks/path-credential", r.url());
+    let cfg = config(&world, &id, &bucket, &url, "    batch_size: 10\n");
+    let first = run(&world, &cfg);
+    first.success();
+    no_value(&first, &[db, api]);
+    let got = r.requests();
+    assert_eq!(got.len(), 1, "one POST for both: {got:?}");
+    assert_eq!(got[0].header("x-secretsync-event"), Some("secrets_changed"));
+    let body = checked(&got[0]);
+    let mut items = body["secrets"].as_array().expect("a batch").clone();
+    assert_eq!(items.len(), 2);
+    let ids: Vec<String> = items
+        .iter_mut()
+        .map(|i| {
+            let o = i.as_object_mut().unwrap();
+            o.remove("delivery").unwrap().as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    items.sort_by_key(|i| i["name"].as_str().unwrap().to_string());
+    assert_eq!(
+        items,
+        vec![
+            json!({"name": "app/api", "path": "app/api", "version": 1, "value": {"token": api}}),
+            json!({"name": "app/db", "path": "app/db", "version": 1, "value": {"password": db}}),
+        ]
+    );
+    run(&world, &cfg).success();
+    assert_eq!(r.requests().len(), 1, "the re-run POSTed");
+}

@@ -46,15 +46,21 @@ fn aws() -> AwsContext {
     AwsContext::from_sdk_config(sdk(&endpoint(), REGION))
 }
 
-/// One test's bucket (the merge store) and receiver.
+/// One test's bucket (the merge store) and receiver, and the targets' `batch_size`.
 struct World {
     bucket: String,
     s3: aws_sdk_s3::Client,
     receiver: Recorder,
+    batch_size: u32,
 }
 
 impl World {
     async fn new(receiver: Recorder) -> Arc<World> {
+        Self::batched(receiver, 1).await
+    }
+
+    /// Targets that POST up to `batch_size` changes at once.
+    async fn batched(receiver: Recorder, batch_size: u32) -> Arc<World> {
         let bucket = unique("whk-");
         let cfg = sdk(&endpoint(), REGION);
         let s3 = AwsContext::from_sdk_config(cfg.clone()).s3(&cfg);
@@ -67,6 +73,7 @@ impl World {
             bucket,
             s3,
             receiver,
+            batch_size,
         })
     }
 
@@ -101,6 +108,7 @@ impl World {
             secret: Sensitive::new("k"),
             timeout: std::time::Duration::from_secs(5),
             max_attempts,
+            batch_size: self.batch_size,
         };
         // As `targets::webhook::build` makes it (the registry's path is driven end to end by
         // the binary's tests; its `Clients` borrow is not `Send`, which a `MakeTarget` must be).
@@ -123,12 +131,24 @@ impl World {
         ))
     }
 
-    /// Every body POSTed for `name`, in order.
+    /// Every body POSTed for `name`, in order; a batch's items count as bodies of their own
+    /// (without their `delivery` id).
     fn bodies(&self, name: &str) -> Vec<Value> {
         self.receiver
             .requests()
             .iter()
             .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .flat_map(|b| match b.get("secrets") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        let mut i = i.clone();
+                        i.as_object_mut().map(|o| o.remove("delivery"));
+                        i
+                    })
+                    .collect(),
+                _ => vec![b],
+            })
             .filter(|b| b["name"] == name)
             .collect()
     }
@@ -379,4 +399,145 @@ async fn a_deleted_state_starts_over_with_new_idempotency_keys() {
         got[0].header("idempotency-key"),
         got[1].header("idempotency-key")
     );
+}
+
+#[tokio::test]
+async fn conformance_steps_in_batches() {
+    let world = World::batched(Recorder::start(Response::new(200, "ok")), 3).await;
+    let f = fixture(&world);
+    conformance::create_and_read_back(&f).await;
+    conformance::unchanged_gets_no_write(&f).await;
+    conformance::orphans(&f).await;
+    conformance::names_and_sizes_rejected(&f).await;
+    conformance::cancellation(&f).await;
+}
+
+/// `batch_size: 3` and seven new secrets: three POSTs of 3, 3 and 1 items, each body signed
+/// as a whole, each item with its own delivery id and the batch with a key of its own; a
+/// re-run posts nothing; two orphans go in one POST of two deletions.
+#[tokio::test]
+async fn changes_go_in_signed_batches_of_batch_size() {
+    let world = World::batched(Recorder::start(Response::new(200, "ok")), 3).await;
+    let t = world.target("hook", "o", common::policy("p/")).await;
+    let seven: Vec<(String, Value)> = (0..7).map(|i| (format!("s{i}"), json!({"n": i}))).collect();
+    let refs: Vec<(&str, Value)> = seven.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let (_, r) = conformance::sync(&t, &bundle(&refs)).await;
+    assert_eq!((r.created, r.failure.as_deref()), (7, None), "{r:?}");
+    let got = world.receiver.requests();
+    let sizes: Vec<usize> = got
+        .iter()
+        .map(|req| {
+            let b: Value = serde_json::from_slice(&req.body).unwrap();
+            b["secrets"].as_array().expect("a batch body").len()
+        })
+        .collect();
+    assert_eq!(sizes, [3, 3, 1]);
+    let mut item_ids = std::collections::BTreeSet::new();
+    for req in &got {
+        assert_eq!(
+            req.header("x-secretsync-signature"),
+            Some(secretsync_core::notify::signature("k", &req.body).as_str()),
+            "the signature is over the whole batch body"
+        );
+        assert_eq!(req.header("x-secretsync-event"), Some("secrets_changed"));
+        let key = req
+            .header("idempotency-key")
+            .expect("a batch key")
+            .to_string();
+        let b: Value = serde_json::from_slice(&req.body).unwrap();
+        for item in b["secrets"].as_array().unwrap() {
+            let id = item["delivery"].as_str().expect("an item id").to_string();
+            assert_eq!(id.len(), 32);
+            assert_ne!(id, key);
+            assert!(item_ids.insert(id), "item ids are unique");
+            assert_eq!(item["version"], 1);
+            assert_eq!(
+                item["value"]["n"],
+                json!(item["path"].as_str().unwrap()[1..].parse::<u64>().unwrap())
+            );
+        }
+    }
+    assert_eq!(item_ids.len(), 7);
+    // Nothing changed: nothing is sent.
+    let again = world.target("hook", "o", common::policy("p/")).await;
+    let (plan, r) = conformance::sync(&again, &bundle(&refs)).await;
+    assert!(plan.changes.iter().all(|c| c.kind == ChangeKind::Unchanged));
+    assert_eq!((r.created, r.updated), (0, 0));
+    assert_eq!(world.receiver.requests().len(), 3);
+    // Two orphans: one POST of two deletions.
+    let (plan, r) = conformance::sync(&again, &bundle(&refs[..5])).await;
+    assert_eq!(
+        plan.changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Deleted)
+            .count(),
+        2
+    );
+    assert_eq!((r.deleted, r.failure.as_deref()), (2, None), "{r:?}");
+    let got = world.receiver.requests();
+    assert_eq!(got.len(), 4);
+    let last: Value = serde_json::from_slice(&got[3].body).unwrap();
+    let deleted: Vec<&Value> = last["secrets"].as_array().unwrap().iter().collect();
+    assert_eq!(deleted.len(), 2);
+    assert!(
+        deleted
+            .iter()
+            .all(|d| d["deleted"] == true && d.get("value").is_none())
+    );
+}
+
+/// A receiver that takes the first batch and then stays down: the first batch is recorded and
+/// reported as left written (it cannot be undone), the failure names the batch that was not
+/// delivered, and a new target plans only that batch's secrets again.
+#[tokio::test]
+async fn a_failed_batch_keeps_the_batches_before_it_recorded() {
+    let world = World::batched(
+        Recorder::scripted(vec![Response::new(200, "ok")], Response::new(503, "down")),
+        2,
+    )
+    .await;
+    let t = world
+        .target_with("hook", "o", common::policy("p/"), 2)
+        .await;
+    let desired = bundle(&[
+        ("a", json!({"k": 1})),
+        ("b", json!({"k": 2})),
+        ("c", json!({"k": 3})),
+        ("d", json!({"k": 4})),
+    ]);
+    let plan = t.plan(&desired, &PlanContext::default()).await.unwrap();
+    let r = t.apply(&plan, &Cancel::default()).await;
+    let failure = r.failure.clone().expect("the target failed");
+    assert!(
+        failure.contains("the batch of 2 changes (`p/")
+            && failure.contains("was not delivered to http://127.0.0.1:")
+            && failure.contains("the hook answered 503"),
+        "{failure}"
+    );
+    assert!(!failure.contains("/in"), "the URL's path: {failure}");
+    assert_eq!((r.created, r.rolled_back), (2, 0), "{r:?}");
+    assert_eq!(r.left_changed.len(), 2, "{r:?}");
+    assert_eq!(r.rollback_failures.len(), 2, "{r:?}");
+    assert!(r.rollback_failures[0].contains("cannot be undone"), "{r:?}");
+    let states = world.states().await;
+    let recorded: Vec<String> = states[0]["secrets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(recorded, r.left_changed);
+    let again = world
+        .target_with("hook", "o", common::policy("p/"), 2)
+        .await;
+    let plan = again.plan(&desired, &PlanContext::default()).await.unwrap();
+    let mut added: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Added)
+        .map(|c| c.name.clone())
+        .collect();
+    added.sort();
+    assert_eq!(added.len(), 2);
+    assert!(added.iter().all(|n| !recorded.contains(n)), "{added:?}");
 }

@@ -13,6 +13,7 @@
 //!     timeout: 10s                                 # per attempt (default 10s)
 //!     max_attempts: 4                              # per delivery, the first included
 //!     writes_per_second: 5                         # the target's rate (default: unpaced)
+//!     batch_size: 50                               # changes per POST (default 1: one each)
 //!     imports: [base]
 //! ```
 //!
@@ -38,6 +39,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 /// The most `max_attempts` may be.
 pub const MAX_ATTEMPTS: u32 = 10;
+/// The most `batch_size` may be.
+pub const MAX_BATCH_SIZE: u32 = 500;
+/// A batch is closed before its body would pass this many bytes (a single change larger than
+/// this still goes alone): receivers commonly refuse bodies past a few MiB.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
 crate::raw_target! {
     /// The YAML shape of a `webhook` target.
@@ -46,6 +52,7 @@ crate::raw_target! {
         secret: S<String>,
         timeout: S<String>,
         max_attempts: S<u64>,
+        batch_size: S<u64>,
     }
 }
 
@@ -61,6 +68,10 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Attempts per delivery, the first included.
     pub max_attempts: u32,
+    /// Changes per POST: 1 (the default) sends each change alone as `{name, path, version,
+    /// value}`; more sends `{"secrets": [ … ]}` bodies of up to this many changes (and at most
+    /// [`MAX_BATCH_BYTES`]).
+    pub batch_size: u32,
 }
 
 impl WebhookSettings {
@@ -170,11 +181,13 @@ pub(crate) fn lower(
     };
     let timeout = v.duration(&r.timeout, DEFAULT_TIMEOUT);
     let max_attempts = v.count(&r.max_attempts, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS);
+    let batch_size = v.count(&r.batch_size, 1, MAX_BATCH_SIZE);
     WebhookSettings {
         url,
         secret,
         timeout,
         max_attempts,
+        batch_size,
     }
 }
 
@@ -262,6 +275,7 @@ mod tests {
         assert_eq!(s.secret.expose(), "the-hmac-key");
         assert_eq!(s.timeout, Duration::from_secs(10));
         assert_eq!(s.max_attempts, 4);
+        assert_eq!(s.batch_size, 50);
         assert_eq!(t.policy.writes_per_second, 5);
         // Neither the path nor the secret is shown.
         assert_eq!(t.backend.describe(), "webhook https://receiver.example.com");
@@ -359,6 +373,35 @@ mod tests {
             out.contains("line 10, column 19 (`targets[0].max_attempts`): `targets[0].max_attempts` must be at most 10"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn batch_size_defaults_to_one_and_is_bounded() {
+        let ok = config(
+            STORE,
+            "    url: https://r.example.com/x\n    secret: k\n    imports: [base]\n",
+        );
+        let l = load(&ok, &env);
+        let c = l.config.unwrap_or_else(|| panic!("{}", diagnostics(&ok)));
+        let TargetBackend::Webhook(s) = &c.targets[0].backend else {
+            panic!("{:?}", c.targets[0].backend)
+        };
+        assert_eq!(s.batch_size, 1);
+        for (bad, says) in [
+            ("0", "must be greater than 0"),
+            ("501", "must be at most 500"),
+        ] {
+            let out = diagnostics(&config(
+                STORE,
+                &format!(
+                    "    url: https://r.example.com/x\n    secret: k\n    batch_size: {bad}\n"
+                ),
+            ));
+            assert!(
+                out.contains("line 9, column 17 (`targets[0].batch_size`)") && out.contains(says),
+                "{out}"
+            );
+        }
     }
 
     #[test]

@@ -348,7 +348,11 @@ impl Target for WebhookTarget {
             delivered: AtomicU64::new(0),
         };
         let pace = Pace::from(&self.policy);
-        let mut report = apply::run(&writer, &self.name, pace, plan, cancel).await;
+        let mut report = if self.settings.batch_size > 1 {
+            writer.run_batches(plan, pace).await
+        } else {
+            apply::run(&writer, &self.name, pace, plan, cancel).await
+        };
         if writer.delivered.load(Ordering::Relaxed) > 0 {
             // Also after a failure: what was delivered is not sent again.
             let state = writer.state.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -370,6 +374,8 @@ impl Target for WebhookTarget {
     }
 }
 
+mod batch;
+
 /// One delivery.
 enum Done {
     /// `created`: the name's first delivery.
@@ -378,6 +384,14 @@ enum Done {
         created: bool,
     },
     Deleted(String),
+}
+
+impl Done {
+    fn name(&self) -> &str {
+        match self {
+            Done::Delivered { name, .. } | Done::Deleted(name) => name,
+        }
+    }
 }
 
 /// The target's half of the apply ([`apply::run`]): the state it updates as deliveries succeed.
@@ -391,10 +405,85 @@ struct Writer<'a> {
     delivered: AtomicU64,
 }
 
+/// What one change delivers: the JSON sent for it (a change's holds the value), its delivery
+/// id, and what the state records once it was delivered.
+struct Delivery {
+    json: serde_json::Map<String, serde_json::Value>,
+    id: String,
+    done: Done,
+    /// `None`: a deletion (the name leaves the state).
+    record: Option<Delivered>,
+}
+
 impl Writer<'_> {
     fn record(&self, f: impl FnOnce(&mut State)) {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
         self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The delivery of a created or updated secret: `{name, path, version, value}`.
+    fn change(&self, c: &SecretChange) -> Result<Delivery> {
+        let t = self.target;
+        let (value, fingerprint) = payload(c)?;
+        let version = version_of(c.new_version.as_deref()).max(1);
+        let serde_json::Value::Object(json) = serde_json::json!({
+            "name": c.name,
+            "path": c.path,
+            "version": version,
+            "value": value.expose(),
+        }) else {
+            unreachable!("an object literal")
+        };
+        let id = delivery_id(
+            &t.owner,
+            &t.name,
+            &self.epoch,
+            &[&c.name, &version.to_string(), fingerprint],
+        );
+        Ok(Delivery {
+            json,
+            id,
+            done: Done::Delivered {
+                name: c.name.clone(),
+                created: c.kind == ChangeKind::Added,
+            },
+            record: Some(Delivered {
+                fingerprint: fingerprint.to_string(),
+                version,
+                delivered_at: String::new(),
+            }),
+        })
+    }
+
+    /// The delivery of a deletion: `{name, deleted: true}`.
+    fn deletion(&self, c: &SecretChange) -> Delivery {
+        let t = self.target;
+        let mut json = serde_json::Map::new();
+        json.insert("name".into(), c.name.clone().into());
+        json.insert("deleted".into(), true.into());
+        let old = c.old_version.as_deref().unwrap_or("0");
+        Delivery {
+            json,
+            id: delivery_id(&t.owner, &t.name, &self.epoch, &[&c.name, "deleted", old]),
+            done: Done::Deleted(c.name.clone()),
+            record: None,
+        }
+    }
+
+    /// Records `d` as delivered now.
+    fn delivered(&self, d: Delivery) -> Done {
+        let name = d.done.name().to_string();
+        self.record(|s| match d.record {
+            Some(mut r) => {
+                r.delivered_at =
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                s.secrets.insert(name, r);
+            }
+            None => {
+                s.secrets.remove(&name);
+            }
+        });
+        d.done
     }
     fn host(&self) -> String {
         self.target.settings.describe()
@@ -406,55 +495,27 @@ impl Apply for Writer<'_> {
     type Done = Done;
 
     async fn write(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
-        let t = self.target;
-        let (value, fingerprint) = payload(c)?;
-        let version = version_of(c.new_version.as_deref()).max(1);
-        let mut body = serde_json::to_vec(&serde_json::json!({
-            "name": c.name,
-            "path": c.path,
-            "version": version,
-            "value": value.expose(),
-        }))
-        .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
-        let id = delivery_id(
-            &t.owner,
-            &t.name,
-            &self.epoch,
-            &[&c.name, &version.to_string(), fingerprint],
-        );
-        let sent = t.post(&body, &id, "secret_changed", self.cancel).await;
+        let d = self.change(c)?;
+        let mut body = serde_json::to_vec(&d.json)
+            .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
+        let sent = self
+            .target
+            .post(&body, &d.id, "secret_changed", self.cancel)
+            .await;
         body.zeroize();
         sent.map_err(|u| error::undelivered(&u, "change", &c.name, &self.host()))?;
-        self.record(|s| {
-            s.secrets.insert(
-                c.name.clone(),
-                Delivered {
-                    fingerprint: fingerprint.to_string(),
-                    version,
-                    delivered_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                        .to_string(),
-                },
-            );
-        });
-        Ok(Done::Delivered {
-            name: c.name.clone(),
-            created: c.kind == ChangeKind::Added,
-        })
+        Ok(self.delivered(d))
     }
 
     async fn delete(&self, c: &SecretChange, _: &Writes<'_>) -> Result<Done, Failed<Done>> {
-        let t = self.target;
-        let body = serde_json::to_vec(&serde_json::json!({ "name": c.name, "deleted": true }))
+        let d = self.deletion(c);
+        let body = serde_json::to_vec(&d.json)
             .map_err(|e| Error::new(ErrorKind::Unexpected, e.to_string()))?;
-        let old = c.old_version.as_deref().unwrap_or("0");
-        let id = delivery_id(&t.owner, &t.name, &self.epoch, &[&c.name, "deleted", old]);
-        t.post(&body, &id, "secret_deleted", self.cancel)
+        self.target
+            .post(&body, &d.id, "secret_deleted", self.cancel)
             .await
             .map_err(|u| error::undelivered(&u, "deletion", &c.name, &self.host()))?;
-        self.record(|s| {
-            s.secrets.remove(&c.name);
-        });
-        Ok(Done::Deleted(c.name.clone()))
+        Ok(self.delivered(d))
     }
 
     fn counted(&self, d: &Done) -> Counted {
@@ -466,9 +527,7 @@ impl Apply for Writer<'_> {
     }
 
     fn changed<'d>(&self, d: &'d Done) -> Option<&'d str> {
-        match d {
-            Done::Delivered { name, .. } | Done::Deleted(name) => Some(name),
-        }
+        Some(d.name())
     }
 
     /// A POST cannot be unsent: it stays delivered, and the report says so.

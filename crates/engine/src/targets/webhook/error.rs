@@ -7,6 +7,29 @@ use crate::hook::Undelivered;
 
 /// `name`'s delivery (`what`: `change`, `deletion`) to `host` was given up.
 pub fn undelivered(u: &Undelivered, what: &str, name: &str, host: &str) -> Error {
+    undelivered_as(u, &format!("the {what} of `{name}`"), host)
+}
+
+/// A batch (`batch_size`) was not delivered: names its first changes and how many.
+pub fn undelivered_batch(u: &Undelivered, names: &[&str], host: &str) -> Error {
+    let shown: Vec<String> = names.iter().take(3).map(|n| format!("`{n}`")).collect();
+    let more = match names.len().saturating_sub(3) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let s = if names.len() == 1 { "" } else { "s" };
+    undelivered_as(
+        u,
+        &format!(
+            "the batch of {} change{s} ({}{more})",
+            names.len(),
+            shown.join(", ")
+        ),
+        host,
+    )
+}
+
+fn undelivered_as(u: &Undelivered, subject: &str, host: &str) -> Error {
     let kind = if u.refused {
         ErrorKind::Unexpected
     } else {
@@ -19,10 +42,7 @@ pub fn undelivered(u: &Undelivered, what: &str, name: &str, host: &str) -> Error
     };
     Error::new(
         kind,
-        format!(
-            "the {what} of `{name}` was not delivered to {host}: {}{hint}",
-            u.why
-        ),
+        format!("{subject} was not delivered to {host}: {}{hint}", u.why),
     )
 }
 

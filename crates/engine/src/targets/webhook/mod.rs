@@ -20,7 +20,9 @@
 //! target, the state's random epoch, name, version and fingerprint: stable across retries and
 //! re-runs of one change, never repeated by a state made again),
 //! `X-SecretSync-Event` (`secret_changed`, `secret_deleted`), `X-SecretSync-Attempt`. The POST
-//! and its retries are [`crate::hook::send`], shared with the run's notifications.
+//! and its retries are [`crate::hook::send`], shared with the run's notifications. With
+//! `batch_size` > 1, changes go in `{"secrets": [ … ]}` bodies of up to that many (the
+//! `client::batch` module).
 //!
 //! A webhook has no readable state: what was delivered (per name: the keyed fingerprint of
 //! the value, a version counter, the time; never a value) is kept in the S3 merge store at
