@@ -541,3 +541,31 @@ async fn a_failed_batch_keeps_the_batches_before_it_recorded() {
     assert_eq!(added.len(), 2);
     assert!(added.iter().all(|n| !recorded.contains(n)), "{added:?}");
 }
+
+/// Five values of about 0.9 MB with `batch_size: 10`: a body stays within 4 MiB, so they go in
+/// two POSTs (four, then one), each within the limit.
+#[tokio::test]
+async fn a_batch_is_closed_before_its_body_passes_4_mib() {
+    let world = World::batched(Recorder::start(Response::new(200, "ok")), 10).await;
+    let t = world.target("hook", "o", common::policy("p/")).await;
+    let big: Vec<(String, Value)> = (0..5)
+        .map(|i| (format!("big{i}"), json!({"blob": "x".repeat(900_000)})))
+        .collect();
+    let refs: Vec<(&str, Value)> = big.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let (_, r) = conformance::sync(&t, &bundle(&refs)).await;
+    assert_eq!(r.created, 5, "{r:?}");
+    let got = world.receiver.requests();
+    let sizes: Vec<usize> = got
+        .iter()
+        .map(|req| {
+            assert!(
+                req.body.len() <= secretsync_core::targets::webhook::MAX_BATCH_BYTES,
+                "{} bytes",
+                req.body.len()
+            );
+            let b: Value = serde_json::from_slice(&req.body).unwrap();
+            b["secrets"].as_array().unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes, [4, 1]);
+}

@@ -116,7 +116,7 @@ impl Writer<'_> {
     ) -> Option<Stop> {
         let max = self.target.settings.batch_size.max(1) as usize;
         let mut pending: Vec<Item> = Vec::new();
-        let mut bytes = 0;
+        let mut bytes = WRAPPER;
         for c in changes {
             let delivery = if deleting {
                 self.deletion(c)
@@ -136,7 +136,7 @@ impl Writer<'_> {
                 if let Some(stop) = self.send(std::mem::take(&mut pending), pacer, done).await {
                     return Some(stop);
                 }
-                bytes = 0;
+                bytes = WRAPPER;
             }
             bytes += item.bytes.len() + 1;
             pending.push(item);
@@ -187,6 +187,9 @@ impl Writer<'_> {
         None
     }
 }
+
+/// The bytes of a body around its items: `{"secrets":[` and `]}`.
+const WRAPPER: usize = 14;
 
 /// Why a batched apply stopped.
 enum Stop {
