@@ -147,6 +147,25 @@ fn failed_with(report: &mut ApplyReport, target: &str, e: Error) {
     report.failure = Some(e.message);
 }
 
+/// The report of a plan a deletion guard refused (nothing applied), if it was.
+pub fn refused(plan: &TargetPlan) -> Option<ApplyReport> {
+    plan.refused.as_ref().map(|refused| ApplyReport {
+        failure: Some(refused.clone()),
+        failure_kind: Some(FailureKind::Refused),
+        ..ApplyReport::default()
+    })
+}
+
+/// Marks `report` as stopped by `cancel` (a signal, a lost lease).
+pub fn set_cancelled(report: &mut ApplyReport, cancel: &Cancel) {
+    report.cancelled = true;
+    report.failure_kind = Some(FailureKind::Cancelled);
+    report.failure = Some(format!(
+        "{} before every change was applied",
+        cancel.reason().unwrap_or_else(|| "cancelled".into())
+    ));
+}
+
 /// Applies `plan` to the target `name` through its kind's calls (`backend`): on a failed
 /// write, or when `cancel` is set (a signal, a lost lease), stops starting writes, rolls back
 /// what it did and reports it.
@@ -157,12 +176,10 @@ pub async fn run<A: Apply>(
     plan: &TargetPlan,
     cancel: &Cancel,
 ) -> ApplyReport {
-    let mut report = ApplyReport::default();
-    if let Some(refused) = &plan.refused {
-        report.failure = Some(refused.clone());
-        report.failure_kind = Some(FailureKind::Refused);
-        return report;
+    if let Some(refused) = refused(plan) {
+        return refused;
     }
+    let mut report = ApplyReport::default();
     let pacer = Pacer::new(pace.writes_per_second);
     let warnings = Warnings::default();
     let w = Writes {
@@ -227,12 +244,7 @@ pub async fn run<A: Apply>(
     drop(results);
     let cancelled = |report: &mut ApplyReport| {
         if cancel.is_cancelled() && report.failure.is_none() {
-            report.cancelled = true;
-            report.failure_kind = Some(FailureKind::Cancelled);
-            report.failure = Some(format!(
-                "{} before every change was applied",
-                cancel.reason().unwrap_or_else(|| "cancelled".into())
-            ));
+            set_cancelled(report, cancel);
         }
     };
     cancelled(&mut report);

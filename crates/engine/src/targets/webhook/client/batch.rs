@@ -10,7 +10,7 @@
 //! delivered stays recorded and is reported as left written, and a failed batch is recorded as
 //! not delivered, item by item (the next run sends it again, with the same item ids).
 
-use secretsync_core::diff::{ChangeKind, FailureKind, SecretChange, TargetPlan};
+use secretsync_core::diff::{ChangeKind, SecretChange, TargetPlan};
 use secretsync_core::targets::webhook::MAX_BATCH_BYTES;
 use tracing::{info, warn};
 use zeroize::{Zeroize, Zeroizing};
@@ -19,7 +19,7 @@ use super::{Delivery, Done, Writer, delivery_id, error};
 use crate::error::{Error, ErrorKind};
 use crate::targets::ApplyReport;
 use crate::targets::support::Pacer;
-use crate::targets::support::apply::{Apply, Counted, Pace};
+use crate::targets::support::apply::{self, Apply, Counted, Pace};
 
 /// One item ready to go: its bytes (a change's hold the value: wiped when dropped) and what it
 /// records.
@@ -32,12 +32,10 @@ impl Writer<'_> {
     /// Applies `plan` in batches of `batch_size` (the module docs).
     pub(super) async fn run_batches(&self, plan: &TargetPlan, pace: Pace) -> ApplyReport {
         let name = self.target.name.as_str();
-        let mut report = ApplyReport::default();
-        if let Some(refused) = &plan.refused {
-            report.failure = Some(refused.clone());
-            report.failure_kind = Some(FailureKind::Refused);
-            return report;
+        if let Some(refused) = apply::refused(plan) {
+            return refused;
         }
+        let mut report = ApplyReport::default();
         let pacer = Pacer::new(pace.writes_per_second);
         let mut done: Vec<Done> = Vec::new();
         let writes: Vec<&SecretChange> = plan
@@ -64,14 +62,7 @@ impl Writer<'_> {
         }
         report.left_changed = done.iter().map(|d| d.name().to_string()).collect();
         match failure {
-            Some(Stop::Cancelled) => {
-                report.cancelled = true;
-                report.failure_kind = Some(FailureKind::Cancelled);
-                report.failure = Some(format!(
-                    "{} before every change was applied",
-                    self.cancel.reason().unwrap_or_else(|| "cancelled".into())
-                ));
-            }
+            Some(Stop::Cancelled) => apply::set_cancelled(&mut report, self.cancel),
             Some(Stop::Failed(e)) => {
                 e.log_for_target(name, "a batch was not delivered; the apply stops");
                 report.failure_kind = Some(e.failure_kind());
