@@ -228,3 +228,48 @@ fn a_bad_vault_url_is_refused_with_its_key_and_line() {
         "{stderr}"
     );
 }
+
+/// `retries.azure_max_attempts` is the attempts of every Key Vault call: against a vault whose
+/// port refuses connections, the run makes the same calls with 2 and with 3 attempts each, so
+/// the target's call counts stand as 2 to 3.
+#[tokio::test]
+async fn azure_max_attempts_sets_the_attempts_per_call() {
+    let world = World::from_env().await;
+    let id = unique("azr");
+    world.put(&format!("{id}/base/a"), json!({"k": "v"})).await;
+    let vault_url = closed_address().replace("http://", "https://");
+    let calls = |attempts: u32| {
+        let cfg = world.config(&format!(
+            "owner: {id}
+vault_sources:
+  - mount: secret/{id}/base/
+    name: base
+retries: {{ azure_max_attempts: {attempts} }}
+targets:
+  - name: azure
+    type: azure_keyvault
+    vault_url: {vault_url}
+    auth: {{ token: not-a-real-token }}
+    imports: [base]
+"
+        ));
+        let cache = std::env::temp_dir().join(unique("secretsync-azr-cache-"));
+        let r = world.pipeline_env(
+            &cfg,
+            &["--output", "json"],
+            &[("XDG_CACHE_HOME", cache.to_str().unwrap())],
+        );
+        assert_ne!(r.code, 0, "{}", r.stderr);
+        let doc = r.json();
+        doc["targets"][0]["result"]["aws_calls"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a call count in {doc:#}"))
+    };
+    let (two, three) = (calls(2), calls(3));
+    assert!(two > 0 && two % 2 == 0, "{two} attempts with 2 per call");
+    assert_eq!(
+        two / 2 * 3,
+        three,
+        "{two} attempts with 2 per call, {three} with 3"
+    );
+}
