@@ -166,28 +166,39 @@ pub fn random_key() -> Result<[u8; KEY_LEN]> {
 /// in the user's cache directory: the lease of every kind without conditional writes of its own
 /// (`plugin`, `azure_keyvault`, `gcp_secretmanager`).
 pub(crate) async fn leases(clients: &super::Clients<'_>) -> Arc<dyn crate::lease::LeaseBackend> {
-    if let (
-        Some(secretsync_core::config::MergeStoreConfig::S3 {
-            bucket,
-            prefix,
-            region,
-            kms_key_id,
-        }),
-        Some(aws),
-    ) = (clients.merge_store, clients.aws)
+    if let (Some(store), Some(aws)) = (clients.merge_store, clients.aws)
+        && let Some(leases) = s3_leases(aws, store).await
     {
-        let region = region
-            .clone()
-            .or_else(|| aws.base().region().map(|r| r.to_string()))
-            .unwrap_or_else(|| "us-east-1".into());
-        let cfg = aws.config_for(&region, None, None).await;
-        return Arc::new(crate::lease::s3::S3Leases::new(
-            aws.s3(&cfg),
-            aws.calls.clone(),
-            bucket.clone(),
-            prefix.clone(),
-            kms_key_id.clone(),
-        ));
+        return Arc::new(leases);
     }
     Arc::new(crate::lease::local::LocalLeases::in_user_cache(clients.env))
+}
+
+/// Leases in an S3 merge store's bucket (under its prefix, with its KMS key, in its region or
+/// the default one); `None` when the store is not an S3 one.
+pub(crate) async fn s3_leases(
+    aws: &crate::aws::AwsContext,
+    store: &secretsync_core::config::MergeStoreConfig,
+) -> Option<crate::lease::s3::S3Leases> {
+    let secretsync_core::config::MergeStoreConfig::S3 {
+        bucket,
+        prefix,
+        region,
+        kms_key_id,
+    } = store
+    else {
+        return None;
+    };
+    let region = region
+        .clone()
+        .or_else(|| aws.base().region().map(|r| r.to_string()))
+        .unwrap_or_else(|| "us-east-1".into());
+    let cfg = aws.config_for(&region, None, None).await;
+    Some(crate::lease::s3::S3Leases::new(
+        aws.s3(&cfg),
+        aws.calls.clone(),
+        bucket.clone(),
+        prefix.clone(),
+        kms_key_id.clone(),
+    ))
 }

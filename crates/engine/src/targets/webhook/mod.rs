@@ -49,7 +49,6 @@ pub use client::{WebhookTarget, state_key};
 
 use super::{Clients, Target};
 use crate::error::{Error, Result};
-use crate::lease::s3::S3Leases;
 
 /// The target of `cfg`, as the registry ([`super::build`]) builds it: nothing is sent until
 /// it is first used.
@@ -69,30 +68,14 @@ pub async fn build(
             "the merge store; configure `merge_store: { type: s3, … }`",
         ));
     };
-    let MergeStoreConfig::S3 {
-        bucket,
-        prefix,
-        region,
-        kms_key_id,
-    } = store_cfg
-    else {
-        return Err(needs(
-            "an S3 merge store (its lease lives in the store's bucket)",
-        ));
-    };
+    let not_s3 = || needs("an S3 merge store (its lease lives in the store's bucket)");
+    if !matches!(store_cfg, MergeStoreConfig::S3 { .. }) {
+        return Err(not_s3());
+    }
     let aws = clients.aws(&cfg.name)?;
-    let region = region
-        .clone()
-        .or_else(|| aws.base().region().map(|r| r.to_string()))
-        .unwrap_or_else(|| "us-east-1".into());
-    let sdk = aws.config_for(&region, None, None).await;
-    let leases = S3Leases::new(
-        aws.s3(&sdk),
-        aws.calls.clone(),
-        bucket.clone(),
-        prefix.clone(),
-        kms_key_id.clone(),
-    );
+    let leases = super::support::s3_leases(aws, store_cfg)
+        .await
+        .ok_or_else(not_s3)?;
     let http = crate::hook::client(settings.timeout).map_err(Error::config)?;
     Ok(Arc::new(
         WebhookTarget::new(
