@@ -57,35 +57,21 @@ pub async fn send(
     sent: &(dyn Fn() + Sync),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<u32, Undelivered> {
-    use crate::observe::{Attempt, Outcome};
+    use crate::observe::Outcome;
     let started = Instant::now();
     let request_id = crate::observe::request_id();
+    let judge = |r: &reqwest::Result<reqwest::Response>| match r.as_ref().map(|r| r.status()) {
+        Ok(s) if s.is_success() => Outcome::Ok,
+        Ok(reqwest::StatusCode::TOO_MANY_REQUESTS) => Outcome::Throttled,
+        Ok(s) if s.is_server_error() || s == reqwest::StatusCode::REQUEST_TIMEOUT => {
+            Outcome::Failed
+        }
+        Ok(_) => Outcome::Refused,
+        Err(_) => Outcome::Failed,
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Some((obs, endpoint)) = post.observe
-            && let Err(e) = obs.admit(endpoint, "POST")
-        {
-            return Err(Undelivered {
-                why: e.message,
-                refused: true,
-                attempts: attempt - 1,
-            });
-        }
-        let report = |outcome: Outcome, began: Instant| {
-            if let Some((obs, endpoint)) = post.observe {
-                obs.attempt(&Attempt {
-                    endpoint,
-                    operation: "POST",
-                    request_id: &request_id,
-                    backend_request_id: None,
-                    attempt,
-                    elapsed: began.elapsed(),
-                    outcome,
-                    pagination: false,
-                });
-            }
-        };
         let mut req = client
             .post(post.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -94,27 +80,32 @@ pub async fn send(
         for (k, v) in post.headers {
             req = req.header(*k, v);
         }
-        sent();
-        let began = Instant::now();
-        let (why, retry, after) = match req.send().await {
-            Ok(r) if r.status().is_success() => {
-                report(Outcome::Ok, began);
-                return Ok(attempt);
+        let answer = crate::retry::as_attempt(&request_id, attempt, async {
+            match post.observe {
+                Some((obs, endpoint)) => {
+                    crate::observe::observed(obs, endpoint, "POST", judge, async {
+                        sent();
+                        req.send().await
+                    })
+                    .await
+                }
+                None => {
+                    sent();
+                    Ok(req.send().await)
+                }
             }
+        })
+        .await;
+        // Refused by an observer (an open circuit breaker): not sent, and not retried.
+        let answer = answer.map_err(|e| Undelivered {
+            why: e.message,
+            refused: false,
+            attempts: attempt - 1,
+        })?;
+        let (why, retry, after) = match answer {
+            Ok(r) if r.status().is_success() => return Ok(attempt),
             Ok(r) => {
                 let status = r.status();
-                report(
-                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                        Outcome::Throttled
-                    } else if status.is_server_error()
-                        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-                    {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Refused
-                    },
-                    began,
-                );
                 let after = r
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -132,7 +123,6 @@ pub async fn send(
                 (why, retry, after)
             }
             Err(e) => {
-                report(Outcome::Failed, began);
                 let why = if e.is_timeout() {
                     format!("no answer within {:?}", post.timeout)
                 } else if e.is_connect() {

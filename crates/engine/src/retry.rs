@@ -108,6 +108,16 @@ pub fn current() -> Option<Current> {
     CURRENT.try_with(Current::clone).ok()
 }
 
+/// Runs `f` as attempt `attempt` of the call `request_id` (what [`current`] says inside it),
+/// for a loop that retries on its own ([`crate::hook::send`]).
+pub async fn as_attempt<F: Future>(request_id: &str, attempt: u32, f: F) -> F::Output {
+    let current = Current {
+        request_id: request_id.to_string(),
+        attempt,
+    };
+    CURRENT.scope(current, f).await
+}
+
 /// Runs `attempt` (given the attempt number, from 1) until it succeeds, or fails with an error
 /// that `judge` (what the failure is, as an engine error) says is not retryable, or `policy`
 /// gives up. `operation` names the call in debug logs (never a path).
