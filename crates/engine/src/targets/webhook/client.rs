@@ -392,6 +392,17 @@ impl Done {
             Done::Delivered { name, .. } | Done::Deleted(name) => name,
         }
     }
+
+    /// Why a rollback leaves it as it is: a POST cannot be unsent.
+    fn not_undone(&self) -> String {
+        let what = match self {
+            Done::Delivered { .. } => "delivered",
+            Done::Deleted(_) => "delivered as deleted",
+        };
+        format!(
+            "{what} before the failure; a webhook delivery cannot be undone (it is recorded, and not sent again)"
+        )
+    }
 }
 
 /// The target's half of the apply ([`apply::run`]): the state it updates as deliveries succeed.
@@ -532,15 +543,6 @@ impl Apply for Writer<'_> {
 
     /// A POST cannot be unsent: it stays delivered, and the report says so.
     async fn undo(&self, d: Done) -> Result<()> {
-        let what = match d {
-            Done::Delivered { .. } => "delivered",
-            Done::Deleted(_) => "delivered as deleted",
-        };
-        Err(Error::new(
-            ErrorKind::Unexpected,
-            format!(
-                "{what} before the failure; a webhook delivery cannot be undone (it is recorded, and not sent again)"
-            ),
-        ))
+        Err(Error::new(ErrorKind::Unexpected, d.not_undone()))
     }
 }

@@ -79,16 +79,7 @@ impl Writer<'_> {
             report.rollback_failures = done
                 .iter()
                 .rev()
-                .map(|d| {
-                    let what = match d {
-                        Done::Delivered { .. } => "delivered",
-                        Done::Deleted(_) => "delivered as deleted",
-                    };
-                    format!(
-                        "{}: {what} before the failure; a webhook delivery cannot be undone (it is recorded, and not sent again)",
-                        d.name()
-                    )
-                })
+                .map(|d| format!("{}: {}", d.name(), d.not_undone()))
                 .collect();
         }
         report.left_changed.sort();
