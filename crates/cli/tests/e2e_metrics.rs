@@ -735,15 +735,6 @@ async fn the_breaker_state_gauge_shows_an_open_vault_breaker() {
     assert_eq!(after.get("secretsync_last_run_success", &[]), 0.0);
 }
 
-fn env_required(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: run `scripts/test.sh`, or `scripts/servers.sh start && source .servers/env` before `cargo test`"
-        ),
-    }
-}
-
 /// One Vault tree into the four kinds that talk to neither Vault nor AWS — GCP Secret Manager
 /// and Azure Key Vault (the contract fakes), the example plugin and a webhook receiver — with
 /// the pushed metrics: every attempt of every target is in `secretsync_destination_*`, under
@@ -807,16 +798,16 @@ targets:
     secret: ${{HOOK_SECRET}}
     imports: [base]
 ",
-        gcp = env_required("SECRETSYNC_TEST_GCP_ENDPOINT"),
-        azure = env_required("SECRETSYNC_TEST_AZURE_VAULT_URL"),
-        ca = env_required("SECRETSYNC_TEST_CA_CERT"),
+        gcp = support_sync::required("SECRETSYNC_TEST_GCP_ENDPOINT"),
+        azure = support_sync::required("SECRETSYNC_TEST_AZURE_VAULT_URL"),
+        ca = support_sync::required("SECRETSYNC_TEST_CA_CERT"),
         root = root.display(),
         hook = receiver.url(),
     ));
-    let gcp_token = env_required("SECRETSYNC_TEST_GCP_TOKEN");
-    let azure_token = env_required("SECRETSYNC_TEST_AZURE_TOKEN");
+    let gcp_token = support_sync::required("SECRETSYNC_TEST_GCP_TOKEN");
+    let azure_token = support_sync::required("SECRETSYNC_TEST_AZURE_TOKEN");
     let (cert_file, path) = (
-        env_required("SSL_CERT_FILE"),
+        support_sync::required("SSL_CERT_FILE"),
         std::env::var("PATH").unwrap_or_default(),
     );
     let r = w.pipeline_env(

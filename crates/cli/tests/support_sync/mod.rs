@@ -43,7 +43,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &id[..12])
 }
 
-fn required(name: &str) -> String {
+/// The environment variable `name` (set by `.servers/env`); panics, saying how to set it, when missing.
+pub fn required(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
